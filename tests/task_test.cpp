@@ -147,7 +147,9 @@ TEST_CASE("frames never leak") {
     int destroyed = 0;
     {
       auto body = [](destruction_counter) -> uniws::task<int> { co_return 1; };
-      auto t = body(destruction_counter(&destroyed));
+      // Held in a vector so the frame escapes (clang may otherwise elide its heap allocation).
+      std::vector<uniws::task<int>> held;
+      held.push_back(body(destruction_counter(&destroyed)));
       CHECK(live_frames() == before + 1);
       CHECK(destroyed == 0);  // the argument was moved into the frame; the frame still holds it
     }

@@ -54,7 +54,7 @@ class task_promise_base : public recycled_frame {
   void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
 
  private:
-  std::coroutine_handle<> continuation_ = std::noop_coroutine();
+  std::coroutine_handle<> continuation_;  // set by the awaiter before the body first runs
 };
 
 template <class T>
@@ -104,8 +104,12 @@ class [[nodiscard(
   struct awaiter {
     std::coroutine_handle<promise_type> handle;
 
-    bool await_ready() const noexcept { return !handle || handle.done(); }
+    // Not ready by default: a task is lazy, so the common case is a fresh one. An empty or
+    // finished task is caught in await_suspend, which then resumes the awaiter at once.
+    constexpr bool await_ready() const noexcept { return false; }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) const noexcept {
+      if (!handle || handle.done()) [[unlikely]]
+        return awaiting;
       handle.promise().set_continuation(awaiting);
       return handle;
     }

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
-#include <variant>
+#include <new>
 
 namespace uniws::detail {
 
@@ -21,20 +21,34 @@ using stored_t = std::conditional_t<std::is_lvalue_reference_v<R>, std::add_poin
 template <class R>
 class coroutine_result {
  public:
-  void unhandled_exception() noexcept { state_.template emplace<2>(std::current_exception()); }
+  coroutine_result() noexcept {}
+  coroutine_result(const coroutine_result&) = delete;
+  coroutine_result& operator=(const coroutine_result&) = delete;
+  ~coroutine_result() {
+    if (state_ == state::value) {
+      value_.~stored_t<R>();
+    } else if (state_ == state::exception) {
+      exception_.~exception_ptr();
+    }
+  }
+
+  void unhandled_exception() noexcept {
+    ::new (static_cast<void*>(std::addressof(exception_))) std::exception_ptr(std::current_exception());
+    state_ = state::exception;
+  }
 
   void rethrow_if_failed() const {
-    if (state_.index() == 2) std::rethrow_exception(std::get<2>(state_));
-    if (state_.index() == 0) throw std::logic_error("uniws: result read from a coroutine that has not finished");
+    if (state_ != state::value) [[unlikely]]
+      rethrow();
   }
 
   /// The result as an lvalue (references stay references).
   decltype(auto) get() & {
     rethrow_if_failed();
     if constexpr (std::is_lvalue_reference_v<R>) {
-      return static_cast<R>(*std::get<1>(state_));
+      return static_cast<R>(*value_);
     } else {
-      return static_cast<stored_t<R>&>(std::get<1>(state_));
+      return static_cast<stored_t<R>&>(value_);
     }
   }
 
@@ -42,9 +56,9 @@ class coroutine_result {
   decltype(auto) get() && {
     rethrow_if_failed();
     if constexpr (std::is_lvalue_reference_v<R>) {
-      return static_cast<R>(*std::get<1>(state_));
+      return static_cast<R>(*value_);
     } else {
-      return stored_t<R>(std::move(std::get<1>(state_)));
+      return stored_t<R>(std::move(value_));
     }
   }
 
@@ -52,14 +66,26 @@ class coroutine_result {
   template <class U>
   void set_value(U&& v) {
     if constexpr (std::is_lvalue_reference_v<R>) {
-      state_.template emplace<1>(std::addressof(v));
+      value_ = std::addressof(v);
     } else {
-      state_.template emplace<1>(std::forward<U>(v));
+      ::new (static_cast<void*>(std::addressof(value_))) stored_t<R>(std::forward<U>(v));
     }
+    state_ = state::value;
   }
 
  private:
-  std::variant<std::monostate, stored_t<R>, std::exception_ptr> state_;
+  [[noreturn]] void rethrow() const {
+    if (state_ == state::exception) std::rethrow_exception(exception_);
+    throw std::logic_error("uniws: result read from a coroutine that has not finished");
+  }
+
+  enum class state : unsigned char { empty, value, exception };
+  // A hand-made union rather than std::variant: the hot path writes one value and a state byte.
+  union {
+    stored_t<R> value_;
+    std::exception_ptr exception_;
+  };
+  state state_ = state::empty;
 };
 
 template <>

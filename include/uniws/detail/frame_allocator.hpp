@@ -2,7 +2,7 @@
 //
 // Every block is an individual ::operator new allocation rounded up to its size class, so
 // any thread may free any block: a frame freed on another thread simply joins that
-// thread's list. Lists are capped (no unbounded hoarding) and drained when the thread exits.
+// thread's cache. Caches are capped (no unbounded hoarding) and drained when the thread exits.
 #pragma once
 
 #include <cstddef>
@@ -36,38 +36,43 @@ class frame_allocator {
  public:
   static constexpr std::size_t granularity = 64;
   static constexpr std::size_t class_count = 16;  // frames up to 1 KiB are recycled
-  static constexpr std::uint32_t max_cached_per_class = 512;
+  static constexpr std::uint32_t cached_per_class = 64;
 
   static void* allocate(std::size_t n) {
 #if defined(UNIWS_FRAME_STATS)
     frame_stats::live_frames.fetch_add(1, std::memory_order_relaxed);
 #endif
+#if defined(UNIWS_DETAIL_ASAN)  // under ASan every frame goes to the system, so reuse is checked
+    return system_allocate(n);
+#else
     const std::size_t c = size_class(n);
-#if !defined(UNIWS_DETAIL_ASAN)  // under ASan every frame goes to the system, so reuse is checked
     if (c < class_count) {
       cache& tl = thread_cache;
-      if (node* p = tl.heads[c]) {
-        tl.heads[c] = p->next;
-        --tl.counts[c];
-        return p;
-      }
+      if (tl.sizes[c] != 0) [[likely]]
+        return tl.blocks[c][--tl.sizes[c]];
     }
-#endif
     return system_allocate(c < class_count ? (c + 1) * granularity : n);
+#endif
   }
 
   static void deallocate(void* p, std::size_t n) noexcept {
 #if defined(UNIWS_FRAME_STATS)
     frame_stats::live_frames.fetch_sub(1, std::memory_order_relaxed);
 #endif
+#if defined(UNIWS_DETAIL_ASAN)
+    static_cast<void>(n);
+#else
     const std::size_t c = size_class(n);
-#if !defined(UNIWS_DETAIL_ASAN)
     if (c < class_count) {
       cache& tl = thread_cache;
-      if (!tl.exiting && tl.counts[c] < max_cached_per_class) {
-        if (!tl.reaper_armed) arm_reaper();
-        tl.heads[c] = ::new (p) node{tl.heads[c]};
-        ++tl.counts[c];
+      // capacity is 0 until the thread's reaper is armed and again once it has run, so this
+      // one comparison also keeps frames out of a cache that nobody would drain.
+      if (tl.sizes[c] < tl.capacity) [[likely]] {
+        tl.blocks[c][tl.sizes[c]++] = p;
+        return;
+      }
+      if (arm_reaper()) {
+        tl.blocks[c][tl.sizes[c]++] = p;
         return;
       }
     }
@@ -76,14 +81,13 @@ class frame_allocator {
   }
 
  private:
-  struct node {
-    node* next;
-  };
+  // Blocks are kept in arrays, not threaded through the blocks themselves: a pop then depends
+  // only on the count, not on a load from the block that was just freed.
   struct cache {
-    node* heads[class_count];
-    std::uint32_t counts[class_count];
+    void* blocks[class_count][cached_per_class];
+    std::uint32_t sizes[class_count];
+    std::uint32_t capacity;
     bool reaper_armed;
-    bool exiting;
   };
   // constinit + trivially destructible: the hot path reads it with no TLS init guard.
   static inline constinit thread_local cache thread_cache{};
@@ -94,13 +98,9 @@ class frame_allocator {
     reaper& operator=(const reaper&) = delete;
     ~reaper() {
       cache& tl = thread_cache;
-      tl.exiting = true;  // frames freed later in thread teardown go straight to the system
+      tl.capacity = 0;  // frames freed later in thread teardown go straight to the system
       for (std::size_t c = 0; c < class_count; ++c) {
-        while (node* p = tl.heads[c]) {
-          tl.heads[c] = p->next;
-          system_deallocate(p);
-        }
-        tl.counts[c] = 0;
+        while (tl.sizes[c] != 0) system_deallocate(tl.blocks[c][--tl.sizes[c]]);
       }
     }
   };
@@ -109,11 +109,16 @@ class frame_allocator {
     return n == 0 ? 0 : (n - 1) / granularity;
   }
 
-  // Out of line: runs once per thread, registers the destructor that drains the lists.
-  [[gnu::noinline]] static void arm_reaper() {
+  // Out of line, once per thread: registers the destructor that drains the cache, then opens
+  // it. Returns false once the thread is exiting (the cache is closed for good).
+  [[gnu::noinline]] static bool arm_reaper() noexcept {
+    cache& tl = thread_cache;
+    if (tl.reaper_armed) return false;
+    tl.reaper_armed = true;
     static thread_local reaper r;
     static_cast<void>(r);
-    thread_cache.reaper_armed = true;
+    tl.capacity = cached_per_class;
+    return true;
   }
 
   static void* system_allocate(std::size_t n) {

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building, testing and benchmarking uniws needs on Debian 12. Idempotent:
+# only missing packages are installed, and apt's lists are refreshed only when needed.
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++ pkg-config
+  catch2                 # tests (Catch2 2.13, single header)
+  clang-16 libclang-rt-16-dev  # second compiler, ThreadSanitizer runtime
+  libboost1.81-all-dev   # Asio/Beast/JSON: examples, benchmark peers
+  libbenchmark-dev       # Google Benchmark
+  libtbb-dev libcds-dev  # benchmark peers for the registry
+  python3-websockets     # a WebSocket client nobody here wrote
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && { echo "setup: all ${#packages[@]} packages present"; exit 0; }
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"
