@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <new>
 
-#if defined(UNIWS_FRAME_STATS)
+#if defined(UNIWS_TEST_COUNTERS)
 #include <atomic>
 #endif
 
@@ -23,7 +23,7 @@
 
 namespace uniws::detail {
 
-#if defined(UNIWS_FRAME_STATS)
+#if defined(UNIWS_TEST_COUNTERS)
 /// Test-build counters: frames handed out and not yet freed; blocks taken from ::operator new
 /// and not yet given back.
 struct frame_stats {
@@ -39,7 +39,7 @@ class frame_allocator {
   static constexpr std::uint32_t cached_per_class = 64;
 
   static void* allocate(std::size_t n) {
-#if defined(UNIWS_FRAME_STATS)
+#if defined(UNIWS_TEST_COUNTERS)
     frame_stats::live_frames.fetch_add(1, std::memory_order_relaxed);
 #endif
 #if defined(UNIWS_DETAIL_ASAN)  // under ASan every frame goes to the system, so reuse is checked
@@ -56,7 +56,7 @@ class frame_allocator {
   }
 
   static void deallocate(void* p, std::size_t n) noexcept {
-#if defined(UNIWS_FRAME_STATS)
+#if defined(UNIWS_TEST_COUNTERS)
     frame_stats::live_frames.fetch_sub(1, std::memory_order_relaxed);
 #endif
 #if defined(UNIWS_DETAIL_ASAN)
@@ -123,14 +123,14 @@ class frame_allocator {
 
   static void* system_allocate(std::size_t n) {
     void* p = ::operator new(n);
-#if defined(UNIWS_FRAME_STATS)
+#if defined(UNIWS_TEST_COUNTERS)
     frame_stats::system_blocks.fetch_add(1, std::memory_order_relaxed);
 #endif
     return p;
   }
 
   static void system_deallocate(void* p) noexcept {
-#if defined(UNIWS_FRAME_STATS)
+#if defined(UNIWS_TEST_COUNTERS)
     frame_stats::system_blocks.fetch_sub(1, std::memory_order_relaxed);
 #endif
     ::operator delete(p);

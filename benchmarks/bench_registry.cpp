@@ -1,0 +1,298 @@
+// uniws_bench_registry: uniws::user_registry against the concurrent maps people reach for,
+// on the registry's workload: 100k users pre-populated; 95% get_or_create of an existing
+// user, 5% of a new one; a second mix also erases 1%. u64 and "user-N" string keys; 1, 2
+// and 8 threads (8 on 2 cores is oversubscribed: a preempted lock holder stalls the rest).
+//
+// Every peer does the same work per operation: get-or-create the entry, read a field of
+// the value through whatever keeps it alive (a handle, a shared_ptr, an accessor).
+#include "ratio_reporter.hpp"
+
+#include <uniws/registry.hpp>
+
+#include <benchmark/benchmark.h>
+#include <cds/container/michael_kvlist_hp.h>
+#include <cds/container/michael_map.h>
+#include <cds/gc/hp.h>
+#include <cds/init.h>
+#include <tbb/concurrent_hash_map.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+constexpr std::size_t prepopulated = 100'000;
+constexpr std::size_t key_pool = prepopulated + 4'000'000;  // new keys wrap around past this
+
+struct user_state {  // what a registry would hold per user
+  std::uint64_t id = 0;
+  std::uint64_t payload = 0;
+};
+
+// Keys are built once, outside the timed loops, so no case pays for formatting them.
+template <class Key>
+const std::vector<Key>& keys() {
+  static const std::vector<Key> pool = [] {
+    std::vector<Key> v;
+    v.reserve(key_pool);
+    for (std::size_t i = 0; i < key_pool; ++i) {
+      if constexpr (std::is_same_v<Key, std::string>) {
+        v.push_back("user-" + std::to_string(i));
+      } else {
+        v.push_back(static_cast<Key>(i));
+      }
+    }
+    return v;
+  }();
+  return pool;
+}
+
+template <class Key>
+struct string_hash {
+  std::size_t operator()(const Key& k) const noexcept {
+    return static_cast<std::size_t>(uniws::detail::registry_hash<Key>{}(k));
+  }
+};
+
+// ---- peers ----
+
+template <class Key>
+class uniws_registry {
+ public:
+  std::uint64_t get_or_create(const Key& k) {
+    auto h = map_.get_or_create(k, [] { return user_state{1, 0}; });
+    return h->id;
+  }
+  void erase(const Key& k) { static_cast<void>(map_.erase_if(k, [](user_state&) { return true; })); }
+
+ private:
+  uniws::user_registry<Key, user_state> map_;
+};
+
+template <class Key>
+class mutex_map {
+ public:
+  std::uint64_t get_or_create(const Key& k) {
+    std::shared_ptr<user_state> v;
+    {
+      std::lock_guard lock(mutex_);
+      auto& slot = map_[k];
+      if (!slot) slot = std::make_shared<user_state>(user_state{1, 0});
+      v = slot;
+    }
+    return v->id;
+  }
+  void erase(const Key& k) {
+    std::lock_guard lock(mutex_);
+    map_.erase(k);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<Key, std::shared_ptr<user_state>, string_hash<Key>> map_;
+};
+
+template <class Key>
+class shared_mutex_map {
+ public:
+  std::uint64_t get_or_create(const Key& k) {
+    std::shared_ptr<user_state> v;
+    {
+      std::shared_lock lock(mutex_);
+      if (auto it = map_.find(k); it != map_.end()) v = it->second;
+    }
+    if (!v) {
+      std::lock_guard lock(mutex_);
+      auto& slot = map_[k];
+      if (!slot) slot = std::make_shared<user_state>(user_state{1, 0});
+      v = slot;
+    }
+    return v->id;
+  }
+  void erase(const Key& k) {
+    std::lock_guard lock(mutex_);
+    map_.erase(k);
+  }
+
+ private:
+  std::shared_mutex mutex_;
+  std::unordered_map<Key, std::shared_ptr<user_state>, string_hash<Key>> map_;
+};
+
+template <class Key>
+class sharded_map {
+ public:
+  std::uint64_t get_or_create(const Key& k) {
+    const std::size_t h = string_hash<Key>{}(k);
+    shard& s = shards_[h % shards_.size()];
+    std::shared_ptr<user_state> v;
+    {
+      std::lock_guard lock(s.mutex);
+      auto& slot = s.map[k];
+      if (!slot) slot = std::make_shared<user_state>(user_state{1, 0});
+      v = slot;
+    }
+    return v->id;
+  }
+  void erase(const Key& k) {
+    shard& s = shards_[string_hash<Key>{}(k) % shards_.size()];
+    std::lock_guard lock(s.mutex);
+    s.map.erase(k);
+  }
+
+ private:
+  struct alignas(64) shard {
+    std::mutex mutex;
+    std::unordered_map<Key, std::shared_ptr<user_state>, string_hash<Key>> map;
+  };
+  std::array<shard, 64> shards_;
+};
+
+template <class Key>
+class tbb_map {
+ public:
+  std::uint64_t get_or_create(const Key& k) {
+    typename map_type::const_accessor access;
+    if (map_.insert(access, k)) {  // inserted a default value: fill it in under the write lock
+      access.release();
+      typename map_type::accessor write;
+      if (map_.find(write, k)) write->second = user_state{1, 0};
+      return 1;
+    }
+    return access->second.id;
+  }
+  void erase(const Key& k) { map_.erase(k); }
+
+ private:
+  struct hash_compare {
+    std::size_t hash(const Key& k) const { return string_hash<Key>{}(k); }
+    bool equal(const Key& a, const Key& b) const { return a == b; }
+  };
+  using map_type = tbb::concurrent_hash_map<Key, user_state, hash_compare>;
+  map_type map_;
+};
+
+// libcds' MichaelHashMap over MichaelKVList with hazard pointers. It does not grow: it is
+// sized for the most keys a run creates.
+template <class Key>
+class cds_michael_map {
+ public:
+  cds_michael_map() : map_(key_pool, 1) {}
+  std::uint64_t get_or_create(const Key& k) {
+    std::uint64_t id = 0;
+    if (map_.find(k, [&id](auto& item) { id = item.second.id; })) return id;
+    map_.insert(k, user_state{1, 0});
+    return 1;
+  }
+  void erase(const Key& k) { map_.erase(k); }
+
+ private:
+  struct list_traits : cds::container::michael_list::traits {
+    using less = std::less<Key>;
+  };
+  struct map_traits : cds::container::michael_map::traits {
+    using hash = string_hash<Key>;
+  };
+  using list_type = cds::container::MichaelKVList<cds::gc::HP, Key, user_state, list_traits>;
+  cds::container::MichaelHashMap<cds::gc::HP, list_type, map_traits> map_;
+};
+
+// ---- the workload ----
+
+struct xorshift {
+  std::uint64_t s;
+  std::uint64_t operator()() noexcept {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+};
+
+// The map a case's threads share; replaced (and the old one freed) by the next case's setup,
+// when the previous case's threads have all been joined.
+template <class Map>
+struct shared_instance {
+  static inline std::unique_ptr<Map> map;
+};
+
+template <template <class> class Peer, class Key, int ErasePercent>
+void run(benchmark::State& state) {
+  using map_type = Peer<Key>;
+  const auto& pool = keys<Key>();
+  const bool uses_cds = std::is_same_v<map_type, cds_michael_map<Key>>;
+  if (uses_cds) cds::threading::Manager::attachThread();
+  if (state.thread_index() == 0) {
+    shared_instance<map_type>::map = std::make_unique<map_type>();
+    for (std::size_t i = 0; i < prepopulated; ++i) shared_instance<map_type>::map->get_or_create(pool[i]);
+  }
+  // Google Benchmark starts every thread's loop together, after thread 0's setup above.
+  std::uint64_t sink = 0;
+  xorshift rng{0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(state.thread_index() + 1)};
+  const auto threads = static_cast<std::size_t>(state.threads());
+  std::size_t next_new = prepopulated + static_cast<std::size_t>(state.thread_index());
+  for (auto _ : state) {
+    map_type& map = *shared_instance<map_type>::map;
+    const std::uint64_t r = rng();
+    const auto roll = static_cast<int>(r % 100);
+    if (roll < ErasePercent) {
+      map.erase(pool[(r >> 8) % prepopulated]);
+    } else if (roll < 5 + ErasePercent) {
+      sink += map.get_or_create(pool[next_new]);
+      next_new += threads;
+      if (next_new >= key_pool) next_new = prepopulated + static_cast<std::size_t>(state.thread_index());
+    } else {
+      sink += map.get_or_create(pool[(r >> 8) % prepopulated]);
+    }
+  }
+  benchmark::DoNotOptimize(sink);
+  state.SetItemsProcessed(state.iterations());
+  if (uses_cds) cds::threading::Manager::detachThread();
+}
+
+template <template <class> class Peer>
+void register_peer(const char* name) {
+  auto add = [name](const char* workload, void (*fn)(benchmark::State&)) {
+    benchmark::RegisterBenchmark((std::string(name) + "/" + workload).c_str(), fn)
+        ->Threads(1)
+        ->Threads(2)
+        ->Threads(8)
+        ->UseRealTime();
+  };
+  add("u64/get95_new5", &run<Peer, std::uint64_t, 0>);
+  add("u64/get94_new5_erase1", &run<Peer, std::uint64_t, 1>);
+  add("str/get95_new5", &run<Peer, std::string, 0>);
+  add("str/get94_new5_erase1", &run<Peer, std::string, 1>);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cds::Initialize();
+  int rc = 0;
+  {
+    cds::gc::HP hazard_pointer_gc(16, 64);
+    cds::threading::Manager::attachThread();
+    static_cast<void>(keys<std::uint64_t>());
+    static_cast<void>(keys<std::string>());
+    register_peer<uniws_registry>("uniws");
+    register_peer<sharded_map>("sharded_mutex");
+    register_peer<tbb_map>("tbb_chm");
+    register_peer<cds_michael_map>("cds_michael_hp");
+    register_peer<mutex_map>("mutex");
+    register_peer<shared_mutex_map>("shared_mutex");
+    rc = uniws_bench::run_with_ratios(argc, argv, "sharded_mutex");
+    shared_instance<cds_michael_map<std::uint64_t>>::map.reset();
+    shared_instance<cds_michael_map<std::string>>::map.reset();
+    cds::threading::Manager::detachThread();
+  }
+  cds::Terminate();
+  return rc;
+}
