@@ -92,7 +92,9 @@ class user_registry {
   };
 
   user_registry() {
-    bucket_slot(0).store(&head_, std::memory_order_relaxed);
+    bucket& head = bucket_at(0);  // bucket 0 heads the whole list
+    head.order = 0;
+    head.state.store(bucket::linked, std::memory_order_relaxed);
   }
   user_registry(const user_registry&) = delete;
   user_registry& operator=(const user_registry&) = delete;
@@ -100,13 +102,10 @@ class user_registry {
   /// Destroys every entry no handle refers to; values still referenced die with their last
   /// handle. No other thread may use the registry meanwhile.
   ~user_registry() {
-    std::uintptr_t raw = head_.next.load(std::memory_order_acquire);
+    std::uintptr_t raw = bucket_at(0).next.load(std::memory_order_acquire);
     while (node_base* n = pointer(raw)) {
       raw = n->next.load(std::memory_order_acquire);
-      if (!is_regular(n)) {
-        delete n;
-        continue;
-      }
+      if (!is_regular(n)) continue;  // a bucket: freed with its segment
       auto* entry = static_cast<node*>(n);
       // Still linked, so the list's reference is ours to drop (an unlinked node's was handed
       // to the epoch domain by whoever unlinked it).
@@ -226,14 +225,22 @@ class user_registry {
   static constexpr std::uint64_t refs_of(std::uint64_t c) noexcept { return (c & refs_mask) >> 2; }
 
   struct node_base {
-    explicit node_base(std::uint64_t o) noexcept : order(o) {}
     std::atomic<std::uintptr_t> next{0};  // low bit set: this node is logically deleted
-    const std::uint64_t order;            // bit-reversed hash; odd for entries, even for buckets
+    std::uint64_t order = 0;  // bit-reversed hash; odd for entries, even for buckets. Written
+                              // before the node is published, never after.
+  };
+
+  // A bucket is its own dummy node, stored inline in the bucket array: finding a bucket's
+  // place in the list costs no extra pointer hop.
+  struct bucket : node_base {
+    static constexpr std::uint8_t absent = 0, inserting = 1, linked = 2;
+    std::atomic<std::uint8_t> state{absent};
   };
 
   struct node : node_base {
     template <class K>
-    node(std::uint64_t o, const K& k) : node_base(o), key(k) {
+    node(std::uint64_t o, const K& k) : key(k) {
+      this->order = o;
 #if defined(UNIWS_TEST_COUNTERS)
       detail::registry_stats::live_nodes.fetch_add(1, std::memory_order_relaxed);
 #endif
@@ -245,6 +252,9 @@ class user_registry {
     }
     node(const node&) = delete;
     node& operator=(const node&) = delete;
+    // A cache line each: the hit path touches next, order, control and the key together.
+    static void* operator new(std::size_t n) { return ::operator new(n, std::align_val_t{64}); }
+    static void operator delete(void* p) noexcept { ::operator delete(p, std::align_val_t{64}); }
 
     // The list's reference and the creator's.
     std::atomic<std::uint64_t> control{constructing | 2 * ref_unit};
@@ -392,7 +402,7 @@ class user_registry {
 
   template <class Fn>
   void for_each_node(Fn&& fn) {
-    std::uintptr_t raw = head_.next.load(std::memory_order_acquire);
+    std::uintptr_t raw = bucket_at(0).next.load(std::memory_order_acquire);
     while (node_base* n = pointer(raw)) {
       raw = n->next.load(std::memory_order_acquire);
       if (is_regular(n) && !is_marked(raw)) fn(static_cast<node*>(n));
@@ -402,21 +412,22 @@ class user_registry {
   // ---- buckets ----
   static constexpr std::size_t segment_count = 48;  // up to 2^47 buckets
   static constexpr std::size_t initial_buckets = 16;
-  static constexpr std::size_t max_load = 1;
 
-  std::atomic<node_base*>& bucket_slot(std::size_t b) {
-    const auto segment = static_cast<std::size_t>(std::bit_width(b));  // 0 | 1 | [2,4) -> 2 | ...
+  // Segment k holds buckets [2^(k-1), 2^k) (segment 0 holds bucket 0), allocated on first
+  // use and never moved, so doubling the bucket count copies nothing.
+  bucket& bucket_at(std::size_t b) {
+    const auto segment = static_cast<std::size_t>(std::bit_width(b));
     const std::size_t first = segment == 0 ? 0 : std::size_t{1} << (segment - 1);
-    std::atomic<node_base*>* slots = segments_[segment].load(std::memory_order_acquire);
-    if (!slots) [[unlikely]]
-      slots = allocate_segment(segment);
-    return slots[b - first];
+    bucket* buckets = segments_[segment].load(std::memory_order_acquire);
+    if (!buckets) [[unlikely]]
+      buckets = allocate_segment(segment);
+    return buckets[b - first];
   }
 
-  std::atomic<node_base*>* allocate_segment(std::size_t segment) {
+  bucket* allocate_segment(std::size_t segment) {
     const std::size_t size = segment == 0 ? 1 : std::size_t{1} << (segment - 1);
-    auto* fresh = new std::atomic<node_base*>[size]();
-    std::atomic<node_base*>* expected = nullptr;
+    auto* fresh = new bucket[size];
+    bucket* expected = nullptr;
     if (segments_[segment].compare_exchange_strong(expected, fresh, std::memory_order_acq_rel)) return fresh;
     delete[] fresh;
     return expected;
@@ -424,43 +435,44 @@ class user_registry {
 
   node_base* bucket_head(std::uint64_t h) {
     const std::size_t b = static_cast<std::size_t>(h) & (bucket_count_.load(std::memory_order_acquire) - 1);
-    if (node_base* head = bucket_slot(b).load(std::memory_order_acquire)) [[likely]]
-      return head;
-    return initialize_bucket(b);
+    bucket& bk = bucket_at(b);
+    if (bk.state.load(std::memory_order_acquire) == bucket::linked) [[likely]]
+      return &bk;
+    return link_bucket(b);
   }
 
-  // A bucket's dummy node goes into the list after its parent bucket's (the bucket index
-  // with its top bit cleared), which is initialised first if need be.
-  node_base* initialize_bucket(std::size_t b) {
+  // Links bucket b into the list after its parent (b with its top bit cleared), linking the
+  // parent first if need be. Returns b, or, while another thread is linking b, the nearest
+  // linked ancestor: searching from any earlier node of the sorted list is correct, so no
+  // thread ever waits for another.
+  node_base* link_bucket(std::size_t b) {
+    bucket& bk = bucket_at(b);
     const std::size_t parent = b & ~std::bit_floor(b);
-    node_base* parent_head = bucket_slot(parent).load(std::memory_order_acquire);
-    if (!parent_head) parent_head = initialize_bucket(parent);
-
-    const std::uint64_t order = bucket_order(b);
-    auto dummy = std::make_unique<node_base>(order);
-    node_base* actual = nullptr;
-    for (;;) {
-      const position pos = search<Key>(parent_head, order, nullptr);
-      if (pos.found) {
-        actual = pos.curr;  // another thread put it there
-        break;
-      }
-      std::uintptr_t expected = address(pos.curr);
-      dummy->next.store(expected, std::memory_order_relaxed);
-      if (pos.prev->compare_exchange_strong(expected, address(dummy.get()), std::memory_order_release,
-                                            std::memory_order_relaxed)) {
-        actual = dummy.release();
-        break;
-      }
+    bucket& parent_bucket = bucket_at(parent);
+    node_base* parent_head = parent_bucket.state.load(std::memory_order_acquire) == bucket::linked
+                                 ? &parent_bucket
+                                 : link_bucket(parent);
+    std::uint8_t expected = bucket::absent;
+    if (!bk.state.compare_exchange_strong(expected, bucket::inserting, std::memory_order_acq_rel)) {
+      return expected == bucket::linked ? &bk : parent_head;
     }
-    node_base* expected = nullptr;
-    bucket_slot(b).compare_exchange_strong(expected, actual, std::memory_order_acq_rel);
-    return actual;
+    bk.order = bucket_order(b);
+    for (;;) {
+      const position pos = search<Key>(parent_head, bk.order, nullptr);
+      std::uintptr_t next = address(pos.curr);
+      bk.next.store(next, std::memory_order_relaxed);
+      if (pos.prev->compare_exchange_strong(next, address(&bk), std::memory_order_release,
+                                            std::memory_order_relaxed))
+        break;
+    }
+    bk.state.store(bucket::linked, std::memory_order_release);
+    return &bk;
   }
 
+  // At most one entry per two buckets: a hit then walks past few other entries.
   void grow_if_needed(std::size_t size) noexcept {
     std::size_t buckets = bucket_count_.load(std::memory_order_relaxed);
-    if (size > buckets * max_load && buckets < (std::size_t{1} << (segment_count - 1))) {
+    if (size * 2 > buckets && buckets < (std::size_t{1} << (segment_count - 1))) {
       bucket_count_.compare_exchange_strong(buckets, buckets * 2, std::memory_order_release,
                                             std::memory_order_relaxed);
     }
@@ -468,10 +480,9 @@ class user_registry {
 
   [[no_unique_address]] Hash hash_;
   [[no_unique_address]] KeyEqual equal_;
-  node_base head_{0};  // bucket 0's dummy: the head of the whole list
   std::atomic<std::size_t> bucket_count_{initial_buckets};
   std::atomic<std::size_t> size_{0};
-  std::atomic<std::atomic<node_base*>*> segments_[segment_count] = {};
+  std::atomic<bucket*> segments_[segment_count] = {};
 };
 
 }  // namespace uniws

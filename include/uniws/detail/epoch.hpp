@@ -29,12 +29,10 @@ class epoch_domain {
  public:
   using deleter_fn = void (*)(void*) noexcept;
 
-  /// The process-wide domain. Immortal on purpose: objects retired by thread_local or static
-  /// destructors late in shutdown still have somewhere to go.
-  static epoch_domain& instance() noexcept {
-    static epoch_domain* domain = new epoch_domain;
-    return *domain;
-  }
+  /// The process-wide domain. Constant-initialised and never destroyed (it has no
+  /// destructor), so objects retired by thread_local or static destructors late in shutdown
+  /// still have somewhere to go, and reaching it costs no initialisation check.
+  static epoch_domain& instance() noexcept { return default_domain; }
 
   epoch_domain(const epoch_domain&) = delete;
   epoch_domain& operator=(const epoch_domain&) = delete;
@@ -135,7 +133,8 @@ class epoch_domain {
     }
   };
 
-  epoch_domain() = default;
+  constexpr epoch_domain() noexcept = default;
+  static epoch_domain default_domain;
 
   thread_record& record() noexcept {
     if (thread_record* r = thread_rec) [[likely]]
@@ -227,6 +226,8 @@ class epoch_domain {
   std::atomic<thread_record*> records_{nullptr};
   std::atomic<orphan_batch*> orphans_{nullptr};
 };
+
+constinit inline epoch_domain epoch_domain::default_domain{};
 
 /// RAII read-side critical section on the process-wide domain.
 class epoch_guard {
