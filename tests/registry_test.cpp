@@ -220,7 +220,10 @@ TEST_CASE("churn: create/remove cycles leave memory bounded") {
   long peak_pending = 0;
   {
     std::jthread sweeper([&] {
-      while (!stop.load()) static_cast<void>(reg.sweep([](int&) { return true; }));
+      while (!stop.load()) {
+        static_cast<void>(reg.sweep([](int&) { return true; }));
+        std::this_thread::yield();
+      }
     });
     std::vector<std::jthread> workers;
     for (int t = 0; t < 2; ++t) {
@@ -267,7 +270,10 @@ TEST_CASE("sweep never removes a user while another thread adds a connection to 
   fake_manager::destroyed_with_connections = 0;
   {
     std::jthread sweeper([&] {
-      while (!stop.load()) swept += static_cast<long>(reg.sweep([](fake_manager& m) { return m.connections.load() == 0; }));
+      while (!stop.load()) {
+        swept += static_cast<long>(reg.sweep([](fake_manager& m) { return m.connections.load() == 0; }));
+        std::this_thread::yield();  // on 2 cores a sweeper that never yields starves the workers
+      }
     });
     std::vector<std::jthread> workers;
     for (int t = 0; t < threads; ++t) {

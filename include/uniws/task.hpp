@@ -92,6 +92,14 @@ class [[nodiscard(
   [[nodiscard]] bool is_ready() const noexcept { return !handle_ || handle_.done(); }
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(handle_); }
 
+  /// A task is not its result: `t->member` is the mistake of forgetting to co_await it.
+  template <class U = T>
+  void operator->() const {
+    static_assert(detail::always_false<U>,
+                  "uniws::task has no members of its result: co_await the task first, e.g. "
+                  "`auto r = co_await t;` and then use r.");
+  }
+
   /// Awaiting an lvalue task yields its result by reference; an rvalue task moves it out.
   auto operator co_await() & noexcept { return awaiter<false>{handle_}; }
   auto operator co_await() && noexcept { return awaiter<true>{handle_}; }

@@ -1,6 +1,13 @@
-// uniws/uniws.hpp - everything in uniws that needs only the standard library.
+// uniws/uniws.hpp - everything in uniws that needs only the standard library
+// (uniws/testing.hpp, the test doubles, is included separately).
 #pragma once
 
 #include <uniws/concepts.hpp>
+#include <uniws/events.hpp>
+#include <uniws/factory.hpp>
+#include <uniws/manager.hpp>
+#include <uniws/message.hpp>
+#include <uniws/registry.hpp>
+#include <uniws/send_queue.hpp>
 #include <uniws/sync_wait.hpp>
 #include <uniws/task.hpp>

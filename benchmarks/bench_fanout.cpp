@@ -1,0 +1,151 @@
+// uniws_bench_fanout: one message to the N connections of one user, N = 1, 10, 100, 10,000.
+// uniws::unified_manager over uniws::testing::memory_connection, against the pattern of
+// Boost.Beast's chat-multi example, written here in that style: a mutex-protected set of
+// sessions, a copy of the session list per send, a per-session std::vector queue popped
+// with erase(begin()) when its write completes.
+//
+// Both build the message from the same text on every send (one allocation each), then fan
+// it out. Two reader speeds: "keeps up" (every write completes before the next send) and
+// "burst:64" (64 sends queue up before the writes complete, as when an agent streams faster
+// than a socket drains). Reported: ns per delivery (the inverse of items_per_second) and
+// heap allocations per delivery and per send.
+#include "alloc_counter.hpp"
+#include "ratio_reporter.hpp"
+
+#include <uniws/manager.hpp>
+#include <uniws/testing.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+namespace {
+
+const std::string event_text =
+    R"({"type":"agent_thinking","thread_id":"t1","run_id":"r-1","seq":2,"payload":{"text":"considering the question"}})";
+
+void report(benchmark::State& state, long allocations_before, std::int64_t connections, std::int64_t burst) {
+  const auto sends = static_cast<double>(state.iterations() * burst);
+  const auto allocations = static_cast<double>(uniws_bench::heap_allocations.load() - allocations_before);
+  state.SetItemsProcessed(state.iterations() * burst * connections);  // deliveries
+  state.counters["allocs_per_delivery"] = allocations / (sends * static_cast<double>(connections));
+  state.counters["allocs_per_send"] = allocations / sends;
+}
+
+void uniws_manager(benchmark::State& state) {
+  const auto n = state.range(0);
+  const auto burst = state.range(1);
+  uniws::unified_manager<uniws::testing::memory_connection> manager;
+  std::vector<std::shared_ptr<uniws::testing::memory_connection>> connections;
+  constexpr std::size_t batch = 256;  // a reader that keeps up is cleared every `batch` sends
+  for (std::int64_t i = 0; i < n; ++i) {
+    connections.push_back(std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
+    connections.back()->reserve(batch + static_cast<std::size_t>(burst));
+    manager.add_connection(connections.back());
+  }
+  auto one_round = [&] {
+    if (burst > 1)
+      for (auto& c : connections) c->set_slow(true);  // writes still in flight
+    for (std::int64_t b = 0; b < burst; ++b) manager.send_to_user(uniws::message::copy_of(event_text));
+    if (burst > 1)
+      for (auto& c : connections) c->set_slow(false);  // all writes complete
+  };
+  // Warm up: every queue ring and record vector reaches its steady size.
+  for (std::size_t i = 0; i < batch; ++i) one_round();
+  for (auto& c : connections) c->clear_received();
+
+  const long before = uniws_bench::heap_allocations.load();
+  std::size_t rounds = 0;
+  for (auto _ : state) {
+    one_round();
+    if (burst > 1 || ++rounds % batch == 0)
+      for (auto& c : connections) c->clear_received();
+  }
+  report(state, before, n, burst);
+}
+
+// ---- the chat-multi pattern ----
+
+class chat_session : public std::enable_shared_from_this<chat_session> {
+ public:
+  void send(const std::shared_ptr<const std::string>& ss) {
+    queue_.push_back(ss);
+    if (queue_.size() > 1) return;  // a write is already in flight
+    in_flight_ = true;              // chat-multi starts ws_.async_write(*queue_.front()) here
+  }
+  // chat-multi's on_write: the write of queue_.front() completed.
+  void on_write() {
+    if (!in_flight_) return;
+    bytes_written_ += queue_.front()->size();
+    queue_.erase(queue_.begin());  // O(queue length): every queued pointer moves down one
+    in_flight_ = !queue_.empty();  // chat-multi then writes the next one
+  }
+  std::size_t bytes_written() const noexcept { return bytes_written_; }
+
+ private:
+  std::vector<std::shared_ptr<const std::string>> queue_;
+  bool in_flight_ = false;
+  std::size_t bytes_written_ = 0;
+};
+
+class chat_shared_state {
+ public:
+  void join(chat_session* s) {
+    std::lock_guard lock(mutex_);
+    sessions_.insert(s);
+  }
+  void send(std::string message) {
+    auto const ss = std::make_shared<const std::string>(std::move(message));
+    std::vector<std::weak_ptr<chat_session>> v;
+    {
+      std::lock_guard lock(mutex_);
+      v.reserve(sessions_.size());
+      for (auto* p : sessions_) v.emplace_back(p->weak_from_this());
+    }
+    for (auto const& wp : v)
+      if (auto sp = wp.lock()) sp->send(ss);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_set<chat_session*> sessions_;
+};
+
+void chat_multi(benchmark::State& state) {
+  const auto n = state.range(0);
+  const auto burst = state.range(1);
+  chat_shared_state shared;
+  std::vector<std::shared_ptr<chat_session>> sessions;
+  for (std::int64_t i = 0; i < n; ++i) {
+    sessions.push_back(std::make_shared<chat_session>());
+    shared.join(sessions.back().get());
+  }
+  auto one_round = [&] {
+    for (std::int64_t b = 0; b < burst; ++b) shared.send(event_text);
+    for (std::int64_t b = 0; b < burst; ++b)
+      for (auto& s : sessions) s->on_write();  // the writes complete, oldest first
+  };
+  one_round();  // warm up: each session's queue has its capacity
+
+  const long before = uniws_bench::heap_allocations.load();
+  for (auto _ : state) one_round();
+  report(state, before, n, burst);
+  benchmark::DoNotOptimize(sessions.front()->bytes_written());
+}
+
+}  // namespace
+
+void fanout_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"connections", "burst"});
+  for (std::int64_t burst : {1, 64})
+    for (std::int64_t n : {1, 10, 100, 10'000}) b->Args({n, burst});
+}
+
+BENCHMARK(uniws_manager)->Apply(fanout_args);
+BENCHMARK(chat_multi)->Apply(fanout_args);
+
+int main(int argc, char** argv) { return uniws_bench::run_with_ratios(argc, argv, "chat_multi"); }

@@ -1,0 +1,180 @@
+// uniws/factory.hpp - manager_factory: the only way to get a user's manager.
+//
+//   auto mgr = factory.get_websocket_manager(ctx);                 // synchronous: the manager
+//   auto mgr = co_await factory.get_websocket_manager_async(ctx);  // awaits the service probe
+//
+// The synchronous result is not awaitable: `co_await factory.get_websocket_manager(ctx)`
+// does not compile, and the error names get_websocket_manager_async. The asynchronous one
+// is a lazy uniws::task: dropping it unawaited is a [[nodiscard]] error under -Werror.
+#pragma once
+
+#include <uniws/concepts.hpp>
+#include <uniws/events.hpp>
+#include <uniws/manager.hpp>
+#include <uniws/registry.hpp>
+#include <uniws/task.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace uniws {
+
+/// A user context that is just a user id.
+class basic_user_context {
+ public:
+  explicit basic_user_context(std::string user_id) : user_id_(std::move(user_id)) {}
+  [[nodiscard]] std::string_view user_id() const noexcept { return user_id_; }
+
+ private:
+  std::string user_id_;
+};
+
+/// The default probe: every service is always available.
+struct always_available {
+  struct ready {
+    constexpr bool await_ready() const noexcept { return true; }
+    constexpr void await_suspend(std::coroutine_handle<>) const noexcept {}
+    constexpr bool await_resume() const noexcept { return true; }
+  };
+  constexpr ready check() const noexcept { return {}; }
+};
+
+template <connection Connection, service_probe Probe>
+class manager_factory;
+
+/// A counted reference to a user's manager: while one is alive the manager stays registered
+/// (the idle sweep cannot remove it). Not awaitable, and converts to nothing.
+template <connection Connection>
+class manager_ref {
+ public:
+  using manager_type = unified_manager<Connection>;
+
+  manager_ref() noexcept = default;
+
+  [[nodiscard]] manager_type* operator->() const noexcept { return handle_.get(); }
+  [[nodiscard]] manager_type& operator*() const noexcept { return *handle_; }
+  [[nodiscard]] manager_type* get() const noexcept { return handle_.get(); }
+  [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(handle_); }
+  [[nodiscard]] std::string_view user_id() const noexcept { return handle_.key(); }
+  friend bool operator==(const manager_ref& a, const manager_ref& b) noexcept { return a.handle_ == b.handle_; }
+
+  /// Makes manager_ref an event_sink, so an agent_run can hold one (and keep the manager).
+  std::uint64_t emit(agent_event e) const { return handle_->emit(std::move(e)); }
+
+  /// Starts a run on one of the user's threads (emits agent_started). The run holds a
+  /// reference, so the manager stays registered until the run ends.
+  template <class Self = manager_ref>  // a template: manager_ref is complete where it is used
+  [[nodiscard]] agent_run<Self> start_run(std::string thread_id, std::string run_id,
+                                          json_text payload = json_text::object()) const {
+    return agent_run<Self>(*this, std::move(thread_id), std::move(run_id), std::move(payload));
+  }
+
+  /// The mistake this library exists to make impossible.
+  template <class Self = manager_ref>
+  void operator co_await() const {
+    static_assert(detail::always_false<Self>,
+                  "get_websocket_manager() is synchronous: it returns the manager itself, which cannot be "
+                  "co_awaited. Write `co_await factory.get_websocket_manager_async(ctx)` to await the service "
+                  "probe, or drop the co_await.");
+  }
+
+ private:
+  template <connection, service_probe>
+  friend class manager_factory;
+  using handle_type = typename user_registry<std::string, manager_type>::handle;
+  explicit manager_ref(handle_type h) noexcept : handle_(std::move(h)) {}
+  handle_type handle_;
+};
+
+struct factory_options {
+  manager_options manager{};
+  /// A manager with no connection for this long, and no reference held, is swept.
+  std::chrono::steady_clock::duration idle_ttl = std::chrono::minutes(5);
+};
+
+struct factory_stats {
+  std::size_t users = 0;
+  std::uint64_t probe_failures = 0;  // probes that said unavailable or threw
+  manager_stats managers{};          // summed over users
+};
+
+/// Owns the user registry and the options; one per server (no global state).
+template <connection Connection, service_probe Probe = always_available>
+class manager_factory {
+ public:
+  using manager_type = unified_manager<Connection>;
+  using manager_ref_type = manager_ref<Connection>;
+
+  explicit manager_factory(factory_options options = {}, Probe probe = Probe{})
+      : options_(std::move(options)), probe_(std::move(probe)) {}
+  manager_factory(const manager_factory&) = delete;
+  manager_factory& operator=(const manager_factory&) = delete;
+
+  /// The user's manager, created on first use (exactly once, however many threads ask).
+  template <user_context Context>
+  [[nodiscard]] manager_ref_type get_websocket_manager(const Context& ctx) {
+    const std::string_view user = ctx.user_id();
+    return manager_ref_type(registry_.get_or_create(user, [this] { return manager_type(options_.manager); }));
+  }
+
+  /// Awaits the service probe, then gets or creates the user's manager. A probe that says
+  /// unavailable or throws is counted and reported on the manager (available() == false),
+  /// never thrown at the caller. The context is taken by value: the task is lazy. The
+  /// factory must outlive the task.
+  template <user_context Context>
+  [[nodiscard("get_websocket_manager_async returns a lazy task that does nothing until you co_await it")]]
+  task<manager_ref_type> get_websocket_manager_async(Context ctx) {
+    bool available = false;
+    try {
+      available = static_cast<bool>(co_await probe_.check());
+    } catch (...) {
+      available = false;
+    }
+    if (!available) probe_failures_.fetch_add(1, std::memory_order_relaxed);
+    manager_ref_type ref = get_websocket_manager(ctx);
+    ref->report_availability(available);
+    co_return ref;
+  }
+
+  /// Removes every manager that has had no connection for idle_ttl and that nobody holds a
+  /// reference to. A thread that gets a manager and adds a connection at the same moment
+  /// either keeps it registered or gets a fresh one: never a removed one.
+  std::size_t sweep_idle(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) {
+    const auto ttl = options_.idle_ttl;
+    return registry_.sweep([now, ttl](manager_type& m) {
+      return m.connection_count() == 0 && now - m.idle_since() >= ttl;
+    });
+  }
+
+  /// Calls fn(user_id, manager) for every registered manager.
+  template <class Fn>
+    requires std::invocable<Fn&, std::string_view, manager_type&>
+  void for_each_manager(Fn fn) {
+    registry_.for_each([&fn](const std::string& user, manager_type& m) { fn(std::string_view(user), m); });
+  }
+
+  [[nodiscard]] factory_stats get_stats() {
+    factory_stats s;
+    s.users = registry_.size();
+    s.probe_failures = probe_failures_.load(std::memory_order_relaxed);
+    registry_.for_each([&s](const std::string&, manager_type& m) { s.managers += m.get_stats(); });
+    return s;
+  }
+
+  [[nodiscard]] std::size_t user_count() const noexcept { return registry_.size(); }
+  [[nodiscard]] const factory_options& options() const noexcept { return options_; }
+
+ private:
+  factory_options options_;
+  Probe probe_;
+  std::atomic<std::uint64_t> probe_failures_{0};
+  user_registry<std::string, manager_type> registry_;
+};
+
+}  // namespace uniws

@@ -1,0 +1,256 @@
+// uniws/manager.hpp - unified_manager<Connection>: the one manager implementation. It holds
+// one user's live connections and the threads each has joined, and fans messages out to them.
+//
+// Sends never take a lock: the set of connections is an immutable snapshot (a "roster"),
+// replaced as a whole by add/remove/join/leave under a writers' mutex and reclaimed through
+// detail::epoch_domain. A fan-out shares one message buffer across all connections.
+#pragma once
+
+#include <uniws/concepts.hpp>
+#include <uniws/detail/epoch.hpp>
+#include <uniws/events.hpp>
+#include <uniws/message.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace uniws {
+
+struct manager_options {
+  std::size_t max_thread_id_length = 128;        // longer thread ids are refused
+  std::size_t max_threads_per_connection = 256;  // bounds what one client can make us store
+};
+
+/// A manager's counters. Sums over users with +=.
+struct manager_stats {
+  std::size_t connections = 0;
+  std::size_t threads = 0;              // distinct thread ids joined by at least one connection
+  std::uint64_t messages_sent = 0;      // deliveries a connection accepted (queued)
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t messages_dropped = 0;   // deliveries that made a full queue drop a message
+  std::uint64_t closed_as_slow = 0;     // deliveries refused because the policy closed a slow consumer
+  std::uint64_t sends_to_closed = 0;    // deliveries refused by an already closed connection
+  std::uint64_t events_emitted = 0;
+  std::uint64_t unavailable_reports = 0;  // times a service probe said unavailable for this user
+
+  manager_stats& operator+=(const manager_stats& o) noexcept {
+    connections += o.connections;
+    threads += o.threads;
+    messages_sent += o.messages_sent;
+    bytes_sent += o.bytes_sent;
+    messages_dropped += o.messages_dropped;
+    closed_as_slow += o.closed_as_slow;
+    sends_to_closed += o.sends_to_closed;
+    events_emitted += o.events_emitted;
+    unavailable_reports += o.unavailable_reports;
+    return *this;
+  }
+};
+
+template <connection Connection>
+class unified_manager {
+ public:
+  using connection_type = Connection;
+  using connection_ptr = std::shared_ptr<Connection>;
+  using clock = std::chrono::steady_clock;
+
+  explicit unified_manager(manager_options options = {}) : options_(options) {}
+  unified_manager(const unified_manager&) = delete;
+  unified_manager& operator=(const unified_manager&) = delete;
+  // The last reference is gone, so no reader holds the roster.
+  ~unified_manager() { delete roster_.load(std::memory_order_acquire); }
+
+  /// Adds a connection; false if it is null or its id is already here.
+  bool add_connection(connection_ptr c) {
+    if (!c) return false;
+    const connection_id id = c->id();
+    return update([&](roster& r) {
+      if (r.find(id)) return false;
+      r.members.push_back(member{std::move(c), {}});
+      return true;
+    });
+  }
+
+  /// Removes a connection; false (and harmless) if it is not here.
+  bool remove_connection(connection_id id) {
+    return update([&](roster& r) {
+      auto it = std::find_if(r.members.begin(), r.members.end(), [&](const member& m) { return m.conn->id() == id; });
+      if (it == r.members.end()) return false;
+      r.members.erase(it);
+      return true;
+    });
+  }
+
+  /// The connection receives the thread's events from now on. False if the connection is
+  /// unknown, the thread id is empty or too long, or the connection has joined too many.
+  bool join_thread(connection_id id, std::string_view thread_id) {
+    if (!valid_thread_id(thread_id)) return false;
+    return update([&](roster& r) {
+      member* m = r.find(id);
+      if (!m || m->joined(thread_id)) return m != nullptr;
+      if (m->threads.size() >= options_.max_threads_per_connection) return false;
+      m->threads.emplace_back(thread_id);
+      return true;
+    });
+  }
+
+  /// False if the connection is unknown or had not joined the thread.
+  bool leave_thread(connection_id id, std::string_view thread_id) {
+    return update([&](roster& r) {
+      member* m = r.find(id);
+      if (!m) return false;
+      auto it = std::find(m->threads.begin(), m->threads.end(), thread_id);
+      if (it == m->threads.end()) return false;
+      m->threads.erase(it);
+      return true;
+    });
+  }
+
+  /// Offers `m` to every connection of the user; returns how many accepted it.
+  std::size_t send_to_user(const message& m) {
+    return deliver(m, [](const member&) { return true; });
+  }
+
+  /// Offers `m` to every connection that joined `thread_id`; returns how many accepted it.
+  std::size_t send_to_thread(std::string_view thread_id, const message& m) {
+    return deliver(m, [thread_id](const member& mem) { return mem.joined(thread_id); });
+  }
+
+  /// Stamps the event with the user's next sequence number and delivers it to the
+  /// connections that joined its thread. Events are delivered in seq order on every
+  /// connection, also when several threads emit at once. Returns the seq.
+  std::uint64_t emit(agent_event e) {
+    std::lock_guard lock(emit_mutex_);  // one seq order, one delivery order
+    const std::uint64_t seq = ++seq_;
+    const message m = encode_event(e, seq);
+    deliver(m, [&](const member& mem) { return mem.joined(e.thread_id); });
+    events_emitted_.fetch_add(1, std::memory_order_relaxed);
+    return seq;
+  }
+
+  [[nodiscard]] manager_stats get_stats() const {
+    manager_stats s;
+    {
+      detail::epoch_guard guard;
+      if (const roster* r = roster_.load(std::memory_order_acquire)) {
+        s.connections = r->members.size();
+        std::set<std::string_view> threads;
+        for (const member& m : r->members) threads.insert(m.threads.begin(), m.threads.end());
+        s.threads = threads.size();
+      }
+    }
+    s.messages_sent = messages_sent_.load(std::memory_order_relaxed);
+    s.bytes_sent = bytes_sent_.load(std::memory_order_relaxed);
+    s.messages_dropped = messages_dropped_.load(std::memory_order_relaxed);
+    s.closed_as_slow = closed_as_slow_.load(std::memory_order_relaxed);
+    s.sends_to_closed = sends_to_closed_.load(std::memory_order_relaxed);
+    s.events_emitted = events_emitted_.load(std::memory_order_relaxed);
+    s.unavailable_reports = unavailable_reports_.load(std::memory_order_relaxed);
+    return s;
+  }
+
+  [[nodiscard]] std::size_t connection_count() const noexcept {
+    return connection_count_.load(std::memory_order_acquire);
+  }
+
+  /// When the manager last had no connection (its creation, or its last removal).
+  [[nodiscard]] clock::time_point idle_since() const noexcept {
+    return clock::time_point(clock::duration(idle_since_.load(std::memory_order_acquire)));
+  }
+
+  /// Whether the services this user depends on answered the last probe.
+  [[nodiscard]] bool available() const noexcept { return available_.load(std::memory_order_acquire); }
+  void report_availability(bool available) noexcept {
+    available_.store(available, std::memory_order_release);
+    if (!available) unavailable_reports_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  [[nodiscard]] const manager_options& options() const noexcept { return options_; }
+
+ private:
+  struct member {
+    connection_ptr conn;
+    std::vector<std::string> threads;
+    bool joined(std::string_view t) const noexcept { return std::find(threads.begin(), threads.end(), t) != threads.end(); }
+  };
+  struct roster {
+    std::vector<member> members;
+    member* find(connection_id id) noexcept {
+      for (member& m : members)
+        if (m.conn->id() == id) return &m;
+      return nullptr;
+    }
+  };
+
+  bool valid_thread_id(std::string_view t) const noexcept {
+    return !t.empty() && t.size() <= options_.max_thread_id_length;
+  }
+
+  // Copy, change, publish, retire the old roster. `change` returns whether it changed it.
+  template <class Change>
+  bool update(Change&& change) {
+    std::lock_guard lock(writers_);
+    const roster* old = roster_.load(std::memory_order_relaxed);
+    auto next = old ? std::make_unique<roster>(*old) : std::make_unique<roster>();
+    if (!change(*next)) return false;
+    const std::size_t count = next->members.size();
+    roster_.store(count == 0 ? nullptr : next.release(), std::memory_order_release);
+    if (count == 0) idle_since_.store(clock::now().time_since_epoch().count(), std::memory_order_release);
+    connection_count_.store(count, std::memory_order_release);
+    if (old) detail::epoch_domain::instance().retire(const_cast<roster*>(old), &delete_roster);
+    return true;
+  }
+
+  static void delete_roster(void* p) noexcept { delete static_cast<roster*>(p); }
+
+  template <class Selected>
+  std::size_t deliver(const message& m, Selected&& selected) {
+    std::uint64_t accepted = 0, dropped = 0, slow = 0, closed = 0;
+    {
+      detail::epoch_guard guard;
+      const roster* r = roster_.load(std::memory_order_acquire);
+      if (!r) return 0;
+      for (const member& mem : r->members) {
+        if (!selected(mem)) continue;
+        switch (mem.conn->try_send(m)) {
+          case send_result::queued: ++accepted; break;
+          case send_result::dropped: ++accepted; ++dropped; break;
+          case send_result::closed_slow: ++slow; break;
+          case send_result::closed: ++closed; break;
+        }
+      }
+    }
+    // One update per fan-out, not per connection.
+    if (accepted) {
+      messages_sent_.fetch_add(accepted, std::memory_order_relaxed);
+      bytes_sent_.fetch_add(accepted * m.size(), std::memory_order_relaxed);
+    }
+    if (dropped) messages_dropped_.fetch_add(dropped, std::memory_order_relaxed);
+    if (slow) closed_as_slow_.fetch_add(slow, std::memory_order_relaxed);
+    if (closed) sends_to_closed_.fetch_add(closed, std::memory_order_relaxed);
+    return static_cast<std::size_t>(accepted);
+  }
+
+  manager_options options_;
+  std::atomic<const roster*> roster_{nullptr};  // null: no connections
+  std::mutex writers_;
+  std::mutex emit_mutex_;
+  std::uint64_t seq_ = 0;  // guarded by emit_mutex_
+  std::atomic<std::size_t> connection_count_{0};
+  std::atomic<clock::rep> idle_since_{clock::now().time_since_epoch().count()};
+  std::atomic<bool> available_{true};
+  std::atomic<std::uint64_t> messages_sent_{0}, bytes_sent_{0}, messages_dropped_{0}, closed_as_slow_{0},
+      sends_to_closed_{0}, events_emitted_{0}, unavailable_reports_{0};
+};
+
+}  // namespace uniws

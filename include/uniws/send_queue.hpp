@@ -1,0 +1,106 @@
+// uniws/send_queue.hpp - a connection's outbound queue, bounded in messages and in bytes,
+// with the slow-consumer policy applied when it is full. Nothing is dropped uncounted.
+#pragma once
+
+#include <uniws/concepts.hpp>
+#include <uniws/message.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace uniws {
+
+/// What a full queue does with one more message.
+enum class slow_consumer_policy : std::uint8_t {
+  drop_oldest,  // make room by dropping the oldest queued messages (counted)
+  close,        // refuse it and close the connection with slow_close_code
+};
+
+struct send_queue_limits {
+  std::size_t max_messages = 1024;
+  std::size_t max_bytes = std::size_t{8} << 20;
+  slow_consumer_policy policy = slow_consumer_policy::drop_oldest;
+  close_code slow_close_code = close_code::try_again_later;  // 1013; 1008 is the other common choice
+};
+
+/// Single-owner (not thread-safe): its connection serialises access, as a strand does.
+/// The ring grows by doubling up to max_messages, so an idle connection costs nothing.
+class send_queue {
+ public:
+  explicit send_queue(send_queue_limits limits = {}) : limits_(limits) {}
+
+  /// Queues `m` under the limits. A message larger than max_bytes on its own can never be
+  /// queued: it is dropped (counted) under drop_oldest, or closes the connection under close.
+  send_result push(message m) {
+    if (closed_) return send_result::closed;
+    const bool fits_alone = m.size() <= limits_.max_bytes && limits_.max_messages > 0;
+    if (!fits_alone || count_ == limits_.max_messages || bytes_ + m.size() > limits_.max_bytes) {
+      if (limits_.policy == slow_consumer_policy::close) {
+        closed_ = true;
+        closed_as_slow_ = true;
+        return send_result::closed_slow;
+      }
+      if (!fits_alone) {
+        ++dropped_;
+        return send_result::dropped;
+      }
+      while (count_ == limits_.max_messages || bytes_ + m.size() > limits_.max_bytes) {
+        pop();
+        ++dropped_;
+      }
+      push_back(std::move(m));
+      return send_result::dropped;
+    }
+    push_back(std::move(m));
+    return send_result::queued;
+  }
+
+  [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+  [[nodiscard]] std::size_t size() const noexcept { return count_; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
+  [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
+  [[nodiscard]] bool closed() const noexcept { return closed_; }
+  [[nodiscard]] bool closed_as_slow() const noexcept { return closed_as_slow_; }
+  [[nodiscard]] const send_queue_limits& limits() const noexcept { return limits_; }
+
+  /// The oldest queued message; the queue must not be empty.
+  [[nodiscard]] const message& front() const noexcept { return ring_[head_]; }
+
+  void pop() noexcept {
+    bytes_ -= ring_[head_].size();
+    ring_[head_] = message();
+    head_ = (head_ + 1) & (ring_.size() - 1);
+    --count_;
+  }
+
+  /// Refuses every later push (messages already queued stay, to be flushed).
+  void close() noexcept { closed_ = true; }
+
+ private:
+  void push_back(message m) {
+    if (count_ == ring_.size()) grow();
+    ring_[(head_ + count_) & (ring_.size() - 1)] = std::move(m);
+    bytes_ += ring_[(head_ + count_) & (ring_.size() - 1)].size();
+    ++count_;
+  }
+
+  void grow() {
+    std::vector<message> bigger(ring_.empty() ? 4 : ring_.size() * 2);
+    for (std::size_t i = 0; i < count_; ++i) bigger[i] = std::move(ring_[(head_ + i) & (ring_.size() - 1)]);
+    ring_ = std::move(bigger);
+    head_ = 0;
+  }
+
+  send_queue_limits limits_;
+  std::vector<message> ring_;  // power-of-two size
+  std::size_t head_ = 0;
+  std::size_t count_ = 0;
+  std::size_t bytes_ = 0;
+  std::uint64_t dropped_ = 0;
+  bool closed_ = false;
+  bool closed_as_slow_ = false;
+};
+
+}  // namespace uniws

@@ -1,0 +1,204 @@
+#include "thread_pool.hpp"
+
+#include <uniws/factory.hpp>
+#include <uniws/sync_wait.hpp>
+#include <uniws/testing.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using uniws::basic_user_context;
+using uniws::testing::memory_connection;
+using factory_type = uniws::manager_factory<memory_connection>;
+using manager_type = uniws::unified_manager<memory_connection>;
+
+namespace {
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr int scale = 4;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+constexpr int scale = 4;
+#else
+constexpr int scale = 1;
+#endif
+#else
+constexpr int scale = 1;
+#endif
+
+// A probe whose answer the test sets; counts its calls.
+struct scripted_probe {
+  enum class answer { available, unavailable, throws };
+  std::shared_ptr<std::atomic<answer>> next = std::make_shared<std::atomic<answer>>(answer::available);
+  std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+
+  struct awaiter {
+    answer a;
+    bool await_ready() const noexcept { return true; }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    bool await_resume() const {
+      if (a == answer::throws) throw std::runtime_error("probe: connection refused");
+      return a == answer::available;
+    }
+  };
+  awaiter check() const {
+    calls->fetch_add(1);
+    return awaiter{next->load()};
+  }
+};
+
+// A probe that answers on another thread (an asynchronous health check).
+struct async_probe {
+  uniws_test::thread_pool* pool;
+  uniws::task<bool> check() const {
+    co_await pool->schedule();
+    co_return true;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("sync and async getters return the same manager for one user") {
+  factory_type factory;
+  auto sync_ref = factory.get_websocket_manager(basic_user_context("alice"));
+  auto async_ref = uniws::sync_wait(factory.get_websocket_manager_async(basic_user_context("alice")));
+  CHECK(sync_ref == async_ref);
+  CHECK(sync_ref.get() == async_ref.get());
+  CHECK(sync_ref.user_id() == "alice");
+  auto bob = factory.get_websocket_manager(basic_user_context("bob"));
+  CHECK_FALSE(bob == sync_ref);
+  CHECK(factory.user_count() == 2);
+}
+
+TEST_CASE("first access from 64 threads at once creates one manager") {
+  for (int round = 0; round < 10; ++round) {
+    factory_type factory;
+    std::vector<manager_type*> seen(64, nullptr);
+    std::vector<uniws::manager_ref<memory_connection>> refs(64);
+    std::atomic<int> ready{0};
+    {
+      std::vector<std::jthread> threads;
+      for (int t = 0; t < 64; ++t) {
+        threads.emplace_back([&, t] {
+          ready.fetch_add(1);
+          while (ready.load() < 64) std::this_thread::yield();
+          refs[static_cast<std::size_t>(t)] = factory.get_websocket_manager(basic_user_context("stampede"));
+          seen[static_cast<std::size_t>(t)] = refs[static_cast<std::size_t>(t)].get();
+        });
+      }
+    }
+    for (auto* p : seen) CHECK(p == seen.front());
+    CHECK(factory.user_count() == 1);
+  }
+}
+
+TEST_CASE("first access from 1,000 concurrent coroutines creates one manager") {
+  factory_type factory;
+  uniws_test::thread_pool pool(4);
+  auto session = [](factory_type* f, uniws_test::thread_pool* p) -> uniws::task<manager_type*> {
+    co_await p->schedule();  // now on a pool thread, racing the others
+    auto ref = co_await f->get_websocket_manager_async(basic_user_context("crowd"));
+    co_return ref.get();
+  };
+  std::vector<uniws::task<manager_type*>> sessions;
+  for (int i = 0; i < 1000; ++i) sessions.push_back(session(&factory, &pool));
+  const std::vector<manager_type*> managers = uniws::sync_wait(uniws::when_all(std::move(sessions)));
+  REQUIRE(managers.size() == 1000);
+  for (auto* m : managers) CHECK(m == managers.front());
+  CHECK(factory.user_count() == 1);
+}
+
+TEST_CASE("a failing or throwing probe means unavailable: counted, reported, never thrown") {
+  scripted_probe probe;
+  uniws::manager_factory<memory_connection, scripted_probe> factory({}, probe);
+  auto ok = uniws::sync_wait(factory.get_websocket_manager_async(basic_user_context("alice")));
+  CHECK(ok->available());
+
+  *probe.next = scripted_probe::answer::unavailable;
+  auto down = uniws::sync_wait(factory.get_websocket_manager_async(basic_user_context("alice")));
+  CHECK(down == ok);  // still the user's one manager
+  CHECK_FALSE(down->available());
+
+  *probe.next = scripted_probe::answer::throws;
+  uniws::manager_ref<memory_connection> after_throw;
+  CHECK_NOTHROW(after_throw = uniws::sync_wait(factory.get_websocket_manager_async(basic_user_context("alice"))));
+  CHECK(after_throw == ok);
+  CHECK_FALSE(after_throw->available());
+
+  const auto stats = factory.get_stats();
+  CHECK(stats.probe_failures == 2);
+  CHECK(stats.managers.unavailable_reports == 2);
+  CHECK(*probe.calls == 3);
+
+  *probe.next = scripted_probe::answer::available;
+  CHECK(uniws::sync_wait(factory.get_websocket_manager_async(basic_user_context("alice")))->available());
+  // The synchronous getter does not consult the probe.
+  static_cast<void>(factory.get_websocket_manager(basic_user_context("alice")));
+  CHECK(*probe.calls == 4);
+}
+
+TEST_CASE("an asynchronous probe that completes on another thread") {
+  uniws_test::thread_pool pool(1);
+  uniws::manager_factory<memory_connection, async_probe> factory({}, async_probe{&pool});
+  auto ref = uniws::sync_wait(factory.get_websocket_manager_async(basic_user_context("alice")));
+  CHECK(ref.valid());
+  CHECK(ref->available());
+}
+
+TEST_CASE("the idle sweep removes only managers idle past the TTL with no reference held") {
+  factory_type factory({.idle_ttl = std::chrono::seconds(10)});
+  const auto t0 = std::chrono::steady_clock::now();
+  static_cast<void>(factory.get_websocket_manager(basic_user_context("idle")));
+  auto held = factory.get_websocket_manager(basic_user_context("held"));
+  {
+    auto connected = factory.get_websocket_manager(basic_user_context("connected"));
+    connected->add_connection(std::make_shared<memory_connection>(1));
+  }
+  CHECK(factory.sweep_idle(t0) == 0);  // nobody idle for 10 s yet
+  CHECK(factory.sweep_idle(t0 + std::chrono::seconds(11)) == 1);
+  CHECK(factory.user_count() == 2);  // "held" (a reference) and "connected" (a connection) stay
+  held = {};
+  CHECK(factory.sweep_idle(t0 + std::chrono::seconds(11)) == 1);
+  CHECK(factory.user_count() == 1);
+}
+
+TEST_CASE("the idle sweep never drops a live connection (stress)") {
+  // Sessions get their user's manager, add a connection, drop the reference, and later get
+  // the manager again to remove that connection: it must still be there. A sweeper with a
+  // zero TTL removes every manager that has no connection, as fast as it can.
+  factory_type factory({.idle_ttl = std::chrono::seconds(0)});
+  std::atomic<bool> stop{false};
+  std::atomic<long> lost{0}, swept{0};
+  const int rounds = 40'000 / scale;
+  {
+    std::jthread sweeper([&] {
+      while (!stop.load()) {
+        swept += static_cast<long>(factory.sweep_idle());
+        std::this_thread::yield();  // on 2 cores a sweeper that never yields starves the sessions
+      }
+    });
+    std::vector<std::jthread> sessions;
+    for (int t = 0; t < 3; ++t) {
+      sessions.emplace_back([&, t] {
+        for (int i = 0; i < rounds; ++i) {
+          const basic_user_context user("user-" + std::to_string(i % 4));
+          const auto id = static_cast<uniws::connection_id>(t * 10'000'000 + i);
+          factory.get_websocket_manager(user)->add_connection(std::make_shared<memory_connection>(id));
+          std::this_thread::yield();
+          if (!factory.get_websocket_manager(user)->remove_connection(id)) lost.fetch_add(1);
+        }
+      });
+    }
+    sessions.clear();
+    stop = true;
+  }
+  CHECK(lost.load() == 0);
+  CHECK(swept.load() > 0);  // the sweeper really raced the sessions
+}
