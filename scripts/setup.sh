@@ -7,7 +7,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   catch2                 # tests (Catch2 2.13, single header)
   clang-16 libclang-rt-16-dev  # second compiler, ThreadSanitizer runtime
-  libboost1.81-all-dev   # Asio/Beast/JSON: examples, benchmark peers
+  libboost1.81-all-dev libboost-json1.81-dev  # Asio, Beast, JSON: examples, benchmark peers
   libbenchmark-dev       # Google Benchmark
   libtbb-dev libcds-dev  # benchmark peers for the registry
   python3-websockets     # a WebSocket client nobody here wrote

@@ -1,0 +1,183 @@
+// uniws/beast/connection.hpp - makes a Boost.Beast WebSocket stream a uniws::connection.
+//
+// try_send may be called from any thread (the manager fans out from wherever the agent
+// runs). It only queues, under the connection's bound and slow-consumer policy; all I/O
+// happens on the stream's executor, which should be a strand: one async_write at a time,
+// queued messages flushed before a graceful close, the close frame sent after the last one.
+#pragma once
+
+#include <uniws/concepts.hpp>
+#include <uniws/message.hpp>
+#include <uniws/send_queue.hpp>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/role.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+namespace uniws::beast {
+
+struct connection_options {
+  send_queue_limits queue{};
+  std::size_t read_message_max = 64 * 1024;  // a bigger frame closes the connection with 1009
+  std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(10);
+  std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(60);
+  bool keep_alive_pings = true;  // ping an idle peer at half the idle timeout
+};
+
+template <class NextLayer = boost::beast::tcp_stream>
+class basic_websocket_connection : public std::enable_shared_from_this<basic_websocket_connection<NextLayer>> {
+ public:
+  using stream_type = boost::beast::websocket::stream<NextLayer>;
+
+  /// Connections live in shared_ptrs: pending writes keep theirs alive.
+  static std::shared_ptr<basic_websocket_connection> create(connection_id id, NextLayer next,
+                                                            connection_options options = {}) {
+    return std::shared_ptr<basic_websocket_connection>(
+        new basic_websocket_connection(id, std::move(next), std::move(options)));
+  }
+
+  basic_websocket_connection(const basic_websocket_connection&) = delete;
+  basic_websocket_connection& operator=(const basic_websocket_connection&) = delete;
+
+  [[nodiscard]] connection_id id() const noexcept { return id_; }
+
+  /// The stream, for the handshake and the read loop (on its executor).
+  [[nodiscard]] stream_type& stream() noexcept { return ws_; }
+
+  /// Queues `m` for writing; never blocks, never throws on a closed connection.
+  send_result try_send(message m) {
+    std::unique_lock lock(mutex_);
+    if (state_ != state::open) return send_result::closed;
+    const send_result r = queue_.push(std::move(m));
+    if (r == send_result::closed_slow) {
+      // The reader is too slow to flush to: drop what it has not read (counted) and close.
+      state_ = state::closing;
+      close_code_ = queue_.limits().slow_close_code;
+      discard_queued_locked();
+    }
+    kick_locked(lock);
+    return r;
+  }
+
+  /// Graceful close: what is queued is written first, then the close frame with `code`.
+  void close(close_code code) {
+    std::unique_lock lock(mutex_);
+    if (state_ != state::open) return;
+    state_ = state::closing;
+    close_code_ = code;
+    kick_locked(lock);
+  }
+
+  /// The read loop saw the connection end: nothing more can be written.
+  void mark_closed() {
+    std::lock_guard lock(mutex_);
+    state_ = state::closed;
+    discard_queued_locked();
+  }
+
+  [[nodiscard]] bool is_open() const {
+    std::lock_guard lock(mutex_);
+    return state_ == state::open;
+  }
+  /// Messages the queue dropped to stay within its bound.
+  [[nodiscard]] std::uint64_t dropped() const {
+    std::lock_guard lock(mutex_);
+    return queue_.dropped();
+  }
+  /// Messages accepted but never written because the connection closed first.
+  [[nodiscard]] std::uint64_t discarded() const {
+    std::lock_guard lock(mutex_);
+    return discarded_;
+  }
+  [[nodiscard]] std::uint64_t messages_written() const noexcept { return written_.load(std::memory_order_relaxed); }
+
+ private:
+  enum class state : std::uint8_t { open, closing, close_sent, closed };
+
+  basic_websocket_connection(connection_id id, NextLayer next, connection_options options)
+      : id_(id), ws_(std::move(next)), queue_(options.queue) {
+    ws_.read_message_max(options.read_message_max);
+    boost::beast::websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = options.handshake_timeout;
+    timeouts.idle_timeout = options.idle_timeout;
+    timeouts.keep_alive_pings = options.keep_alive_pings;
+    ws_.set_option(timeouts);
+  }
+
+  void discard_queued_locked() noexcept {
+    while (!queue_.empty()) {
+      queue_.pop();
+      ++discarded_;
+    }
+  }
+
+  // Starts the write loop on the stream's executor unless it is already running.
+  void kick_locked(std::unique_lock<std::mutex>& lock) {
+    if (writing_) return;
+    writing_ = true;
+    lock.unlock();
+    boost::asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->write_next(); });
+  }
+
+  void write_next() {
+    std::unique_lock lock(mutex_);
+    if (queue_.empty()) {
+      if (state_ == state::closing) {
+        state_ = state::close_sent;  // writing_ stays set: nothing else starts
+        lock.unlock();
+        ws_.async_close(boost::beast::websocket::close_reason(static_cast<std::uint16_t>(close_code_)),
+                        [self = this->shared_from_this()](boost::beast::error_code) { self->mark_closed(); });
+        return;
+      }
+      writing_ = false;
+      return;
+    }
+    current_ = queue_.front();
+    queue_.pop();
+    lock.unlock();
+    ws_.text(true);
+    ws_.async_write(boost::asio::buffer(current_.data(), current_.size()),
+                    [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t) { self->on_write(ec); });
+  }
+
+  void on_write(boost::beast::error_code ec) {
+    current_ = message();
+    if (ec) {
+      std::lock_guard lock(mutex_);
+      ++discarded_;  // the message in flight
+      state_ = state::closed;
+      discard_queued_locked();
+      writing_ = false;
+      return;
+    }
+    written_.fetch_add(1, std::memory_order_relaxed);
+    write_next();
+  }
+
+  const connection_id id_;
+  stream_type ws_;
+  mutable std::mutex mutex_;  // guards everything below but current_ (owned by the write loop)
+  send_queue queue_;
+  state state_ = state::open;
+  close_code close_code_ = close_code::normal;
+  bool writing_ = false;
+  std::uint64_t discarded_ = 0;
+  message current_;  // the message being written: its buffer must outlive async_write
+  std::atomic<std::uint64_t> written_{0};
+};
+
+using websocket_connection = basic_websocket_connection<>;
+
+}  // namespace uniws::beast
