@@ -1,0 +1,164 @@
+// tests/integration/client.hpp - a blocking Beast client for the integration tests: HTTP
+// requests, and WebSocket sessions that read JSON events with a deadline.
+#pragma once
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace uniws_test {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace json = boost::json;
+using tcp = net::ip::tcp;
+
+struct http_result {
+  int status = 0;
+  std::string body;
+  json::value json() const { return json::parse(body); }
+};
+
+inline http_result http_request(unsigned short port, http::verb verb, std::string target, std::string body = {},
+                                std::vector<std::pair<http::field, std::string>> headers = {}) {
+  net::io_context io;
+  beast::tcp_stream stream(io);
+  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  stream.expires_after(std::chrono::seconds(10));
+  http::request<http::string_body> req{verb, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  for (auto& [f, v] : headers) req.set(f, v);
+  if (!body.empty()) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = std::move(body);
+  }
+  req.prepare_payload();
+  http::write(stream, req);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(stream, buffer, res);
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
+inline std::string login(unsigned short port, const std::string& user, const std::string& password) {
+  const auto r = http_request(port, http::verb::post, "/login",
+                              json::serialize(json::object{{"user", user}, {"password", password}}));
+  if (r.status != 200) throw std::runtime_error("login failed: " + std::to_string(r.status) + " " + r.body);
+  return std::string(r.json().at("token").as_string());
+}
+
+/// A WebSocket client. Reads run with a deadline so a missing event fails the test rather
+/// than hanging it.
+class ws_client {
+ public:
+  enum class token_in { header, query };
+
+  /// Connects and upgrades; throws beast::system_error (e.g. with the HTTP 401) on failure.
+  ws_client(unsigned short port, const std::string& token, token_in where = token_in::header) : ws_(io_) {
+    beast::get_lowest_layer(ws_).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    beast::get_lowest_layer(ws_).expires_after(std::chrono::seconds(10));
+    std::string target = "/ws";
+    if (where == token_in::header) {
+      ws_.set_option(websocket::stream_base::decorator(
+          [token](websocket::request_type& req) { req.set(http::field::authorization, "Bearer " + token); }));
+    } else {
+      target += "?token=" + token;
+    }
+    ws_.handshake("127.0.0.1", target);
+    beast::get_lowest_layer(ws_).expires_never();
+  }
+
+  /// Attempts the upgrade and returns the HTTP status of the refusal (or 101).
+  static int upgrade_status(unsigned short port, std::optional<std::string> bearer, std::string target = "/ws") {
+    net::io_context io;
+    websocket::stream<beast::tcp_stream> ws(io);
+    beast::get_lowest_layer(ws).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(10));
+    if (bearer)
+      ws.set_option(websocket::stream_base::decorator(
+          [b = *bearer](websocket::request_type& req) { req.set(http::field::authorization, "Bearer " + b); }));
+    websocket::response_type res;
+    beast::error_code ec;
+    ws.handshake(res, "127.0.0.1", target, ec);
+    return static_cast<int>(res.result_int());
+  }
+
+  void send(const json::object& o) { send_text(json::serialize(o)); }
+  void send_text(const std::string& text) {
+    ws_.text(true);
+    ws_.write(net::buffer(text));
+  }
+  void send_binary(const std::string& bytes) {
+    ws_.binary(true);
+    ws_.write(net::buffer(bytes));
+  }
+
+  /// The next frame as JSON, or nullopt if none came in time (or the connection closed).
+  /// A timeout ends the connection (Beast's stream timeouts close the socket).
+  std::optional<json::object> read(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    beast::flat_buffer buffer;
+    beast::error_code ec;
+    beast::get_lowest_layer(ws_).expires_after(timeout);  // applies to asynchronous operations only
+    ws_.async_read(buffer, [&ec](beast::error_code e, std::size_t) { ec = e; });
+    io_.restart();
+    io_.run();
+    beast::get_lowest_layer(ws_).expires_never();
+    if (ec) {
+      last_error_ = ec;
+      return std::nullopt;
+    }
+    return json::parse(beast::buffers_to_string(buffer.data())).as_object();
+  }
+
+  /// Reads frames until one of type `type` (returns every frame read, that one last).
+  std::vector<json::object> read_until(const std::string& type, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::vector<json::object> frames;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto f = read(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+      if (!f) break;
+      frames.push_back(*f);
+      if (f->at("type").as_string() == type) break;
+    }
+    return frames;
+  }
+
+  /// Reads until the server closes; returns the code of the close frame it sent (0 if none
+  /// came). Beast records the frame even when its own close reply then fails (the server may
+  /// have torn the TCP connection down already).
+  int read_until_closed(std::vector<json::object>* frames = nullptr, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto f = read(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+      if (!f) break;
+      if (frames) frames->push_back(*f);
+    }
+    return static_cast<int>(ws_.reason().code);
+  }
+
+  [[nodiscard]] beast::error_code last_error() const { return last_error_; }
+  [[nodiscard]] bool is_open() const { return ws_.is_open(); }
+  void close() {
+    beast::error_code ignored;
+    ws_.close(websocket::close_code::normal, ignored);
+  }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(ws_); }
+
+ private:
+  net::io_context io_;
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::error_code last_error_;
+};
+
+}  // namespace uniws_test

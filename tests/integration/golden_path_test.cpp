@@ -1,0 +1,281 @@
+// The golden path and every row of shared/PROTOCOL.md, over real sockets on 127.0.0.1,
+// against the real uniws-golden-path binary.
+#include "client.hpp"
+#include "server_process.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace uniws_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::vector<std::string> five = {"agent_started", "agent_thinking", "tool_executing", "tool_completed",
+                                       "agent_completed"};
+
+std::vector<std::string> types(const std::vector<json::object>& frames) {
+  std::vector<std::string> out;
+  for (const auto& f : frames) out.emplace_back(f.at("type").as_string());
+  return out;
+}
+
+// The five events of one run: in order, same run and thread, seq increasing by one.
+void check_five_events(const std::vector<json::object>& frames, const std::string& thread) {
+  REQUIRE(types(frames) == five);
+  const auto run_id = frames.front().at("run_id").as_string();
+  const auto first_seq = frames.front().at("seq").as_int64();
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    CHECK(frames[i].at("thread_id").as_string() == thread);
+    CHECK(frames[i].at("run_id").as_string() == run_id);
+    CHECK(frames[i].at("seq").as_int64() == first_seq + static_cast<std::int64_t>(i));
+    CHECK(frames[i].at("payload").is_object());
+  }
+  CHECK(frames[2].at("payload").at("tool").is_string());
+  CHECK(frames[3].at("payload").as_object().contains("result"));
+  CHECK(frames[4].at("payload").at("response").is_string());
+}
+
+json::object run_agent(const std::string& thread, const std::string& message = "hi") {
+  return json::object{{"type", "run_agent"}, {"thread_id", thread}, {"message", message}};
+}
+
+void expect_error(ws_client& ws, const std::string& code) {
+  auto reply = ws.read(5s);
+  REQUIRE(reply);
+  CHECK(reply->at("type").as_string() == "error");
+  CHECK(reply->at("code").as_string() == code);
+  CHECK(reply->at("message").is_string());
+}
+
+void expect_still_open(ws_client& ws) {
+  ws.send(json::object{{"type", "ping"}});
+  auto pong = ws.read(5s);
+  REQUIRE(pong);
+  CHECK(pong->at("type").as_string() == "pong");
+}
+
+}  // namespace
+
+TEST_CASE("start: --port 0 picks a free port and says so on the first line") {
+  server_process server({"--agent-delay-ms", "1"});
+  CHECK(server.port() != 0);
+  CHECK(server.first_line() == "listening on http://127.0.0.1:" + std::to_string(server.port()));
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("HTTP: login, health, config, stats and 404") {
+  server_process server({"--agent-delay-ms", "1"});
+  const auto port = server.port();
+
+  auto ok = http_request(port, http::verb::post, "/login", R"({"user":"alice","password":"alice-pw"})");
+  CHECK(ok.status == 200);
+  CHECK(ok.json().at("user").as_string() == "alice");
+  const std::string token(ok.json().at("token").as_string());
+  CHECK(token.size() >= 32);  // 128 bits as hex
+  CHECK(login(port, "alice", "alice-pw") != token);  // every login a fresh token
+
+  for (const auto& [body, status] : std::vector<std::pair<std::string, int>>{
+           {R"({"user":"alice","password":"wrong"})", 401},
+           {R"({"user":"mallory","password":"alice-pw"})", 401},
+           {R"(not json)", 400},
+           {R"(["alice","alice-pw"])", 400},
+           {R"({"user":"alice"})", 400}}) {
+    INFO(body);
+    const auto r = http_request(port, http::verb::post, "/login", body);
+    CHECK(r.status == status);
+    CHECK(r.json().at("error").at("code").is_string());
+    CHECK(r.json().at("error").at("message").is_string());
+  }
+
+  const auto health = http_request(port, http::verb::get, "/health");
+  CHECK(health.status == 200);
+  CHECK(health.json().at("status").as_string() == "ok");
+
+  const auto config = http_request(port, http::verb::get, "/config");
+  CHECK(config.status == 200);
+  for (const char* key : {"max_message_size", "queue_max_messages", "queue_max_bytes", "slow_consumer_policy", "idle_timeout_s"})
+    CHECK(config.json().as_object().contains(key));
+
+  const auto stats = http_request(port, http::verb::get, "/stats");
+  CHECK(stats.status == 200);
+  for (const char* key : {"users", "connections", "messages_sent", "messages_dropped", "closed_as_slow"})
+    CHECK(stats.json().as_object().contains(key));
+
+  const auto missing = http_request(port, http::verb::get, "/nothing-here");
+  CHECK(missing.status == 404);
+  CHECK(missing.json().at("error").at("code").as_string() == "not_found");
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("WebSocket auth: no token, a wrong token and an expired token get 401 and no upgrade") {
+  server_process server({"--agent-delay-ms", "1", "--token-ttl", "1"});
+  const auto port = server.port();
+  CHECK(ws_client::upgrade_status(port, std::nullopt) == 401);
+  CHECK(ws_client::upgrade_status(port, std::string("0123456789abcdef0123456789abcdef")) == 401);
+  CHECK(ws_client::upgrade_status(port, std::nullopt, "/ws?token=forged") == 401);
+  const std::string token = login(port, "alice", "alice-pw");
+  CHECK(ws_client::upgrade_status(port, token) == 101);
+  CHECK(ws_client::upgrade_status(port, std::nullopt, "/ws?token=" + token) == 101);
+  std::this_thread::sleep_for(1200ms);  // past the 1 s token lifetime
+  CHECK(ws_client::upgrade_status(port, token) == 401);
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("the golden path: log in, open a WebSocket, run an agent, receive its five events") {
+  server_process server({"--agent-delay-ms", "1"});
+  const auto port = server.port();
+  SECTION("token as a Bearer header") {
+    ws_client ws(port, login(port, "alice", "alice-pw"), ws_client::token_in::header);
+    ws.send(run_agent("t1"));
+    check_five_events(ws.read_until("agent_completed"), "t1");
+  }
+  SECTION("token as a query parameter") {
+    ws_client ws(port, login(port, "alice", "alice-pw"), ws_client::token_in::query);
+    ws.send(run_agent("t-query"));
+    check_five_events(ws.read_until("agent_completed"), "t-query");
+  }
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("ping, join and leave") {
+  server_process server({"--agent-delay-ms", "1"});
+  const auto port = server.port();
+  const std::string token = login(port, "alice", "alice-pw");
+  ws_client runner(port, token), watcher(port, token);
+  expect_still_open(watcher);
+
+  watcher.send(json::object{{"type", "join"}, {"thread_id", "t1"}});
+  expect_still_open(watcher);  // join has no reply; the pong proves it was processed first
+  runner.send(run_agent("t1"));
+  check_five_events(watcher.read_until("agent_completed"), "t1");
+  check_five_events(runner.read_until("agent_completed"), "t1");
+
+  watcher.send(json::object{{"type", "leave"}, {"thread_id", "t1"}});
+  expect_still_open(watcher);
+  runner.send(run_agent("t1"));
+  check_five_events(runner.read_until("agent_completed"), "t1");
+  CHECK_FALSE(watcher.read(300ms));  // it left: nothing more arrives
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("two connections of alice both get the five events in order; bob gets none") {
+  server_process server({"--agent-delay-ms", "1"});
+  const auto port = server.port();
+  const std::string alice_token = login(port, "alice", "alice-pw");
+  ws_client tab1(port, alice_token), tab2(port, alice_token);
+  ws_client bob(port, login(port, "bob", "bob-pw"));
+  for (auto* ws : {&tab2, &bob}) {
+    ws->send(json::object{{"type", "join"}, {"thread_id", "t1"}});  // bob joins a thread of the same name
+    expect_still_open(*ws);
+  }
+  tab1.send(run_agent("t1", "for alice only"));
+  const auto a = tab1.read_until("agent_completed");
+  const auto b = tab2.read_until("agent_completed");
+  check_five_events(a, "t1");
+  check_five_events(b, "t1");
+  for (std::size_t i = 0; i < a.size(); ++i) CHECK(json::serialize(a[i]) == json::serialize(b[i]));
+  CHECK_FALSE(bob.read(500ms));
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("bad input gets its listed answer and the connection stays open") {
+  server_process server({"--agent-delay-ms", "1", "--max-message-size", "4096"});
+  const auto port = server.port();
+  ws_client ws(port, login(port, "alice", "alice-pw"));
+
+  for (const std::string& frame :
+       {std::string("this is not json"), std::string("[1,2,3]"), std::string(R"("a string")"),
+        std::string(R"({"type":"dance"})"), std::string(R"({"thread_id":"t1"})"), std::string(R"({"type":"join"})"),
+        std::string(R"({"type":"run_agent","thread_id":""})"), std::string(R"({"type":"leave","thread_id":42})"),
+        R"({"type":"join","thread_id":")" + std::string(129, 'x') + R"("})",
+        std::string(R"({"type":"run_agent","thread_id":"t1","steps":-1})")}) {
+    INFO(frame);
+    ws.send_text(frame);
+    expect_error(ws, "bad_request");
+    expect_still_open(ws);
+  }
+  ws.send_binary(std::string("\x00\x01\x02", 3));
+  expect_error(ws, "unsupported");
+  expect_still_open(ws);
+
+  // A frame over the configured maximum closes the connection with 1009.
+  ws.send_text(R"({"type":"ping","pad":")" + std::string(8192, 'x') + R"("})");
+  const int close_code = ws.read_until_closed();
+  INFO("client saw: " << ws.last_error().message());
+  CHECK(close_code == 1009);
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("a slow consumer: bounded memory, the policy applies and is counted, others unaffected") {
+  const char* policy = GENERATE("drop-oldest", "close");
+  server_process server({"--agent-delay-ms", "0", "--queue-messages", "64", "--queue-bytes", "1048576",
+                         "--slow-consumer", policy});
+  const auto port = server.port();
+  const long rss_before = server.rss_kib();
+
+  ws_client stalled(port, login(port, "alice", "alice-pw"));
+  // The stalled client never reads: its socket buffers fill, then its queue.
+  stalled.send(json::object{{"type", "run_agent"}, {"thread_id", "flood"}, {"steps", 3000}, {"pad", 8192}});
+
+  ws_client bob(port, login(port, "bob", "bob-pw"));
+  bob.send(run_agent("t1"));
+  check_five_events(bob.read_until("agent_completed"), "t1");
+
+  // Wait for the flood (3000 x 8 KiB = 24 MiB) to be processed.
+  json::value stats;
+  for (int i = 0; i < 200; ++i) {
+    stats = http_request(port, http::verb::get, "/stats").json();
+    if (stats.at("events_emitted").as_int64() >= 3000 + 4 + 5) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  INFO(json::serialize(stats));
+  CHECK(stats.at("events_emitted").as_int64() >= 3000 + 4 + 5);
+  if (std::string(policy) == "drop-oldest") {
+    CHECK(stats.at("messages_dropped").as_int64() > 0);
+  } else {
+    CHECK(stats.at("closed_as_slow").as_int64() == 1);
+  }
+  const long rss_after = server.rss_kib();
+  INFO("RSS before " << rss_before << " KiB, after " << rss_after << " KiB");
+  // 24 MiB were sent at a reader that took none of it; the queue bound is 1 MiB.
+  CHECK(rss_after - rss_before < 12 * 1024);
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("graceful shutdown: queued messages arrive, then close 1001, exit 0") {
+  server_process server({"--agent-delay-ms", "0"});
+  const auto port = server.port();
+  ws_client ws(port, login(port, "alice", "alice-pw"));
+  ws.send(json::object{{"type", "run_agent"}, {"thread_id", "t1"}, {"steps", 2000}});
+  auto first = ws.read(5s);  // the run has started: events are being queued
+  REQUIRE(first);
+  const std::int64_t first_seq = first->at("seq").as_int64();
+
+  kill(server.pid(), SIGTERM);
+  std::vector<json::object> rest;
+  const int code = ws.read_until_closed(&rest);
+  CHECK(code == 1001);
+  // Whatever arrived is a gapless run of seq numbers: nothing queued was lost on the way out.
+  std::int64_t expected = first_seq + 1;
+  for (const auto& f : rest) CHECK(f.at("seq").as_int64() == expected++);
+  CHECK(server.stop(SIGTERM) == 0);
+  CHECK_THROWS(ws_client::upgrade_status(port, std::nullopt));  // nothing listens any more
+}
+
+TEST_CASE("a users file (--users FILE) replaces the demo users") {
+  const std::string path = "golden_path_users.txt";
+  {
+    std::ofstream f(path);
+    f << "# name:password\ncarol:carol-pw\n\n";
+  }
+  server_process server({"--users", path});
+  CHECK(http_request(server.port(), http::verb::post, "/login", R"({"user":"carol","password":"carol-pw"})").status == 200);
+  CHECK(http_request(server.port(), http::verb::post, "/login", R"({"user":"alice","password":"alice-pw"})").status == 401);
+  CHECK(server.stop() == 0);
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+"""The golden path, driven by a client nobody here wrote: Debian's python3-websockets.
+
+Usage: python_client.py PATH/TO/uniws-golden-path
+Starts the server on a free port, walks PROTOCOL.md's golden path with two tabs of
+alice and one of bob, checks the answers, then stops the server with SIGTERM.
+"""
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import websockets
+
+FIVE = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
+failures = []
+
+
+def check(condition, what):
+    print(("ok    " if condition else "FAIL  ") + what)
+    if not condition:
+        failures.append(what)
+
+
+def post_json(base, path, body):
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as res:
+            return res.status, json.loads(res.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+async def read_until(ws, type_, timeout=10):
+    frames = []
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        frames.append(frame)
+        if frame["type"] == type_:
+            return frames
+
+
+async def scenario(port):
+    base = f"http://127.0.0.1:{port}"
+    uri = f"ws://127.0.0.1:{port}/ws"
+
+    status, body = post_json(base, "/login", {"user": "alice", "password": "alice-pw"})
+    check(status == 200 and len(body["token"]) >= 32, "alice logs in")
+    alice = body["token"]
+    status, body = post_json(base, "/login", {"user": "alice", "password": "nope"})
+    check(status == 401 and "code" in body["error"], "a wrong password gets 401 with an error object")
+    status, body = post_json(base, "/login", {"user": "bob", "password": "bob-pw"})
+    bob = body["token"]
+
+    try:
+        async with websockets.connect(uri + "?token=forged"):
+            check(False, "a forged token is refused")
+    except websockets.exceptions.InvalidStatusCode as e:
+        check(e.status_code == 401, "a forged token gets HTTP 401 before the upgrade")
+
+    async with websockets.connect(uri + "?token=" + alice) as tab1, \
+            websockets.connect(uri, extra_headers={"Authorization": "Bearer " + alice}) as tab2, \
+            websockets.connect(uri + "?token=" + bob) as bob_ws:
+        await tab1.send(json.dumps({"type": "ping"}))
+        check(json.loads(await asyncio.wait_for(tab1.recv(), 10)) == {"type": "pong"}, "ping gets pong")
+
+        for ws in (tab2, bob_ws):
+            await ws.send(json.dumps({"type": "join", "thread_id": "t1"}))
+            await ws.send(json.dumps({"type": "ping"}))
+            await asyncio.wait_for(ws.recv(), 10)
+
+        await tab1.send(json.dumps({"type": "run_agent", "thread_id": "t1", "message": "from python"}))
+        a = await read_until(tab1, "agent_completed")
+        b = await read_until(tab2, "agent_completed")
+        check([f["type"] for f in a] == FIVE, "tab 1 gets the five events in order")
+        check(a == b, "tab 2 gets the same five events")
+        seqs = [f["seq"] for f in a]
+        check(seqs == list(range(seqs[0], seqs[0] + 5)), "seq increases by one")
+        check(len({f["run_id"] for f in a}) == 1 and all(f["thread_id"] == "t1" for f in a), "one run, one thread")
+        try:
+            frame = await asyncio.wait_for(bob_ws.recv(), 0.5)
+            check(False, "bob receives nothing of alice's run, got " + frame)
+        except asyncio.TimeoutError:
+            check(True, "bob receives nothing of alice's run")
+
+        await tab1.send("not json")
+        err = json.loads(await asyncio.wait_for(tab1.recv(), 10))
+        check(err["type"] == "error" and err["code"] == "bad_request", "bad JSON gets error bad_request")
+        await tab1.send(b"\x00\x01")
+        err = json.loads(await asyncio.wait_for(tab1.recv(), 10))
+        check(err["type"] == "error" and err["code"] == "unsupported", "a binary frame gets error unsupported")
+        await tab1.send(json.dumps({"type": "ping"}))
+        check(json.loads(await asyncio.wait_for(tab1.recv(), 10))["type"] == "pong", "the connection stays open")
+
+
+
+
+def main():
+    server = subprocess.Popen([sys.argv[1], "--port", "0", "--agent-delay-ms", "1"], stdout=subprocess.PIPE, text=True)
+    try:
+        first = server.stdout.readline().strip()
+        check(first.startswith("listening on http://127.0.0.1:"), "first line: " + first)
+        port = int(first.rsplit(":", 1)[1])
+        asyncio.run(scenario(port))
+        server.send_signal(signal.SIGTERM)
+        check(server.wait(timeout=15) == 0, "SIGTERM: the server exits 0")
+    finally:
+        if server.poll() is None:
+            server.kill()
+    print(f"python_client: {len(failures)} failed checks")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
