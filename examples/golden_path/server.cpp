@@ -471,8 +471,6 @@ int main(int argc, char** argv) {
     std::cerr << "uniws-golden-path: cannot listen on " << cfg.address << ":" << cfg.port << ": " << e.what() << "\n";
     return 1;
   }
-  const auto bound = acceptor.local_endpoint();
-  std::cout << "listening on http://" << bound.address().to_string() << ":" << bound.port() << std::endl;
 
   // Idle users are swept periodically.
   net::steady_timer sweep_timer(io);
@@ -522,6 +520,10 @@ int main(int argc, char** argv) {
   });
 
   net::co_spawn(io, listen(s, acceptor), net::detached);
+
+  // Announced only now that SIGTERM is handled: a script may signal as soon as it reads this.
+  const auto bound = acceptor.local_endpoint();
+  std::cout << "listening on http://" << bound.address().to_string() << ":" << bound.port() << std::endl;
 
   {
     std::vector<std::jthread> pool;

@@ -243,8 +243,13 @@ TEST_CASE("a slow consumer: bounded memory, the policy applies and is counted, o
   }
   const long rss_after = server.rss_kib();
   INFO("RSS before " << rss_before << " KiB, after " << rss_after << " KiB");
+#if defined(UNIWS_SERVER_SANITIZED)
+  // ASan keeps freed memory in quarantine, so RSS says nothing about the queue bound here.
+  WARN("RSS bound not checked: the server is built with a sanitizer");
+#else
   // 24 MiB were sent at a reader that took none of it; the queue bound is 1 MiB.
   CHECK(rss_after - rss_before < 12 * 1024);
+#endif
   CHECK(server.stop() == 0);
 }
 
