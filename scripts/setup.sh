@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config
   catch2                 # tests (Catch2 2.13, single header)
-  clang-16 libclang-rt-16-dev  # second compiler, ThreadSanitizer runtime
+  clang-16 libclang-rt-16-dev  # second compiler, sanitizer runtimes
+  libc++-16-dev libc++abi-16-dev  # clang with libc++ (core headers and tests)
   libboost1.81-all-dev libboost-json1.81-dev  # Asio, Beast, JSON: examples, benchmark peers
   libbenchmark-dev       # Google Benchmark
   libtbb-dev libcds-dev  # benchmark peers for the registry

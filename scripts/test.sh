@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, then configures, builds and runs ctest for
-# every preset (g++, clang, ASan+UBSan, TSan). Exits non-zero on the first failure.
+# every preset (g++, clang, clang with libc++, ASan+UBSan, TSan). Exits non-zero on the first failure.
 #   scripts/test.sh              all presets
 #   scripts/test.sh gcc asan     only those
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 presets=("$@")
-[ ${#presets[@]} -gt 0 ] || presets=(gcc clang asan tsan)
+[ ${#presets[@]} -gt 0 ] || presets=(gcc clang clang-libcxx asan tsan)
 
 start=$SECONDS
 for preset in "${presets[@]}"; do

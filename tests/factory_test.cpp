@@ -1,3 +1,4 @@
+#include "jthread.hpp"
 #include "thread_pool.hpp"
 
 #include <uniws/factory.hpp>
@@ -84,7 +85,7 @@ TEST_CASE("first access from 64 threads at once creates one manager") {
     std::vector<uniws::manager_ref<memory_connection>> refs(64);
     std::atomic<int> ready{0};
     {
-      std::vector<std::jthread> threads;
+      std::vector<uniws_test::jthread> threads;
       for (int t = 0; t < 64; ++t) {
         threads.emplace_back([&, t] {
           ready.fetch_add(1);
@@ -178,13 +179,13 @@ TEST_CASE("the idle sweep never drops a live connection (stress)") {
   std::atomic<long> lost{0}, swept{0};
   const int rounds = 40'000 / scale;
   {
-    std::jthread sweeper([&] {
+    uniws_test::jthread sweeper([&] {
       while (!stop.load()) {
         swept += static_cast<long>(factory.sweep_idle());
         std::this_thread::yield();  // on 2 cores a sweeper that never yields starves the sessions
       }
     });
-    std::vector<std::jthread> sessions;
+    std::vector<uniws_test::jthread> sessions;
     for (int t = 0; t < 3; ++t) {
       sessions.emplace_back([&, t] {
         for (int i = 0; i < rounds; ++i) {

@@ -1,3 +1,4 @@
+#include "jthread.hpp"
 #include <uniws/factory.hpp>
 #include <uniws/manager.hpp>
 #include <uniws/testing.hpp>
@@ -200,7 +201,7 @@ TEST_CASE("isolation: 1,000 users x 3 connections, random sends, nothing reaches
     }
   }
   std::vector<long> sent_to(users, 0);
-  std::vector<std::jthread> senders;
+  std::vector<uniws_test::jthread> senders;
   std::vector<std::vector<long>> per_thread(4, std::vector<long>(users, 0));
   for (int t = 0; t < 4; ++t) {
     senders.emplace_back([&, t] {
@@ -251,7 +252,7 @@ TEST_CASE("concurrent emits reach every connection in seq order") {
     m->join_thread(i, "t1");
   }
   {
-    std::vector<std::jthread> agents;
+    std::vector<uniws_test::jthread> agents;
     for (int a = 0; a < 4; ++a) {
       agents.emplace_back([&m, a] {
         for (int i = 0; i < 250; ++i) {
@@ -273,7 +274,7 @@ TEST_CASE("roster changes race sends without losing or duplicating a delivery") 
   auto steady = make_connection(0, {.max_messages = 1 << 20});
   m.add_connection(steady);
   std::atomic<bool> stop{false};
-  std::jthread churn([&] {
+  uniws_test::jthread churn([&] {
     for (uniws::connection_id id = 1; !stop.load(); ++id) {
       m.add_connection(make_connection(id));
       m.join_thread(id, "t");

@@ -1,3 +1,4 @@
+#include "jthread.hpp"
 #include <uniws/registry.hpp>
 
 #include <catch2/catch.hpp>
@@ -187,7 +188,7 @@ TEST_CASE("stampede: many threads asking for the same new keys construct each ex
     std::atomic<long> mismatches{0};
     std::barrier start(threads);
     {
-      std::vector<std::jthread> pool;
+      std::vector<uniws_test::jthread> pool;
       for (int t = 0; t < threads; ++t) {
         pool.emplace_back([&] {
           start.arrive_and_wait();
@@ -219,13 +220,13 @@ TEST_CASE("churn: create/remove cycles leave memory bounded") {
   std::atomic<bool> stop{false};
   long peak_pending = 0;
   {
-    std::jthread sweeper([&] {
+    uniws_test::jthread sweeper([&] {
       while (!stop.load()) {
         static_cast<void>(reg.sweep([](int&) { return true; }));
         std::this_thread::yield();
       }
     });
-    std::vector<std::jthread> workers;
+    std::vector<uniws_test::jthread> workers;
     for (int t = 0; t < 2; ++t) {
       workers.emplace_back([&, t] {
         for (int i = 0; i < cycles_per_thread; ++i) {
@@ -269,13 +270,13 @@ TEST_CASE("sweep never removes a user while another thread adds a connection to 
   std::atomic<long> swept{0};
   fake_manager::destroyed_with_connections = 0;
   {
-    std::jthread sweeper([&] {
+    uniws_test::jthread sweeper([&] {
       while (!stop.load()) {
         swept += static_cast<long>(reg.sweep([](fake_manager& m) { return m.connections.load() == 0; }));
         std::this_thread::yield();  // on 2 cores a sweeper that never yields starves the workers
       }
     });
-    std::vector<std::jthread> workers;
+    std::vector<uniws_test::jthread> workers;
     for (int t = 0; t < threads; ++t) {
       workers.emplace_back([&, t] {
         for (int i = 0; i < rounds; ++i) {
@@ -311,7 +312,7 @@ TEST_CASE("lookups of other keys proceed while one key's value is being built") 
   static_cast<void>(reg.get_or_create(1, [] { return 1; }));
   std::atomic<bool> building{false};
   std::atomic<bool> release_builder{false};
-  std::jthread builder([&] {
+  uniws_test::jthread builder([&] {
     auto h = reg.get_or_create(2, [&] {
       building = true;
       while (!release_builder.load()) std::this_thread::yield();

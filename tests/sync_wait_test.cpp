@@ -1,3 +1,4 @@
+#include "jthread.hpp"
 #include <uniws/sync_wait.hpp>
 #include <uniws/task.hpp>
 
@@ -19,7 +20,7 @@ long live_frames() { return uniws::detail::frame_stats::live_frames.load(); }
 // Completes on a fresh thread after a delay: a child that finishes asynchronously.
 class complete_later {
  public:
-  complete_later(std::vector<std::jthread>& threads, std::chrono::milliseconds delay)
+  complete_later(std::vector<uniws_test::jthread>& threads, std::chrono::milliseconds delay)
       : threads_(&threads), delay_(delay) {}
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
@@ -31,7 +32,7 @@ class complete_later {
   void await_resume() const noexcept {}
 
  private:
-  std::vector<std::jthread>* threads_;
+  std::vector<uniws_test::jthread>* threads_;
   std::chrono::milliseconds delay_;
 };
 
@@ -52,9 +53,9 @@ TEST_CASE("sync_wait drives any awaitable, not only tasks") {
 }
 
 TEST_CASE("sync_wait blocks until a task that completes on another thread is done") {
-  std::vector<std::jthread> threads;
+  std::vector<uniws_test::jthread> threads;
   std::atomic<bool> finished{false};
-  auto body = [](std::vector<std::jthread>* ts, std::atomic<bool>* done) -> uniws::task<int> {
+  auto body = [](std::vector<uniws_test::jthread>* ts, std::atomic<bool>* done) -> uniws::task<int> {
     co_await complete_later(*ts, std::chrono::milliseconds(20));
     done->store(true);
     co_return 3;
@@ -88,10 +89,10 @@ TEST_CASE("when_all (variadic) yields every result, void as monostate") {
 }
 
 TEST_CASE("when_all runs its children concurrently and resumes once the last finishes") {
-  std::vector<std::jthread> threads;
+  std::vector<uniws_test::jthread> threads;
   threads.reserve(8);
   std::atomic<int> finished{0};
-  auto child = [](std::vector<std::jthread>* ts, std::atomic<int>* count, int ms) -> uniws::task<int> {
+  auto child = [](std::vector<uniws_test::jthread>* ts, std::atomic<int>* count, int ms) -> uniws::task<int> {
     co_await complete_later(*ts, std::chrono::milliseconds(ms));
     count->fetch_add(1);
     co_return ms;
@@ -107,10 +108,10 @@ TEST_CASE("when_all runs its children concurrently and resumes once the last fin
 
 TEST_CASE("when_all with one failing child rethrows after every child has finished") {
   const long before = live_frames();
-  std::vector<std::jthread> threads;
+  std::vector<uniws_test::jthread> threads;
   threads.reserve(8);
   std::atomic<int> finished{0};
-  auto ok = [](std::vector<std::jthread>* ts, std::atomic<int>* count) -> uniws::task<int> {
+  auto ok = [](std::vector<uniws_test::jthread>* ts, std::atomic<int>* count) -> uniws::task<int> {
     co_await complete_later(*ts, std::chrono::milliseconds(10));
     count->fetch_add(1);
     co_return 1;

@@ -1,3 +1,4 @@
+#include "jthread.hpp"
 #include <uniws/sync_wait.hpp>
 #include <uniws/task.hpp>
 
@@ -17,13 +18,13 @@ long live_frames() { return uniws::detail::frame_stats::live_frames.load(); }
 // Resumes the awaiting coroutine on a new thread, so code after the co_await runs there.
 class resume_on_new_thread {
  public:
-  explicit resume_on_new_thread(std::vector<std::jthread>& threads) : threads_(&threads) {}
+  explicit resume_on_new_thread(std::vector<uniws_test::jthread>& threads) : threads_(&threads) {}
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) { threads_->emplace_back([h] { h.resume(); }); }
   void await_resume() const noexcept {}
 
  private:
-  std::vector<std::jthread>* threads_;
+  std::vector<uniws_test::jthread>* threads_;
 };
 
 struct destruction_counter {
@@ -129,9 +130,9 @@ TEST_CASE("an exception can be caught by the awaiting coroutine") {
 }
 
 TEST_CASE("a task resumed on another thread completes there and sync_wait waits for it") {
-  std::vector<std::jthread> threads;
+  std::vector<uniws_test::jthread> threads;
   const auto caller = std::this_thread::get_id();
-  auto body = [](std::vector<std::jthread>* ts) -> uniws::task<std::thread::id> {
+  auto body = [](std::vector<uniws_test::jthread>* ts) -> uniws::task<std::thread::id> {
     co_await resume_on_new_thread(*ts);
     co_return std::this_thread::get_id();
   };
@@ -187,7 +188,7 @@ TEST_CASE("a frame freed on another thread than the one that allocated it") {
   {
     std::vector<uniws::task<int>> made_here;
     for (int i = 0; i < 1000; ++i) made_here.push_back(forty_two());
-    std::jthread other([&made_here] {
+    uniws_test::jthread other([&made_here] {
       // Run half there and destroy all there: those frames join that thread's free lists,
       // which are given back to the system when it exits.
       for (std::size_t i = 0; i < made_here.size(); i += 2) CHECK(uniws::sync_wait(std::move(made_here[i])) == 42);

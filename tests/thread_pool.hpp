@@ -2,6 +2,7 @@
 // of its threads: lets a test run many coroutines truly concurrently.
 #pragma once
 
+#include "jthread.hpp"
 #include <condition_variable>
 #include <coroutine>
 #include <deque>
@@ -63,7 +64,7 @@ class thread_pool {
   std::condition_variable cv_;
   std::deque<std::coroutine_handle<>> queue_;
   bool stopping_ = false;
-  std::vector<std::jthread> workers_;  // last: joined first, while the queue still exists
+  std::vector<uniws_test::jthread> workers_;  // last: joined first, while the queue still exists
 };
 
 }  // namespace uniws_test

@@ -11,3 +11,4 @@
 #include <uniws/send_queue.hpp>
 #include <uniws/sync_wait.hpp>
 #include <uniws/task.hpp>
+#include <uniws/version.hpp>
