@@ -1,4 +1,5 @@
 #include "jthread.hpp"
+#include "stress_scale.hpp"
 #include "thread_pool.hpp"
 
 #include <uniws/factory.hpp>
@@ -22,17 +23,7 @@ using manager_type = uniws::unified_manager<memory_connection>;
 
 namespace {
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int scale = 4;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr int scale = 4;
-#else
-constexpr int scale = 1;
-#endif
-#else
-constexpr int scale = 1;
-#endif
+constexpr int scale = uniws_test::stress_divisor;  // totals are in each test's comment
 
 // A probe whose answer the test sets; counts its calls.
 struct scripted_probe {

@@ -31,7 +31,7 @@ TEST_CASE("JSON strings escape quotes, backslashes and every control character")
   }
 }
 
-TEST_CASE("well-formed UTF-8 passes through; ill-formed bytes become U+FFFD") {
+TEST_CASE("well-formed UTF-8 passes through and ill-formed bytes become U+FFFD") {
   CHECK(escaped("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80") == "\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"");
   const std::string replacement = "\xEF\xBF\xBD";
   CHECK(escaped("\xFF") == "\"" + replacement + "\"");                       // never valid

@@ -1,4 +1,5 @@
 #include "jthread.hpp"
+#include "stress_scale.hpp"
 #include <uniws/registry.hpp>
 
 #include <catch2/catch.hpp>
@@ -22,19 +23,7 @@ long live_nodes() { return uniws::detail::registry_stats::live_nodes.load(); }
 long pending_retired() { return uniws::detail::epoch_stats::pending.load(); }
 void reclaim_all() { uniws::detail::epoch_domain::instance().barrier(); }
 
-// Iterations scale down under sanitizers (they slow everything 5-20x) but stay large
-// enough to interleave; the totals are in each test's name or comment.
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int scale = 4;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-constexpr int scale = 4;
-#else
-constexpr int scale = 1;
-#endif
-#else
-constexpr int scale = 1;
-#endif
+constexpr int scale = uniws_test::stress_divisor;  // totals are in each test's comment
 
 struct counted {
   static inline std::atomic<long> alive{0};
@@ -92,7 +81,7 @@ TEST_CASE("find returns a ready entry or nothing") {
   CHECK(*again == 42);
 }
 
-TEST_CASE("a throwing make creates nothing; the next caller creates") {
+TEST_CASE("a throwing make creates nothing and the next caller creates") {
   uniws::user_registry<std::string, int> reg;
   CHECK_THROWS_WITH(reg.get_or_create("u"s, []() -> int { throw std::runtime_error("no manager"); }),
                     "no manager");
@@ -139,7 +128,7 @@ TEST_CASE("a handle keeps its value alive after the registry is gone") {
   CHECK(counted::alive.load() == alive_before);
 }
 
-TEST_CASE("sweep removes every idle entry; for_each visits every ready one") {
+TEST_CASE("sweep removes every idle entry and for_each visits every ready one") {
   uniws::user_registry<int, int> reg;
   std::vector<uniws::user_registry<int, int>::handle> pinned;
   for (int i = 0; i < 1000; ++i) {

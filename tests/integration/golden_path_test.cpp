@@ -164,7 +164,7 @@ TEST_CASE("ping, join and leave") {
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("two connections of alice both get the five events in order; bob gets none") {
+TEST_CASE("two connections of alice both get the five events in order and bob gets none") {
   server_process server({"--agent-delay-ms", "1"});
   const auto port = server.port();
   const std::string alice_token = login(port, "alice", "alice-pw");
