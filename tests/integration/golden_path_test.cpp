@@ -165,7 +165,7 @@ TEST_CASE("ping, join and leave") {
 }
 
 TEST_CASE("two connections of alice both get the five events in order and bob gets none") {
-  server_process server({"--agent-delay-ms", "1"});
+  server_process server({"--agent-delay-ms", "1", "--threads", "2"});  // strands across two I/O threads
   const auto port = server.port();
   const std::string alice_token = login(port, "alice", "alice-pw");
   ws_client tab1(port, alice_token), tab2(port, alice_token);
