@@ -54,6 +54,7 @@ TEST_CASE("connections join threads and receive only what is sent to them") {
   CHECK(m.join_thread(1, "t1"));
   CHECK(m.join_thread(2, "t1"));
   CHECK(m.join_thread(2, "t2"));
+  CHECK(m.join_thread(2, "t2"));                          // joining again is harmless
   CHECK_FALSE(m.join_thread(99, "t1"));                   // unknown connection
   CHECK_FALSE(m.join_thread(1, ""));                      // empty thread id
   CHECK_FALSE(m.join_thread(1, std::string(129, 'x')));  // over-long thread id

@@ -1028,13 +1028,19 @@ class unified_manager {
   /// unknown, the thread id is empty or too long, or the connection has joined too many.
   bool join_thread(connection_id id, std::string_view thread_id) {
     if (!valid_thread_id(thread_id)) return false;
-    return update([&](roster& r) {
+    bool already = false;
+    const bool joined = update([&](roster& r) {
       member* m = r.find(id);
-      if (!m || m->joined(thread_id)) return m != nullptr;
+      if (!m) return false;
+      if (m->joined(thread_id)) {
+        already = true;  // nothing to publish
+        return false;
+      }
       if (m->threads.size() >= options_.max_threads_per_connection) return false;
       m->threads.emplace_back(thread_id);
       return true;
     });
+    return joined || already;
   }
 
   /// False if the connection is unknown or had not joined the thread.
