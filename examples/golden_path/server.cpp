@@ -5,6 +5,7 @@
 // uniws::beast::websocket_connection added to its user's manager; the demo agent emits
 // through a uniws::agent_run, so its events always follow the grammar.
 #include "auth.hpp"
+#include "protocol.hpp"
 
 #include <uniws/beast/awaitable.hpp>
 #include <uniws/beast/connection.hpp>
@@ -166,20 +167,16 @@ std::string error_body(std::string_view code, std::string_view message) {
 response handle_login(server& s, const request& req) {
   if (req.method() != http::verb::post)
     return json_response(req, http::status::method_not_allowed, error_body("method_not_allowed", "use POST"));
-  json::error_code ec;
-  const json::value body = json::parse(req.body(), ec);
-  const json::object* obj = ec ? nullptr : body.if_object();
-  const json::string* user = obj ? (obj->contains("user") ? obj->at("user").if_string() : nullptr) : nullptr;
-  const json::string* password = obj ? (obj->contains("password") ? obj->at("password").if_string() : nullptr) : nullptr;
-  if (!user || !password)
+  const std::optional<golden_path::credentials> login = golden_path::parse_login(req.body());
+  if (!login)
     return json_response(req, http::status::bad_request,
                          error_body("bad_request", "expected {\"user\":\"...\",\"password\":\"...\"}"));
-  if (!s.users.check(*user, *password)) {
+  if (!s.users.check(login->user, login->password)) {
     s.auth_failures.fetch_add(1);
     return json_response(req, http::status::unauthorized, error_body("invalid_credentials", "unknown user or wrong password"));
   }
-  const std::string token = s.tokens.issue(std::string(*user));
-  return json_response(req, http::status::ok, json::serialize(json::object{{"token", token}, {"user", *user}}));
+  const std::string token = s.tokens.issue(login->user);
+  return json_response(req, http::status::ok, json::serialize(json::object{{"token", token}, {"user", login->user}}));
 }
 
 std::string stats_body(server& s) {
@@ -295,61 +292,29 @@ void reply_error(connection& c, server& s, std::string_view code, std::string_vi
   c.try_send(uniws::create_error_message(code, text));
 }
 
-const json::string* string_field(const json::object& o, std::string_view name) {
-  const auto it = o.find(name);
-  return it == o.end() ? nullptr : it->value().if_string();
-}
-
+// Acts on one text frame: parsing (protocol.hpp) has no side effects; this has them all.
 void handle_frame(server& s, const manager_ref& mgr, connection& conn, std::string_view text) {
-  json::error_code ec;
-  const json::value v = json::parse(text, ec);
-  if (ec) return reply_error(conn, s, "bad_request", "the frame is not JSON");
-  const json::object* o = v.if_object();
-  if (!o) return reply_error(conn, s, "bad_request", "the frame is not a JSON object");
-  const json::string* type = string_field(*o, "type");
-  if (!type) return reply_error(conn, s, "bad_request", "missing \"type\"");
-
-  if (*type == "ping") {
-    conn.try_send(uniws::message::copy_of(R"({"type":"pong"})"));
-    return;
-  }
-  if (*type != "join" && *type != "leave" && *type != "run_agent")
-    return reply_error(conn, s, "bad_request", "unknown type \"" + std::string(*type) + "\"");
-
-  const json::string* thread = string_field(*o, "thread_id");
-  if (!thread || thread->empty()) return reply_error(conn, s, "bad_request", "missing \"thread_id\"");
-  if (thread->size() > s.cfg.max_thread_id_length)
-    return reply_error(conn, s, "bad_request",
-                       "\"thread_id\" is longer than " + std::to_string(s.cfg.max_thread_id_length) + " bytes");
-  const std::string thread_id(*thread);
-
-  if (*type == "join") {
-    if (!mgr->join_thread(conn.id(), thread_id)) reply_error(conn, s, "bad_request", "cannot join this thread");
-    return;
-  }
-  if (*type == "leave") {
-    mgr->leave_thread(conn.id(), thread_id);
-    return;
-  }
-  // run_agent: optional "message", and for load tests "steps" (thinking events) and "pad".
-  const json::string* prompt = string_field(*o, "message");
-  int steps = 1;
-  std::size_t pad = 0;
-  if (const auto it = o->find("steps"); it != o->end()) {
-    if (!it->value().is_int64() || it->value().as_int64() < 0 || it->value().as_int64() > s.cfg.max_steps)
-      return reply_error(conn, s, "bad_request", "\"steps\" must be an integer from 0 to " + std::to_string(s.cfg.max_steps));
-    steps = static_cast<int>(it->value().as_int64());
-  }
-  if (const auto it = o->find("pad"); it != o->end()) {
-    if (!it->value().is_int64() || it->value().as_int64() < 0 || it->value().as_int64() > 65536)
-      return reply_error(conn, s, "bad_request", "\"pad\" must be an integer from 0 to 65536");
-    pad = static_cast<std::size_t>(it->value().as_int64());
-  }
-  if (!mgr->join_thread(conn.id(), thread_id)) return reply_error(conn, s, "bad_request", "cannot join this thread");
-  const std::string run_id = "r-" + std::to_string(s.next_run_id.fetch_add(1));
-  net::co_spawn(conn.stream().get_executor(),
-                demo_agent(mgr, thread_id, run_id, prompt ? std::string(*prompt) : std::string(), steps, pad, s.cfg.agent_delay),
-                net::detached);
+  const golden_path::frame_limits limits{.max_thread_id_length = s.cfg.max_thread_id_length,
+                                         .max_steps = s.cfg.max_steps,
+                                         .max_pad = 65536};
+  struct visitor {
+    server& s;
+    const manager_ref& mgr;
+    connection& conn;
+    void operator()(const golden_path::frame_error& e) const { reply_error(conn, s, e.code, e.message); }
+    void operator()(const golden_path::ping_frame&) const { conn.try_send(uniws::message::copy_of(R"({"type":"pong"})")); }
+    void operator()(const golden_path::join_frame& f) const {
+      if (!mgr->join_thread(conn.id(), f.thread_id)) reply_error(conn, s, "bad_request", "cannot join this thread");
+    }
+    void operator()(const golden_path::leave_frame& f) const { mgr->leave_thread(conn.id(), f.thread_id); }
+    void operator()(const golden_path::run_agent_frame& f) const {
+      if (!mgr->join_thread(conn.id(), f.thread_id)) return reply_error(conn, s, "bad_request", "cannot join this thread");
+      const std::string run_id = "r-" + std::to_string(s.next_run_id.fetch_add(1));
+      net::co_spawn(conn.stream().get_executor(),
+                    demo_agent(mgr, f.thread_id, run_id, f.message, f.steps, f.pad, s.cfg.agent_delay), net::detached);
+    }
+  };
+  std::visit(visitor{s, mgr, conn}, golden_path::parse_client_frame(text, limits));
 }
 
 net::awaitable<void> websocket_session(server& s, std::shared_ptr<connection> conn, request req, std::string user) {

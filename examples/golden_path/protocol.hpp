@@ -1,0 +1,104 @@
+// What a client may send, parsed and checked without side effects (so it can be fuzzed):
+// the WebSocket frames of PROTOCOL.md and the login body. The server acts on the result.
+#pragma once
+
+#include <boost/json.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace golden_path {
+
+struct frame_error {
+  std::string code;  // "bad_request"
+  std::string message;
+};
+struct ping_frame {};
+struct join_frame {
+  std::string thread_id;
+};
+struct leave_frame {
+  std::string thread_id;
+};
+struct run_agent_frame {
+  std::string thread_id;
+  std::string message;
+  int steps = 1;         // thinking events (load tests ask for more)
+  std::size_t pad = 0;   // bytes of padding per thinking event
+};
+using client_frame = std::variant<frame_error, ping_frame, join_frame, leave_frame, run_agent_frame>;
+
+struct frame_limits {
+  std::size_t max_thread_id_length = 128;
+  int max_steps = 10'000;
+  std::size_t max_pad = 65'536;
+};
+
+namespace detail {
+inline const boost::json::string* string_field(const boost::json::object& o, std::string_view name) {
+  const auto it = o.find(name);
+  return it == o.end() ? nullptr : it->value().if_string();
+}
+inline frame_error bad_request(std::string message) { return {"bad_request", std::move(message)}; }
+}  // namespace detail
+
+/// One text frame from a client: a command, or the error event to answer it with.
+inline client_frame parse_client_frame(std::string_view text, const frame_limits& limits) {
+  namespace json = boost::json;
+  json::error_code ec;
+  const json::value v = json::parse(text, ec);
+  if (ec) return detail::bad_request("the frame is not JSON");
+  const json::object* o = v.if_object();
+  if (!o) return detail::bad_request("the frame is not a JSON object");
+  const json::string* type = detail::string_field(*o, "type");
+  if (!type) return detail::bad_request("missing \"type\"");
+  if (*type == "ping") return ping_frame{};
+  if (*type != "join" && *type != "leave" && *type != "run_agent")
+    return detail::bad_request("unknown type \"" + std::string(type->subview().substr(0, 64)) + "\"");
+
+  const json::string* thread = detail::string_field(*o, "thread_id");
+  if (!thread || thread->empty()) return detail::bad_request("missing \"thread_id\"");
+  if (thread->size() > limits.max_thread_id_length)
+    return detail::bad_request("\"thread_id\" is longer than " + std::to_string(limits.max_thread_id_length) + " bytes");
+  std::string thread_id(thread->subview());
+  if (*type == "join") return join_frame{std::move(thread_id)};
+  if (*type == "leave") return leave_frame{std::move(thread_id)};
+
+  run_agent_frame run{std::move(thread_id), {}, 1, 0};
+  if (const json::string* prompt = detail::string_field(*o, "message")) run.message = std::string(prompt->subview());
+  if (const auto it = o->find("steps"); it != o->end()) {
+    if (!it->value().is_int64() || it->value().as_int64() < 0 || it->value().as_int64() > limits.max_steps)
+      return detail::bad_request("\"steps\" must be an integer from 0 to " + std::to_string(limits.max_steps));
+    run.steps = static_cast<int>(it->value().as_int64());
+  }
+  if (const auto it = o->find("pad"); it != o->end()) {
+    if (!it->value().is_int64() || it->value().as_int64() < 0 ||
+        static_cast<std::size_t>(it->value().as_int64()) > limits.max_pad)
+      return detail::bad_request("\"pad\" must be an integer from 0 to " + std::to_string(limits.max_pad));
+    run.pad = static_cast<std::size_t>(it->value().as_int64());
+  }
+  return run;
+}
+
+struct credentials {
+  std::string user;
+  std::string password;
+};
+
+/// `{"user":"...","password":"..."}`, or nothing if the body is not that.
+inline std::optional<credentials> parse_login(std::string_view body) {
+  namespace json = boost::json;
+  json::error_code ec;
+  const json::value v = json::parse(body, ec);
+  const json::object* o = ec ? nullptr : v.if_object();
+  if (!o) return std::nullopt;
+  const json::string* user = detail::string_field(*o, "user");
+  const json::string* password = detail::string_field(*o, "password");
+  if (!user || !password) return std::nullopt;
+  return credentials{std::string(user->subview()), std::string(password->subview())};
+}
+
+}  // namespace golden_path
