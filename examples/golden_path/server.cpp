@@ -12,7 +12,6 @@
 #include <uniws/factory.hpp>
 
 #include <boost/asio.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/beast.hpp>
 #include <boost/json.hpp>
 
@@ -294,9 +293,9 @@ void reply_error(connection& c, server& s, std::string_view code, std::string_vi
 
 // Acts on one text frame: parsing (protocol.hpp) has no side effects; this has them all.
 void handle_frame(server& s, const manager_ref& mgr, connection& conn, std::string_view text) {
-  const golden_path::frame_limits limits{.max_thread_id_length = s.cfg.max_thread_id_length,
-                                         .max_steps = s.cfg.max_steps,
-                                         .max_pad = 65536};
+  golden_path::frame_limits limits;  // max_pad: protocol.hpp's default
+  limits.max_thread_id_length = s.cfg.max_thread_id_length;
+  limits.max_steps = s.cfg.max_steps;
   struct visitor {
     server& s;
     const manager_ref& mgr;
