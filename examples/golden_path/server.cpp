@@ -19,6 +19,7 @@
 #include <charconv>
 #include <chrono>
 #include <csignal>
+#include <sys/resource.h>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -58,6 +59,7 @@ struct config {
   std::size_t queue_bytes = 8 << 20;
   uniws::slow_consumer_policy policy = uniws::slow_consumer_policy::drop_oldest;
   std::chrono::seconds idle_timeout{60};
+  std::chrono::seconds handshake_timeout{10};  // TCP accept to WebSocket open, and each HTTP request
   std::chrono::seconds user_idle_ttl{300};
   std::chrono::milliseconds drain_timeout{5000};
   std::size_t max_thread_id_length = 128;
@@ -69,7 +71,8 @@ struct config {
             << "usage: uniws-golden-path [--port N] [--address A] [--threads N] [--users FILE]\n"
                "         [--token-ttl SECONDS] [--agent-delay-ms N] [--max-message-size BYTES]\n"
                "         [--queue-messages N] [--queue-bytes N] [--slow-consumer drop-oldest|close]\n"
-               "         [--idle-timeout SECONDS] [--user-idle-ttl SECONDS] [--drain-timeout-ms N]\n";
+               "         [--idle-timeout SECONDS] [--handshake-timeout SECONDS] [--user-idle-ttl SECONDS]\n"
+               "         [--drain-timeout-ms N]\n";
   std::exit(2);
 }
 
@@ -103,6 +106,7 @@ config parse_args(int argc, char** argv) {
       else if (v == "close") c.policy = uniws::slow_consumer_policy::close;
       else usage("--slow-consumer expects drop-oldest or close");
     } else if (flag == "--idle-timeout") c.idle_timeout = std::chrono::seconds(parse_number<long>(flag, v, 1, 86400));
+    else if (flag == "--handshake-timeout") c.handshake_timeout = std::chrono::seconds(parse_number<long>(flag, v, 1, 3600));
     else if (flag == "--user-idle-ttl") c.user_idle_ttl = std::chrono::seconds(parse_number<long>(flag, v, 0, 86400));
     else if (flag == "--drain-timeout-ms") c.drain_timeout = std::chrono::milliseconds(parse_number<long>(flag, v, 0, 600000));
     else usage("unknown option " + std::string(flag));
@@ -138,7 +142,7 @@ struct server {
                       .policy = cfg.policy,
                       .slow_close_code = uniws::close_code::try_again_later},
             .read_message_max = cfg.max_message_size,
-            .handshake_timeout = 10s,
+            .handshake_timeout = cfg.handshake_timeout,
             .idle_timeout = cfg.idle_timeout,
             .keep_alive_pings = true};
   }
@@ -207,6 +211,7 @@ std::string config_body(const server& s) {
       {"slow_consumer_policy", c.policy == uniws::slow_consumer_policy::close ? "close" : "drop-oldest"},
       {"slow_consumer_close_code", 1013},
       {"idle_timeout_s", c.idle_timeout.count()},
+      {"handshake_timeout_s", c.handshake_timeout.count()},
       {"token_ttl_s", c.token_ttl.count()},
       {"user_idle_ttl_s", c.user_idle_ttl.count()},
       {"agent_delay_ms", c.agent_delay.count()},
@@ -357,7 +362,7 @@ net::awaitable<void> http_session(server& s, beast::tcp_stream stream) {
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(16 * 1024);
-    stream.expires_after(30s);
+    stream.expires_after(s.cfg.handshake_timeout);  // a peer that sends nothing is cut off
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, net::as_tuple(net::use_awaitable));
     if (ec) co_return;
     request req = parser.release();
@@ -411,8 +416,18 @@ net::awaitable<void> listen(server& s, tcp::acceptor& acceptor) {
 
 }  // namespace
 
+// Each connection is a descriptor: a server holding many needs more than the usual soft limit.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 int main(int argc, char** argv) {
   const config cfg = parse_args(argc, argv);
+  raise_open_file_limit();
   // The io_context outlives the server: sockets die before their executor does.
   net::io_context io(static_cast<int>(cfg.threads));
   std::unique_ptr<server> srv;

@@ -1,0 +1,211 @@
+// uniws::beast::websocket_connection over a real loopback socket, with try_send and close
+// called from several threads while the write loop runs on a strand of a two-thread
+// io_context. Runs under ThreadSanitizer (tsan preset) and ASan + UBSan (asan preset).
+//
+// The invariant every test checks: each message try_send accepted is written, dropped by
+// the queue's bound, or discarded because the connection closed first, and each of those
+// is counted. Nothing is lost silently.
+#include <uniws/beast/connection.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "jthread.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using tcp = net::ip::tcp;
+using connection = uniws::beast::websocket_connection;
+using namespace std::chrono_literals;
+
+// A server-side connection and a blocking client stream, joined over 127.0.0.1.
+class loopback {
+ public:
+  explicit loopback(uniws::beast::connection_options options) {
+    tcp::acceptor acceptor(io_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
+
+    std::promise<beast::error_code> accepted;
+    acceptor.async_accept(net::make_strand(io_), [&](beast::error_code ec, tcp::socket socket) {
+      if (ec) return accepted.set_value(ec);
+      server_ = connection::create(1, beast::tcp_stream(std::move(socket)), options);
+      server_->stream().async_accept([&](beast::error_code e) { accepted.set_value(e); });
+    });
+    beast::get_lowest_layer(client_).connect(acceptor.local_endpoint());
+    client_.handshake("127.0.0.1", "/");
+    REQUIRE_FALSE(accepted.get_future().get());
+  }
+
+  loopback(const loopback&) = delete;
+  loopback& operator=(const loopback&) = delete;
+
+  ~loopback() {
+    beast::error_code ignored;
+    beast::get_lowest_layer(client_).socket().close(ignored);
+    if (server_) net::post(server_->stream().get_executor(), [c = server_] {
+      beast::error_code e;
+      c->mark_closed();
+      beast::get_lowest_layer(c->stream()).socket().close(e);
+    });
+    server_.reset();
+    work_.reset();
+    threads_.clear();  // joins once the last handler has run
+  }
+
+  connection& server() { return *server_; }
+  websocket::stream<beast::tcp_stream>& client() { return client_; }
+
+  /// Reads one message; empty on close or error (the close code is then in reason()).
+  std::optional<std::string> read() {
+    beast::flat_buffer buffer;
+    beast::error_code ec;
+    client_.read(buffer, ec);
+    if (ec) return std::nullopt;
+    return beast::buffers_to_string(buffer.data());
+  }
+
+ private:
+  net::io_context io_{2};
+  net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(io_);
+  net::io_context client_io_;
+  websocket::stream<beast::tcp_stream> client_{client_io_};
+  std::shared_ptr<connection> server_;
+  std::vector<uniws_test::jthread> threads_;
+};
+
+struct tally {
+  std::atomic<std::uint64_t> accepted{0}, refused{0};
+  void count(uniws::send_result r) {
+    if (r == uniws::send_result::queued || r == uniws::send_result::dropped) accepted.fetch_add(1);
+    else refused.fetch_add(1);
+  }
+};
+
+std::string payload(int sender, int n) { return std::to_string(sender) + ":" + std::to_string(n); }
+
+// Waits (bounded) until `c` has settled: no message in flight, so the accounting is final.
+void wait_settled(const connection& c, const tally& t) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (c.messages_written() + c.dropped() + c.discarded() != t.accepted.load() &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+}
+
+}  // namespace
+
+TEST_CASE("try_send from four threads: every message arrives once, each sender's in order") {
+  loopback link({.queue = {.max_messages = 1 << 20, .max_bytes = std::size_t{1} << 30}});
+  constexpr int senders = 4, per_sender = 5000;
+  tally t;
+  {
+    std::vector<uniws_test::jthread> threads;
+    for (int s = 0; s < senders; ++s)
+      threads.emplace_back([&, s] {
+        for (int n = 0; n < per_sender; ++n) t.count(link.server().try_send(uniws::message::copy_of(payload(s, n))));
+      });
+
+    std::vector<int> next(senders, 0);
+    int received = 0, out_of_order = 0;
+    while (received < senders * per_sender) {
+      auto m = link.read();
+      REQUIRE(m);
+      const auto colon = m->find(':');
+      const int s = std::stoi(m->substr(0, colon)), n = std::stoi(m->substr(colon + 1));
+      if (n != next[s]) ++out_of_order;
+      next[s] = n + 1;
+      ++received;
+    }
+    CHECK(out_of_order == 0);
+  }
+  CHECK(t.accepted == senders * per_sender);
+  CHECK(t.refused == 0);
+
+  link.server().close(uniws::close_code::normal);
+  CHECK_FALSE(link.read());
+  CHECK(link.client().reason().code == websocket::close_code::normal);
+  CHECK(link.server().try_send(uniws::message::copy_of("late")) == uniws::send_result::closed);
+  wait_settled(link.server(), t);
+  CHECK(link.server().messages_written() == t.accepted);
+  CHECK(link.server().dropped() == 0);
+  CHECK(link.server().discarded() == 0);
+}
+
+TEST_CASE("close races try_send: what was accepted before the close arrives first, the rest is refused") {
+  loopback link({.queue = {.max_messages = 1 << 20, .max_bytes = std::size_t{1} << 30}});
+  tally t;
+  std::atomic<bool> go{false};
+  std::vector<uniws_test::jthread> threads;
+  for (int s = 0; s < 3; ++s)
+    threads.emplace_back([&, s] {
+      while (!go.load()) std::this_thread::yield();
+      for (int n = 0; n < 20000; ++n) t.count(link.server().try_send(uniws::message::copy_of(payload(s, n))));
+    });
+  threads.emplace_back([&] {
+    while (!go.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(2ms);
+    link.server().close(uniws::close_code::going_away);
+  });
+  go = true;
+
+  std::uint64_t received = 0;
+  while (link.read()) ++received;
+  threads.clear();
+
+  CHECK(link.client().reason().code == websocket::close_code::going_away);
+  CHECK(t.accepted + t.refused == 60000);
+  wait_settled(link.server(), t);
+  // A graceful close flushes: every accepted message was written before the close frame.
+  CHECK(received == t.accepted);
+  CHECK(link.server().messages_written() == t.accepted);
+  CHECK(link.server().discarded() == 0);
+}
+
+TEST_CASE("the peer vanishing mid-write: writes fail, the rest is counted as discarded, no crash") {
+  loopback link({.queue = {.max_messages = 256, .max_bytes = std::size_t{64} << 20}});
+  const std::string big(64 * 1024, 'x');
+  tally t;
+  std::atomic<bool> stop{false};
+  std::vector<uniws_test::jthread> threads;
+  for (int s = 0; s < 2; ++s)
+    threads.emplace_back([&] {
+      const auto deadline = std::chrono::steady_clock::now() + 20s;
+      while (!stop.load() && std::chrono::steady_clock::now() < deadline) {
+        const auto r = link.server().try_send(uniws::message::copy_of(big));
+        t.count(r);
+        if (r == uniws::send_result::closed) return;
+      }
+    });
+
+  for (int i = 0; i < 3; ++i) REQUIRE(link.read());
+  // An abortive close (RST): the server's next writes fail with a reset, not a close frame.
+  auto& socket = beast::get_lowest_layer(link.client()).socket();
+  socket.set_option(net::socket_base::linger(true, 0));
+  socket.close();
+
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (link.server().is_open() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  CHECK_FALSE(link.server().is_open());
+  stop = true;
+  threads.clear();
+
+  CHECK(link.server().try_send(uniws::message::copy_of(big)) == uniws::send_result::closed);
+  wait_settled(link.server(), t);
+  const std::uint64_t counted = link.server().messages_written() + link.server().dropped() + link.server().discarded();
+  CHECK(counted == t.accepted);
+  CHECK(link.server().discarded() > 0);
+}
