@@ -132,6 +132,9 @@ struct server {
   std::atomic<uniws::connection_id> next_connection_id{1};
   std::atomic<std::uint64_t> next_run_id{1};
   std::atomic<std::uint64_t> http_requests{0}, auth_failures{0}, websocket_sessions{0}, bad_frames{0};
+  // Replies (errors, pongs) go straight to a connection, not through a manager: their drops are
+  // counted here, so a client that floods faster than it reads loses nothing uncounted.
+  std::atomic<std::uint64_t> replies_dropped{0};
 
   std::mutex live_mutex;
   std::unordered_map<uniws::connection_id, std::weak_ptr<connection>> live;
@@ -199,6 +202,7 @@ std::string stats_body(server& s) {
       {"auth_failures", s.auth_failures.load()},
       {"websocket_sessions", s.websocket_sessions.load()},
       {"bad_frames", s.bad_frames.load()},
+      {"replies_dropped", s.replies_dropped.load()},
   });
 }
 
@@ -291,9 +295,13 @@ net::awaitable<void> demo_agent(manager_ref mgr, std::string thread_id, std::str
 
 // ---- WebSocket ----
 
+void reply(connection& c, server& s, uniws::message m) {
+  if (c.try_send(std::move(m)) == uniws::send_result::dropped) s.replies_dropped.fetch_add(1);
+}
+
 void reply_error(connection& c, server& s, std::string_view code, std::string_view text) {
   s.bad_frames.fetch_add(1);
-  c.try_send(uniws::create_error_message(code, text));
+  reply(c, s, uniws::create_error_message(code, text));
 }
 
 // Acts on one text frame: parsing (protocol.hpp) has no side effects; this has them all.
@@ -306,7 +314,7 @@ void handle_frame(server& s, const manager_ref& mgr, connection& conn, std::stri
     const manager_ref& mgr;
     connection& conn;
     void operator()(const golden_path::frame_error& e) const { reply_error(conn, s, e.code, e.message); }
-    void operator()(const golden_path::ping_frame&) const { conn.try_send(uniws::message::copy_of(R"({"type":"pong"})")); }
+    void operator()(const golden_path::ping_frame&) const { reply(conn, s, uniws::message::copy_of(R"({"type":"pong"})")); }
     void operator()(const golden_path::join_frame& f) const {
       if (!mgr->join_thread(conn.id(), f.thread_id)) reply_error(conn, s, "bad_request", "cannot join this thread");
     }
@@ -409,6 +417,9 @@ net::awaitable<void> listen(server& s, tcp::acceptor& acceptor) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
       continue;  // e.g. too many open files: keep serving the others
     }
+    // Events are small and latency matters: do not let Nagle hold one back for an ACK.
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
     auto executor = socket.get_executor();
     net::co_spawn(executor, http_session(s, beast::tcp_stream(std::move(socket))), net::detached);
   }
