@@ -8,7 +8,7 @@
 //
 // CI runs each briefly (ctest -L soak); scripts/soak.sh runs them at full size. Each prints
 // its figures as text and as one JSON line, and exits 1 if any check failed.
-#include "async_client.hpp"
+#include "../../examples/golden_path/async_client.hpp"
 
 #include "../integration/server_process.hpp"
 

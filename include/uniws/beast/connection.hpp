@@ -18,6 +18,12 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
+#if defined(__linux__)
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#endif
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -134,6 +140,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   void write_next() {
     std::unique_lock lock(mutex_);
     if (queue_.empty()) {
+      set_corked(false);
       if (state_ == state::closing) {
         state_ = state::close_sent;  // writing_ stays set: nothing else starts
         lock.unlock();
@@ -146,10 +153,29 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     }
     current_ = queue_.front();
     queue_.pop();
+    const bool more = !queue_.empty();
     lock.unlock();
+    set_corked(more);
     ws_.text(true);
     ws_.async_write(boost::asio::buffer(current_.data(), current_.size()),
                     [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t) { self->on_write(ec); });
+  }
+
+  // While a backlog is being written, TCP_CORK lets the kernel put several messages into one
+  // segment instead of sending each on its own (TCP_NODELAY would); uncorking when the queue
+  // empties pushes the rest at once, so a lone message is never delayed.
+  void set_corked(bool on) {
+#if defined(__linux__) && defined(TCP_CORK)
+    if constexpr (requires { boost::beast::get_lowest_layer(ws_).socket().native_handle(); }) {
+      if (on == corked_) return;
+      corked_ = on;
+      const int value = on ? 1 : 0;
+      ::setsockopt(boost::beast::get_lowest_layer(ws_).socket().native_handle(), IPPROTO_TCP, TCP_CORK, &value,
+                   sizeof value);
+    }
+#else
+    (void)on;
+#endif
   }
 
   void on_write(boost::beast::error_code ec) {
@@ -175,6 +201,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   bool writing_ = false;
   std::uint64_t discarded_ = 0;
   message current_;  // the message being written: its buffer must outlive async_write
+  bool corked_ = false;  // owned by the write loop
   std::atomic<std::uint64_t> written_{0};
 };
 

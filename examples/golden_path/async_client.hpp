@@ -1,4 +1,4 @@
-// tests/soak/async_client.hpp - coroutine (Asio) clients of the example server's protocol,
+// async_client.hpp - coroutine (Asio) clients of the example server's protocol,
 // for drivers that hold thousands of connections on one thread: the soaks and uniws-load.
 #pragma once
 

@@ -1,0 +1,185 @@
+#!/usr/bin/python3
+"""End-to-end comparison: uniws-golden-path against uniws-load-baseline (Beast chat-multi's
+design), driven by uniws-load over loopback in the same run, interleaved. Prints figures and
+the ratios; --json FILE writes them all. Benchmarks, not tests: it asserts nothing about speed
+(ctest runs it with --quick only to prove it works).
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def status_kib(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return -1
+
+
+class Server:
+    def __init__(self, binary, users_file, args):
+        self.proc = subprocess.Popen([binary, "--port", "0", "--address", "127.0.0.1", "--users", users_file] + args,
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        m = re.match(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        if not m:
+            raise RuntimeError(f"{binary} said {line!r}")
+        self.port = m.group(1)
+
+    def rss(self):
+        return status_kib(self.proc.pid, "VmRSS")
+
+    def peak_rss(self):
+        return status_kib(self.proc.pid, "VmHWM")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_load(load, port, args, timeout=600):
+    out = subprocess.run([load, "--port", port] + args, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"uniws-load {' '.join(args)} failed: {out.stderr.strip()}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def idle_rss(server, load, users, per_user, hold):
+    """RSS of `server` while uniws-load holds users x per_user idle connections."""
+    p = subprocess.Popen([load, "--port", server.port, "--mode", "idle", "--users", str(users), "--connections",
+                          str(per_user), "--seconds", str(hold)], stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    if not line.startswith("ready"):
+        p.kill()
+        raise RuntimeError(f"uniws-load idle said {line!r}")
+    time.sleep(1.0)  # let the server finish its side of the last handshakes
+    rss = server.rss()
+    p.wait()
+    return rss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin-dir", required=True, help="the build directory (build/gcc)")
+    ap.add_argument("--quick", action="store_true", help="a few seconds each: prove it works")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--json", help="write every figure here")
+    a = ap.parse_args()
+    quick = a.quick
+    seconds = "1" if quick else str(a.seconds)
+    warmup = "1" if quick else "2"
+    binaries = {
+        "uniws": os.path.join(a.bin_dir, "examples", "uniws-golden-path"),
+        "baseline": os.path.join(a.bin_dir, "benchmarks", "uniws-load-baseline"),
+    }
+    load = os.path.join(a.bin_dir, "benchmarks", "uniws-load")
+    results = {"throughput": [], "latency": {}, "idle": {}, "stalled": {}}
+
+    with tempfile.NamedTemporaryFile("w", prefix="uniws-e2e-users-", delete=False) as f:
+        for i in range(10000):
+            f.write(f"u{i}:pw-{i}\n")
+        users_file = f.name
+    try:
+        # 1. Deliveries/s at 1k connections (100 users x 10), closed-loop agents, interleaved.
+        rounds = 1 if quick else 2
+        for threads in (["1"] if quick else ["1", "2"]):
+            for r in range(rounds):
+                for name in ("uniws", "baseline"):
+                    s = Server(binaries[name], users_file, ["--threads", threads, "--agent-delay-ms", "0"])
+                    try:
+                        res = run_load(load, s.port, ["--mode", "agents", "--users", "100", "--connections", "10",
+                                                      "--steps", "8", "--seconds", seconds, "--warmup", warmup])
+                    finally:
+                        s.stop()
+                    res.update(server=name, threads=int(threads), round=r + 1)
+                    results["throughput"].append(res)
+                    print(f"throughput {name:8} threads={threads} round={r + 1}: "
+                          f"{res['deliveries_per_s']:10.0f} deliveries/s  p99 {res['p99_ms']:.1f} ms", flush=True)
+
+        # 2. Golden-path latency at 1k users: a run per user per second, agent delays 4 x 10 ms.
+        for name in ("uniws", "baseline"):
+            s = Server(binaries[name], users_file, ["--agent-delay-ms", "10"])
+            try:
+                res = run_load(load, s.port, ["--mode", "broadcast", "--rate", "1000", "--users", "1000",
+                                              "--connections", "1", "--steps", "1", "--seconds", seconds,
+                                              "--warmup", warmup])
+            finally:
+                s.stop()
+            res["agent_delays_ms"] = 40
+            results["latency"][name] = res
+            print(f"latency    {name:8} 1k users, 1k runs/s: p50 {res['p50_ms']:.1f}  p99 {res['p99_ms']:.1f}  "
+                  f"p99.9 {res['p999_ms']:.1f} ms (the agent's own delays: 40 ms)", flush=True)
+
+        # 3. Idle memory: RSS with 0, 1k and 10k authenticated, joined, idle connections.
+        sizes = [(100, 10)] if quick else [(100, 10), (1000, 10)]
+        for name in ("uniws", "baseline"):
+            s = Server(binaries[name], users_file, [])
+            try:
+                base = s.rss()
+                entry = {"rss_kib_0": base}
+                for users, per_user in sizes:
+                    n = users * per_user
+                    entry[f"rss_kib_{n}"] = idle_rss(s, load, users, per_user, 3)
+                    entry[f"kib_per_connection_{n}"] = (entry[f"rss_kib_{n}"] - base) / n
+            finally:
+                s.stop()
+            results["idle"][name] = entry
+            print(f"idle       {name:8} " + "  ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                                                   for k, v in entry.items()), flush=True)
+
+        # 4. Stalled readers: 10 connections that never read, 64 KB messages sent to them.
+        steps = "200" if quick else "4000"
+        queue_bytes = 8 << 20
+        for name in ("uniws", "baseline"):
+            args = ["--agent-delay-ms", "0"]
+            if name == "uniws":
+                args += ["--queue-bytes", str(queue_bytes)]
+            s = Server(binaries[name], users_file, args)
+            try:
+                base = s.rss()
+                res = run_load(load, s.port, ["--mode", "stalled", "--connections", "10", "--steps", steps,
+                                              "--pad", "65536", "--seconds", "3" if not quick else "1",
+                                              "--warmup", "0"])
+                time.sleep(0.5)
+                peak = s.peak_rss()
+            finally:
+                s.stop()
+            entry = {"messages": int(steps), "message_kib": 64, "stalled_connections": 10, "rss_kib_idle": base,
+                     "peak_rss_kib": peak, "runs": res["runs_sent"]}
+            if name == "uniws":
+                entry["bound_kib"] = 10 * queue_bytes // 1024 + base
+            results["stalled"][name] = entry
+            print(f"stalled    {name:8} peak RSS {peak / 1024:.1f} MiB (idle {base / 1024:.1f} MiB)"
+                  + (f", bound {entry['bound_kib'] / 1024:.1f} MiB" if "bound_kib" in entry else ""), flush=True)
+    finally:
+        os.unlink(users_file)
+
+    # Ratios, same run.
+    def mean(name, threads):
+        xs = [r["deliveries_per_s"] for r in results["throughput"] if r["server"] == name and r["threads"] == threads]
+        return sum(xs) / len(xs) if xs else 0
+
+    ratios = {}
+    for threads in sorted({r["threads"] for r in results["throughput"]}):
+        u, b = mean("uniws", threads), mean("baseline", threads)
+        ratios[f"deliveries_threads_{threads}"] = u / b if b else 0
+        print(f"ratio uniws/baseline deliveries/s, {threads} server thread(s): {ratios[f'deliveries_threads_{threads}']:.2f}x")
+    results["ratios"] = ratios
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
