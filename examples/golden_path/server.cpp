@@ -334,6 +334,7 @@ net::awaitable<void> websocket_session(server& s, std::shared_ptr<connection> co
   ws.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(http::field::server, "uniws-golden-path"); }));
   auto [accept_ec] = co_await ws.async_accept(req, net::as_tuple(net::use_awaitable));
+  req = {};  // its headers are not needed again: an idle connection should not keep them
   if (accept_ec) co_return;
   s.websocket_sessions.fetch_add(1);
 
@@ -346,16 +347,20 @@ net::awaitable<void> websocket_session(server& s, std::shared_ptr<connection> co
   }
   if (s.draining.load()) conn->close(uniws::close_code::going_away);
 
+  // Reads go in slices of at most 512 bytes: the read an idle connection keeps pending then
+  // holds 512 bytes, not Beast's 1.5 KB default. --max-message-size still bounds a message.
   beast::flat_buffer buffer;
   for (;;) {
-    auto [ec, n] = co_await ws.async_read(buffer, net::as_tuple(net::use_awaitable));
+    auto [ec, n] = co_await ws.async_read_some(buffer, 512, net::as_tuple(net::use_awaitable));
     if (ec) break;  // closed by either side, timed out, or a frame over the limit (Beast sent 1009)
+    if (!ws.is_message_done()) continue;
     if (!ws.got_text()) {
       reply_error(*conn, s, "unsupported", "binary frames are not supported; send JSON text");
     } else {
       handle_frame(s, mgr, *conn, std::string_view(static_cast<const char*>(buffer.data().data()), buffer.size()));
     }
     buffer.consume(buffer.size());
+    if (buffer.capacity() > 4096) buffer.shrink_to_fit();  // one big message does not pin its buffer
   }
   conn->mark_closed();
   mgr->remove_connection(conn->id());
@@ -394,6 +399,8 @@ net::awaitable<void> http_session(server& s, beast::tcp_stream stream) {
       }
       stream.expires_never();  // the WebSocket's own timeouts take over
       auto conn = connection::create(s.next_connection_id.fetch_add(1), std::move(stream), s.connection_options());
+      buffer.clear();  // the request is parsed: give its bytes back for the WebSocket's lifetime
+      buffer.shrink_to_fit();
       co_await websocket_session(s, std::move(conn), std::move(req), *user);
       co_return;
     }

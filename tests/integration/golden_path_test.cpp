@@ -143,6 +143,18 @@ TEST_CASE("the golden path: log in, open a WebSocket, run an agent, receive its 
   CHECK(server.stop() == 0);
 }
 
+TEST_CASE("a frame far bigger than one read slice arrives whole, also when sent in fragments") {
+  server_process server({"--agent-delay-ms", "1"});
+  ws_client ws(server.port(), login(server.port(), "alice", "alice-pw"));
+  std::string text;
+  for (int i = 0; text.size() < 20000; ++i) text += std::to_string(i) + ",";
+  ws.send(run_agent("t-big", text));
+  auto frames = ws.read_until("agent_completed");
+  check_five_events(frames, "t-big");
+  CHECK(frames.front().at("payload").at("message").as_string() == text);
+  CHECK(server.stop() == 0);
+}
+
 TEST_CASE("ping, join and leave") {
   server_process server({"--agent-delay-ms", "1"});
   const auto port = server.port();
