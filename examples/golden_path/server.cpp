@@ -53,6 +53,7 @@ struct config {
   unsigned threads = 1;
   std::optional<std::string> users_file;
   std::chrono::seconds token_ttl{3600};
+  std::string token_secret;  // shared by a cluster's nodes: tokens are signed, any node accepts them
   std::chrono::milliseconds agent_delay{50};
   std::size_t max_message_size = 64 * 1024;
   std::size_t queue_messages = 1024;
@@ -72,7 +73,7 @@ struct config {
                "         [--token-ttl SECONDS] [--agent-delay-ms N] [--max-message-size BYTES]\n"
                "         [--queue-messages N] [--queue-bytes N] [--slow-consumer drop-oldest|close]\n"
                "         [--idle-timeout SECONDS] [--handshake-timeout SECONDS] [--user-idle-ttl SECONDS]\n"
-               "         [--drain-timeout-ms N]\n";
+               "         [--drain-timeout-ms N] [--token-secret SECRET (or env UNIWS_TOKEN_SECRET)]\n";
   std::exit(2);
 }
 
@@ -106,11 +107,15 @@ config parse_args(int argc, char** argv) {
       else if (v == "close") c.policy = uniws::slow_consumer_policy::close;
       else usage("--slow-consumer expects drop-oldest or close");
     } else if (flag == "--idle-timeout") c.idle_timeout = std::chrono::seconds(parse_number<long>(flag, v, 1, 86400));
+    else if (flag == "--token-secret") c.token_secret = v;
     else if (flag == "--handshake-timeout") c.handshake_timeout = std::chrono::seconds(parse_number<long>(flag, v, 1, 3600));
     else if (flag == "--user-idle-ttl") c.user_idle_ttl = std::chrono::seconds(parse_number<long>(flag, v, 0, 86400));
     else if (flag == "--drain-timeout-ms") c.drain_timeout = std::chrono::milliseconds(parse_number<long>(flag, v, 0, 600000));
     else usage("unknown option " + std::string(flag));
   }
+  if (c.token_secret.empty())
+    if (const char* env = std::getenv("UNIWS_TOKEN_SECRET")) c.token_secret = env;
+  if (!c.token_secret.empty() && c.token_secret.size() < 16) usage("--token-secret must be at least 16 bytes");
   return c;
 }
 
@@ -120,7 +125,7 @@ struct server {
       : cfg(std::move(c)),
         users(cfg.users_file ? golden_path::user_directory::from_file(*cfg.users_file)
                              : golden_path::user_directory::demo()),
-        tokens(cfg.token_ttl),
+        tokens(cfg.token_ttl, cfg.token_secret),
         factory(uniws::factory_options{.manager = {.max_thread_id_length = cfg.max_thread_id_length},
                                        .idle_ttl = cfg.user_idle_ttl}) {}
 
@@ -217,6 +222,7 @@ std::string config_body(const server& s) {
       {"idle_timeout_s", c.idle_timeout.count()},
       {"handshake_timeout_s", c.handshake_timeout.count()},
       {"token_ttl_s", c.token_ttl.count()},
+      {"tokens", s.tokens.is_signed() ? "signed" : "local"},
       {"user_idle_ttl_s", c.user_idle_ttl.count()},
       {"agent_delay_ms", c.agent_delay.count()},
       {"max_thread_id_length", c.max_thread_id_length},

@@ -296,3 +296,24 @@ TEST_CASE("a users file (--users FILE) replaces the demo users") {
   CHECK(http_request(server.port(), http::verb::post, "/login", R"({"user":"alice","password":"alice-pw"})").status == 401);
   CHECK(server.stop() == 0);
 }
+
+TEST_CASE("signed tokens: a token one node issued opens a WebSocket on another node with the same secret") {
+  const std::string secret = "shared-by-the-cluster-0123456789";
+  server_process node_a({"--agent-delay-ms", "1", "--token-secret", secret});
+  server_process node_b({"--agent-delay-ms", "1", "--token-secret", secret});
+  server_process stranger({"--agent-delay-ms", "1", "--token-secret", "a-different-secret-0123456789"});
+  server_process unsigned_node({"--agent-delay-ms", "1"});
+
+  CHECK(http_request(node_b.port(), http::verb::get, "/config").json().at("tokens").as_string() == "signed");
+  CHECK(http_request(unsigned_node.port(), http::verb::get, "/config").json().at("tokens").as_string() == "local");
+
+  const std::string token = login(node_a.port(), "alice", "alice-pw");
+  ws_client ws(node_b.port(), token);
+  ws.send(run_agent("t-cluster"));
+  check_five_events(ws.read_until("agent_completed"), "t-cluster");
+
+  CHECK(ws_client::upgrade_status(stranger.port(), token) == 401);
+  CHECK(ws_client::upgrade_status(unsigned_node.port(), token) == 401);
+  CHECK(node_a.stop() == 0);
+  CHECK(node_b.stop() == 0);
+}
