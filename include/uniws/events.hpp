@@ -63,6 +63,25 @@ inline message encode_event(const agent_event& e, std::uint64_t seq) {
   return message::copy_of(out);
 }
 
+/// The envelope `encoded` (made by encode_event) with its seq replaced. The first `,"seq":` is
+/// the envelope's own: inside a JSON string a quote is always escaped, so `,"` cannot occur
+/// there. Returns an empty message if `encoded` has no seq.
+inline message restamp_event(const message& encoded, std::uint64_t seq) {
+  const std::string_view text(encoded.data(), encoded.size());
+  constexpr std::string_view key = ",\"seq\":";
+  const auto at = text.find(key);
+  if (at == std::string_view::npos) return message();
+  const auto digits = at + key.size();
+  const auto end = text.find_first_not_of("0123456789", digits);
+  if (end == std::string_view::npos) return message();
+  std::string out;
+  out.reserve(text.size() + 20);
+  out.append(text.substr(0, digits));
+  out += std::to_string(seq);
+  out.append(text.substr(end));
+  return message::copy_of(out);
+}
+
 /// Where an agent_run sends its events: a manager reference, or any sink with emit().
 template <class S>
 concept event_sink = std::movable<S> && requires(S& s, agent_event e) { s.emit(std::move(e)); };

@@ -8,6 +8,7 @@
 // is a lazy uniws::task: dropping it unawaited is a [[nodiscard]] error under -Werror.
 #pragma once
 
+#include <uniws/broker.hpp>
 #include <uniws/concepts.hpp>
 #include <uniws/events.hpp>
 #include <uniws/manager.hpp>
@@ -45,7 +46,7 @@ struct always_available {
   constexpr ready check() const noexcept { return {}; }
 };
 
-template <connection Connection, service_probe Probe>
+template <connection Connection, service_probe Probe, broker Broker>
 class manager_factory;
 
 /// A counted reference to a user's manager: while one is alive the manager stays registered
@@ -85,7 +86,7 @@ class manager_ref {
   }
 
  private:
-  template <connection, service_probe>
+  template <connection, service_probe, broker>
   friend class manager_factory;
   using handle_type = typename user_registry<std::string, manager_type>::handle;
   explicit manager_ref(handle_type h) noexcept : handle_(std::move(h)) {}
@@ -101,18 +102,28 @@ struct factory_options {
 struct factory_stats {
   std::size_t users = 0;
   std::uint64_t probe_failures = 0;  // probes that said unavailable or threw
+  std::uint64_t unrouted = 0;        // broker deliveries for a user with no manager here
   manager_stats managers{};          // summed over users
 };
 
-/// Owns the user registry and the options; one per server (no global state).
-template <connection Connection, service_probe Probe = always_available>
+/// Owns the user registry and the options; one per server (no global state). With a Broker
+/// other than in_process_broker, the managers' events go through it to every node of the
+/// cluster (see broker.hpp); the managers' API is the same either way.
+template <connection Connection, service_probe Probe = always_available, broker Broker = in_process_broker>
 class manager_factory {
  public:
   using manager_type = unified_manager<Connection>;
   using manager_ref_type = manager_ref<Connection>;
+  static constexpr bool clustered = !std::same_as<Broker, in_process_broker>;
 
-  explicit manager_factory(factory_options options = {}, Probe probe = Probe{})
-      : options_(std::move(options)), probe_(std::move(probe)) {}
+  explicit manager_factory(factory_options options = {}, Probe probe = Probe{}, Broker b = Broker{})
+      : options_(std::move(options)), probe_(std::move(probe)), broker_(std::move(b)) {
+    if constexpr (clustered)
+      broker_.set_receiver([this](std::string_view user, std::string_view thread, std::uint64_t seq, message m) {
+        if (auto h = registry_.find(user)) h->deliver_published(thread, seq, m);
+        else unrouted_.fetch_add(1, std::memory_order_relaxed);
+      });
+  }
   manager_factory(const manager_factory&) = delete;
   manager_factory& operator=(const manager_factory&) = delete;
 
@@ -120,7 +131,10 @@ class manager_factory {
   template <user_context Context>
   [[nodiscard]] manager_ref_type get_websocket_manager(const Context& ctx) {
     const std::string_view user = ctx.user_id();
-    return manager_ref_type(registry_.get_or_create(user, [this] { return manager_type(options_.manager); }));
+    return manager_ref_type(registry_.get_or_create(user, [this, user] {
+      if constexpr (clustered) return manager_type(options_.manager, &link_, std::string(user));
+      else return manager_type(options_.manager);
+    }));
   }
 
   /// Awaits the service probe, then gets or creates the user's manager. A probe that says
@@ -163,17 +177,42 @@ class manager_factory {
     factory_stats s;
     s.users = registry_.size();
     s.probe_failures = probe_failures_.load(std::memory_order_relaxed);
+    s.unrouted = unrouted_.load(std::memory_order_relaxed);
     registry_.for_each([&s](const std::string&, manager_type& m) { s.managers += m.get_stats(); });
     return s;
   }
 
   [[nodiscard]] std::size_t user_count() const noexcept { return registry_.size(); }
   [[nodiscard]] const factory_options& options() const noexcept { return options_; }
+  [[nodiscard]] Broker& get_broker() noexcept { return broker_; }
 
  private:
+  struct link final : detail::cluster_link {
+    explicit link(Broker& b) : b_(b) {}
+    bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) override {
+      try {
+        return b_.publish(user, e, floor);
+      } catch (...) {
+        return false;  // a broker that throws is a broker that is down: deliver locally
+      }
+    }
+    void presence(std::string_view user, bool has_connections) override {
+      try {
+        if (has_connections) b_.subscribe(user);
+        else b_.unsubscribe(user);
+      } catch (...) {
+        // The broker resubscribes what it holds when it comes back; nothing to undo here.
+      }
+    }
+    Broker& b_;
+  };
+
   factory_options options_;
   Probe probe_;
-  std::atomic<std::uint64_t> probe_failures_{0};
+  Broker broker_;
+  link link_{broker_};
+  std::atomic<std::uint64_t> probe_failures_{0}, unrouted_{0};
+  // Last: destroyed first, so no manager outlives the link and broker it points to.
   user_registry<std::string, manager_type> registry_;
 };
 

@@ -6,6 +6,7 @@
 // detail::epoch_domain. A fan-out shares one message buffer across all connections.
 #pragma once
 
+#include <uniws/broker.hpp>
 #include <uniws/concepts.hpp>
 #include <uniws/detail/epoch.hpp>
 #include <uniws/events.hpp>
@@ -42,6 +43,9 @@ struct manager_stats {
   std::uint64_t sends_to_closed = 0;    // deliveries refused by an already closed connection
   std::uint64_t events_emitted = 0;
   std::uint64_t unavailable_reports = 0;  // times a service probe said unavailable for this user
+  std::uint64_t events_published = 0;     // emitted events the broker took (delivered when it returns them)
+  std::uint64_t publish_failures = 0;     // emitted events the broker refused: delivered locally instead
+  std::uint64_t restamped = 0;            // broker events whose seq this node had passed (see deliver_published)
 
   manager_stats& operator+=(const manager_stats& o) noexcept {
     connections += o.connections;
@@ -53,6 +57,9 @@ struct manager_stats {
     sends_to_closed += o.sends_to_closed;
     events_emitted += o.events_emitted;
     unavailable_reports += o.unavailable_reports;
+    events_published += o.events_published;
+    publish_failures += o.publish_failures;
+    restamped += o.restamped;
     return *this;
   }
 };
@@ -65,6 +72,10 @@ class unified_manager {
   using clock = std::chrono::steady_clock;
 
   explicit unified_manager(manager_options options = {}) : options_(options) {}
+  /// A manager of `user` whose events go through a cluster's broker (manager_factory builds
+  /// these when it has one; see broker.hpp).
+  unified_manager(manager_options options, detail::cluster_link* link, std::string user)
+      : options_(options), link_(link), user_(std::move(user)) {}
   unified_manager(const unified_manager&) = delete;
   unified_manager& operator=(const unified_manager&) = delete;
   // The last reference is gone, so no reader holds the roster.
@@ -134,14 +145,40 @@ class unified_manager {
 
   /// Stamps the event with the user's next sequence number and delivers it to the
   /// connections that joined its thread. Events are delivered in seq order on every
-  /// connection, also when several threads emit at once. Returns the seq.
+  /// connection, also when several threads emit at once. Returns the seq; 0 when a cluster's
+  /// broker took the event (it assigns the seq, and the event comes back through
+  /// deliver_published on every node that holds the user, this one included).
   std::uint64_t emit(agent_event e) {
-    std::lock_guard lock(emit_mutex_);  // one seq order, one delivery order
+    std::lock_guard lock(emit_mutex_);  // one seq order, one delivery order (also into the broker)
+    if (link_) {
+      if (link_->publish(user_, e, seq_)) {
+        events_published_.fetch_add(1, std::memory_order_relaxed);
+        events_emitted_.fetch_add(1, std::memory_order_relaxed);
+        return 0;
+      }
+      publish_failures_.fetch_add(1, std::memory_order_relaxed);
+    }
     const std::uint64_t seq = ++seq_;
     const message m = encode_event(e, seq);
     deliver(m, [&](const member& mem) { return mem.joined(e.thread_id); });
     events_emitted_.fetch_add(1, std::memory_order_relaxed);
     return seq;
+  }
+
+  /// An event the cluster's broker delivers, already stamped, to the connections that joined
+  /// `thread_id`. Normally its seq is past the last one here. After a broker outage, when this
+  /// node went on with local seqs the broker never saw, it may not be: then the event is
+  /// re-stamped with this node's next seq (and counted), so a connection's seq never goes
+  /// backwards and nothing is dropped. Returns how many connections accepted it.
+  std::size_t deliver_published(std::string_view thread_id, std::uint64_t seq, const message& m) {
+    std::lock_guard lock(emit_mutex_);
+    if (seq > seq_) {
+      seq_ = seq;
+      return deliver(m, [thread_id](const member& mem) { return mem.joined(thread_id); });
+    }
+    restamped_.fetch_add(1, std::memory_order_relaxed);
+    const message restamped = restamp_event(m, ++seq_);
+    return deliver(restamped, [thread_id](const member& mem) { return mem.joined(thread_id); });
   }
 
   [[nodiscard]] manager_stats get_stats() const {
@@ -162,6 +199,9 @@ class unified_manager {
     s.sends_to_closed = sends_to_closed_.load(std::memory_order_relaxed);
     s.events_emitted = events_emitted_.load(std::memory_order_relaxed);
     s.unavailable_reports = unavailable_reports_.load(std::memory_order_relaxed);
+    s.events_published = events_published_.load(std::memory_order_relaxed);
+    s.publish_failures = publish_failures_.load(std::memory_order_relaxed);
+    s.restamped = restamped_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -210,7 +250,11 @@ class unified_manager {
     auto next = old ? std::make_unique<roster>(*old) : std::make_unique<roster>();
     if (!change(*next)) return false;
     const std::size_t count = next->members.size();
+    const std::size_t before = old ? old->members.size() : 0;
     roster_.store(count == 0 ? nullptr : next.release(), std::memory_order_release);
+    // The node subscribes to the user while it holds one of its connections (under writers_,
+    // so presence changes reach the broker in order).
+    if (link_ && (before == 0) != (count == 0)) link_->presence(user_, count != 0);
     if (count == 0) idle_since_.store(clock::now().time_since_epoch().count(), std::memory_order_release);
     connection_count_.store(count, std::memory_order_release);
     if (old) detail::epoch_domain::instance().retire(const_cast<roster*>(old), &delete_roster);
@@ -255,8 +299,11 @@ class unified_manager {
   std::atomic<std::size_t> connection_count_{0};
   std::atomic<clock::rep> idle_since_{clock::now().time_since_epoch().count()};
   std::atomic<bool> available_{true};
+  detail::cluster_link* link_ = nullptr;  // null: no broker, every event delivered here
+  std::string user_;                      // for the broker only
   std::atomic<std::uint64_t> messages_sent_{0}, bytes_sent_{0}, messages_dropped_{0}, closed_as_slow_{0},
-      sends_to_closed_{0}, events_emitted_{0}, unavailable_reports_{0};
+      sends_to_closed_{0}, events_emitted_{0}, unavailable_reports_{0}, events_published_{0}, publish_failures_{0},
+      restamped_{0};
 };
 
 }  // namespace uniws

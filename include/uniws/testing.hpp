@@ -4,17 +4,30 @@
 // act as a client that reads everything at once (the default), a slow client that stops
 // reading (messages pile up in its bounded send_queue, where the slow-consumer policy
 // applies), or a closed one.
+//
+// memory_bus is a cluster's broker in memory: node() gives each factory its endpoint (a
+// uniws::broker); pump() delivers what was published, in order, to the subscribed nodes;
+// set_down(true) makes publishing fail, as a broker that is unreachable does.
 #pragma once
 
+#include <uniws/broker.hpp>
 #include <uniws/concepts.hpp>
+#include <uniws/events.hpp>
 #include <uniws/message.hpp>
 #include <uniws/send_queue.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -133,5 +146,112 @@ class memory_connection {
 };
 
 static_assert(connection<memory_connection>);
+
+class memory_bus {
+  struct published {
+    std::string user, thread;
+    std::uint64_t seq;
+    message m;
+  };
+  struct node_state {
+    broker_receiver receiver;
+    std::multiset<std::string, std::less<>> users;  // one entry per subscribe
+  };
+  struct state {
+    std::mutex mutex;
+    bool down = false;
+    std::map<std::string, std::uint64_t, std::less<>> seq;  // the cluster's per-user counter
+    std::deque<published> pending;
+    std::vector<node_state> nodes;
+    std::uint64_t published_count = 0, refused = 0;
+  };
+
+ public:
+  /// One node's connection to the bus: a uniws::broker.
+  class endpoint {
+   public:
+    bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) {
+      std::lock_guard lock(bus_->mutex);
+      if (bus_->down) {
+        ++bus_->refused;
+        return false;
+      }
+      auto it = bus_->seq.find(user);
+      if (it == bus_->seq.end()) it = bus_->seq.emplace(std::string(user), 0).first;
+      it->second = std::max(it->second, floor) + 1;  // never below what the node has shown
+      bus_->pending.push_back({std::string(user), e.thread_id, it->second, encode_event(e, it->second)});
+      ++bus_->published_count;
+      return true;
+    }
+    void subscribe(std::string_view user) {
+      std::lock_guard lock(bus_->mutex);
+      bus_->nodes[node_].users.emplace(user);
+    }
+    void unsubscribe(std::string_view user) {
+      std::lock_guard lock(bus_->mutex);
+      auto& users = bus_->nodes[node_].users;
+      if (auto it = users.find(user); it != users.end()) users.erase(it);
+    }
+    void set_receiver(broker_receiver r) {
+      std::lock_guard lock(bus_->mutex);
+      bus_->nodes[node_].receiver = std::move(r);
+    }
+    [[nodiscard]] bool subscribed(std::string_view user) const {
+      std::lock_guard lock(bus_->mutex);
+      return bus_->nodes[node_].users.count(user) != 0;
+    }
+
+   private:
+    friend class memory_bus;
+    endpoint(std::shared_ptr<state> bus, std::size_t node) : bus_(std::move(bus)), node_(node) {}
+    std::shared_ptr<state> bus_;
+    std::size_t node_;
+  };
+
+  [[nodiscard]] endpoint node() {
+    std::lock_guard lock(state_->mutex);
+    state_->nodes.emplace_back();
+    return endpoint(state_, state_->nodes.size() - 1);
+  }
+
+  void set_down(bool down) {
+    std::lock_guard lock(state_->mutex);
+    state_->down = down;
+  }
+
+  /// Delivers everything published so far, in publication order, to every node subscribed
+  /// to its user; returns how many node deliveries were made. Call it from no manager's emit.
+  std::size_t pump() {
+    std::size_t deliveries = 0;
+    for (;;) {
+      std::vector<broker_receiver> targets;  // copies: node() may grow the vector meanwhile
+      published p;
+      {
+        std::lock_guard lock(state_->mutex);
+        if (state_->pending.empty()) return deliveries;
+        p = std::move(state_->pending.front());
+        state_->pending.pop_front();
+        for (auto& n : state_->nodes)
+          if (n.receiver && n.users.count(p.user)) targets.push_back(n.receiver);
+      }
+      for (broker_receiver& r : targets) r(p.user, p.thread, p.seq, p.m);
+      deliveries += targets.size();
+    }
+  }
+
+  [[nodiscard]] std::uint64_t published_count() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->published_count;
+  }
+  [[nodiscard]] std::uint64_t refused() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->refused;
+  }
+
+ private:
+  std::shared_ptr<state> state_ = std::make_shared<state>();
+};
+
+static_assert(broker<memory_bus::endpoint>);
 
 }  // namespace uniws::testing

@@ -2,6 +2,7 @@
 // (uniws/testing.hpp, the test doubles, is included separately).
 #pragma once
 
+#include <uniws/broker.hpp>
 #include <uniws/concepts.hpp>
 #include <uniws/events.hpp>
 #include <uniws/factory.hpp>

@@ -411,105 +411,6 @@ inline message create_error_message(std::string_view code, std::string_view text
 }
 
 }  // namespace uniws
-// ---- uniws/concepts.hpp ----
-// uniws/concepts.hpp - the concepts that constrain every public template.
-
-
-
-namespace uniws {
-namespace detail {
-
-template <class T>
-concept has_member_co_await = requires(T&& t) { static_cast<T&&>(t).operator co_await(); };
-
-template <class T>
-concept has_free_co_await = requires(T&& t) { operator co_await(static_cast<T&&>(t)); };
-
-template <class T>
-concept await_suspend_result =
-    std::same_as<T, void> || std::same_as<T, bool> || std::convertible_to<T, std::coroutine_handle<>>;
-
-// The three members the language calls on an awaiter.
-template <class T>
-concept awaiter = requires(T&& a, std::coroutine_handle<> h) {
-  { static_cast<T&&>(a).await_ready() } -> std::convertible_to<bool>;
-  { static_cast<T&&>(a).await_suspend(h) } -> await_suspend_result;
-  static_cast<T&&>(a).await_resume();
-};
-
-// Mirrors the language's lookup: member operator co_await, then a free one, then the object itself.
-template <class T>
-decltype(auto) get_awaiter(T&& t) {
-  if constexpr (has_member_co_await<T>) {
-    return static_cast<T&&>(t).operator co_await();
-  } else if constexpr (has_free_co_await<T>) {
-    return operator co_await(static_cast<T&&>(t));
-  } else {
-    return static_cast<T&&>(t);
-  }
-}
-
-}  // namespace detail
-
-/// Something `co_await` accepts in a coroutine whose promise adds no await_transform.
-template <class T>
-concept awaitable = requires(T&& t) {
-  { detail::get_awaiter(static_cast<T&&>(t)) } -> detail::awaiter;
-};
-
-/// The type `co_await std::declval<T>()` produces.
-template <awaitable T>
-using await_result_t = decltype(detail::get_awaiter(std::declval<T>()).await_resume());
-
-/// An awaitable whose result converts to R.
-template <class T, class R>
-concept awaitable_of = awaitable<T> && std::convertible_to<await_result_t<T>, R>;
-
-// ---- connections ----
-
-/// Identifies a connection within its user's manager.
-using connection_id = std::uint64_t;
-
-/// WebSocket close codes the library uses (RFC 6455, section 7.4.1).
-enum class close_code : std::uint16_t {
-  normal = 1000,
-  going_away = 1001,
-  policy_violation = 1008,
-  message_too_big = 1009,
-  try_again_later = 1013,
-};
-
-/// What a non-blocking send did.
-enum class send_result : std::uint8_t {
-  queued,       // accepted for delivery
-  dropped,      // accepted, but the queue was full: a message (this or an older one) was dropped and counted
-  closed,       // refused: the connection is closed
-  closed_slow,  // refused: the queue was full and the policy closed the connection as a slow consumer
-};
-
-/// A live client connection as the manager sees it: an id, a send that never blocks, and a
-/// close. Its transport (a WebSocket session, a test double) does the actual I/O.
-template <class C>
-concept connection = requires(C& c, const C& cc, message m, close_code code) {
-  { cc.id() } noexcept -> std::convertible_to<connection_id>;
-  { c.try_send(std::move(m)) } -> std::same_as<send_result>;
-  c.close(code);
-};
-
-/// Who is asking: anything that names its user.
-template <class C>
-concept user_context = requires(const C& c) {
-  { c.user_id() } -> std::convertible_to<std::string_view>;
-};
-
-/// An availability check for a service the managers depend on: check() returns an
-/// awaitable of bool (true: available). It may also throw, which means unavailable.
-template <class P>
-concept service_probe = requires(P& p) {
-  { p.check() } -> awaitable_of<bool>;
-};
-
-}  // namespace uniws
 // ---- uniws/events.hpp ----
 // uniws/events.hpp - the five agent events, their envelope, and agent_run: the typestate an
 // agent holds while it works, which only lets it emit the events in their grammar
@@ -563,6 +464,25 @@ inline message encode_event(const agent_event& e, std::uint64_t seq) {
   out += ",\"payload\":";
   out += e.payload.str();
   out.push_back('}');
+  return message::copy_of(out);
+}
+
+/// The envelope `encoded` (made by encode_event) with its seq replaced. The first `,"seq":` is
+/// the envelope's own: inside a JSON string a quote is always escaped, so `,"` cannot occur
+/// there. Returns an empty message if `encoded` has no seq.
+inline message restamp_event(const message& encoded, std::uint64_t seq) {
+  const std::string_view text(encoded.data(), encoded.size());
+  constexpr std::string_view key = ",\"seq\":";
+  const auto at = text.find(key);
+  if (at == std::string_view::npos) return message();
+  const auto digits = at + key.size();
+  const auto end = text.find_first_not_of("0123456789", digits);
+  if (end == std::string_view::npos) return message();
+  std::string out;
+  out.reserve(text.size() + 20);
+  out.append(text.substr(0, digits));
+  out += std::to_string(seq);
+  out.append(text.substr(end));
   return message::copy_of(out);
 }
 
@@ -706,6 +626,164 @@ class agent_run_after_tools {
   friend class agent_tool_call<Sink>;
   explicit agent_run_after_tools(detail::run_core<Sink> core) : core_(std::move(core)) {}
   detail::run_core<Sink> core_;
+};
+
+}  // namespace uniws
+// ---- uniws/broker.hpp ----
+// uniws/broker.hpp - the broker concept: how the nodes of a cluster share one user's events.
+//
+// A user's connections may sit on several server processes; an agent may run on yet another.
+// A node hands each event it emits to the broker, which stamps it with the user's next seq
+// (one counter per user for the whole cluster, never below the floor the node passes) and
+// delivers it, in seq order, to every node subscribed to that user - the publishing node
+// included. So a node delivers its own events from the broker only, never twice, and every
+// connection sees one seq order whichever node emitted.
+//
+// When publish() says no (the broker is down, or there is none), the manager delivers the
+// event locally with the next local seq, and counts it: one node keeps working on its own.
+//
+// in_process_broker, the default, is "no cluster": publish() always says no, so a single node
+// works exactly as it would without a broker, with no dependency and no cost.
+
+
+
+namespace uniws {
+
+/// Where a broker delivers what it receives: an event for `user`'s `thread`, stamped `seq`.
+using broker_receiver = std::function<void(std::string_view user, std::string_view thread, std::uint64_t seq, message)>;
+
+template <class B>
+concept broker = requires(B& b, std::string_view user, const agent_event& e, std::uint64_t floor, broker_receiver r) {
+  // Hands `e` to the cluster; false if it cannot now (nothing was sent, the caller delivers).
+  { b.publish(user, e, floor) } -> std::same_as<bool>;
+  // This node holds a connection of `user` / no longer holds any.
+  b.subscribe(user);
+  b.unsubscribe(user);
+  // Where this node's deliveries go; set once, before any subscribe.
+  b.set_receiver(std::move(r));
+};
+
+/// No cluster: every event is delivered by the node that emits it.
+struct in_process_broker {
+  static constexpr bool publish(std::string_view, const agent_event&, std::uint64_t) noexcept { return false; }
+  static constexpr void subscribe(std::string_view) noexcept {}
+  static constexpr void unsubscribe(std::string_view) noexcept {}
+  static void set_receiver(const broker_receiver&) noexcept {}
+};
+
+static_assert(broker<in_process_broker>);
+
+namespace detail {
+
+/// What a manager sees of its factory's broker (type-erased: the manager is not a template
+/// over the broker, so its type and API do not change with one).
+class cluster_link {
+ public:
+  virtual bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) = 0;
+  virtual void presence(std::string_view user, bool has_connections) = 0;
+
+ protected:
+  ~cluster_link() = default;
+};
+
+}  // namespace detail
+}  // namespace uniws
+// ---- uniws/concepts.hpp ----
+// uniws/concepts.hpp - the concepts that constrain every public template.
+
+
+
+namespace uniws {
+namespace detail {
+
+template <class T>
+concept has_member_co_await = requires(T&& t) { static_cast<T&&>(t).operator co_await(); };
+
+template <class T>
+concept has_free_co_await = requires(T&& t) { operator co_await(static_cast<T&&>(t)); };
+
+template <class T>
+concept await_suspend_result =
+    std::same_as<T, void> || std::same_as<T, bool> || std::convertible_to<T, std::coroutine_handle<>>;
+
+// The three members the language calls on an awaiter.
+template <class T>
+concept awaiter = requires(T&& a, std::coroutine_handle<> h) {
+  { static_cast<T&&>(a).await_ready() } -> std::convertible_to<bool>;
+  { static_cast<T&&>(a).await_suspend(h) } -> await_suspend_result;
+  static_cast<T&&>(a).await_resume();
+};
+
+// Mirrors the language's lookup: member operator co_await, then a free one, then the object itself.
+template <class T>
+decltype(auto) get_awaiter(T&& t) {
+  if constexpr (has_member_co_await<T>) {
+    return static_cast<T&&>(t).operator co_await();
+  } else if constexpr (has_free_co_await<T>) {
+    return operator co_await(static_cast<T&&>(t));
+  } else {
+    return static_cast<T&&>(t);
+  }
+}
+
+}  // namespace detail
+
+/// Something `co_await` accepts in a coroutine whose promise adds no await_transform.
+template <class T>
+concept awaitable = requires(T&& t) {
+  { detail::get_awaiter(static_cast<T&&>(t)) } -> detail::awaiter;
+};
+
+/// The type `co_await std::declval<T>()` produces.
+template <awaitable T>
+using await_result_t = decltype(detail::get_awaiter(std::declval<T>()).await_resume());
+
+/// An awaitable whose result converts to R.
+template <class T, class R>
+concept awaitable_of = awaitable<T> && std::convertible_to<await_result_t<T>, R>;
+
+// ---- connections ----
+
+/// Identifies a connection within its user's manager.
+using connection_id = std::uint64_t;
+
+/// WebSocket close codes the library uses (RFC 6455, section 7.4.1).
+enum class close_code : std::uint16_t {
+  normal = 1000,
+  going_away = 1001,
+  policy_violation = 1008,
+  message_too_big = 1009,
+  try_again_later = 1013,
+};
+
+/// What a non-blocking send did.
+enum class send_result : std::uint8_t {
+  queued,       // accepted for delivery
+  dropped,      // accepted, but the queue was full: a message (this or an older one) was dropped and counted
+  closed,       // refused: the connection is closed
+  closed_slow,  // refused: the queue was full and the policy closed the connection as a slow consumer
+};
+
+/// A live client connection as the manager sees it: an id, a send that never blocks, and a
+/// close. Its transport (a WebSocket session, a test double) does the actual I/O.
+template <class C>
+concept connection = requires(C& c, const C& cc, message m, close_code code) {
+  { cc.id() } noexcept -> std::convertible_to<connection_id>;
+  { c.try_send(std::move(m)) } -> std::same_as<send_result>;
+  c.close(code);
+};
+
+/// Who is asking: anything that names its user.
+template <class C>
+concept user_context = requires(const C& c) {
+  { c.user_id() } -> std::convertible_to<std::string_view>;
+};
+
+/// An availability check for a service the managers depend on: check() returns an
+/// awaitable of bool (true: available). It may also throw, which means unavailable.
+template <class P>
+concept service_probe = requires(P& p) {
+  { p.check() } -> awaitable_of<bool>;
 };
 
 }  // namespace uniws
@@ -975,6 +1053,9 @@ struct manager_stats {
   std::uint64_t sends_to_closed = 0;    // deliveries refused by an already closed connection
   std::uint64_t events_emitted = 0;
   std::uint64_t unavailable_reports = 0;  // times a service probe said unavailable for this user
+  std::uint64_t events_published = 0;     // emitted events the broker took (delivered when it returns them)
+  std::uint64_t publish_failures = 0;     // emitted events the broker refused: delivered locally instead
+  std::uint64_t restamped = 0;            // broker events whose seq this node had passed (see deliver_published)
 
   manager_stats& operator+=(const manager_stats& o) noexcept {
     connections += o.connections;
@@ -986,6 +1067,9 @@ struct manager_stats {
     sends_to_closed += o.sends_to_closed;
     events_emitted += o.events_emitted;
     unavailable_reports += o.unavailable_reports;
+    events_published += o.events_published;
+    publish_failures += o.publish_failures;
+    restamped += o.restamped;
     return *this;
   }
 };
@@ -998,6 +1082,10 @@ class unified_manager {
   using clock = std::chrono::steady_clock;
 
   explicit unified_manager(manager_options options = {}) : options_(options) {}
+  /// A manager of `user` whose events go through a cluster's broker (manager_factory builds
+  /// these when it has one; see broker.hpp).
+  unified_manager(manager_options options, detail::cluster_link* link, std::string user)
+      : options_(options), link_(link), user_(std::move(user)) {}
   unified_manager(const unified_manager&) = delete;
   unified_manager& operator=(const unified_manager&) = delete;
   // The last reference is gone, so no reader holds the roster.
@@ -1067,14 +1155,40 @@ class unified_manager {
 
   /// Stamps the event with the user's next sequence number and delivers it to the
   /// connections that joined its thread. Events are delivered in seq order on every
-  /// connection, also when several threads emit at once. Returns the seq.
+  /// connection, also when several threads emit at once. Returns the seq; 0 when a cluster's
+  /// broker took the event (it assigns the seq, and the event comes back through
+  /// deliver_published on every node that holds the user, this one included).
   std::uint64_t emit(agent_event e) {
-    std::lock_guard lock(emit_mutex_);  // one seq order, one delivery order
+    std::lock_guard lock(emit_mutex_);  // one seq order, one delivery order (also into the broker)
+    if (link_) {
+      if (link_->publish(user_, e, seq_)) {
+        events_published_.fetch_add(1, std::memory_order_relaxed);
+        events_emitted_.fetch_add(1, std::memory_order_relaxed);
+        return 0;
+      }
+      publish_failures_.fetch_add(1, std::memory_order_relaxed);
+    }
     const std::uint64_t seq = ++seq_;
     const message m = encode_event(e, seq);
     deliver(m, [&](const member& mem) { return mem.joined(e.thread_id); });
     events_emitted_.fetch_add(1, std::memory_order_relaxed);
     return seq;
+  }
+
+  /// An event the cluster's broker delivers, already stamped, to the connections that joined
+  /// `thread_id`. Normally its seq is past the last one here. After a broker outage, when this
+  /// node went on with local seqs the broker never saw, it may not be: then the event is
+  /// re-stamped with this node's next seq (and counted), so a connection's seq never goes
+  /// backwards and nothing is dropped. Returns how many connections accepted it.
+  std::size_t deliver_published(std::string_view thread_id, std::uint64_t seq, const message& m) {
+    std::lock_guard lock(emit_mutex_);
+    if (seq > seq_) {
+      seq_ = seq;
+      return deliver(m, [thread_id](const member& mem) { return mem.joined(thread_id); });
+    }
+    restamped_.fetch_add(1, std::memory_order_relaxed);
+    const message restamped = restamp_event(m, ++seq_);
+    return deliver(restamped, [thread_id](const member& mem) { return mem.joined(thread_id); });
   }
 
   [[nodiscard]] manager_stats get_stats() const {
@@ -1095,6 +1209,9 @@ class unified_manager {
     s.sends_to_closed = sends_to_closed_.load(std::memory_order_relaxed);
     s.events_emitted = events_emitted_.load(std::memory_order_relaxed);
     s.unavailable_reports = unavailable_reports_.load(std::memory_order_relaxed);
+    s.events_published = events_published_.load(std::memory_order_relaxed);
+    s.publish_failures = publish_failures_.load(std::memory_order_relaxed);
+    s.restamped = restamped_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -1143,7 +1260,11 @@ class unified_manager {
     auto next = old ? std::make_unique<roster>(*old) : std::make_unique<roster>();
     if (!change(*next)) return false;
     const std::size_t count = next->members.size();
+    const std::size_t before = old ? old->members.size() : 0;
     roster_.store(count == 0 ? nullptr : next.release(), std::memory_order_release);
+    // The node subscribes to the user while it holds one of its connections (under writers_,
+    // so presence changes reach the broker in order).
+    if (link_ && (before == 0) != (count == 0)) link_->presence(user_, count != 0);
     if (count == 0) idle_since_.store(clock::now().time_since_epoch().count(), std::memory_order_release);
     connection_count_.store(count, std::memory_order_release);
     if (old) detail::epoch_domain::instance().retire(const_cast<roster*>(old), &delete_roster);
@@ -1188,8 +1309,11 @@ class unified_manager {
   std::atomic<std::size_t> connection_count_{0};
   std::atomic<clock::rep> idle_since_{clock::now().time_since_epoch().count()};
   std::atomic<bool> available_{true};
+  detail::cluster_link* link_ = nullptr;  // null: no broker, every event delivered here
+  std::string user_;                      // for the broker only
   std::atomic<std::uint64_t> messages_sent_{0}, bytes_sent_{0}, messages_dropped_{0}, closed_as_slow_{0},
-      sends_to_closed_{0}, events_emitted_{0}, unavailable_reports_{0};
+      sends_to_closed_{0}, events_emitted_{0}, unavailable_reports_{0}, events_published_{0}, publish_failures_{0},
+      restamped_{0};
 };
 
 }  // namespace uniws
@@ -2146,7 +2270,7 @@ struct always_available {
   constexpr ready check() const noexcept { return {}; }
 };
 
-template <connection Connection, service_probe Probe>
+template <connection Connection, service_probe Probe, broker Broker>
 class manager_factory;
 
 /// A counted reference to a user's manager: while one is alive the manager stays registered
@@ -2186,7 +2310,7 @@ class manager_ref {
   }
 
  private:
-  template <connection, service_probe>
+  template <connection, service_probe, broker>
   friend class manager_factory;
   using handle_type = typename user_registry<std::string, manager_type>::handle;
   explicit manager_ref(handle_type h) noexcept : handle_(std::move(h)) {}
@@ -2202,18 +2326,28 @@ struct factory_options {
 struct factory_stats {
   std::size_t users = 0;
   std::uint64_t probe_failures = 0;  // probes that said unavailable or threw
+  std::uint64_t unrouted = 0;        // broker deliveries for a user with no manager here
   manager_stats managers{};          // summed over users
 };
 
-/// Owns the user registry and the options; one per server (no global state).
-template <connection Connection, service_probe Probe = always_available>
+/// Owns the user registry and the options; one per server (no global state). With a Broker
+/// other than in_process_broker, the managers' events go through it to every node of the
+/// cluster (see broker.hpp); the managers' API is the same either way.
+template <connection Connection, service_probe Probe = always_available, broker Broker = in_process_broker>
 class manager_factory {
  public:
   using manager_type = unified_manager<Connection>;
   using manager_ref_type = manager_ref<Connection>;
+  static constexpr bool clustered = !std::same_as<Broker, in_process_broker>;
 
-  explicit manager_factory(factory_options options = {}, Probe probe = Probe{})
-      : options_(std::move(options)), probe_(std::move(probe)) {}
+  explicit manager_factory(factory_options options = {}, Probe probe = Probe{}, Broker b = Broker{})
+      : options_(std::move(options)), probe_(std::move(probe)), broker_(std::move(b)) {
+    if constexpr (clustered)
+      broker_.set_receiver([this](std::string_view user, std::string_view thread, std::uint64_t seq, message m) {
+        if (auto h = registry_.find(user)) h->deliver_published(thread, seq, m);
+        else unrouted_.fetch_add(1, std::memory_order_relaxed);
+      });
+  }
   manager_factory(const manager_factory&) = delete;
   manager_factory& operator=(const manager_factory&) = delete;
 
@@ -2221,7 +2355,10 @@ class manager_factory {
   template <user_context Context>
   [[nodiscard]] manager_ref_type get_websocket_manager(const Context& ctx) {
     const std::string_view user = ctx.user_id();
-    return manager_ref_type(registry_.get_or_create(user, [this] { return manager_type(options_.manager); }));
+    return manager_ref_type(registry_.get_or_create(user, [this, user] {
+      if constexpr (clustered) return manager_type(options_.manager, &link_, std::string(user));
+      else return manager_type(options_.manager);
+    }));
   }
 
   /// Awaits the service probe, then gets or creates the user's manager. A probe that says
@@ -2264,17 +2401,42 @@ class manager_factory {
     factory_stats s;
     s.users = registry_.size();
     s.probe_failures = probe_failures_.load(std::memory_order_relaxed);
+    s.unrouted = unrouted_.load(std::memory_order_relaxed);
     registry_.for_each([&s](const std::string&, manager_type& m) { s.managers += m.get_stats(); });
     return s;
   }
 
   [[nodiscard]] std::size_t user_count() const noexcept { return registry_.size(); }
   [[nodiscard]] const factory_options& options() const noexcept { return options_; }
+  [[nodiscard]] Broker& get_broker() noexcept { return broker_; }
 
  private:
+  struct link final : detail::cluster_link {
+    explicit link(Broker& b) : b_(b) {}
+    bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) override {
+      try {
+        return b_.publish(user, e, floor);
+      } catch (...) {
+        return false;  // a broker that throws is a broker that is down: deliver locally
+      }
+    }
+    void presence(std::string_view user, bool has_connections) override {
+      try {
+        if (has_connections) b_.subscribe(user);
+        else b_.unsubscribe(user);
+      } catch (...) {
+        // The broker resubscribes what it holds when it comes back; nothing to undo here.
+      }
+    }
+    Broker& b_;
+  };
+
   factory_options options_;
   Probe probe_;
-  std::atomic<std::uint64_t> probe_failures_{0};
+  Broker broker_;
+  link link_{broker_};
+  std::atomic<std::uint64_t> probe_failures_{0}, unrouted_{0};
+  // Last: destroyed first, so no manager outlives the link and broker it points to.
   user_registry<std::string, manager_type> registry_;
 };
 

@@ -314,6 +314,7 @@ TEST_CASE("signed tokens: a token one node issued opens a WebSocket on another n
 
   CHECK(ws_client::upgrade_status(stranger.port(), token) == 401);
   CHECK(ws_client::upgrade_status(unsigned_node.port(), token) == 401);
+  ws.close();
   CHECK(node_a.stop() == 0);
   CHECK(node_b.stop() == 0);
 }

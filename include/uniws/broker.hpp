@@ -1,0 +1,65 @@
+// uniws/broker.hpp - the broker concept: how the nodes of a cluster share one user's events.
+//
+// A user's connections may sit on several server processes; an agent may run on yet another.
+// A node hands each event it emits to the broker, which stamps it with the user's next seq
+// (one counter per user for the whole cluster, never below the floor the node passes) and
+// delivers it, in seq order, to every node subscribed to that user - the publishing node
+// included. So a node delivers its own events from the broker only, never twice, and every
+// connection sees one seq order whichever node emitted.
+//
+// When publish() says no (the broker is down, or there is none), the manager delivers the
+// event locally with the next local seq, and counts it: one node keeps working on its own.
+//
+// in_process_broker, the default, is "no cluster": publish() always says no, so a single node
+// works exactly as it would without a broker, with no dependency and no cost.
+#pragma once
+
+#include <uniws/events.hpp>
+#include <uniws/message.hpp>
+
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+
+namespace uniws {
+
+/// Where a broker delivers what it receives: an event for `user`'s `thread`, stamped `seq`.
+using broker_receiver = std::function<void(std::string_view user, std::string_view thread, std::uint64_t seq, message)>;
+
+template <class B>
+concept broker = requires(B& b, std::string_view user, const agent_event& e, std::uint64_t floor, broker_receiver r) {
+  // Hands `e` to the cluster; false if it cannot now (nothing was sent, the caller delivers).
+  { b.publish(user, e, floor) } -> std::same_as<bool>;
+  // This node holds a connection of `user` / no longer holds any.
+  b.subscribe(user);
+  b.unsubscribe(user);
+  // Where this node's deliveries go; set once, before any subscribe.
+  b.set_receiver(std::move(r));
+};
+
+/// No cluster: every event is delivered by the node that emits it.
+struct in_process_broker {
+  static constexpr bool publish(std::string_view, const agent_event&, std::uint64_t) noexcept { return false; }
+  static constexpr void subscribe(std::string_view) noexcept {}
+  static constexpr void unsubscribe(std::string_view) noexcept {}
+  static void set_receiver(const broker_receiver&) noexcept {}
+};
+
+static_assert(broker<in_process_broker>);
+
+namespace detail {
+
+/// What a manager sees of its factory's broker (type-erased: the manager is not a template
+/// over the broker, so its type and API do not change with one).
+class cluster_link {
+ public:
+  virtual bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) = 0;
+  virtual void presence(std::string_view user, bool has_connections) = 0;
+
+ protected:
+  ~cluster_link() = default;
+};
+
+}  // namespace detail
+}  // namespace uniws
