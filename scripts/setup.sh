@@ -12,6 +12,7 @@ packages=(
   libbenchmark-dev       # Google Benchmark
   libtbb-dev libcds-dev  # benchmark peers for the registry
   python3-websockets     # a WebSocket client nobody here wrote
+  libhiredis-dev redis-server  # the Redis broker (uniws/redis/) and its cluster tests
 )
 
 missing=()

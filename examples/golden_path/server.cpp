@@ -10,6 +10,7 @@
 #include <uniws/beast/awaitable.hpp>
 #include <uniws/beast/connection.hpp>
 #include <uniws/factory.hpp>
+#include <uniws/redis/broker.hpp>
 
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
@@ -44,7 +45,8 @@ using namespace std::chrono_literals;
 namespace {
 
 using connection = uniws::beast::websocket_connection;
-using factory_type = uniws::manager_factory<connection>;
+// With --redis, a user's events reach its connections on every node; without, one node.
+using factory_type = uniws::manager_factory<connection, uniws::always_available, uniws::redis::broker>;
 using manager_ref = uniws::manager_ref<connection>;
 
 struct config {
@@ -54,6 +56,8 @@ struct config {
   std::optional<std::string> users_file;
   std::chrono::seconds token_ttl{3600};
   std::string token_secret;  // shared by a cluster's nodes: tokens are signed, any node accepts them
+  std::string redis_host;    // empty: no cluster
+  int redis_port = 6379;
   std::chrono::milliseconds agent_delay{50};
   std::size_t max_message_size = 64 * 1024;
   std::size_t queue_messages = 1024;
@@ -73,7 +77,8 @@ struct config {
                "         [--token-ttl SECONDS] [--agent-delay-ms N] [--max-message-size BYTES]\n"
                "         [--queue-messages N] [--queue-bytes N] [--slow-consumer drop-oldest|close]\n"
                "         [--idle-timeout SECONDS] [--handshake-timeout SECONDS] [--user-idle-ttl SECONDS]\n"
-               "         [--drain-timeout-ms N] [--token-secret SECRET (or env UNIWS_TOKEN_SECRET)]\n";
+               "         [--drain-timeout-ms N] [--token-secret SECRET (or env UNIWS_TOKEN_SECRET)]\n"
+               "         [--redis HOST:PORT]\n";
   std::exit(2);
 }
 
@@ -108,6 +113,12 @@ config parse_args(int argc, char** argv) {
       else usage("--slow-consumer expects drop-oldest or close");
     } else if (flag == "--idle-timeout") c.idle_timeout = std::chrono::seconds(parse_number<long>(flag, v, 1, 86400));
     else if (flag == "--token-secret") c.token_secret = v;
+    else if (flag == "--redis") {
+      const auto colon = v.rfind(':');
+      if (colon == std::string_view::npos || colon == 0) usage("--redis expects HOST:PORT");
+      c.redis_host = v.substr(0, colon);
+      c.redis_port = parse_number<int>(flag, v.substr(colon + 1), 1, 65535);
+    }
     else if (flag == "--handshake-timeout") c.handshake_timeout = std::chrono::seconds(parse_number<long>(flag, v, 1, 3600));
     else if (flag == "--user-idle-ttl") c.user_idle_ttl = std::chrono::seconds(parse_number<long>(flag, v, 0, 86400));
     else if (flag == "--drain-timeout-ms") c.drain_timeout = std::chrono::milliseconds(parse_number<long>(flag, v, 0, 600000));
@@ -121,13 +132,15 @@ config parse_args(int argc, char** argv) {
 
 // Everything the server shares between sessions.
 struct server {
-  explicit server(config c)
+  server(config c, net::any_io_executor redis_executor)
       : cfg(std::move(c)),
         users(cfg.users_file ? golden_path::user_directory::from_file(*cfg.users_file)
                              : golden_path::user_directory::demo()),
         tokens(cfg.token_ttl, cfg.token_secret),
         factory(uniws::factory_options{.manager = {.max_thread_id_length = cfg.max_thread_id_length},
-                                       .idle_ttl = cfg.user_idle_ttl}) {}
+                                       .idle_ttl = cfg.user_idle_ttl},
+                uniws::always_available{},
+                uniws::redis::broker(std::move(redis_executor), {.host = cfg.redis_host, .port = cfg.redis_port})) {}
 
   config cfg;
   golden_path::user_directory users;
@@ -203,6 +216,12 @@ std::string stats_body(server& s) {
       {"sends_to_closed", f.managers.sends_to_closed},
       {"events_emitted", f.managers.events_emitted},
       {"probe_failures", f.probe_failures},
+      {"events_published", f.managers.events_published},
+      {"publish_failures", f.managers.publish_failures},
+      {"restamped", f.managers.restamped},
+      {"broker_connected", s.factory.get_broker().stats().connected},
+      {"broker_received", s.factory.get_broker().stats().received},
+      {"broker_reconnects", s.factory.get_broker().stats().reconnects},
       {"http_requests", s.http_requests.load()},
       {"auth_failures", s.auth_failures.load()},
       {"websocket_sessions", s.websocket_sessions.load()},
@@ -223,6 +242,7 @@ std::string config_body(const server& s) {
       {"handshake_timeout_s", c.handshake_timeout.count()},
       {"token_ttl_s", c.token_ttl.count()},
       {"tokens", s.tokens.is_signed() ? "signed" : "local"},
+      {"cluster", c.redis_host.empty() ? "none" : "redis"},
       {"user_idle_ttl_s", c.user_idle_ttl.count()},
       {"agent_delay_ms", c.agent_delay.count()},
       {"max_thread_id_length", c.max_thread_id_length},
@@ -456,7 +476,7 @@ int main(int argc, char** argv) {
   net::io_context io(static_cast<int>(cfg.threads));
   std::unique_ptr<server> srv;
   try {
-    srv = std::make_unique<server>(cfg);
+    srv = std::make_unique<server>(cfg, net::make_strand(io));
   } catch (const std::exception& e) {
     std::cerr << "uniws-golden-path: " << e.what() << "\n";
     return 2;
@@ -508,6 +528,7 @@ int main(int argc, char** argv) {
   signals.async_wait([&](beast::error_code ec, int) {
     if (ec) return;
     s.draining = true;
+    s.factory.get_broker().stop();
     beast::error_code ignored;
     acceptor.close(ignored);
     sweep_timer.cancel();

@@ -131,10 +131,14 @@ class manager_factory {
   template <user_context Context>
   [[nodiscard]] manager_ref_type get_websocket_manager(const Context& ctx) {
     const std::string_view user = ctx.user_id();
-    return manager_ref_type(registry_.get_or_create(user, [this, user] {
-      if constexpr (clustered) return manager_type(options_.manager, &link_, std::string(user));
-      else return manager_type(options_.manager);
-    }));
+    if constexpr (clustered) {
+      return manager_ref_type(registry_.get_or_create(user, [this, user] {
+        if (broker_enabled()) return manager_type(options_.manager, &link_, std::string(user));
+        return manager_type(options_.manager);
+      }));
+    } else {
+      return manager_ref_type(registry_.get_or_create(user, [this] { return manager_type(options_.manager); }));
+    }
   }
 
   /// Awaits the service probe, then gets or creates the user's manager. A probe that says
@@ -187,6 +191,14 @@ class manager_factory {
   [[nodiscard]] Broker& get_broker() noexcept { return broker_; }
 
  private:
+  // A broker may be switched off at run time (enabled() == false): then managers are local.
+  bool broker_enabled() const {
+    if constexpr (requires(const Broker& b) { { b.enabled() } -> std::convertible_to<bool>; })
+      return broker_.enabled();
+    else
+      return true;
+  }
+
   struct link final : detail::cluster_link {
     explicit link(Broker& b) : b_(b) {}
     bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) override {

@@ -1,0 +1,380 @@
+// uniws/redis/broker.hpp - a uniws::broker on Redis pub/sub (hiredis), driven by an Asio
+// executor: no thread of its own, nothing that blocks the event loop.
+//
+//   uniws::redis::broker b(net::make_strand(io), {.host = "127.0.0.1", .port = 6379});
+//   uniws::manager_factory<connection, uniws::always_available, uniws::redis::broker> f({}, {}, b);
+//
+// Each event goes through one EVAL that increments the user's counter (never below the
+// node's floor) and PUBLISHes the envelope with that seq on the user's channel, so the
+// channel carries the events in seq order. A node subscribes to a user's channel while it
+// holds one of the user's connections and delivers what arrives there, its own events
+// included. While Redis is unreachable, publish() says no (the node delivers locally);
+// events in flight when the connection drops come back to this node's receiver with seq 0
+// (re-stamped locally, so not lost); the broker reconnects with exponential backoff and
+// resubscribes. Needs Boost.Asio and hiredis (Debian: libhiredis-dev).
+#pragma once
+
+#include <uniws/broker.hpp>
+#include <uniws/events.hpp>
+#include <uniws/message.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace uniws::redis {
+
+struct broker_options {
+  std::string host;  // empty: no Redis, the broker is disabled and the node works alone
+  int port = 6379;
+  std::string prefix = "uniws";  // keys <prefix>:seq:<user>, channels <prefix>:u:<user>
+  std::chrono::milliseconds backoff_min{100}, backoff_max{5000};
+};
+
+struct broker_stats {
+  std::uint64_t published = 0;       // events Redis accepted
+  std::uint64_t publish_failed = 0;  // refused while down, or lost in flight (then delivered locally)
+  std::uint64_t received = 0;        // events delivered from the user channels
+  std::uint64_t reconnects = 0;      // connections (re)established after the first
+  bool connected = false;
+};
+
+namespace detail {
+
+// One hiredis async context on an Asio executor: hiredis says when it wants to read or
+// write; we wait for readiness on its descriptor and hand control back.
+class hiredis_link : public std::enable_shared_from_this<hiredis_link> {
+ public:
+  using callback = std::function<void(bool up)>;
+
+  explicit hiredis_link(boost::asio::any_io_executor ex) : descriptor_(ex) {}
+
+  // Starts connecting; `on_state(true)` once connected, `on_state(false)` once it is gone (or
+  // never came). Both on the executor.
+  bool start(const std::string& host, int port, callback on_state) {
+    ctx_ = redisAsyncConnect(host.c_str(), port);
+    if (!ctx_ || ctx_->err) {
+      if (ctx_) redisAsyncFree(ctx_);
+      ctx_ = nullptr;
+      return false;
+    }
+    // The descriptor first: setting the connect callback already asks to wait for writing.
+    boost::system::error_code ec;
+    descriptor_.assign(ctx_->c.fd, ec);
+    if (ec) {
+      redisAsyncFree(ctx_);
+      ctx_ = nullptr;
+      return false;
+    }
+    on_state_ = std::move(on_state);
+    ctx_->data = this;
+    ctx_->ev.data = this;
+    ctx_->ev.addRead = [](void* p) { static_cast<hiredis_link*>(p)->want_read(true); };
+    ctx_->ev.delRead = [](void* p) { static_cast<hiredis_link*>(p)->want_read(false); };
+    ctx_->ev.addWrite = [](void* p) { static_cast<hiredis_link*>(p)->want_write(true); };
+    ctx_->ev.delWrite = [](void* p) { static_cast<hiredis_link*>(p)->want_write(false); };
+    ctx_->ev.cleanup = [](void* p) { static_cast<hiredis_link*>(p)->cleanup(); };
+    redisAsyncSetConnectCallback(ctx_, [](const redisAsyncContext* c, int status) {
+      auto* self = static_cast<hiredis_link*>(c->data);
+      if (status == REDIS_OK) self->on_state_(true);
+      else self->gone();
+    });
+    redisAsyncSetDisconnectCallback(ctx_, [](const redisAsyncContext* c, int) { static_cast<hiredis_link*>(c->data)->gone(); });
+    self_ = shared_from_this();  // alive until hiredis cleans up
+    want_write(true);            // the connect completes when the socket is writable
+    return true;
+  }
+
+  [[nodiscard]] redisAsyncContext* context() const noexcept { return ctx_; }
+
+  // Frees the context now: pending command callbacks run with a null reply.
+  void close() {
+    if (ctx_ && !reported_gone_) redisAsyncFree(ctx_);  // once gone, hiredis frees it itself
+  }
+
+ private:
+  void gone() {
+    if (reported_gone_) return;
+    reported_gone_ = true;
+    if (on_state_) on_state_(false);
+  }
+
+  void want_read(bool on) {
+    reading_ = on;
+    if (on && !read_waiting_) wait(boost::asio::posix::stream_descriptor::wait_read);
+  }
+  void want_write(bool on) {
+    writing_ = on;
+    if (on && !write_waiting_) wait(boost::asio::posix::stream_descriptor::wait_write);
+  }
+
+  void wait(boost::asio::posix::stream_descriptor::wait_type type) {
+    const bool read = type == boost::asio::posix::stream_descriptor::wait_read;
+    (read ? read_waiting_ : write_waiting_) = true;
+    descriptor_.async_wait(type, [self = shared_from_this(), read](boost::system::error_code ec) {
+      (read ? self->read_waiting_ : self->write_waiting_) = false;
+      if (ec || !self->ctx_) return;
+      if (read && self->reading_) redisAsyncHandleRead(self->ctx_);
+      else if (!read && self->writing_) redisAsyncHandleWrite(self->ctx_);
+      // hiredis may have freed the context in there (cleanup() cleared ctx_).
+      if (!self->ctx_) return;
+      if (read && self->reading_ && !self->read_waiting_) self->wait(boost::asio::posix::stream_descriptor::wait_read);
+      if (!read && self->writing_ && !self->write_waiting_) self->wait(boost::asio::posix::stream_descriptor::wait_write);
+    });
+  }
+
+  // hiredis is freeing the context: stop waiting, give the descriptor back (hiredis closes it).
+  void cleanup() {
+    ctx_ = nullptr;
+    reading_ = writing_ = false;
+    boost::system::error_code ec;
+    descriptor_.cancel(ec);
+    descriptor_.release();
+    gone();
+    boost::asio::post(descriptor_.get_executor(), [self = std::move(self_)] {});  // released after this call
+  }
+
+  boost::asio::posix::stream_descriptor descriptor_;
+  redisAsyncContext* ctx_ = nullptr;
+  callback on_state_;
+  std::shared_ptr<hiredis_link> self_;
+  bool reading_ = false, writing_ = false, read_waiting_ = false, write_waiting_ = false, reported_gone_ = false;
+};
+
+}  // namespace detail
+
+class broker {
+ public:
+  /// `ex` should be a strand (or a one-thread io_context): all Redis I/O runs there.
+  broker(boost::asio::any_io_executor ex, broker_options options)
+      : impl_(std::make_shared<impl>(std::move(ex), std::move(options))) {
+    if (impl_->options.host.empty()) return;
+    boost::asio::post(impl_->ex, [i = impl_] { i->connect(); });
+  }
+  broker(broker&&) noexcept = default;
+  broker& operator=(broker&&) noexcept = default;
+  ~broker() {
+    if (impl_) boost::asio::post(impl_->ex, [i = impl_] { i->shut_down(); });
+  }
+
+  [[nodiscard]] bool enabled() const noexcept { return !impl_->options.host.empty(); }
+
+  /// Disconnects and stops reconnecting (on the executor). Call it while the executor still
+  /// runs, e.g. when the server starts to drain; the destructor only asks for it.
+  void stop() {
+    boost::asio::post(impl_->ex, [i = impl_] { i->shut_down(); });
+  }
+
+  bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) {
+    if (!impl_->connected.load(std::memory_order_acquire)) {
+      impl_->publish_failed.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    const message encoded = encode_event(e, 0);
+    boost::asio::post(impl_->ex, [i = impl_, user = std::string(user), thread = e.thread_id, encoded, floor]() mutable {
+      i->send_publish(std::move(user), std::move(thread), encoded, floor);
+    });
+    return true;
+  }
+
+  void subscribe(std::string_view user) {
+    boost::asio::post(impl_->ex, [i = impl_, user = std::string(user)] { i->add_subscription(user); });
+  }
+  void unsubscribe(std::string_view user) {
+    boost::asio::post(impl_->ex, [i = impl_, user = std::string(user)] { i->drop_subscription(user); });
+  }
+  void set_receiver(broker_receiver r) { impl_->receiver = std::move(r); }
+
+  [[nodiscard]] broker_stats stats() const {
+    broker_stats s;
+    s.published = impl_->published.load(std::memory_order_relaxed);
+    s.publish_failed = impl_->publish_failed.load(std::memory_order_relaxed);
+    s.received = impl_->received.load(std::memory_order_relaxed);
+    s.reconnects = impl_->reconnects.load(std::memory_order_relaxed);
+    s.connected = impl_->connected.load(std::memory_order_acquire);
+    return s;
+  }
+
+ private:
+  // INCR the user's counter (never below the node's floor), PUBLISH "<seq> <thread length>
+  // <thread><envelope with that seq>", return the seq. Atomic: the channel is in seq order.
+  static constexpr const char* script =
+      "local s = redis.call('INCR', KEYS[1]) "
+      "local floor = tonumber(ARGV[1]) "
+      "if s <= floor then s = floor + 1 redis.call('SET', KEYS[1], s) end "
+      "redis.call('PUBLISH', KEYS[2], s .. ' ' .. ARGV[2] .. ARGV[3] .. s .. ARGV[4]) "
+      "return s";
+
+  struct impl : std::enable_shared_from_this<impl> {
+    impl(boost::asio::any_io_executor e, broker_options o) : ex(std::move(e)), options(std::move(o)), retry(ex) {}
+
+    boost::asio::any_io_executor ex;
+    broker_options options;
+    broker_receiver receiver;
+    boost::asio::steady_timer retry;
+    std::shared_ptr<detail::hiredis_link> commands, subscriber;
+    bool commands_up = false, subscriber_up = false, stopping = false, ever_connected = false;
+    std::chrono::milliseconds backoff{0};
+    std::map<std::string, int, std::less<>> subscriptions;  // user -> subscribe count
+    std::atomic<bool> connected{false};
+    std::atomic<std::uint64_t> published{0}, publish_failed{0}, received{0}, reconnects{0};
+
+    std::string channel(std::string_view user) const { return options.prefix + ":u:" + std::string(user); }
+
+    void connect() {
+      if (stopping) return;
+      commands = std::make_shared<detail::hiredis_link>(ex);
+      subscriber = std::make_shared<detail::hiredis_link>(ex);
+      auto self = shared_from_this();
+      const bool started =
+          commands->start(options.host, options.port, [self, link = commands.get()](bool up) { self->on_state(link, up); }) &&
+          subscriber->start(options.host, options.port,
+                            [self, link = subscriber.get()](bool up) { self->on_state(link, up); });
+      if (!started) down();
+    }
+
+    void on_state(detail::hiredis_link* link, bool up) {
+      if (link != commands.get() && link != subscriber.get()) return;  // an old connection
+      if (!up) return down();
+      (link == commands.get() ? commands_up : subscriber_up) = true;
+      if (!commands_up || !subscriber_up) return;
+      backoff = std::chrono::milliseconds(0);
+      if (ever_connected) reconnects.fetch_add(1, std::memory_order_relaxed);
+      ever_connected = true;
+      for (const auto& [user, count] : subscriptions) send_subscribe(user);
+      connected.store(true, std::memory_order_release);
+    }
+
+    // Either connection failed: drop both, retry later.
+    void down() {
+      connected.store(false, std::memory_order_release);
+      commands_up = subscriber_up = false;
+      auto c = std::move(commands), s = std::move(subscriber);
+      if (c) c->close();
+      if (s) s->close();
+      if (stopping) return;
+      backoff = std::clamp(backoff * 2, options.backoff_min, options.backoff_max);
+      retry.expires_after(backoff);
+      retry.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+        if (!ec) self->connect();
+      });
+    }
+
+    void shut_down() {
+      stopping = true;
+      connected.store(false, std::memory_order_release);
+      retry.cancel();
+      auto c = std::move(commands), s = std::move(subscriber);
+      if (c) c->close();
+      if (s) s->close();
+    }
+
+    struct pending_publish {
+      std::shared_ptr<impl> owner;
+      std::string user, thread;
+      message encoded;
+    };
+
+    void send_publish(std::string user, std::string thread, const message& encoded, std::uint64_t floor) {
+      const std::string_view text(encoded.data(), encoded.size());
+      constexpr std::string_view key = ",\"seq\":0";
+      const auto at = text.find(key);
+      const std::string seq_key = options.prefix + ":seq:" + user, chan = channel(user);
+      const std::string floor_text = std::to_string(floor);
+      const std::string route = std::to_string(thread.size()) + " " + thread;
+      const std::string_view prefix = text.substr(0, at + key.size() - 1), suffix = text.substr(at + key.size());
+      auto* p = new pending_publish{shared_from_this(), std::move(user), std::move(thread), encoded};
+      redisAsyncContext* ctx = commands && commands_up ? commands->context() : nullptr;
+      const char* argv[] = {"EVAL", script, "2", seq_key.c_str(), chan.c_str(), floor_text.c_str(),
+                            route.data(), prefix.data(), suffix.data()};
+      const std::size_t lens[] = {4, std::char_traits<char>::length(script), 1, seq_key.size(), chan.size(),
+                                  floor_text.size(), route.size(), prefix.size(), suffix.size()};
+      if (!ctx || at == std::string_view::npos ||
+          redisAsyncCommandArgv(ctx, &on_published, p, 9, argv, lens) != REDIS_OK)
+        on_published(nullptr, nullptr, p);
+    }
+
+    static void on_published(redisAsyncContext*, void* r, void* privdata) {
+      std::unique_ptr<pending_publish> p(static_cast<pending_publish*>(privdata));
+      const auto* reply = static_cast<const redisReply*>(r);
+      impl& self = *p->owner;
+      if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        self.published.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      // Lost in flight: this node still delivers it (seq 0: the manager re-stamps it).
+      self.publish_failed.fetch_add(1, std::memory_order_relaxed);
+      if (!self.stopping && self.receiver) self.receiver(p->user, p->thread, 0, p->encoded);
+    }
+
+    void add_subscription(const std::string& user) {
+      if (++subscriptions[user] == 1 && connected.load(std::memory_order_acquire)) send_subscribe(user);
+    }
+    void drop_subscription(const std::string& user) {
+      auto it = subscriptions.find(user);
+      if (it == subscriptions.end() || --it->second > 0) return;
+      subscriptions.erase(it);
+      if (subscriber && subscriber_up) {
+        const std::string chan = channel(user);
+        const char* argv[] = {"UNSUBSCRIBE", chan.c_str()};
+        const std::size_t lens[] = {11, chan.size()};
+        redisAsyncCommandArgv(subscriber->context(), nullptr, nullptr, 2, argv, lens);
+      }
+    }
+
+    void send_subscribe(const std::string& user) {
+      if (!subscriber || !subscriber_up) return;
+      const std::string chan = channel(user);
+      const char* argv[] = {"SUBSCRIBE", chan.c_str()};
+      const std::size_t lens[] = {9, chan.size()};
+      redisAsyncCommandArgv(subscriber->context(), &on_channel, this, 2, argv, lens);
+    }
+
+    // ["message", channel, "<seq> <len> <thread><envelope>"] (and subscribe confirmations).
+    static void on_channel(redisAsyncContext*, void* r, void* privdata) {
+      const auto* reply = static_cast<const redisReply*>(r);
+      auto* self = static_cast<impl*>(privdata);
+      if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || self->stopping) return;
+      const std::string_view kind(reply->element[0]->str, reply->element[0]->len);
+      if (kind != "message") return;
+      const std::string_view chan(reply->element[1]->str, reply->element[1]->len);
+      std::string_view payload(reply->element[2]->str, reply->element[2]->len);
+      const std::string_view user = chan.substr(std::min(chan.size(), self->options.prefix.size() + 3));
+      std::uint64_t seq = 0;
+      std::size_t thread_length = 0;
+      auto r1 = std::from_chars(payload.data(), payload.data() + payload.size(), seq);
+      if (r1.ec != std::errc() || r1.ptr == payload.data() + payload.size()) return;
+      payload.remove_prefix(static_cast<std::size_t>(r1.ptr - payload.data()) + 1);
+      auto r2 = std::from_chars(payload.data(), payload.data() + payload.size(), thread_length);
+      if (r2.ec != std::errc()) return;
+      payload.remove_prefix(static_cast<std::size_t>(r2.ptr - payload.data()) + 1);
+      if (payload.size() < thread_length) return;
+      const std::string_view thread = payload.substr(0, thread_length);
+      self->received.fetch_add(1, std::memory_order_relaxed);
+      if (self->receiver) self->receiver(user, thread, seq, message::copy_of(payload.substr(thread_length)));
+    }
+  };
+
+  std::shared_ptr<impl> impl_;
+};
+
+static_assert(uniws::broker<broker>);
+
+}  // namespace uniws::redis
