@@ -47,6 +47,31 @@ class Server:
             self.proc.wait()
 
 
+class Redis:
+    """A redis-server of its own: 127.0.0.1, a free port, a temporary directory, no persistence."""
+
+    def __init__(self):
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.dir = tempfile.mkdtemp(prefix="uniws-e2e-redis-")
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        subprocess.run(["rm", "-rf", self.dir])
+
+
 def run_load(load, port, args, timeout=600):
     out = subprocess.run([load, "--port", port] + args, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
@@ -83,7 +108,7 @@ def main():
         "baseline": os.path.join(a.bin_dir, "benchmarks", "uniws-load-baseline"),
     }
     load = os.path.join(a.bin_dir, "benchmarks", "uniws-load")
-    results = {"throughput": [], "latency": {}, "idle": {}, "stalled": {}}
+    results = {"throughput": [], "latency": {}, "idle": {}, "stalled": {}, "cluster": {}}
 
     with tempfile.NamedTemporaryFile("w", prefix="uniws-e2e-users-", delete=False) as f:
         for i in range(10000):
@@ -161,6 +186,47 @@ def main():
             results["stalled"][name] = entry
             print(f"stalled    {name:8} peak RSS {peak / 1024:.1f} MiB (idle {base / 1024:.1f} MiB)"
                   + (f", bound {entry['bound_kib'] / 1024:.1f} MiB" if "bound_kib" in entry else ""), flush=True)
+        # 5. Two nodes through Redis: added latency of a delivery on the other node, and
+        #    deliveries/s when every event goes through Redis.
+        redis = Redis()
+        secret = ["--token-secret", "e2e-cluster-secret-0123456789"]
+        try:
+            cluster = ["--redis", f"127.0.0.1:{redis.port}"] + secret
+            single = Server(binaries["uniws"], users_file, ["--agent-delay-ms", "10"])
+            try:
+                alone = run_load(load, single.port, ["--mode", "broadcast", "--rate", "1000", "--users", "1000",
+                                                     "--connections", "2", "--steps", "1", "--seconds", seconds,
+                                                     "--warmup", warmup])
+            finally:
+                single.stop()
+            node_a = Server(binaries["uniws"], users_file, ["--agent-delay-ms", "10"] + cluster)
+            node_b = Server(binaries["uniws"], users_file, ["--agent-delay-ms", "10"] + cluster)
+            try:
+                time.sleep(0.5)
+                spread = run_load(load, node_a.port, ["--second-port", node_b.port, "--mode", "broadcast", "--rate", "1000",
+                                                 "--users", "1000", "--connections", "2", "--steps", "1",
+                                                 "--seconds", seconds, "--warmup", warmup])
+            finally:
+                node_a.stop()
+                node_b.stop()
+            node_a = Server(binaries["uniws"], users_file, ["--agent-delay-ms", "0"] + cluster)
+            node_b = Server(binaries["uniws"], users_file, ["--agent-delay-ms", "0"] + cluster)
+            try:
+                time.sleep(0.5)
+                flood = run_load(load, node_a.port, ["--second-port", node_b.port, "--mode", "agents", "--users", "100",
+                                                "--connections", "10", "--steps", "8", "--seconds", seconds,
+                                                "--warmup", warmup])
+            finally:
+                node_a.stop()
+                node_b.stop()
+        finally:
+            redis.stop()
+        results["cluster"] = {"single_node": alone, "two_nodes": spread, "two_nodes_agents": flood,
+                              "added_p99_ms": spread["remote_p99_ms"] - alone["p99_ms"]}
+        print(f"cluster    one node, no Redis: p99 {alone['p99_ms']:.2f} ms; two nodes through Redis: sender's node "
+              f"p99 {spread['p99_ms']:.2f} ms, other node p99 {spread['remote_p99_ms']:.2f} ms "
+              f"(added {results['cluster']['added_p99_ms']:.2f} ms); closed-loop agents over two nodes: "
+              f"{flood['deliveries_per_s']:.0f} deliveries/s", flush=True)
     finally:
         os.unlink(users_file)
 

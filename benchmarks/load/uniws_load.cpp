@@ -3,7 +3,7 @@
 // deliveries/s and run latency (run_agent sent -> agent_completed received on each of the
 // user's connections) as text and as one JSON line.
 //
-//   uniws-load --port P [--users K] [--connections C] [--seconds D] [--warmup S]
+//   uniws-load --port P [--second-port P2] [--users K] [--connections C] [--seconds D] [--warmup S]
 //              [--mode agents|broadcast|idle|stalled] [--rate R] [--steps N] [--pad BYTES]
 //
 //   agents     each user runs agents closed-loop: the next run starts when every one of its
@@ -15,7 +15,10 @@
 //              --steps thoughts of --pad bytes: the server's memory with stalled readers (the
 //              caller reads its peak RSS)
 //
-// Users are u0..u{K-1} with password pw-<i> (the servers' --users file).
+// Users are u0..u{K-1} with password pw-<i> (the servers' --users file). With --second-port,
+// each user's odd-numbered connections go to a second node of a cluster (same token secret,
+// same broker): runs are sent on connection 0, so latency is reported separately for the
+// connections on the sender's node and on the other one.
 #include "../../examples/golden_path/async_client.hpp"
 
 #include <sys/resource.h>
@@ -36,6 +39,7 @@ using clock_type = std::chrono::steady_clock;
 struct options {
   std::string address = "127.0.0.1";
   unsigned short port = 0;
+  unsigned short second_port = 0;  // another node of a cluster: odd connections go there
   std::size_t users = 100, connections = 10;
   std::chrono::seconds duration{10}, warmup{2};
   std::string mode = "agents";
@@ -46,7 +50,7 @@ struct options {
 
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "uniws-load: " << problem << "\n"
-            << "usage: uniws-load --port P [--address A] [--users K] [--connections C] [--seconds D]\n"
+            << "usage: uniws-load --port P [--second-port P2] [--address A] [--users K] [--connections C] [--seconds D]\n"
                "                  [--warmup S] [--mode agents|broadcast|idle|stalled] [--rate R]\n"
                "                  [--steps N] [--pad BYTES]\n";
   std::exit(2);
@@ -67,6 +71,7 @@ options parse(int argc, char** argv) {
     const std::string_view v = argv[++i];
     if (flag == "--address") o.address = v;
     else if (flag == "--port") o.port = static_cast<unsigned short>(number(flag, v));
+    else if (flag == "--second-port") o.second_port = static_cast<unsigned short>(number(flag, v));
     else if (flag == "--users") o.users = static_cast<std::size_t>(number(flag, v));
     else if (flag == "--connections") o.connections = static_cast<std::size_t>(number(flag, v));
     else if (flag == "--seconds") o.duration = std::chrono::seconds(static_cast<long>(number(flag, v)));
@@ -93,12 +98,16 @@ struct user_state {
 
 struct connection {
   std::size_t user = 0;
+  bool remote = false;  // on the second node
   std::unique_ptr<ws_stream> ws;
 };
 
 class load {
  public:
-  explicit load(options o) : o_(std::move(o)), server_(net::ip::make_address(o_.address), o_.port) {}
+  explicit load(options o)
+      : o_(std::move(o)),
+        server_(net::ip::make_address(o_.address), o_.port),
+        second_(net::ip::make_address(o_.address), o_.second_port ? o_.second_port : o_.port) {}
 
   net::awaitable<void> run() {
     auto ex = co_await net::this_coro::executor;
@@ -153,7 +162,8 @@ class load {
           while (next < conns_.size()) {
             const std::size_t i = next++;
             conns_[i].user = i / per_user;
-            conns_[i].ws = co_await open_websocket(server_, tokens[i / per_user]);
+            conns_[i].remote = (i % per_user) % 2 == 1 && o_.second_port != 0;
+            conns_[i].ws = co_await open_websocket(conns_[i].remote ? second_ : server_, tokens[i / per_user]);
             co_await send_json(*conns_[i].ws, join("load"));
             co_await send_json(*conns_[i].ws, ping());
             auto pong = co_await read_json(*conns_[i].ws);  // joined before anything is sent
@@ -190,8 +200,9 @@ class load {
         user_state& u = users_[c.user];
         if (const auto it = u.in_flight.find(run); it != u.in_flight.end()) {
           if (it->second.first >= measure_from_ && now < end_)
-            latencies_us_.push_back(
-                static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(now - it->second.first).count()));
+            (c.remote ? remote_latencies_us_ : latencies_us_)
+                .push_back(static_cast<std::uint32_t>(
+                    std::chrono::duration_cast<std::chrono::microseconds>(now - it->second.first).count()));
           if (--it->second.second == 0) {
             u.in_flight.erase(it);
             ++u.completed;
@@ -236,11 +247,14 @@ class load {
 
   void report() {
     std::sort(latencies_us_.begin(), latencies_us_.end());
-    auto pct = [&](double p) -> double {
-      if (latencies_us_.empty()) return 0;
-      const auto i = static_cast<std::size_t>(p * static_cast<double>(latencies_us_.size() - 1));
-      return latencies_us_[i] / 1000.0;
+    std::sort(remote_latencies_us_.begin(), remote_latencies_us_.end());
+    auto percentile = [](const std::vector<std::uint32_t>& v, double p) -> double {
+      if (v.empty()) return 0;
+      const auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+      return v[i] / 1000.0;
     };
+    auto pct = [&](double p) { return percentile(latencies_us_, p); };
+    auto remote_pct = [&](double p) { return percentile(remote_latencies_us_, p); };
     const double seconds = std::chrono::duration<double>(o_.duration).count();
     const double deliveries_per_s = static_cast<double>(deliveries_) / seconds;
     std::uint64_t sent = 0;
@@ -252,6 +266,10 @@ class load {
               << "  runs/s         " << static_cast<double>(runs_completed_) / seconds << "\n"
               << "  latency ms     p50 " << pct(0.5) << "  p99 " << pct(0.99) << "  p99.9 " << pct(0.999) << "  max "
               << pct(1.0) << "  (" << latencies_us_.size() << " samples)\n";
+    if (o_.second_port)
+      std::cout << "  other node ms  p50 " << remote_pct(0.5) << "  p99 " << remote_pct(0.99) << "  p99.9 "
+                << remote_pct(0.999) << "  max " << remote_pct(1.0) << "  (" << remote_latencies_us_.size()
+                << " samples)\n";
     std::cout << json::serialize(json::object{
                      {"load", o_.mode},
                      {"users", users_.size()},
@@ -267,18 +285,22 @@ class load {
                      {"p99_ms", pct(0.99)},
                      {"p999_ms", pct(0.999)},
                      {"max_ms", pct(1.0)},
-                     {"samples", latencies_us_.size()}})
+                     {"samples", latencies_us_.size()},
+                     {"remote_p50_ms", remote_pct(0.5)},
+                     {"remote_p99_ms", remote_pct(0.99)},
+                     {"remote_p999_ms", remote_pct(0.999)},
+                     {"remote_samples", remote_latencies_us_.size()}})
               << std::endl;
   }
 
   options o_;
-  tcp::endpoint server_;
+  tcp::endpoint server_, second_;
   std::vector<user_state> users_;
   std::vector<connection> conns_;
   std::size_t per_user_ = 1;
   clock_type::time_point start_, measure_from_, end_;
   std::uint64_t deliveries_ = 0, bytes_ = 0, runs_completed_ = 0;
-  std::vector<std::uint32_t> latencies_us_;
+  std::vector<std::uint32_t> latencies_us_, remote_latencies_us_;
 };
 
 }  // namespace
