@@ -1,5 +1,7 @@
 // Several nodes (factories) sharing one user's events through a broker: the semantics
 // include/uniws/broker.hpp promises, against testing::memory_bus.
+#include "envelope_field.hpp"
+
 #include <uniws/factory.hpp>
 #include <uniws/testing.hpp>
 
@@ -15,14 +17,7 @@ using uniws::testing::memory_bus;
 using uniws::testing::memory_connection;
 using node_factory = uniws::manager_factory<memory_connection, uniws::always_available, memory_bus::endpoint>;
 
-std::string field(std::string_view json, std::string_view name) {
-  const std::string key = "\"" + std::string(name) + "\":";
-  const auto at = json.find(key);
-  if (at == std::string_view::npos) return {};
-  auto rest = json.substr(at + key.size());
-  if (rest.front() == '"') return std::string(rest.substr(1, rest.find('"', 1) - 1));
-  return std::string(rest.substr(0, rest.find_first_of(",}")));
-}
+using uniws_test::field;
 
 struct node {
   explicit node(memory_bus& bus) : factory(uniws::factory_options{}, uniws::always_available{}, bus.node()) {}

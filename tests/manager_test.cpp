@@ -1,4 +1,6 @@
+#include "envelope_field.hpp"
 #include "jthread.hpp"
+
 #include <uniws/factory.hpp>
 #include <uniws/manager.hpp>
 #include <uniws/testing.hpp>
@@ -23,15 +25,7 @@ std::shared_ptr<memory_connection> make_connection(uniws::connection_id id, uniw
   return std::make_shared<memory_connection>(id, limits);
 }
 
-// The "type" and "seq" of each received envelope, parsed the simple way (test data only).
-std::string field(std::string_view json, std::string_view name) {
-  const std::string key = "\"" + std::string(name) + "\":";
-  const auto at = json.find(key);
-  if (at == std::string_view::npos) return {};
-  auto rest = json.substr(at + key.size());
-  if (rest.front() == '"') return std::string(rest.substr(1, rest.find('"', 1) - 1));
-  return std::string(rest.substr(0, rest.find_first_of(",}")));
-}
+using uniws_test::field;
 
 struct recording_sink {
   std::vector<uniws::agent_event>* events;

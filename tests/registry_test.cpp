@@ -334,7 +334,7 @@ TEST_CASE("ten million mixed operations from four threads: every handle holds it
   // 10^7 get_or_create / find / erase_if in total, in every build (the tsan preset included:
   // issue 3 asks that the concurrency tests run at least that many under ThreadSanitizer).
   constexpr int threads = 4, ops_per_thread = 2'500'000, keys = 4096;
-  std::atomic<long> wrong{0}, ops{0}, erased{0};
+  std::atomic<long> wrong{0}, erased{0};
   {
     uniws::user_registry<std::uint64_t, keyed> registry;
     {
@@ -360,11 +360,9 @@ TEST_CASE("ten million mixed operations from four threads: every handle holds it
           }
           wrong.fetch_add(local_wrong);
           erased.fetch_add(local_erased);
-          ops.fetch_add(ops_per_thread);
         });
     }
     CHECK(wrong == 0);
-    CHECK(ops == 10'000'000);
     CHECK(erased > 0);
     std::size_t visited = 0;
     registry.for_each([&](const std::uint64_t& k, keyed& v) {

@@ -51,6 +51,23 @@ std::vector<std::string> types(const std::vector<json::object>& frames) {
   return out;
 }
 
+// A redis-server and two nodes that share it and a token secret, both connected to it.
+struct cluster {
+  cluster() : a(node_args(redis)), b(node_args(redis)) {
+    wait_connected(a);
+    wait_connected(b);
+  }
+  // Until Redis has `n` subscribers on `user`'s channel: a node subscribes asynchronously.
+  void wait_subscribed(const std::string& user, int n) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (redis.subscribers("uniws:u:" + user) != n && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+    REQUIRE(redis.subscribers("uniws:u:" + user) == n);
+  }
+  redis_process redis;
+  server_process a, b;
+};
+
 const std::vector<std::string> five = {"agent_started", "agent_thinking", "tool_executing", "tool_completed",
                                        "agent_completed"};
 
@@ -63,17 +80,14 @@ void check_run(const std::vector<json::object>& frames, std::int64_t first_seq) 
 }  // namespace
 
 TEST_CASE("cluster: a run on node A reaches alice on A and on B once each, in order, and not bob") {
-  redis_process redis;
-  server_process a(node_args(redis)), b(node_args(redis));
-  wait_connected(a);
-  wait_connected(b);
-
+  cluster c;
+  auto &a = c.a, &b = c.b;
   ws_client alice_a(a.port(), login(a.port(), "alice", "alice-pw"));
   ws_client alice_b(b.port(), login(a.port(), "alice", "alice-pw"));  // a token from A, used on B
   ws_client bob_b(b.port(), login(b.port(), "bob", "bob-pw"));
   join_and_sync(alice_b, "t");
   join_and_sync(bob_b, "t");
-  std::this_thread::sleep_for(200ms);  // B's SUBSCRIBE reaches Redis
+  c.wait_subscribed("alice", 2);
 
   alice_a.send(run_agent("t"));
   const auto on_a = alice_a.read_until("agent_completed");
@@ -92,15 +106,14 @@ TEST_CASE("cluster: a run on node A reaches alice on A and on B once each, in or
 }
 
 TEST_CASE("cluster: Redis killed mid-run and restarted - nodes serve locally, then across nodes again") {
-  redis_process redis;
-  server_process a(node_args(redis)), b(node_args(redis));
-  wait_connected(a);
-  wait_connected(b);
+  cluster c;
+  auto& redis = c.redis;
+  auto &a = c.a, &b = c.b;
   ws_client alice_a(a.port(), login(a.port(), "alice", "alice-pw"));
   ws_client alice_b(b.port(), login(b.port(), "alice", "alice-pw"));
   join_and_sync(alice_a, "t");
   join_and_sync(alice_b, "t");
-  std::this_thread::sleep_for(200ms);
+  c.wait_subscribed("alice", 2);
 
   alice_a.send(run_agent("t"));
   check_run(alice_a.read_until("agent_completed"), 1);
@@ -124,7 +137,7 @@ TEST_CASE("cluster: Redis killed mid-run and restarted - nodes serve locally, th
   redis.start();
   wait_connected(a);
   wait_connected(b);
-  std::this_thread::sleep_for(200ms);  // resubscribed
+  c.wait_subscribed("alice", 2);  // both nodes resubscribed
   alice_a.send(run_agent("t"));
   const auto on_a = alice_a.read_until("agent_completed");
   const auto on_b = alice_b.read_until("agent_completed");

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
@@ -54,6 +55,32 @@ class redis_process {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!accepts() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (!accepts()) throw std::runtime_error("redis-server did not start on port " + std::to_string(port_));
+  }
+
+  /// How many connections subscribe to `channel` (PUBSUB NUMSUB); -1 if Redis did not answer.
+  [[nodiscard]] int subscribers(const std::string& channel) const {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port_);
+    int count = -1;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      const std::string command = "*3\r\n$6\r\nPUBSUB\r\n$6\r\nNUMSUB\r\n$" + std::to_string(channel.size()) +
+                                  "\r\n" + channel + "\r\n";
+      std::string reply;
+      char buffer[512];
+      // The reply, *2 $len channel :count, ends with the count's CRLF.
+      if (write(fd, command.data(), command.size()) == static_cast<ssize_t>(command.size()))
+        while (reply.find(':') == std::string::npos || reply.back() != '\n') {
+          const ssize_t n = read(fd, buffer, sizeof buffer);
+          if (n <= 0) break;
+          reply.append(buffer, static_cast<std::size_t>(n));
+        }
+      if (const auto colon = reply.rfind(':'); colon != std::string::npos) count = std::atoi(reply.c_str() + colon + 1);
+    }
+    close(fd);
+    return count;
   }
 
   /// SIGKILL: Redis goes away as in a crash.
