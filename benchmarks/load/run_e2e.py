@@ -38,6 +38,12 @@ class Server:
     def peak_rss(self):
         return status_kib(self.proc.pid, "VmHWM")
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
     def stop(self):
         self.proc.terminate()
         try:
@@ -66,7 +72,10 @@ class Redis:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
-    def stop(self):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
         self.proc.kill()
         self.proc.wait()
         subprocess.run(["rm", "-rf", self.dir])
@@ -120,12 +129,9 @@ def main():
         for threads in (["1"] if quick else ["1", "2"]):
             for r in range(rounds):
                 for name in ("uniws", "baseline"):
-                    s = Server(binaries[name], users_file, ["--threads", threads, "--agent-delay-ms", "0"])
-                    try:
+                    with Server(binaries[name], users_file, ["--threads", threads, "--agent-delay-ms", "0"]) as s:
                         res = run_load(load, s.port, ["--mode", "agents", "--users", "100", "--connections", "10",
                                                       "--steps", "8", "--seconds", seconds, "--warmup", warmup])
-                    finally:
-                        s.stop()
                     res.update(server=name, threads=int(threads), round=r + 1)
                     results["throughput"].append(res)
                     print(f"throughput {name:8} threads={threads} round={r + 1}: "
@@ -133,13 +139,10 @@ def main():
 
         # 2. Golden-path latency at 1k users: a run per user per second, agent delays 4 x 10 ms.
         for name in ("uniws", "baseline"):
-            s = Server(binaries[name], users_file, ["--agent-delay-ms", "10"])
-            try:
+            with Server(binaries[name], users_file, ["--agent-delay-ms", "10"]) as s:
                 res = run_load(load, s.port, ["--mode", "broadcast", "--rate", "1000", "--users", "1000",
                                               "--connections", "1", "--steps", "1", "--seconds", seconds,
                                               "--warmup", warmup])
-            finally:
-                s.stop()
             res["agent_delays_ms"] = 40
             results["latency"][name] = res
             print(f"latency    {name:8} 1k users, 1k runs/s: p50 {res['p50_ms']:.1f}  p99 {res['p99_ms']:.1f}  "
@@ -148,16 +151,13 @@ def main():
         # 3. Idle memory: RSS with 0, 1k and 10k authenticated, joined, idle connections.
         sizes = [(100, 10)] if quick else [(100, 10), (1000, 10)]
         for name in ("uniws", "baseline"):
-            s = Server(binaries[name], users_file, [])
-            try:
+            with Server(binaries[name], users_file, []) as s:
                 base = s.rss()
                 entry = {"rss_kib_0": base}
                 for users, per_user in sizes:
                     n = users * per_user
                     entry[f"rss_kib_{n}"] = idle_rss(s, load, users, per_user, 3)
                     entry[f"kib_per_connection_{n}"] = (entry[f"rss_kib_{n}"] - base) / n
-            finally:
-                s.stop()
             results["idle"][name] = entry
             print(f"idle       {name:8} " + "  ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
                                                    for k, v in entry.items()), flush=True)
@@ -169,16 +169,13 @@ def main():
             args = ["--agent-delay-ms", "0"]
             if name == "uniws":
                 args += ["--queue-bytes", str(queue_bytes)]
-            s = Server(binaries[name], users_file, args)
-            try:
+            with Server(binaries[name], users_file, args) as s:
                 base = s.rss()
                 res = run_load(load, s.port, ["--mode", "stalled", "--connections", "10", "--steps", steps,
                                               "--pad", "65536", "--seconds", "3" if not quick else "1",
                                               "--warmup", "0"])
                 time.sleep(0.5)
                 peak = s.peak_rss()
-            finally:
-                s.stop()
             entry = {"messages": int(steps), "message_kib": 64, "stalled_connections": 10, "rss_kib_idle": base,
                      "peak_rss_kib": peak, "runs": res["runs_sent"]}
             if name == "uniws":
@@ -188,39 +185,29 @@ def main():
                   + (f", bound {entry['bound_kib'] / 1024:.1f} MiB" if "bound_kib" in entry else ""), flush=True)
         # 5. Two nodes through Redis: added latency of a delivery on the other node, and
         #    deliveries/s when every event goes through Redis.
-        redis = Redis()
-        secret = ["--token-secret", "e2e-cluster-secret-0123456789"]
-        try:
-            cluster = ["--redis", f"127.0.0.1:{redis.port}"] + secret
-            single = Server(binaries["uniws"], users_file, ["--agent-delay-ms", "10"])
-            try:
-                alone = run_load(load, single.port, ["--mode", "broadcast", "--rate", "1000", "--users", "1000",
-                                                     "--connections", "2", "--steps", "1", "--seconds", seconds,
-                                                     "--warmup", warmup])
-            finally:
-                single.stop()
-            node_a = Server(binaries["uniws"], users_file, ["--agent-delay-ms", "10"] + cluster)
-            node_b = Server(binaries["uniws"], users_file, ["--agent-delay-ms", "10"] + cluster)
-            try:
-                time.sleep(0.5)
-                spread = run_load(load, node_a.port, ["--second-port", node_b.port, "--mode", "broadcast", "--rate", "1000",
-                                                 "--users", "1000", "--connections", "2", "--steps", "1",
-                                                 "--seconds", seconds, "--warmup", warmup])
-            finally:
-                node_a.stop()
-                node_b.stop()
-            node_a = Server(binaries["uniws"], users_file, ["--agent-delay-ms", "0"] + cluster)
-            node_b = Server(binaries["uniws"], users_file, ["--agent-delay-ms", "0"] + cluster)
-            try:
-                time.sleep(0.5)
-                flood = run_load(load, node_a.port, ["--second-port", node_b.port, "--mode", "agents", "--users", "100",
-                                                "--connections", "10", "--steps", "8", "--seconds", seconds,
-                                                "--warmup", warmup])
-            finally:
-                node_a.stop()
-                node_b.stop()
-        finally:
-            redis.stop()
+        def node_args(redis, delay_ms):
+            return ["--agent-delay-ms", delay_ms, "--redis", f"127.0.0.1:{redis.port}",
+                    "--token-secret", "e2e-cluster-secret-0123456789"]
+
+        with Server(binaries["uniws"], users_file, ["--agent-delay-ms", "10"]) as single:
+            alone = run_load(load, single.port, ["--mode", "broadcast", "--rate", "1000", "--users", "1000",
+                                                 "--connections", "2", "--steps", "1", "--seconds", seconds,
+                                                 "--warmup", warmup])
+        with Redis() as redis:
+            for delay_ms, mode in (("10", ["--mode", "broadcast", "--rate", "1000", "--users", "1000",
+                                           "--connections", "2", "--steps", "1"]),
+                                   ("0", ["--mode", "agents", "--users", "100", "--connections", "10",
+                                          "--steps", "8"])):
+                args = node_args(redis, delay_ms)
+                with Server(binaries["uniws"], users_file, args) as node_a, \
+                        Server(binaries["uniws"], users_file, args) as node_b:
+                    time.sleep(0.5)  # both nodes connect to Redis
+                    res = run_load(load, node_a.port, ["--second-port", node_b.port] + mode +
+                                   ["--seconds", seconds, "--warmup", warmup])
+                if delay_ms == "10":
+                    spread = res
+                else:
+                    flood = res
         results["cluster"] = {"single_node": alone, "two_nodes": spread, "two_nodes_agents": flood,
                               "added_p99_ms": spread["remote_p99_ms"] - alone["p99_ms"]}
         print(f"cluster    one node, no Redis: p99 {alone['p99_ms']:.2f} ms; two nodes through Redis: sender's node "
