@@ -70,6 +70,12 @@ class server_process {
   /// Sends `sig` and waits (up to `timeout`) for the exit status; -1 if it did not exit.
   int stop(int sig = SIGTERM, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
     kill(pid_, sig);
+    return wait_for_exit(timeout);
+  }
+
+  /// Waits (up to `timeout`) for the exit the server is already making, e.g. after a SIGTERM
+  /// sent earlier: a second signal could land after its handler is gone and kill it.
+  int wait_for_exit(std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
       int status = 0;
