@@ -240,6 +240,106 @@ TEST_CASE("churn: create/remove cycles leave memory bounded") {
   CHECK(live_nodes() == nodes_before);
   // While running, the unreclaimed backlog stayed far below the number of cycles.
   CHECK(peak_pending < 100'000);
+  // Each removal left a tombstone; migrations purged them instead of growing the table.
+  CHECK(reg.bucket_count() <= 256);
+}
+
+TEST_CASE("lookups of existing keys never miss while other threads grow the table") {
+  // Two writers insert 200,000 new keys (50,000 under sanitizers), which migrates the table
+  // from 16 slots through ~15 doublings; two readers meanwhile find each of 1,000 keys
+  // inserted before, over and over. A migration that hid an entry for a moment fails this.
+  uniws::user_registry<std::uint64_t, std::uint64_t> reg;
+  constexpr std::uint64_t old_keys = 1000;
+  for (std::uint64_t k = 0; k < old_keys; ++k) static_cast<void>(reg.get_or_create(k, [k] { return k; }));
+  const std::uint64_t per_writer = 100'000 / scale;
+  std::atomic<bool> writing{true};
+  std::atomic<long> misses{0}, wrong{0}, lookups{0};
+  const std::size_t buckets_before = reg.bucket_count();
+  {
+    std::vector<uniws_test::jthread> readers;
+    for (int r = 0; r < 2; ++r) {
+      readers.emplace_back([&, r] {
+        long local = 0;
+        for (std::uint64_t i = static_cast<std::uint64_t>(r); writing.load(std::memory_order_relaxed); ++i) {
+          const std::uint64_t k = i % old_keys;
+          auto h = (i & 1) ? reg.find(k) : reg.get_or_create(k, [] { return ~std::uint64_t{0}; });
+          if (!h) {
+            misses.fetch_add(1);
+          } else if (*h != k) {
+            wrong.fetch_add(1);
+          }
+          ++local;
+        }
+        lookups.fetch_add(local);
+      });
+    }
+    {
+      std::vector<uniws_test::jthread> writers;
+      for (std::uint64_t w = 0; w < 2; ++w) {
+        writers.emplace_back([&, w] {
+          for (std::uint64_t i = 0; i < per_writer; ++i) {
+            const std::uint64_t k = old_keys + w * per_writer + i;
+            static_cast<void>(reg.get_or_create(k, [k] { return k; }));
+          }
+        });
+      }
+    }
+    writing = false;
+  }
+  CHECK(misses.load() == 0);
+  CHECK(wrong.load() == 0);
+  CHECK(lookups.load() > 0);
+  CHECK(reg.size() == old_keys + 2 * per_writer);
+  CHECK(reg.bucket_count() > buckets_before);  // it did migrate, several times
+  std::uint64_t bad = 0;
+  for (std::uint64_t k = 0; k < old_keys + 2 * per_writer; ++k) {
+    auto h = reg.find(k);
+    if (!h || *h != k) ++bad;
+  }
+  CHECK(bad == 0);
+}
+
+TEST_CASE("make() failing while the table migrates loses nothing and leaks nothing") {
+  // Threads create keys in a growing table; every third make() throws. Entries whose make()
+  // threw must be absent, the rest present once, and every node freed in the end.
+  const long nodes_before = live_nodes();
+  const long alive_before = counted::alive.load();
+  {
+    uniws::user_registry<std::uint64_t, counted> reg;
+    constexpr int threads = 3;
+    const int per_thread = 30'000 / scale;
+    std::atomic<long> thrown{0};
+    {
+      std::vector<uniws_test::jthread> pool;
+      for (int t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+          for (int i = 0; i < per_thread; ++i) {
+            const auto k = static_cast<std::uint64_t>(t * per_thread + i);
+            try {
+              static_cast<void>(reg.get_or_create(k, [k]() -> counted {
+                if (k % 3 == 0) throw std::runtime_error("refused");
+                return counted(static_cast<int>(k));
+              }));
+            } catch (const std::runtime_error&) {
+              thrown.fetch_add(1);
+            }
+          }
+        });
+      }
+    }
+    const auto total = static_cast<std::uint64_t>(threads * per_thread);
+    CHECK(thrown.load() == static_cast<long>((total + 2) / 3));
+    CHECK(reg.size() == total - (total + 2) / 3);
+    std::uint64_t bad = 0;
+    for (std::uint64_t k = 0; k < total; ++k) {
+      auto h = reg.find(k);
+      if (static_cast<bool>(h) != (k % 3 != 0) || (h && h->value != static_cast<int>(k))) ++bad;
+    }
+    CHECK(bad == 0);
+  }
+  reclaim_all();
+  CHECK(counted::alive.load() == alive_before);
+  CHECK(live_nodes() == nodes_before);
 }
 
 TEST_CASE("sweep never removes a user while another thread adds a connection to it") {

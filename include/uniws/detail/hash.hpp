@@ -1,4 +1,4 @@
-// uniws/detail/hash.hpp - the registry's default hash and the bit tricks of split ordering.
+// uniws/detail/hash.hpp - the registry's default hash.
 #pragma once
 
 #include <concepts>
@@ -11,8 +11,9 @@
 
 namespace uniws::detail {
 
-/// A 64-bit finaliser (splitmix64): integer user ids are often sequential, and split ordering
-/// takes bucket bits from the low end of the hash, so every bit must be mixed.
+/// A 64-bit finaliser (splitmix64): integer user ids are often sequential, and the registry
+/// takes its slot index from the low bits of the hash and a tag from the high ones, so every
+/// bit must be mixed.
 constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ULL;
@@ -20,13 +21,6 @@ constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
   x *= 0x94d049bb133111ebULL;
   x ^= x >> 31;
   return x;
-}
-
-constexpr std::uint64_t reverse_bits(std::uint64_t x) noexcept {
-  x = ((x >> 1) & 0x5555555555555555ULL) | ((x & 0x5555555555555555ULL) << 1);
-  x = ((x >> 2) & 0x3333333333333333ULL) | ((x & 0x3333333333333333ULL) << 2);
-  x = ((x >> 4) & 0x0f0f0f0f0f0f0f0fULL) | ((x & 0x0f0f0f0f0f0f0f0fULL) << 4);
-  return __builtin_bswap64(x);  // std::byteswap is C++23
 }
 
 /// Default hash for registry keys: integers are mixed; strings hash as string_view, so a
