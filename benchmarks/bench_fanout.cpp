@@ -148,4 +148,4 @@ void fanout_args(benchmark::internal::Benchmark* b) {
 BENCHMARK(uniws_manager)->Apply(fanout_args);
 BENCHMARK(chat_multi)->Apply(fanout_args);
 
-int main(int argc, char** argv) { return uniws_bench::run_with_ratios(argc, argv, "chat_multi"); }
+int main(int argc, char** argv) { return uniws_bench::run_with_ratios(argc, argv, {"chat_multi"}); }

@@ -4,7 +4,10 @@
 // and 8 threads (8 on 2 cores is oversubscribed: a preempted lock holder stalls the rest).
 //
 // Every peer does the same work per operation: get-or-create the entry, read a field of
-// the value through whatever keeps it alive (a handle, a shared_ptr, an accessor).
+// the value through whatever keeps it alive (a handle, a shared_ptr, an accessor). And the
+// same operations: a case runs a fixed number of them (--ops, split over its threads), so
+// every peer creates the same new keys and ends on the same table size. Timed by duration
+// instead, a faster peer would create more keys and be measured on a bigger table.
 #include "ratio_reporter.hpp"
 
 #include <uniws/registry.hpp>
@@ -17,7 +20,10 @@
 #include <tbb/concurrent_hash_map.h>
 
 #include <array>
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -257,14 +263,17 @@ void run(benchmark::State& state) {
   if (uses_cds) cds::threading::Manager::detachThread();
 }
 
+std::int64_t total_ops = 2'000'000;  // per case; --ops=N
+
 template <template <class> class Peer>
 void register_peer(const char* name) {
   auto add = [name](const char* workload, void (*fn)(benchmark::State&)) {
-    benchmark::RegisterBenchmark((std::string(name) + "/" + workload).c_str(), fn)
-        ->Threads(1)
-        ->Threads(2)
-        ->Threads(8)
-        ->UseRealTime();
+    for (int threads : {1, 2, 8}) {
+      benchmark::RegisterBenchmark((std::string(name) + "/" + workload).c_str(), fn)
+          ->Threads(threads)
+          ->Iterations(std::max<std::int64_t>(1, total_ops / threads))
+          ->UseRealTime();
+    }
   };
   add("u64/get95_new5", &run<Peer, std::uint64_t, 0>);
   add("u64/get94_new5_erase1", &run<Peer, std::uint64_t, 1>);
@@ -275,6 +284,15 @@ void register_peer(const char* name) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --ops=N: operations per case (the CI smoke test runs few).
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--ops=", 6) == 0) {
+      total_ops = std::atoll(argv[i] + 6);
+      for (int j = i; j + 1 < argc; ++j) argv[j] = argv[j + 1];
+      --argc;
+      break;
+    }
+  }
   cds::Initialize();
   int rc = 0;
   {
@@ -288,7 +306,7 @@ int main(int argc, char** argv) {
     register_peer<cds_michael_map>("cds_michael_hp");
     register_peer<mutex_map>("mutex");
     register_peer<shared_mutex_map>("shared_mutex");
-    rc = uniws_bench::run_with_ratios(argc, argv, "sharded_mutex");
+    rc = uniws_bench::run_with_ratios(argc, argv, {"sharded_mutex", "tbb_chm"});
     shared_instance<cds_michael_map<std::uint64_t>>::map.reset();
     shared_instance<cds_michael_map<std::string>>::map.reset();
     cds::threading::Manager::detachThread();

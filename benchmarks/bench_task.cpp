@@ -72,4 +72,4 @@ BENCHMARK(plain_call);
 BENCHMARK(asio_awaitable);
 BENCHMARK(uniws_task);
 
-int main(int argc, char** argv) { return uniws_bench::run_with_ratios(argc, argv, "asio_awaitable"); }
+int main(int argc, char** argv) { return uniws_bench::run_with_ratios(argc, argv, {"asio_awaitable"}); }

@@ -1,5 +1,5 @@
-// benchmarks/ratio_reporter.hpp - prints Google Benchmark's table, then each case's ratio to a
-// baseline measured in the same run (absolute times drift on a noisy machine; ratios hold).
+// benchmarks/ratio_reporter.hpp - prints Google Benchmark's table, then each case's ratio to
+// baselines measured in the same run (absolute times drift on a noisy machine; ratios hold).
 //
 // A case is named "<implementation>/<workload...>"; cases with the same workload are compared
 // with the baseline implementation's case for that workload. Throughput (items_per_second)
@@ -18,7 +18,7 @@ namespace uniws_bench {
 
 class ratio_reporter : public benchmark::ConsoleReporter {
  public:
-  explicit ratio_reporter(std::string baseline) : baseline_(std::move(baseline)) {}
+  explicit ratio_reporter(std::vector<std::string> baselines) : baselines_(std::move(baselines)) {}
 
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
@@ -39,22 +39,27 @@ class ratio_reporter : public benchmark::ConsoleReporter {
 
   void Finalize() override {
     ConsoleReporter::Finalize();
+    for (const std::string& baseline : baselines_) print_ratios(baseline);
+    std::fflush(stdout);
+  }
+
+ private:
+  void print_ratios(const std::string& baseline) const {
     std::map<std::string, measurement> base;
     for (const auto& r : results_)
-      if (r.impl == baseline_) base[r.workload] = r.m;
-    std::printf("\nratio to %s (same run; > 1 means faster than %s)\n", baseline_.c_str(), baseline_.c_str());
+      if (r.impl == baseline) base[r.workload] = r.m;
+    if (base.empty()) return;
+    std::printf("\nratio to %s (same run; > 1 means faster than %s)\n", baseline.c_str(), baseline.c_str());
     for (const auto& r : results_) {
       auto it = base.find(r.workload);
-      if (it == base.end()) continue;
+      if (it == base.end() || r.impl == baseline) continue;
       const double ratio = (r.m.items_per_second > 0 && it->second.items_per_second > 0)
                                ? r.m.items_per_second / it->second.items_per_second
                                : it->second.ns_per_op / r.m.ns_per_op;
       std::printf("  %-22s %-40s %7.2fx\n", r.impl.c_str(), r.workload.empty() ? "-" : r.workload.c_str(), ratio);
     }
-    std::fflush(stdout);
   }
 
- private:
   struct measurement {
     double ns_per_op = 0;
     double items_per_second = 0;
@@ -64,15 +69,15 @@ class ratio_reporter : public benchmark::ConsoleReporter {
     std::string workload;
     measurement m;
   };
-  std::string baseline_;
+  std::vector<std::string> baselines_;
   std::vector<result> results_;
 };
 
 /// main() body shared by the benchmark binaries.
-inline int run_with_ratios(int argc, char** argv, std::string baseline) {
+inline int run_with_ratios(int argc, char** argv, std::vector<std::string> baselines) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  ratio_reporter reporter(std::move(baseline));
+  ratio_reporter reporter(std::move(baselines));
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   return 0;

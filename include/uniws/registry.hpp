@@ -111,6 +111,8 @@ class user_registry {
   using mapped_type = Value;
   using hasher = Hash;
   using key_equal = KeyEqual;
+  static_assert(std::is_nothrow_invocable_r_v<std::uint64_t, const Hash&, const Key&>,
+                "user_registry hashes keys again while migrating, where it cannot fail: the hash must be noexcept");
 
   /// A counted reference to a registry value. While any handle to an entry is alive the
   /// entry cannot be removed, and the value outlives the registry if need be.
@@ -183,10 +185,10 @@ class user_registry {
       located found;
       {
         detail::epoch_guard guard;
-        found = locate(h, key, fresh.get(), false);
+        found = locate(h, key, fresh.get(), take::any);
         if (!found.n) {  // a miss: search again, now ready to insert
-          fresh.reset(make_node(h, key));
-          found = locate(h, key, fresh.get(), false);
+          fresh.reset(make_node(key));
+          found = locate(h, key, fresh.get(), take::any);
         }
       }
       if (found.inserted) return build(fresh.release(), make);  // outside the guard: make() may take its time
@@ -201,7 +203,7 @@ class user_registry {
   [[nodiscard]] handle find(const K& key) {
     const std::uint64_t h = hash_(key);
     detail::epoch_guard guard;
-    return handle(locate(h, key, nullptr, true).n);
+    return handle(locate(h, key, nullptr, take::ready).n);
   }
 
   /// Removes the entry for `key` if it is ready, no handle to it is alive, and `pred(value)`
@@ -212,12 +214,8 @@ class user_registry {
   bool erase_if(const K& key, Pred pred) {
     const std::uint64_t h = hash_(key);
     detail::epoch_guard guard;
-    node* n = locate(h, key, nullptr, true).n;
-    if (!n) return false;
-    // The reference just taken would make the removal fail: give it back first. The epoch
-    // guard keeps the node readable.
-    release(n);
-    return try_remove(n, pred);
+    node* n = locate(h, key, nullptr, take::none).n;  // the guard keeps it readable
+    return n && try_remove(n, pred);
   }
 
   /// erase_if for every entry; returns how many were removed.
@@ -265,7 +263,7 @@ class user_registry {
 
   struct node {
     template <class K>
-    node(std::uint64_t h, const K& k) : hash(h), key(k) {
+    explicit node(const K& k) : key(k) {
 #if defined(UNIWS_TEST_COUNTERS)
       detail::registry_stats::live_nodes.fetch_add(1, std::memory_order_relaxed);
 #endif
@@ -280,7 +278,8 @@ class user_registry {
 
     // The table's reference and the creator's.
     std::atomic<std::uint64_t> control{constructing | 2 * ref_unit};
-    const std::uint64_t hash;  // kept: migration and removal find the node's slots without hashing again
+    // No copy of the hash: the slot's tag filters lookups, and migration and removal hash the
+    // key again. Nodes stay small (a std::string key's node fits 64 bytes).
     const Key key;
     union {
       Value value;  // alive from state ready until the last reference goes
@@ -306,13 +305,13 @@ class user_registry {
   static node* node_of(std::uint64_t v) noexcept {
     return reinterpret_cast<node*>(static_cast<std::uintptr_t>(v & address_mask));
   }
-  static std::uint64_t encode(const node* n) noexcept {
-    return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(n)) | (n->hash & tag_mask);
+  static std::uint64_t encode(const node* n, std::uint64_t h) noexcept {
+    return static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(n)) | (h & tag_mask);
   }
 
   template <class K>
-  static node* make_node(std::uint64_t h, const K& key) {
-    auto* n = new node(h, key);
+  static node* make_node(const K& key) {
+    auto* n = new node(key);
     // User-space addresses fit in 48 bits on every 64-bit platform we know of; refuse rather
     // than corrupt if one does not.
     if ((static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(n)) & ~address_mask) != 0) {
@@ -378,10 +377,12 @@ class user_registry {
     bool inserted = false;
   };
 
-  // Finds key's entry and takes a reference on it (ready ones only if ready_only). Without
-  // one, links `fresh` in if given.
+  enum class take { any, ready, none };  // which entry to take a reference on: built or not, ready, none
+
+  // Finds key's entry and takes a reference on it as `mode` says. Without one, links `fresh`
+  // in if given.
   template <class K>
-  located locate(std::uint64_t h, const K& key, node* fresh, bool ready_only) {
+  located locate(std::uint64_t h, const K& key, node* fresh, take mode) {
     const std::uint64_t tag = h & tag_mask;
     table* t = current_.load(std::memory_order_acquire);
     for (;;) {
@@ -396,7 +397,7 @@ class user_registry {
           if (!fresh) return {};
           if (t->next.load(std::memory_order_acquire) != nullptr) break;  // migrating: wait, then retry
           size_.fetch_add(1, std::memory_order_seq_cst);  // counted before it can be copied
-          if (slots[i].compare_exchange_strong(v, encode(fresh), std::memory_order_acq_rel,
+          if (slots[i].compare_exchange_strong(v, encode(fresh, h), std::memory_order_acq_rel,
                                                std::memory_order_acquire)) {
             after_claim(t);
             return {fresh, true};
@@ -407,8 +408,13 @@ class user_registry {
         if (v == frozen_empty) break;  // the rest of this probe sequence is in the next table
         if ((v & tag_mask) == tag && holds_node(v)) {
           node* n = node_of(v);
-          if (n->hash == h && equal_(n->key, key) && (ready_only ? try_acquire_ready(n) : try_acquire(n)))
-            return {n, false};
+          if (equal_(n->key, key)) {
+            if (mode == take::none) {
+              if (state_of(n->control.load(std::memory_order_acquire)) == ready) return {n, false};
+            } else if (mode == take::ready ? try_acquire_ready(n) : try_acquire(n)) {
+              return {n, false};
+            }
+          }
           // Otherwise another key, or this key's entry failing or being removed: a newer one
           // for the same key can only be further on.
         }
@@ -457,15 +463,14 @@ class user_registry {
   // Migrates chunks of t until none is left to claim; whoever completes the last one makes
   // the successor current.
   void help_migrate(table* t) {
-    table* successor = t->next.load(std::memory_order_acquire);
     const std::size_t capacity = t->mask + 1;
     for (;;) {
       const std::size_t begin = t->migrate_claimed.fetch_add(migrate_chunk, std::memory_order_relaxed);
       if (begin >= capacity) return;
       const std::size_t end = std::min(capacity, begin + migrate_chunk);
-      for (std::size_t i = begin; i < end; ++i) migrate_slot(t->slots[i], successor);
+      migrate_range(t, begin, end);
       if (t->migrate_done.fetch_add(end - begin, std::memory_order_acq_rel) + (end - begin) == capacity) {
-        current_.store(successor, std::memory_order_release);
+        current_.store(t->next.load(std::memory_order_acquire), std::memory_order_release);
         detail::epoch_domain::instance().retire(t, &delete_table);
       }
     }
@@ -486,34 +491,72 @@ class user_registry {
     }
   }
 
-  void migrate_slot(std::atomic<std::uint64_t>& slot, table* successor) {
+  // Freezes slots [begin, end) of t and copies their entries into t's successor. Nodes and
+  // their destination slots are prefetched a few slots ahead: the copy is a string of
+  // independent cache misses.
+  void migrate_range(table* t, std::size_t begin, std::size_t end) {
+    table* const successor = t->next.load(std::memory_order_acquire);
+    constexpr std::size_t node_ahead = 8, slot_ahead = 4;
+    hashed ahead[8] = {};  // slot i's node and hash, computed slot_ahead slots earlier
+    for (std::size_t i = begin; i < end; ++i) {
+      if (i + node_ahead < end) {
+        const std::uint64_t w = t->slots[i + node_ahead].load(std::memory_order_relaxed);
+        if (holds_node(w)) prefetch(node_of(w));  // a stale address is harmless to prefetch
+      }
+      if (i + slot_ahead < end) {
+        const std::uint64_t w = t->slots[i + slot_ahead].load(std::memory_order_acquire);
+        hashed& next = ahead[(i + slot_ahead) % 8];
+        next = {};
+        if (holds_node(w)) {
+          next = {node_of(w), hash_(node_of(w)->key)};
+          prefetch(&successor->slots[static_cast<std::size_t>(next.h) & successor->mask]);
+        }
+      }
+      migrate_slot(t->slots[i], successor, ahead[i % 8]);
+    }
+  }
+
+  struct hashed {
+    const node* n = nullptr;
+    std::uint64_t h = 0;
+  };
+
+  static void prefetch(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p);
+#else
+    static_cast<void>(p);
+#endif
+  }
+
+  void migrate_slot(std::atomic<std::uint64_t>& slot, table* successor, hashed hint) {
     std::uint64_t v = slot.load(std::memory_order_relaxed);
     while (!slot.compare_exchange_weak(v, v | frozen_bit, std::memory_order_acq_rel, std::memory_order_relaxed)) {
     }
     if (!holds_node(v)) return;
     node* n = node_of(v);
-    // The reference held while copying keeps the entry from being removed meanwhile (removal
-    // needs the table's reference to be the only one). A node failed or removed already is
-    // left behind: whoever failed or removed it clears its slots.
-    if (!try_acquire(n)) return;
-    std::atomic<std::uint64_t>& copy = place(successor, n);
-    if (state_of(n->control.load(std::memory_order_seq_cst)) != failed) {
-      release(n);
-      return;
-    }
-    // Its build failed while it was copied, perhaps after the failing thread cleared the
-    // successor: clear the copy, and let our reference go only once no reader can still
-    // have found the node through it.
-    std::uint64_t expected = encode(n);
+    // A node failed or removed already is left behind: whoever failed or removed it clears its
+    // slots, ours included.
+    if (state_of(n->control.load(std::memory_order_acquire)) >= failed) return;
+    const std::uint64_t h = hint.n == n ? hint.h : hash_(n->key);
+    std::atomic<std::uint64_t>& copy = place(successor, n, h);
+    // The copy and this check pair with the failing or removing thread's state change and its
+    // scan of the tables (all seq_cst): either it saw the copy and clears it, or we see it here.
+    if (state_of(n->control.load(std::memory_order_seq_cst)) < failed) return;
+    // Failed or removed while being copied: clear the copy, and keep the node alive until no
+    // reader can have found it there. Our guard predates the node's retirement (we read it
+    // from a slot its owner had not yet cleared), so the node is still here to reference.
+    add_ref(n);
+    std::uint64_t expected = encode(n, h);
     static_cast<void>(copy.compare_exchange_strong(expected, tombstone, std::memory_order_seq_cst));
     detail::epoch_domain::instance().retire(n, &release_deferred);
   }
 
   // Puts n into the first empty slot of its probe sequence in t (t is not yet current, so
   // nothing else is inserted there and nothing is frozen).
-  static std::atomic<std::uint64_t>& place(table* t, node* n) noexcept {
-    const std::uint64_t v = encode(n);
-    for (std::size_t i = static_cast<std::size_t>(n->hash) & t->mask;; i = (i + 1) & t->mask) {
+  static std::atomic<std::uint64_t>& place(table* t, node* n, std::uint64_t h) noexcept {
+    const std::uint64_t v = encode(n, h);
+    for (std::size_t i = static_cast<std::size_t>(h) & t->mask;; i = (i + 1) & t->mask) {
       std::uint64_t expected = empty_slot;
       if (t->slots[i].load(std::memory_order_relaxed) == empty_slot &&
           t->slots[i].compare_exchange_strong(expected, v, std::memory_order_seq_cst)) {
@@ -565,7 +608,8 @@ class user_registry {
     if (state_of(c) != ready || refs_of(c) != 1) return false;
     if (!static_cast<bool>(std::invoke(pred, n->value))) return false;
     // Fails if a handle was taken or given back since c was read (both change the word).
-    if (!n->control.compare_exchange_strong(c, c + (removed - ready), std::memory_order_acq_rel,
+    // seq_cst: pairs with a migration copying n (see migrate_slot).
+    if (!n->control.compare_exchange_strong(c, c + (removed - ready), std::memory_order_seq_cst,
                                             std::memory_order_relaxed))
       return false;
     size_.fetch_sub(1, std::memory_order_relaxed);
@@ -575,12 +619,14 @@ class user_registry {
   }
 
   // Turns every slot that holds n, in the current table and its successors, into a
-  // tombstone. n is failed or removed, so no migration copies it any more.
+  // tombstone. n is failed or removed: a migration copying it concurrently either is seen
+  // here or sees that state and clears its copy itself.
   void unlink(node* n) noexcept {
     // seq_cst throughout: a migration copying n concurrently with its failure must either
     // see the failure or have its copy (and the table holding it) seen here.
+    const std::uint64_t h = hash_(n->key);
     for (table* t = current_.load(std::memory_order_seq_cst); t; t = t->next.load(std::memory_order_seq_cst)) {
-      std::size_t i = static_cast<std::size_t>(n->hash) & t->mask;
+      std::size_t i = static_cast<std::size_t>(h) & t->mask;
       for (std::size_t left = t->mask + 1; left != 0; --left, i = (i + 1) & t->mask) {
         std::uint64_t v = t->slots[i].load(std::memory_order_seq_cst);
         if (v == empty_slot || v == frozen_empty) break;  // n was never placed beyond this
