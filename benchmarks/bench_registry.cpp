@@ -22,6 +22,9 @@
 #include <array>
 #include <algorithm>
 #include <atomic>
+#include <barrier>
+#include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <cstdint>
@@ -229,6 +232,25 @@ struct shared_instance {
   static inline std::unique_ptr<Map> map;
 };
 
+std::int64_t total_ops = 2'000'000;  // per case; --ops=N
+
+// A case's threads meet at a barrier before and after their operations; the barriers'
+// completions stamp the wall clock once for all. Google Benchmark's own per-thread timers
+// start when each thread first runs after its start barrier: with 8 threads on 2 cores,
+// threads that wait for a core would count less than the wall time, inflating throughput
+// (more for the faster peer). Each thread reports the shared wall time as manual time.
+struct wall_clock {
+  using clock = std::chrono::steady_clock;
+  struct stamp {
+    clock::time_point* at;
+    void operator()() noexcept { *at = clock::now(); }
+  };
+  explicit wall_clock(std::ptrdiff_t threads) : start_line(threads, stamp{&start}), finish_line(threads, stamp{&finish}) {}
+  clock::time_point start, finish;
+  std::barrier<stamp> start_line, finish_line;
+};
+std::unique_ptr<wall_clock> case_clock;  // replaced by each case's thread 0 before any thread starts
+
 template <template <class> class Peer, class Key, int ErasePercent>
 void run(benchmark::State& state) {
   using map_type = Peer<Key>;
@@ -238,32 +260,38 @@ void run(benchmark::State& state) {
   if (state.thread_index() == 0) {
     shared_instance<map_type>::map = std::make_unique<map_type>();
     for (std::size_t i = 0; i < prepopulated; ++i) shared_instance<map_type>::map->get_or_create(pool[i]);
+    case_clock = std::make_unique<wall_clock>(state.threads());
   }
-  // Google Benchmark starts every thread's loop together, after thread 0's setup above.
+  // Google Benchmark lets no thread into its loop before thread 0's setup above is done.
   std::uint64_t sink = 0;
   xorshift rng{0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(state.thread_index() + 1)};
   const auto threads = static_cast<std::size_t>(state.threads());
+  const std::int64_t ops = std::max<std::int64_t>(1, total_ops / state.threads());
   std::size_t next_new = prepopulated + static_cast<std::size_t>(state.thread_index());
-  for (auto _ : state) {
+  for (auto _ : state) {  // one iteration per thread: all of its operations
     map_type& map = *shared_instance<map_type>::map;
-    const std::uint64_t r = rng();
-    const auto roll = static_cast<int>(r % 100);
-    if (roll < ErasePercent) {
-      map.erase(pool[(r >> 8) % prepopulated]);
-    } else if (roll < 5 + ErasePercent) {
-      sink += map.get_or_create(pool[next_new]);
-      next_new += threads;
-      if (next_new >= key_pool) next_new = prepopulated + static_cast<std::size_t>(state.thread_index());
-    } else {
-      sink += map.get_or_create(pool[(r >> 8) % prepopulated]);
+    wall_clock& wall = *case_clock;
+    wall.start_line.arrive_and_wait();
+    for (std::int64_t op = 0; op < ops; ++op) {
+      const std::uint64_t r = rng();
+      const auto roll = static_cast<int>(r % 100);
+      if (roll < ErasePercent) {
+        map.erase(pool[(r >> 8) % prepopulated]);
+      } else if (roll < 5 + ErasePercent) {
+        sink += map.get_or_create(pool[next_new]);
+        next_new += threads;
+        if (next_new >= key_pool) next_new = prepopulated + static_cast<std::size_t>(state.thread_index());
+      } else {
+        sink += map.get_or_create(pool[(r >> 8) % prepopulated]);
+      }
     }
+    wall.finish_line.arrive_and_wait();
+    state.SetIterationTime(std::chrono::duration<double>(wall.finish - wall.start).count());
   }
   benchmark::DoNotOptimize(sink);
-  state.SetItemsProcessed(state.iterations());
+  state.SetItemsProcessed(ops);  // summed over the threads
   if (uses_cds) cds::threading::Manager::detachThread();
 }
-
-std::int64_t total_ops = 2'000'000;  // per case; --ops=N
 
 template <template <class> class Peer>
 void register_peer(const char* name) {
@@ -271,8 +299,8 @@ void register_peer(const char* name) {
     for (int threads : {1, 2, 8}) {
       benchmark::RegisterBenchmark((std::string(name) + "/" + workload).c_str(), fn)
           ->Threads(threads)
-          ->Iterations(std::max<std::int64_t>(1, total_ops / threads))
-          ->UseRealTime();
+          ->Iterations(1)
+          ->UseManualTime();
     }
   };
   add("u64/get95_new5", &run<Peer, std::uint64_t, 0>);
