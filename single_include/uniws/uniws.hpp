@@ -1690,20 +1690,19 @@ class user_registry {
   static std::size_t threshold(const table* t) noexcept { return (t->mask + 1) - (t->mask + 1) / 4; }
 
   // ---- references ----
+  // One read-modify-write, given back if the state is wrong: a cold node's line is fetched
+  // once, for writing. Safe on a failed or removed node too: the caller's epoch guard holds
+  // back the table's own reference, so the count cannot reach zero meanwhile.
   static bool try_acquire(node* n) noexcept {
-    std::uint64_t c = n->control.load(std::memory_order_relaxed);
-    do {
-      if (state_of(c) >= failed) return false;
-    } while (!n->control.compare_exchange_weak(c, c + ref_unit, std::memory_order_acquire, std::memory_order_relaxed));
-    return true;
+    if (state_of(n->control.fetch_add(ref_unit, std::memory_order_acquire)) < failed) return true;
+    n->control.fetch_sub(ref_unit, std::memory_order_relaxed);
+    return false;
   }
 
   static bool try_acquire_ready(node* n) noexcept {
-    std::uint64_t c = n->control.load(std::memory_order_relaxed);
-    do {
-      if (state_of(c) != ready) return false;
-    } while (!n->control.compare_exchange_weak(c, c + ref_unit, std::memory_order_acquire, std::memory_order_relaxed));
-    return true;
+    if (state_of(n->control.fetch_add(ref_unit, std::memory_order_acquire)) == ready) return true;
+    n->control.fetch_sub(ref_unit, std::memory_order_relaxed);
+    return false;
   }
 
   static void add_ref(node* n) noexcept { n->control.fetch_add(ref_unit, std::memory_order_relaxed); }
@@ -1809,6 +1808,7 @@ class user_registry {
   // Migrates chunks of t until none is left to claim; whoever completes the last one makes
   // the successor current.
   void help_migrate(table* t) {
+    if (!t->next.load(std::memory_order_acquire)) return;  // no migration started
     const std::size_t capacity = t->mask + 1;
     for (;;) {
       const std::size_t begin = t->migrate_claimed.fetch_add(migrate_chunk, std::memory_order_relaxed);
@@ -1902,7 +1902,9 @@ class user_registry {
   // nothing else is inserted there and nothing is frozen).
   static std::atomic<std::uint64_t>& place(table* t, node* n, std::uint64_t h) noexcept {
     const std::uint64_t v = encode(n, h);
+    [[maybe_unused]] std::size_t probes = 0;
     for (std::size_t i = static_cast<std::size_t>(h) & t->mask;; i = (i + 1) & t->mask) {
+      assert(probes++ <= t->mask && "start_migration sized the successor too small");
       std::uint64_t expected = empty_slot;
       if (t->slots[i].load(std::memory_order_relaxed) == empty_slot &&
           t->slots[i].compare_exchange_strong(expected, v, std::memory_order_seq_cst)) {
