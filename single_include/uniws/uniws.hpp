@@ -1433,7 +1433,12 @@ inline void free_slots(std::atomic<std::uint64_t>* slots, std::size_t count) noe
   delete[] slots;
 }
 
-inline void cpu_relax() noexcept {
+// Waiting for another thread's short step: spin a little, then give up the core.
+inline void backoff(unsigned spins) noexcept {
+  if (spins >= 64) {
+    std::this_thread::yield();
+    return;
+  }
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
 #endif
@@ -1693,14 +1698,10 @@ class user_registry {
   // One read-modify-write, given back if the state is wrong: a cold node's line is fetched
   // once, for writing. Safe on a failed or removed node too: the caller's epoch guard holds
   // back the table's own reference, so the count cannot reach zero meanwhile.
-  static bool try_acquire(node* n) noexcept {
-    if (state_of(n->control.fetch_add(ref_unit, std::memory_order_acquire)) < failed) return true;
-    n->control.fetch_sub(ref_unit, std::memory_order_relaxed);
-    return false;
-  }
-
-  static bool try_acquire_ready(node* n) noexcept {
-    if (state_of(n->control.fetch_add(ref_unit, std::memory_order_acquire)) == ready) return true;
+  // ready_only: a ready entry; otherwise one being built too.
+  static bool try_acquire(node* n, bool ready_only) noexcept {
+    const std::uint64_t s = state_of(n->control.fetch_add(ref_unit, std::memory_order_acquire));
+    if (ready_only ? s == ready : s < failed) return true;
     n->control.fetch_sub(ref_unit, std::memory_order_relaxed);
     return false;
   }
@@ -1756,7 +1757,7 @@ class user_registry {
           if (equal_(n->key, key)) {
             if (mode == take::none) {
               if (state_of(n->control.load(std::memory_order_acquire)) == ready) return {n, false};
-            } else if (mode == take::ready ? try_acquire_ready(n) : try_acquire(n)) {
+            } else if (try_acquire(n, mode == take::ready)) {
               return {n, false};
             }
           }
@@ -1828,13 +1829,7 @@ class user_registry {
     if (current_.load(std::memory_order_acquire) != t) return;
     if (!t->next.load(std::memory_order_acquire)) start_migration(t);  // full: bad_alloc reaches the caller
     help_migrate(t);
-    for (unsigned spins = 0; current_.load(std::memory_order_acquire) == t; ++spins) {
-      if (spins < 64) {
-        detail::cpu_relax();
-      } else {
-        std::this_thread::yield();
-      }
-    }
+    for (unsigned spins = 0; current_.load(std::memory_order_acquire) == t; ++spins) detail::backoff(spins);
   }
 
   // Freezes slots [begin, end) of t and copies their entries into t's successor. Nodes and
@@ -1941,11 +1936,7 @@ class user_registry {
       const std::uint64_t s = state_of(n->control.load(std::memory_order_acquire));
       if (s == ready) return true;
       if (s != constructing) return false;
-      if (spins < 64) {
-        detail::cpu_relax();
-      } else {
-        std::this_thread::yield();
-      }
+      detail::backoff(spins);
     }
   }
 
