@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <random>
@@ -70,6 +71,29 @@ TEST_CASE("connections join threads and receive only what is sent to them") {
   const auto s = m.get_stats();
   CHECK(s.connections == 2);
   CHECK(s.threads == 1);  // only t2 is joined now
+}
+
+TEST_CASE("for_each_connection visits each connection once, and may change the roster") {
+  manager m;
+  for (uniws::connection_id id = 1; id <= 4; ++id) REQUIRE(m.add_connection(make_connection(id)));
+  REQUIRE(m.remove_connection(3));
+  std::vector<uniws::connection_id> seen;
+  m.for_each_connection([&](memory_connection& c) { seen.push_back(c.id()); });
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == std::vector<uniws::connection_id>{1, 2, 4});
+
+  // What a shutdown does: close each one, and here remove it from inside the visit.
+  seen.clear();
+  m.for_each_connection([&](memory_connection& c) {
+    seen.push_back(c.id());
+    c.close(uniws::close_code::going_away);
+    CHECK(m.remove_connection(c.id()));
+  });
+  CHECK(seen.size() == 3);
+  CHECK(m.connection_count() == 0);
+  std::size_t after = 0;
+  m.for_each_connection([&](memory_connection&) { ++after; });
+  CHECK(after == 0);
 }
 
 TEST_CASE("one fan-out shares one buffer across every connection") {

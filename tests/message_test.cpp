@@ -118,6 +118,24 @@ TEST_CASE("send_queue: bounded in messages, drop-oldest counts every drop") {
   CHECK(q.front().text() == "3");
 }
 
+TEST_CASE("send_queue: an emptied queue gives its ring back, a busy one keeps it") {
+  uniws::send_queue q({.max_messages = 100, .max_bytes = 1000, .policy = uniws::slow_consumer_policy::drop_oldest});
+  CHECK(q.capacity() == 0);  // a connection that was never sent to holds no ring
+  for (int i = 0; i < 5; ++i) REQUIRE(q.push(uniws::message::copy_of(std::to_string(i))) == uniws::send_result::queued);
+  CHECK(q.capacity() == 8);
+  for (int i = 0; i < 4; ++i) q.pop();
+  q.shrink_to_fit();  // one message left: nothing changes
+  CHECK(q.capacity() == 8);
+  CHECK(q.front().text() == "4");
+  q.pop();
+  q.shrink_to_fit();
+  CHECK(q.capacity() == 0);
+  CHECK(q.bytes() == 0);
+  REQUIRE(q.push(uniws::message::copy_of("again")) == uniws::send_result::queued);
+  CHECK(q.front().text() == "again");
+  CHECK(q.capacity() == 4);
+}
+
 TEST_CASE("send_queue: bounded in bytes") {
   uniws::send_queue q({.max_messages = 100, .max_bytes = 10, .policy = uniws::slow_consumer_policy::drop_oldest});
   CHECK(q.push(uniws::message::copy_of("12345")) == uniws::send_result::queued);

@@ -241,9 +241,9 @@ net::awaitable<void> http_session(server& s, tcp::socket socket) {
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
 }
 
-net::awaitable<void> listen(server& s, tcp::acceptor& acceptor) {
+net::awaitable<void> listen(server& s, tcp::acceptor& acceptor, net::io_context& io) {
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(acceptor.get_executor()),
+    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(io),
                                                       net::as_tuple(net::use_awaitable));
     if (ec) {
       if (!acceptor.is_open()) co_return;
@@ -289,7 +289,7 @@ int main(int argc, char** argv) try {
   tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address(address), port));
   net::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](beast::error_code, int) { io.stop(); });
-  net::co_spawn(io, listen(*s, acceptor), net::detached);
+  net::co_spawn(io, listen(*s, acceptor, io), net::detached);
   std::cout << "listening on http://" << address << ":" << acceptor.local_endpoint().port() << std::endl;
   std::vector<std::thread> pool;
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });

@@ -16,6 +16,7 @@
 #include <boost/beast.hpp>
 #include <boost/json.hpp>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -31,7 +32,6 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 namespace net = boost::asio;
@@ -44,7 +44,15 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using connection = uniws::beast::websocket_connection;
+// Each connection's handlers run on its own strand. Naming the executor's type, rather than
+// any_io_executor, keeps every operation an idle connection has pending smaller (the
+// executor and its work guards are stored in each), and a type-erased strand is a heap block.
+using strand = net::strand<net::io_context::executor_type>;
+using socket_type = net::basic_stream_socket<tcp, strand>;
+using http_stream = beast::basic_stream<tcp, strand>;
+// The WebSocket runs straight on the socket: Beast's stream keeps its own handshake and idle
+// timers, so basic_stream's three more timers (it serves the HTTP phase) are not needed.
+using connection = uniws::beast::basic_websocket_connection<socket_type>;
 // With --redis, a user's events reach its connections on every node; without, one node.
 using factory_type = uniws::manager_factory<connection, uniws::always_available, uniws::redis::broker>;
 using manager_ref = uniws::manager_ref<connection>;
@@ -154,8 +162,8 @@ struct server {
   // counted here, so a client that floods faster than it reads loses nothing uncounted.
   std::atomic<std::uint64_t> replies_dropped{0};
 
-  std::mutex live_mutex;
-  std::unordered_map<uniws::connection_id, std::weak_ptr<connection>> live;
+  // WebSockets added to a manager and not yet finished: the drain waits for this to reach 0.
+  std::atomic<std::size_t> open_websockets{0};
 
   uniws::beast::connection_options connection_options() const {
     return {.queue = {.max_messages = cfg.queue_messages,
@@ -355,48 +363,90 @@ void handle_frame(server& s, const manager_ref& mgr, connection& conn, std::stri
   std::visit(visitor{s, mgr, conn}, golden_path::parse_client_frame(text, limits));
 }
 
+// The read loop of an open WebSocket, in callbacks: an idle connection keeps one pending read
+// and this object, not a coroutine frame. Reads go in 64-byte slices into an inline array;
+// a message longer than a slice is gathered in `message_`, which is released once handled,
+// so an idle connection holds no read buffer of its own. --max-message-size bounds a message
+// (Beast closes with 1009 beyond it).
+class websocket_reader {
+ public:
+  websocket_reader(server& s, std::shared_ptr<connection> conn, manager_ref mgr)
+      : s_(s), conn_(std::move(conn)), mgr_(std::move(mgr)) {}
+
+  // The pending read's handler owns the reader (no enable_shared_from_this: 16 bytes less).
+  static void read_next(std::shared_ptr<websocket_reader> self) {
+    auto& ws = self->conn_->stream();
+    const net::mutable_buffer slice = net::buffer(self->slice_);  // before `self` is moved
+    ws.async_read_some(slice, [self = std::move(self)](beast::error_code ec, std::size_t n) mutable {
+      websocket_reader& r = *self;
+      if (r.on_read(ec, n)) read_next(std::move(self));
+    });
+  }
+
+ private:
+  // False once the connection has ended.
+  bool on_read(beast::error_code ec, std::size_t n) {
+    if (ec) {  // closed by either side, timed out, or a frame over the limit
+      finish();
+      return false;
+    }
+    const std::string_view part(slice_.data(), n);
+    if (!conn_->stream().is_message_done()) {
+      if (!message_) message_ = std::make_unique<std::string>();
+      message_->append(part);
+    } else if (!message_) {
+      handle(part);  // the whole message came in one slice: no copy
+    } else {
+      message_->append(part);
+      handle(*message_);
+      message_.reset();
+    }
+    return true;
+  }
+
+  void handle(std::string_view text) {
+    if (!conn_->stream().got_text()) {
+      reply_error(*conn_, s_, "unsupported", "binary frames are not supported; send JSON text");
+    } else {
+      handle_frame(s_, mgr_, *conn_, text);
+    }
+  }
+
+  void finish() {
+    conn_->mark_closed();
+    mgr_->remove_connection(conn_->id());
+    s_.open_websockets.fetch_sub(1);
+  }
+
+  server& s_;
+  const std::shared_ptr<connection> conn_;
+  const manager_ref mgr_;
+  std::unique_ptr<std::string> message_;  // only while a message spans slices
+  std::array<char, 64> slice_{};
+};
+
+// Opens the WebSocket, gets the user's manager, then hands the connection to its reader: this
+// coroutine (and the HTTP session's) ends there, so an open connection keeps no frame.
 net::awaitable<void> websocket_session(server& s, std::shared_ptr<connection> conn, request req, std::string user) {
   auto& ws = conn->stream();
   ws.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(http::field::server, "uniws-golden-path"); }));
   auto [accept_ec] = co_await ws.async_accept(req, net::as_tuple(net::use_awaitable));
-  req = {};  // its headers are not needed again: an idle connection should not keep them
+  req = {};
   if (accept_ec) co_return;
   s.websocket_sessions.fetch_add(1);
 
   // The golden path: the session awaits its user's manager through the async factory.
   manager_ref mgr = co_await uniws::beast::await_task(s.factory.get_websocket_manager_async(uniws::basic_user_context(user)));
   mgr->add_connection(conn);
-  {
-    std::lock_guard lock(s.live_mutex);
-    s.live[conn->id()] = conn;
-  }
+  s.open_websockets.fetch_add(1);
   if (s.draining.load()) conn->close(uniws::close_code::going_away);
-
-  // Reads go in slices of at most 512 bytes: the read an idle connection keeps pending then
-  // holds 512 bytes, not Beast's 1.5 KB default. --max-message-size still bounds a message.
-  beast::flat_buffer buffer;
-  for (;;) {
-    auto [ec, n] = co_await ws.async_read_some(buffer, 512, net::as_tuple(net::use_awaitable));
-    if (ec) break;  // closed by either side, timed out, or a frame over the limit (Beast sent 1009)
-    if (!ws.is_message_done()) continue;
-    if (!ws.got_text()) {
-      reply_error(*conn, s, "unsupported", "binary frames are not supported; send JSON text");
-    } else {
-      handle_frame(s, mgr, *conn, std::string_view(static_cast<const char*>(buffer.data().data()), buffer.size()));
-    }
-    buffer.consume(buffer.size());
-    if (buffer.capacity() > 4096) buffer.shrink_to_fit();  // one big message does not pin its buffer
-  }
-  conn->mark_closed();
-  mgr->remove_connection(conn->id());
-  std::lock_guard lock(s.live_mutex);
-  s.live.erase(conn->id());
+  websocket_reader::read_next(std::make_shared<websocket_reader>(s, std::move(conn), std::move(mgr)));
 }
 
 // ---- HTTP session: requests until an upgrade to /ws ----
 
-net::awaitable<void> http_session(server& s, beast::tcp_stream stream) {
+net::awaitable<void> http_session(server& s, http_stream stream) {
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
@@ -420,11 +470,11 @@ net::awaitable<void> http_session(server& s, beast::tcp_stream stream) {
                                            error_body("bad_request", "expected a WebSocket upgrade"));
         res.keep_alive(false);
         co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
-        stream.socket().shutdown(tcp::socket::shutdown_send);
+        stream.socket().shutdown(socket_type::shutdown_send);
         co_return;
       }
       stream.expires_never();  // the WebSocket's own timeouts take over
-      auto conn = connection::create(s.next_connection_id.fetch_add(1), std::move(stream), s.connection_options());
+      auto conn = connection::create(s.next_connection_id.fetch_add(1), stream.release_socket(), s.connection_options());
       buffer.clear();  // the request is parsed: give its bytes back for the WebSocket's lifetime
       buffer.shrink_to_fit();
       co_await websocket_session(s, std::move(conn), std::move(req), *user);
@@ -436,15 +486,22 @@ net::awaitable<void> http_session(server& s, beast::tcp_stream stream) {
     auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
     if (wec || !keep_alive) {
       beast::error_code ignored;
-      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      stream.socket().shutdown(socket_type::shutdown_send, ignored);
       co_return;
     }
   }
 }
 
-net::awaitable<void> listen(server& s, tcp::acceptor& acceptor) {
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(acceptor.get_executor()),
+net::awaitable<void> listen(server& s, tcp::acceptor& acceptor, net::io_context& io) {
+  // Connections take their strand from a fixed pool, as io_context::strand does: a strand of
+  // its own would be another block per idle connection, and sharing one only orders handlers
+  // that could have run in parallel. (A strand of the acceptor's any_io_executor would not fit
+  // any_io_executor's inline storage: every copy of it, one per timer and work guard, was a
+  // heap block, ~1 KB per idle connection.)
+  std::vector<strand> strands;
+  for (int i = 0; i < 193; ++i) strands.push_back(net::make_strand(io));
+  for (std::size_t next = 0;; ++next) {
+    auto [ec, socket] = co_await acceptor.async_accept(strands[next % strands.size()],
                                                       net::as_tuple(net::use_awaitable));
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
@@ -454,7 +511,7 @@ net::awaitable<void> listen(server& s, tcp::acceptor& acceptor) {
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto executor = socket.get_executor();
-    net::co_spawn(executor, http_session(s, beast::tcp_stream(std::move(socket))), net::detached);
+    net::co_spawn(executor, http_session(s, http_stream(std::move(socket))), net::detached);
   }
 }
 
@@ -513,12 +570,7 @@ int main(int argc, char** argv) {
   net::steady_timer drain_timer(io);
   std::chrono::steady_clock::time_point drain_deadline;
   std::function<void()> wait_drained = [&] {
-    bool drained = false;
-    {
-      std::lock_guard lock(s.live_mutex);
-      drained = s.live.empty();
-    }
-    if (drained || std::chrono::steady_clock::now() >= drain_deadline) {
+    if (s.open_websockets.load() == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
       io.stop();
       return;
     }
@@ -532,18 +584,15 @@ int main(int argc, char** argv) {
     beast::error_code ignored;
     acceptor.close(ignored);
     sweep_timer.cancel();
-    std::vector<std::shared_ptr<connection>> open;
-    {
-      std::lock_guard lock(s.live_mutex);
-      for (auto& [id, weak] : s.live)
-        if (auto c = weak.lock()) open.push_back(std::move(c));
-    }
-    for (auto& c : open) c->close(uniws::close_code::going_away);
+    // Every open WebSocket is in its user's manager (one added after this sees `draining`).
+    s.factory.for_each_manager([](std::string_view, auto& mgr) {
+      mgr.for_each_connection([](connection& c) { c.close(uniws::close_code::going_away); });
+    });
     drain_deadline = std::chrono::steady_clock::now() + cfg.drain_timeout;
     wait_drained();
   });
 
-  net::co_spawn(io, listen(s, acceptor), net::detached);
+  net::co_spawn(io, listen(s, acceptor, io), net::detached);
 
   // Announced only now that SIGTERM is handled: a script may signal as soon as it reads this.
   const auto bound = acceptor.local_endpoint();

@@ -102,6 +102,16 @@ class unified_manager {
     });
   }
 
+  /// Calls `fn(Connection&)` once for each connection the manager holds at the call, e.g. to
+  /// close them all on shutdown or logout. `fn` may call any member of the manager.
+  template <class Fn>
+  void for_each_connection(Fn fn) const {
+    detail::epoch_guard guard;  // the roster read here stays alive if `fn` changes it
+    const roster* r = roster_.load(std::memory_order_acquire);
+    if (!r) return;
+    for (const member& m : r->members) fn(*m.conn);
+  }
+
   /// The connection receives the thread's events from now on. False if the connection is
   /// unknown, the thread id is empty or too long, or the connection has joined too many.
   bool join_thread(connection_id id, std::string_view thread_id) {

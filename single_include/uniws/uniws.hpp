@@ -1115,6 +1115,16 @@ class unified_manager {
     });
   }
 
+  /// Calls `fn(Connection&)` once for each connection the manager holds at the call, e.g. to
+  /// close them all on shutdown or logout. `fn` may call any member of the manager.
+  template <class Fn>
+  void for_each_connection(Fn fn) const {
+    detail::epoch_guard guard;  // the roster read here stays alive if `fn` changes it
+    const roster* r = roster_.load(std::memory_order_acquire);
+    if (!r) return;
+    for (const member& m : r->members) fn(*m.conn);
+  }
+
   /// The connection receives the thread's events from now on. False if the connection is
   /// unknown, the thread id is empty or too long, or the connection has joined too many.
   bool join_thread(connection_id id, std::string_view thread_id) {
@@ -2637,7 +2647,8 @@ struct send_queue_limits {
 };
 
 /// Single-owner (not thread-safe): its connection serialises access, as a strand does.
-/// The ring grows by doubling up to max_messages, so an idle connection costs nothing.
+/// The ring grows by doubling up to max_messages and shrink_to_fit() frees it once empty, so
+/// an idle connection costs nothing.
 class send_queue {
  public:
   explicit send_queue(send_queue_limits limits = {}) : limits_(limits) {}
@@ -2675,6 +2686,8 @@ class send_queue {
   [[nodiscard]] bool closed() const noexcept { return closed_; }
   [[nodiscard]] bool closed_as_slow() const noexcept { return closed_as_slow_; }
   [[nodiscard]] const send_queue_limits& limits() const noexcept { return limits_; }
+  /// Slots allocated: 0 for a queue that never held a message or was shrunk when empty.
+  [[nodiscard]] std::size_t capacity() const noexcept { return ring_.size(); }
 
   /// The oldest queued message; the queue must not be empty.
   [[nodiscard]] const message& front() const noexcept { return ring_[head_]; }
@@ -2684,6 +2697,13 @@ class send_queue {
     ring_[head_] = message();
     head_ = (head_ + 1) & (ring_.size() - 1);
     --count_;
+  }
+
+  /// Frees the ring if nothing is queued (a writer calls this when it has flushed a backlog).
+  void shrink_to_fit() noexcept {
+    if (count_ != 0) return;
+    ring_ = std::vector<message>();
+    head_ = 0;
   }
 
   /// Refuses every later push (messages already queued stay, to be flushed).

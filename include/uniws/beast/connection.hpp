@@ -48,10 +48,10 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   using stream_type = boost::beast::websocket::stream<NextLayer>;
 
   /// Connections live in shared_ptrs: pending writes keep theirs alive.
+  /// One allocation for the connection and its count: an idle connection is mostly memory.
   static std::shared_ptr<basic_websocket_connection> create(connection_id id, NextLayer next,
                                                             connection_options options = {}) {
-    return std::shared_ptr<basic_websocket_connection>(
-        new basic_websocket_connection(id, std::move(next), std::move(options)));
+    return std::make_shared<basic_websocket_connection>(private_tag{}, id, std::move(next), std::move(options));
   }
 
   basic_websocket_connection(const basic_websocket_connection&) = delete;
@@ -112,7 +112,13 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
  private:
   enum class state : std::uint8_t { open, closing, close_sent, closed };
 
-  basic_websocket_connection(connection_id id, NextLayer next, connection_options options)
+  struct private_tag {
+    explicit private_tag() = default;
+  };
+
+ public:
+  // For create() only: the tag cannot be named outside.
+  basic_websocket_connection(private_tag, connection_id id, NextLayer next, connection_options options)
       : id_(id), ws_(std::move(next)), queue_(options.queue) {
     ws_.read_message_max(options.read_message_max);
     boost::beast::websocket::stream_base::timeout timeouts{};
@@ -122,6 +128,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     ws_.set_option(timeouts);
   }
 
+ private:
   void discard_queued_locked() noexcept {
     while (!queue_.empty()) {
       queue_.pop();
@@ -140,6 +147,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   void write_next() {
     std::unique_lock lock(mutex_);
     if (queue_.empty()) {
+      queue_.shrink_to_fit();  // an idle connection keeps no ring
       set_corked(false);
       if (state_ == state::closing) {
         state_ = state::close_sent;  // writing_ stays set: nothing else starts
@@ -166,12 +174,17 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   // empties pushes the rest at once, so a lone message is never delayed.
   void set_corked(bool on) {
 #if defined(__linux__) && defined(TCP_CORK)
-    if constexpr (requires { boost::beast::get_lowest_layer(ws_).socket().native_handle(); }) {
+    auto& lowest = boost::beast::get_lowest_layer(ws_);
+    // The lowest layer is a socket, or a beast::basic_stream that holds one.
+    auto& socket = [&]() -> auto& {
+      if constexpr (requires { lowest.socket().native_handle(); }) return lowest.socket();
+      else return lowest;
+    }();
+    if constexpr (requires { socket.native_handle(); }) {
       if (on == corked_) return;
       corked_ = on;
       const int value = on ? 1 : 0;
-      ::setsockopt(boost::beast::get_lowest_layer(ws_).socket().native_handle(), IPPROTO_TCP, TCP_CORK, &value,
-                   sizeof value);
+      ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_CORK, &value, sizeof value);
     }
 #else
     (void)on;
