@@ -4,6 +4,11 @@
 // runs). It only queues, under the connection's bound and slow-consumer policy; all I/O
 // happens on the stream's executor, which should be a strand: one async_write at a time,
 // queued messages flushed before a graceful close, the close frame sent after the last one.
+//
+// NextLayer is beast::tcp_stream by default. A server holding many idle connections does
+// better with a bare socket whose executor type is named, e.g.
+// basic_stream_socket<tcp, strand<io_context::executor_type>> (Beast's WebSocket keeps its
+// own timers): examples/golden_path/server.cpp does so, at 3.9 KiB per idle connection.
 #pragma once
 
 #include <uniws/concepts.hpp>
