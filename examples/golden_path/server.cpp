@@ -44,7 +44,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Each connection's handlers run on its own strand. Naming the executor's type, rather than
+// Each connection's handlers run on a strand (from a pool: see listen). Naming its type, rather than
 // any_io_executor, keeps every operation an idle connection has pending smaller (the
 // executor and its work guards are stored in each), and a type-erased strand is a heap block.
 using strand = net::strand<net::io_context::executor_type>;
