@@ -10,6 +10,7 @@
 // A reader preempted inside its critical section delays reclamation (never correctness).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -22,6 +23,7 @@ namespace uniws::detail {
 #if defined(UNIWS_TEST_COUNTERS)
 struct epoch_stats {
   static inline std::atomic<long> pending{0};  // retired, deleter not yet run
+  static inline std::atomic<long> collections{0};  // passes over a retired list
 };
 #endif
 
@@ -64,7 +66,7 @@ class epoch_domain {
     }
     thread_record& r = record();
     r.retired.push_back(retired{p, deleter, now});  // bad_alloc here terminates (noexcept)
-    if (r.retired.size() >= reclaim_threshold) collect(r);
+    if (r.retired.size() >= r.collect_at) collect(r);
   }
 
   /// Waits until every reader active now has left its critical section (not callable from
@@ -108,6 +110,7 @@ class epoch_domain {
     // Owner-thread only:
     unsigned nesting = 0;
     retired_list retired;
+    std::size_t collect_at = reclaim_threshold;  // collect when `retired` is this long
   };
 
   enum class state : unsigned char { none, active, exited };
@@ -181,9 +184,15 @@ class epoch_domain {
 
   // Deletes what this thread retired that is two epochs old, and the same of the orphans.
   void collect(thread_record& r) noexcept {
+#if defined(UNIWS_TEST_COUNTERS)
+    epoch_stats::collections.fetch_add(1, std::memory_order_relaxed);
+#endif
     try_advance();
     const std::uint64_t now = global_epoch_.load(std::memory_order_seq_cst);
     reclaim(r.retired, now);
+    // While a reader holds the epoch back nothing can be freed; collecting again at every
+    // retire would rescan the whole list each time. Wait until it has doubled.
+    r.collect_at = std::max(reclaim_threshold, 2 * r.retired.size());
     if (orphan_batch* batch = orphans_.exchange(nullptr, std::memory_order_acq_rel)) {
       while (batch) {
         reclaim(batch->items, now);
