@@ -50,9 +50,9 @@ struct fake_manager {
 
 }  // namespace
 
-TEST_CASE("a reader holding the epoch back makes retiring slower to collect, not quadratic") {
+TEST_CASE("a reader holding the epoch back does not make every retire rescan the retired list") {
   // While a reader stays in its critical section nothing can be freed. Retiring then must not
-  // rescan the growing list at every retire: 20,000 retires, a few dozen passes at most.
+  // rescan the growing list at every retire (quadratic): 20,000 retires, a few passes.
   reclaim_all();
   auto& domain = uniws::detail::epoch_domain::instance();
   std::atomic<bool> inside{false}, leave{false};
@@ -72,7 +72,7 @@ TEST_CASE("a reader holding the epoch back makes retiring slower to collect, not
     deleted.fetch_add(1);
   });
   const long passes = uniws::detail::epoch_stats::collections.load() - passes_before;
-  CHECK(passes <= 32);  // doubling from 64 to 20,000 is 9 passes; every retire would be 19,937
+  CHECK(passes <= 32);  // a pass or two while it holds; one at every retire would be 19,937
   CHECK(passes >= 1);
   CHECK(pending_retired() - pending_before == retires);  // the reader holds back every one
   CHECK(deleted.load() == 0);
@@ -81,6 +81,25 @@ TEST_CASE("a reader holding the epoch back makes retiring slower to collect, not
   reclaim_all();
   CHECK(deleted.load() == retires);
   CHECK(pending_retired() == pending_before);
+}
+
+TEST_CASE("a sweep removing many entries passes over its retired list a few times, not once per entry") {
+  // The sweep's own guard holds the epoch while it removes: nothing it retires can be freed
+  // until it ends, so a pass per removal would make a sweep quadratic (measured before the
+  // fix: 100k idle users swept in 4.3 s; now milliseconds).
+  reclaim_all();
+  const long nodes_before = live_nodes();
+  {
+    uniws::user_registry<std::uint64_t, int> reg;
+    constexpr std::uint64_t users = 20'000;
+    for (std::uint64_t i = 0; i < users; ++i) static_cast<void>(reg.get_or_create(i, [] { return 0; }));
+    const long passes_before = uniws::detail::epoch_stats::collections.load();
+    CHECK(reg.sweep([](int&) { return true; }) == users);
+    CHECK(uniws::detail::epoch_stats::collections.load() - passes_before <= 32);
+    CHECK(reg.size() == 0);
+  }
+  reclaim_all();
+  CHECK(live_nodes() == nodes_before);
 }
 
 TEST_CASE("get_or_create constructs once and returns the same entry") {

@@ -218,9 +218,16 @@ class user_registry {
     requires lookup_with<K> && std::predicate<Pred&, Value&>
   bool erase_if(const K& key, Pred pred) {
     const std::uint64_t h = hash_(key);
-    detail::epoch_guard guard;
-    node* n = locate(h, key, nullptr, take::none).n;  // the guard keeps it readable
-    return n && try_remove(n, pred);
+    node* n = nullptr;
+    {
+      detail::epoch_guard guard;
+      n = locate(h, key, nullptr, take::none).n;  // the guard keeps it readable
+      if (!n || !try_remove(n, pred)) return false;
+    }
+    // Retired outside the guard: a thread in no critical section is the one retire() can make
+    // wait for a reader that holds reclamation back.
+    detail::epoch_domain::instance().retire(n, &release_deferred);
+    return true;
   }
 
   /// erase_if for every entry; returns how many were removed.
@@ -230,7 +237,9 @@ class user_registry {
     std::size_t removed_count = 0;
     detail::epoch_guard guard;
     for_each_node([&](node* n) {
-      if (try_remove(n, pred)) ++removed_count;
+      if (!try_remove(n, pred)) return;
+      ++removed_count;
+      detail::epoch_domain::instance().retire(n, &release_deferred);
     });
     return removed_count;
   }
@@ -600,7 +609,7 @@ class user_registry {
     }
   }
 
-  // ---- removal (caller holds an epoch guard) ----
+  // ---- removal (caller holds an epoch guard, and retires n if this returns true) ----
   template <class Pred>
   bool try_remove(node* n, Pred& pred) {
     std::uint64_t c = n->control.load(std::memory_order_acquire);
@@ -613,7 +622,6 @@ class user_registry {
       return false;
     size_.fetch_sub(1, std::memory_order_relaxed);
     unlink(n);
-    detail::epoch_domain::instance().retire(n, &release_deferred);
     return true;
   }
 

@@ -7,10 +7,11 @@
 // Readers announce the global epoch on entry; an object retired in epoch e is deleted once
 // the global epoch reaches e + 2, i.e. once every reader that could have seen it has left.
 // The epoch advances only when every active reader has announced the current one.
-// A reader preempted inside its critical section delays reclamation (never correctness).
+// A reader preempted inside its critical section delays reclamation (never correctness);
+// a thread outside any critical section whose backlog passes backlog_limit yields at each
+// retire, so the reader gets a core back and the delay does not become memory.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -66,7 +67,14 @@ class epoch_domain {
     }
     thread_record& r = record();
     r.retired.push_back(retired{p, deleter, now});  // bad_alloc here terminates (noexcept)
-    if (r.retired.size() >= r.collect_at) collect(r);
+    if (r.retired.size() < reclaim_threshold) return;
+    collect(r);
+    // A reader preempted inside its critical section holds everything back. Past this
+    // backlog, give the core away at each retire so that reader can run and leave: memory
+    // stays bounded by scheduling, not by how fast this thread can retire. Not from inside a
+    // critical section: there this thread holds its own backlog back, and a bulk removal
+    // (a sweep) is bounded by its own size.
+    if (r.retired.size() >= backlog_limit && r.nesting == 0) std::this_thread::yield();
   }
 
   /// Waits until every reader active now has left its critical section (not callable from
@@ -90,6 +98,7 @@ class epoch_domain {
  private:
   static constexpr std::uint64_t quiescent = 0;
   static constexpr std::size_t reclaim_threshold = 64;
+  static constexpr std::size_t backlog_limit = 4096;
 
   struct retired {
     void* p;
@@ -110,7 +119,7 @@ class epoch_domain {
     // Owner-thread only:
     unsigned nesting = 0;
     retired_list retired;
-    std::size_t collect_at = reclaim_threshold;  // collect when `retired` is this long
+    std::uint64_t collected_in = quiescent;  // the global epoch of the last pass over `retired`
   };
 
   enum class state : unsigned char { none, active, exited };
@@ -184,15 +193,18 @@ class epoch_domain {
 
   // Deletes what this thread retired that is two epochs old, and the same of the orphans.
   void collect(thread_record& r) noexcept {
+    try_advance();
+    const std::uint64_t now = global_epoch_.load(std::memory_order_seq_cst);
+    // What may be freed depends on the epoch alone: if it has not moved since the last pass,
+    // nothing new can go. While a reader holds the epoch back, every retire past the
+    // threshold lands here, and rescanning the growing list each time would be quadratic.
+    // (Orphans pushed meanwhile wait for the next move.)
+    if (now == r.collected_in) return;
+    r.collected_in = now;
 #if defined(UNIWS_TEST_COUNTERS)
     epoch_stats::collections.fetch_add(1, std::memory_order_relaxed);
 #endif
-    try_advance();
-    const std::uint64_t now = global_epoch_.load(std::memory_order_seq_cst);
     reclaim(r.retired, now);
-    // While a reader holds the epoch back nothing can be freed; collecting again at every
-    // retire would rescan the whole list each time. Wait until it has doubled.
-    r.collect_at = std::max(reclaim_threshold, 2 * r.retired.size());
     if (orphan_batch* batch = orphans_.exchange(nullptr, std::memory_order_acq_rel)) {
       while (batch) {
         reclaim(batch->items, now);
