@@ -293,6 +293,23 @@ void run(benchmark::State& state) {
   if (uses_cds) cds::threading::Manager::detachThread();
 }
 
+// A sweep of 100k idle users in one call: its own epoch guard holds reclamation back until it
+// ends, which once made every removal rescan the retired list (quadratic). Timed alone.
+void sweep_idle_users(benchmark::State& state) {
+  const auto& pool = keys<std::uint64_t>();
+  for (auto _ : state) {
+    uniws::user_registry<std::uint64_t, user_state> map;
+    for (std::size_t i = 0; i < prepopulated; ++i)
+      static_cast<void>(map.get_or_create(pool[i], [] { return user_state{1, 0}; }));
+    const auto start = std::chrono::steady_clock::now();
+    const std::size_t removed = map.sweep([](user_state&) { return true; });
+    const auto finish = std::chrono::steady_clock::now();
+    if (removed != prepopulated) state.SkipWithError("the sweep left users behind");
+    state.SetIterationTime(std::chrono::duration<double>(finish - start).count());
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * prepopulated));
+}
+
 template <template <class> class Peer>
 void register_peer(const char* name) {
   auto add = [name](const char* workload, void (*fn)(benchmark::State&)) {
@@ -329,6 +346,7 @@ int main(int argc, char** argv) {
     static_cast<void>(keys<std::uint64_t>());
     static_cast<void>(keys<std::string>());
     register_peer<uniws_registry>("uniws");
+    benchmark::RegisterBenchmark("uniws/sweep_100k_idle", &sweep_idle_users)->UseManualTime()->Unit(benchmark::kMillisecond);
     register_peer<sharded_map>("sharded_mutex");
     register_peer<tbb_map>("tbb_chm");
     register_peer<cds_michael_map>("cds_michael_hp");

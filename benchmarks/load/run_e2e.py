@@ -218,9 +218,11 @@ def main():
                       "--seconds", seconds, "--warmup", warmup]
         cluster = {}
         with Redis() as redis:
-            for key, delay_ms, mode in (("delivery", "0", spread_load), ("with_agent", "10", spread_load),
-                                        ("agents", "0", flood_load)):
-                if mode is spread_load:
+            # (name, agent delay, load, also measured on one node without Redis)
+            for key, delay_ms, mode, against_one_node in (("delivery", "0", spread_load, True),
+                                                          ("with_agent", "10", spread_load, True),
+                                                          ("agents", "0", flood_load, False)):
+                if against_one_node:
                     with Server(binaries["uniws"], users_file, ["--agent-delay-ms", delay_ms]) as single:
                         cluster[f"{key}_single_node"] = run_load(load, single.port, mode)
                 args = node_args(redis, delay_ms)

@@ -1875,8 +1875,8 @@ class user_registry {
   // Freezes slots [begin, end) of t and copies their entries into t's successor. Nodes and
   // their destination slots are prefetched a few slots ahead: the copy is a string of
   // independent cache misses. The successor's `used` is added to once per chunk, not per
-  // entry: every helper would otherwise contend for its line (measured: over half of the
-  // migration's time with 8 threads on 2 cores). It is read only once the successor is
+  // entry: every helper would otherwise contend for its line (measured: that one add drew over
+  // half of the migration's profile samples with 8 threads on 2 cores). It is read only once the successor is
   // current, after every chunk's count is in (the migrate_done fetch_add orders them).
   void migrate_range(table* t, std::size_t begin, std::size_t end) {
     table* const successor = t->next.load(std::memory_order_acquire);
