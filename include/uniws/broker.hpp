@@ -16,6 +16,7 @@
 
 #include <uniws/events.hpp>
 #include <uniws/message.hpp>
+#include <uniws/stats.hpp>
 
 #include <concepts>
 #include <cstdint>
@@ -27,8 +28,21 @@ namespace uniws {
 /// Where a broker delivers what it receives: an event for `user`'s `thread`, stamped `seq`.
 using broker_receiver = std::function<void(std::string_view user, std::string_view thread, std::uint64_t seq, message)>;
 
+// A broker's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
+#define UNIWS_BROKER_STATS(X)                                                              \
+  X(connected, gauge, "1 while the broker is connected to its store")                    \
+  X(published, counter, "events the broker's store accepted")                            \
+  X(publish_failed, counter, "events refused while down or lost in flight (delivered locally)") \
+  X(received, counter, "events delivered to this node from the users' channels")         \
+  X(reconnects, counter, "connections to the store established after the first")
+
+struct broker_stats {
+  UNIWS_STATS(broker_stats, UNIWS_BROKER_STATS)
+};
+
 template <class B>
-concept broker = requires(B& b, std::string_view user, const agent_event& e, std::uint64_t floor, broker_receiver r) {
+concept broker = requires(B& b, const B& cb, std::string_view user, const agent_event& e, std::uint64_t floor,
+                          broker_receiver r) {
   // Hands `e` to the cluster; false if it cannot now (nothing was sent, the caller delivers).
   { b.publish(user, e, floor) } -> std::same_as<bool>;
   // This node holds a connection of `user` / no longer holds any.
@@ -36,6 +50,11 @@ concept broker = requires(B& b, std::string_view user, const agent_event& e, std
   b.unsubscribe(user);
   // Where this node's deliveries go; set once, before any subscribe.
   b.set_receiver(std::move(r));
+  // False: configured off at run time (no store given); managers then deliver locally.
+  { cb.enabled() } -> std::convertible_to<bool>;
+  { cb.stats() } -> std::same_as<broker_stats>;
+  // Disconnects for good, e.g. when the server starts to drain.
+  b.stop();
 };
 
 /// No cluster: every event is delivered by the node that emits it.
@@ -44,6 +63,9 @@ struct in_process_broker {
   static constexpr void subscribe(std::string_view) noexcept {}
   static constexpr void unsubscribe(std::string_view) noexcept {}
   static void set_receiver(const broker_receiver&) noexcept {}
+  static constexpr bool enabled() noexcept { return false; }
+  static constexpr broker_stats stats() noexcept { return {}; }
+  static constexpr void stop() noexcept {}
 };
 
 static_assert(broker<in_process_broker>);

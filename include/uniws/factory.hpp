@@ -10,9 +10,12 @@
 
 #include <uniws/broker.hpp>
 #include <uniws/concepts.hpp>
+#include <uniws/connection.hpp>
+#include <uniws/detail/epoch.hpp>
 #include <uniws/events.hpp>
 #include <uniws/manager.hpp>
 #include <uniws/registry.hpp>
+#include <uniws/stats.hpp>
 #include <uniws/task.hpp>
 
 #include <atomic>
@@ -99,11 +102,19 @@ struct factory_options {
   std::chrono::steady_clock::duration idle_ttl = std::chrono::minutes(5);
 };
 
-struct factory_stats {
-  std::size_t users = 0;
-  std::uint64_t probe_failures = 0;  // probes that said unavailable or threw
-  std::uint64_t unrouted = 0;        // broker deliveries for a user with no manager here
-  manager_stats managers{};          // summed over users
+// The factory's own statistics, declared once (uniws/stats.hpp): X(name, kind, help).
+#define UNIWS_FACTORY_STATS(X)                                                      \
+  X(users, gauge, "users with a manager on this node")                             \
+  X(probe_failures, counter, "service probes that said unavailable or threw")      \
+  X(unrouted, counter, "broker deliveries for a user with no manager on this node")
+
+struct factory_counters {
+  UNIWS_STATS(factory_counters, UNIWS_FACTORY_STATS)
+};
+
+/// The factory's counters, and its managers' summed over users.
+struct factory_stats : factory_counters {
+  manager_stats managers{};
 };
 
 /// Owns the user registry and the options; one per server (no global state). With a Broker
@@ -121,7 +132,7 @@ class manager_factory {
     if constexpr (clustered)
       broker_.set_receiver([this](std::string_view user, std::string_view thread, std::uint64_t seq, message m) {
         if (auto h = registry_.find(user)) h->deliver_published(thread, seq, m);
-        else unrouted_.fetch_add(1, std::memory_order_relaxed);
+        else stats_.add<&factory_counters::unrouted>();
       });
   }
   manager_factory(const manager_factory&) = delete;
@@ -133,7 +144,7 @@ class manager_factory {
     const std::string_view user = ctx.user_id();
     if constexpr (clustered) {
       return manager_ref_type(registry_.get_or_create(user, [this, user] {
-        if (broker_enabled()) return manager_type(options_.manager, &link_, std::string(user));
+        if (broker_.enabled()) return manager_type(options_.manager, &link_, std::string(user));
         return manager_type(options_.manager);
       }));
     } else {
@@ -154,7 +165,7 @@ class manager_factory {
     } catch (...) {
       available = false;
     }
-    if (!available) probe_failures_.fetch_add(1, std::memory_order_relaxed);
+    if (!available) stats_.add<&factory_counters::probe_failures>();
     manager_ref_type ref = get_websocket_manager(ctx);
     ref->report_availability(available);
     co_return ref;
@@ -179,9 +190,8 @@ class manager_factory {
 
   [[nodiscard]] factory_stats get_stats() {
     factory_stats s;
+    static_cast<factory_counters&>(s) = stats_.snapshot();
     s.users = registry_.size();
-    s.probe_failures = probe_failures_.load(std::memory_order_relaxed);
-    s.unrouted = unrouted_.load(std::memory_order_relaxed);
     registry_.for_each([&s](const std::string&, manager_type& m) { s.managers += m.get_stats(); });
     return s;
   }
@@ -191,14 +201,6 @@ class manager_factory {
   [[nodiscard]] Broker& get_broker() noexcept { return broker_; }
 
  private:
-  // A broker may be switched off at run time (enabled() == false): then managers are local.
-  bool broker_enabled() const {
-    if constexpr (requires(const Broker& b) { { b.enabled() } -> std::convertible_to<bool>; })
-      return broker_.enabled();
-    else
-      return true;
-  }
-
   struct link final : detail::cluster_link {
     explicit link(Broker& b) : b_(b) {}
     bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) override {
@@ -223,7 +225,12 @@ class manager_factory {
   Probe probe_;
   Broker broker_;
   link link_{broker_};
-  std::atomic<std::uint64_t> probe_failures_{0}, unrouted_{0};
+  atomic_stats<factory_counters> stats_;
+  // Destroyed after the registry: what its managers retired (rosters, which hold connections)
+  // is reclaimed before the factory is gone, while the connections' executors still exist.
+  struct reclaim_retired {
+    ~reclaim_retired() { detail::epoch_domain::instance().barrier(); }
+  } reclaim_retired_;
   // Last: destroyed first, so no manager outlives the link and broker it points to.
   user_registry<std::string, manager_type> registry_;
 };

@@ -8,9 +8,11 @@
 
 #include <uniws/broker.hpp>
 #include <uniws/concepts.hpp>
+#include <uniws/connection.hpp>
 #include <uniws/detail/epoch.hpp>
 #include <uniws/events.hpp>
 #include <uniws/message.hpp>
+#include <uniws/stats.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -32,37 +34,28 @@ struct manager_options {
   std::size_t max_threads_per_connection = 256;  // bounds what one client can make us store
 };
 
-/// A manager's counters. Sums over users with +=.
-struct manager_stats {
-  std::size_t connections = 0;
-  std::size_t threads = 0;              // distinct thread ids joined by at least one connection
-  std::uint64_t messages_sent = 0;      // deliveries a connection accepted (queued)
-  std::uint64_t bytes_sent = 0;
-  std::uint64_t messages_dropped = 0;   // deliveries that made a full queue drop a message
-  std::uint64_t closed_as_slow = 0;     // deliveries refused because the policy closed a slow consumer
-  std::uint64_t sends_to_closed = 0;    // deliveries refused by an already closed connection
-  std::uint64_t events_emitted = 0;
-  std::uint64_t unavailable_reports = 0;  // times a service probe said unavailable for this user
-  std::uint64_t events_published = 0;     // emitted events the broker took (delivered when it returns them)
-  std::uint64_t publish_failures = 0;     // emitted events the broker refused: delivered locally instead
-  std::uint64_t restamped = 0;            // broker events whose seq this node had passed (see deliver_published)
+// A manager's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
+#define UNIWS_MANAGER_STATS(X)                                                                          \
+  X(connections, gauge, "open connections")                                                           \
+  X(threads, gauge, "distinct thread ids joined by at least one connection")                          \
+  X(messages_sent, counter, "deliveries a connection accepted (queued)")                              \
+  X(bytes_sent, counter, "bytes of the deliveries a connection accepted")                             \
+  X(messages_dropped, counter, "deliveries that made a full queue drop a message")                    \
+  X(closed_as_slow, counter, "deliveries refused because the policy closed a slow consumer")          \
+  X(sends_to_closed, counter, "deliveries refused by an already closed connection")                   \
+  X(events_emitted, counter, "agent events emitted")                                                  \
+  X(unavailable_reports, counter, "times a service probe said unavailable for a user")                \
+  X(events_published, counter, "emitted events the cluster broker took")                              \
+  X(publish_failures, counter, "emitted events the cluster broker refused: delivered locally instead") \
+  X(restamped, counter, "broker events whose seq this node had passed, given the next local seq")
 
-  manager_stats& operator+=(const manager_stats& o) noexcept {
-    connections += o.connections;
-    threads += o.threads;
-    messages_sent += o.messages_sent;
-    bytes_sent += o.bytes_sent;
-    messages_dropped += o.messages_dropped;
-    closed_as_slow += o.closed_as_slow;
-    sends_to_closed += o.sends_to_closed;
-    events_emitted += o.events_emitted;
-    unavailable_reports += o.unavailable_reports;
-    events_published += o.events_published;
-    publish_failures += o.publish_failures;
-    restamped += o.restamped;
-    return *this;
-  }
+/// A manager's counters; sums over users with +=.
+struct manager_stats {
+  UNIWS_STATS(manager_stats, UNIWS_MANAGER_STATS)
 };
+
+template <connection Connection, service_probe Probe, broker Broker>
+class manager_factory;
 
 template <connection Connection>
 class unified_manager {
@@ -72,10 +65,6 @@ class unified_manager {
   using clock = std::chrono::steady_clock;
 
   explicit unified_manager(manager_options options = {}) : options_(options) {}
-  /// A manager of `user` whose events go through a cluster's broker (manager_factory builds
-  /// these when it has one; see broker.hpp).
-  unified_manager(manager_options options, detail::cluster_link* link, std::string user)
-      : options_(options), link_(link), user_(std::move(user)) {}
   unified_manager(const unified_manager&) = delete;
   unified_manager& operator=(const unified_manager&) = delete;
   // The last reference is gone, so no reader holds the roster.
@@ -162,16 +151,16 @@ class unified_manager {
     std::lock_guard lock(emit_mutex_);  // one seq order, one delivery order (also into the broker)
     if (link_) {
       if (link_->publish(user_, e, seq_)) {
-        events_published_.fetch_add(1, std::memory_order_relaxed);
-        events_emitted_.fetch_add(1, std::memory_order_relaxed);
+        stats_.add<&manager_stats::events_published>();
+        stats_.add<&manager_stats::events_emitted>();
         return 0;
       }
-      publish_failures_.fetch_add(1, std::memory_order_relaxed);
+      stats_.add<&manager_stats::publish_failures>();
     }
     const std::uint64_t seq = ++seq_;
     const message m = encode_event(e, seq);
     deliver(m, [&](const member& mem) { return mem.joined(e.thread_id); });
-    events_emitted_.fetch_add(1, std::memory_order_relaxed);
+    stats_.add<&manager_stats::events_emitted>();
     return seq;
   }
 
@@ -186,32 +175,20 @@ class unified_manager {
       seq_ = seq;
       return deliver(m, [thread_id](const member& mem) { return mem.joined(thread_id); });
     }
-    restamped_.fetch_add(1, std::memory_order_relaxed);
+    stats_.add<&manager_stats::restamped>();
     const message restamped = restamp_event(m, ++seq_);
     return deliver(restamped, [thread_id](const member& mem) { return mem.joined(thread_id); });
   }
 
   [[nodiscard]] manager_stats get_stats() const {
-    manager_stats s;
-    {
-      detail::epoch_guard guard;
-      if (const roster* r = roster_.load(std::memory_order_acquire)) {
-        s.connections = r->members.size();
-        std::set<std::string_view> threads;
-        for (const member& m : r->members) threads.insert(m.threads.begin(), m.threads.end());
-        s.threads = threads.size();
-      }
+    manager_stats s = stats_.snapshot();
+    detail::epoch_guard guard;
+    if (const roster* r = roster_.load(std::memory_order_acquire)) {
+      s.connections = r->members.size();
+      std::set<std::string_view> threads;
+      for (const member& m : r->members) threads.insert(m.threads.begin(), m.threads.end());
+      s.threads = threads.size();
     }
-    s.messages_sent = messages_sent_.load(std::memory_order_relaxed);
-    s.bytes_sent = bytes_sent_.load(std::memory_order_relaxed);
-    s.messages_dropped = messages_dropped_.load(std::memory_order_relaxed);
-    s.closed_as_slow = closed_as_slow_.load(std::memory_order_relaxed);
-    s.sends_to_closed = sends_to_closed_.load(std::memory_order_relaxed);
-    s.events_emitted = events_emitted_.load(std::memory_order_relaxed);
-    s.unavailable_reports = unavailable_reports_.load(std::memory_order_relaxed);
-    s.events_published = events_published_.load(std::memory_order_relaxed);
-    s.publish_failures = publish_failures_.load(std::memory_order_relaxed);
-    s.restamped = restamped_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -228,12 +205,19 @@ class unified_manager {
   [[nodiscard]] bool available() const noexcept { return available_.load(std::memory_order_acquire); }
   void report_availability(bool available) noexcept {
     available_.store(available, std::memory_order_release);
-    if (!available) unavailable_reports_.fetch_add(1, std::memory_order_relaxed);
+    if (!available) stats_.add<&manager_stats::unavailable_reports>();
   }
 
   [[nodiscard]] const manager_options& options() const noexcept { return options_; }
 
  private:
+  template <connection, service_probe, broker>
+  friend class manager_factory;
+
+  // A manager of `user` whose events go through a cluster's broker (see broker.hpp).
+  unified_manager(manager_options options, detail::cluster_link* link, std::string user)
+      : options_(options), link_(link), user_(std::move(user)) {}
+
   struct member {
     connection_ptr conn;
     std::vector<std::string> threads;
@@ -292,12 +276,12 @@ class unified_manager {
     }
     // One update per fan-out, not per connection.
     if (accepted) {
-      messages_sent_.fetch_add(accepted, std::memory_order_relaxed);
-      bytes_sent_.fetch_add(accepted * m.size(), std::memory_order_relaxed);
+      stats_.add<&manager_stats::messages_sent>(accepted);
+      stats_.add<&manager_stats::bytes_sent>(accepted * m.size());
     }
-    if (dropped) messages_dropped_.fetch_add(dropped, std::memory_order_relaxed);
-    if (slow) closed_as_slow_.fetch_add(slow, std::memory_order_relaxed);
-    if (closed) sends_to_closed_.fetch_add(closed, std::memory_order_relaxed);
+    if (dropped) stats_.add<&manager_stats::messages_dropped>(dropped);
+    if (slow) stats_.add<&manager_stats::closed_as_slow>(slow);
+    if (closed) stats_.add<&manager_stats::sends_to_closed>(closed);
     return static_cast<std::size_t>(accepted);
   }
 
@@ -311,9 +295,7 @@ class unified_manager {
   std::atomic<bool> available_{true};
   detail::cluster_link* link_ = nullptr;  // null: no broker, every event delivered here
   std::string user_;                      // for the broker only
-  std::atomic<std::uint64_t> messages_sent_{0}, bytes_sent_{0}, messages_dropped_{0}, closed_as_slow_{0},
-      sends_to_closed_{0}, events_emitted_{0}, unavailable_reports_{0}, events_published_{0}, publish_failures_{0},
-      restamped_{0};
+  atomic_stats<manager_stats> stats_;  // the counters; the gauges are read from the roster
 };
 
 }  // namespace uniws

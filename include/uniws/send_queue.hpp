@@ -2,11 +2,13 @@
 // with the slow-consumer policy applied when it is full. Nothing is dropped uncounted.
 #pragma once
 
-#include <uniws/concepts.hpp>
+#include <uniws/connection.hpp>
 #include <uniws/message.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -17,6 +19,24 @@ enum class slow_consumer_policy : std::uint8_t {
   drop_oldest,  // make room by dropping the oldest queued messages (counted)
   close,        // refuse it and close the connection with slow_close_code
 };
+
+/// The policies' names, as flags and /config spell them: one table read both ways.
+inline constexpr std::pair<slow_consumer_policy, std::string_view> slow_consumer_policy_names[] = {
+    {slow_consumer_policy::drop_oldest, "drop-oldest"},
+    {slow_consumer_policy::close, "close"},
+};
+
+[[nodiscard]] constexpr std::string_view to_string(slow_consumer_policy p) noexcept {
+  for (const auto& [policy, name] : slow_consumer_policy_names)
+    if (policy == p) return name;
+  return "?";
+}
+
+[[nodiscard]] constexpr std::optional<slow_consumer_policy> parse_slow_consumer_policy(std::string_view name) noexcept {
+  for (const auto& [policy, n] : slow_consumer_policy_names)
+    if (n == name) return policy;
+  return std::nullopt;
+}
 
 struct send_queue_limits {
   std::size_t max_messages = 1024;

@@ -11,7 +11,7 @@
 #pragma once
 
 #include <uniws/broker.hpp>
-#include <uniws/concepts.hpp>
+#include <uniws/connection.hpp>
 #include <uniws/events.hpp>
 #include <uniws/message.hpp>
 #include <uniws/send_queue.hpp>
@@ -156,6 +156,7 @@ class memory_bus {
   struct node_state {
     broker_receiver receiver;
     std::multiset<std::string, std::less<>> users;  // one entry per subscribe
+    broker_stats stats;
   };
   struct state {
     std::mutex mutex;
@@ -174,6 +175,7 @@ class memory_bus {
       std::lock_guard lock(bus_->mutex);
       if (bus_->down) {
         ++bus_->refused;
+        ++bus_->nodes[node_].stats.publish_failed;
         return false;
       }
       auto it = bus_->seq.find(user);
@@ -181,6 +183,7 @@ class memory_bus {
       it->second = std::max(it->second, floor) + 1;  // never below what the node has shown
       bus_->pending.push_back({std::string(user), e.thread_id, it->second, encode_event(e, it->second)});
       ++bus_->published_count;
+      ++bus_->nodes[node_].stats.published;
       return true;
     }
     void subscribe(std::string_view user) {
@@ -196,6 +199,14 @@ class memory_bus {
       std::lock_guard lock(bus_->mutex);
       bus_->nodes[node_].receiver = std::move(r);
     }
+    [[nodiscard]] bool enabled() const noexcept { return true; }
+    [[nodiscard]] broker_stats stats() const {
+      std::lock_guard lock(bus_->mutex);
+      broker_stats s = bus_->nodes[node_].stats;
+      s.connected = bus_->down ? 0 : 1;
+      return s;
+    }
+    void stop() { set_receiver(nullptr); }
     [[nodiscard]] bool subscribed(std::string_view user) const {
       std::lock_guard lock(bus_->mutex);
       return bus_->nodes[node_].users.count(user) != 0;
@@ -232,7 +243,10 @@ class memory_bus {
         p = std::move(state_->pending.front());
         state_->pending.pop_front();
         for (auto& n : state_->nodes)
-          if (n.receiver && n.users.count(p.user)) targets.push_back(n.receiver);
+          if (n.receiver && n.users.count(p.user)) {
+            targets.push_back(n.receiver);
+            ++n.stats.received;
+          }
       }
       for (broker_receiver& r : targets) r(p.user, p.thread, p.seq, p.m);
       deliveries += targets.size();

@@ -4,6 +4,7 @@
 
 #include <uniws/broker.hpp>
 #include <uniws/concepts.hpp>
+#include <uniws/connection.hpp>
 #include <uniws/events.hpp>
 #include <uniws/factory.hpp>
 #include <uniws/manager.hpp>

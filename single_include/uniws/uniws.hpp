@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cassert>
@@ -632,6 +633,120 @@ class agent_run_after_tools {
 };
 
 }  // namespace uniws
+// ---- uniws/stats.hpp ----
+// uniws/stats.hpp - counters declared once. A stats struct is one list of (name, kind, help)
+// entries; its fields, its +=, its field table (what /stats JSON and Prometheus text are
+// rendered from) and its atomic counterpart are all derived from that list.
+//
+//   #define MY_STATS(X) X(requests, counter, "requests answered") X(open, gauge, "open sockets")
+//   struct my_stats { UNIWS_STATS(my_stats, MY_STATS) };
+//   uniws::atomic_stats<my_stats> live;   live.add<&my_stats::requests>();
+//   uniws::for_each_stat(live.snapshot(), [](const auto& field, std::uint64_t value) { ... });
+//
+// Adding a counter is one line in its list. A field written into the struct by hand, outside
+// the list, fails to compile ("... is not in its list").
+
+
+namespace uniws {
+
+/// A counter only grows (Prometheus `counter`, `_total`); a gauge is a level that goes both ways.
+enum class stat_kind : std::uint8_t { counter, gauge };
+
+[[nodiscard]] constexpr std::string_view to_string(stat_kind k) noexcept {
+  return k == stat_kind::counter ? "counter" : "gauge";
+}
+
+/// One field of a stats struct: its name, kind and help text, and where it lives.
+template <class Stats>
+struct stat_field {
+  std::string_view name;
+  stat_kind kind;
+  std::string_view help;
+  std::uint64_t Stats::*member;
+};
+
+/// A struct declared with UNIWS_STATS.
+template <class S>
+concept stats_record = requires {
+  { S::fields() };
+  { S::fields()[0] } -> std::convertible_to<stat_field<S>>;
+};
+
+/// Calls fn(field, value) for each field of `s`, in its list's order.
+template <stats_record S, class Fn>
+constexpr void for_each_stat(const S& s, Fn&& fn) {
+  for (const auto& f : S::fields()) fn(f, s.*f.member);
+}
+
+namespace detail {
+
+template <class S>
+constexpr S& add_stats(S& a, const S& b) noexcept {
+  for (const auto& f : S::fields()) a.*f.member += b.*f.member;
+  return a;
+}
+
+template <class S, std::uint64_t S::*Member>
+consteval std::size_t stat_index() {
+  constexpr auto fields = S::fields();
+  for (std::size_t i = 0; i < fields.size(); ++i)
+    if (fields[i].member == Member) return i;
+  throw "not a field of this stats struct";  // not a constant expression: a compile error
+}
+
+}  // namespace detail
+
+/// The atomic counterpart of a stats struct: what a component updates from any thread
+/// (relaxed: a counter orders nothing) and snapshots into the plain struct.
+template <stats_record S>
+class atomic_stats {
+ public:
+  /// Adds to a counter (a gauge is a level: set() it).
+  template <std::uint64_t S::*Member>
+  void add(std::uint64_t n = 1) noexcept {
+    constexpr std::size_t i = detail::stat_index<S, Member>();
+    static_assert(S::fields()[i].kind == stat_kind::counter, "add() is for counters; set() a gauge");
+    values_[i].fetch_add(n, std::memory_order_relaxed);
+  }
+
+  template <std::uint64_t S::*Member>
+  void set(std::uint64_t v) noexcept {
+    values_[detail::stat_index<S, Member>()].store(v, std::memory_order_relaxed);
+  }
+
+  template <std::uint64_t S::*Member>
+  [[nodiscard]] std::uint64_t get() const noexcept {
+    return values_[detail::stat_index<S, Member>()].load(std::memory_order_relaxed);
+  }
+
+  [[nodiscard]] S snapshot() const noexcept {
+    S s;
+    for (std::size_t i = 0; i < values_.size(); ++i) s.*(S::fields()[i].member) = values_[i].load(std::memory_order_relaxed);
+    return s;
+  }
+
+ private:
+  std::array<std::atomic<std::uint64_t>, S::fields().size()> values_{};
+};
+
+}  // namespace uniws
+
+// The struct body for one list: LIST(X) calls X(name, kind, help) once per field, kind being
+// `counter` or `gauge`. Gives the fields (std::uint64_t, zero), fields() and +=.
+#define UNIWS_STATS(Self, LIST)                                                                 \
+  LIST(UNIWS_DETAIL_STATS_FIELD)                                                                \
+  static constexpr auto fields() noexcept {                                                     \
+    using self_type = Self;                                                                     \
+    constexpr std::array table{LIST(UNIWS_DETAIL_STATS_ENTRY)};                                 \
+    static_assert(sizeof(Self) == table.size() * sizeof(std::uint64_t),                         \
+                  "a field of " #Self " is not in its list: declare it in the list only");      \
+    return table;                                                                               \
+  }                                                                                             \
+  constexpr Self& operator+=(const Self& o) noexcept { return ::uniws::detail::add_stats(*this, o); }
+
+#define UNIWS_DETAIL_STATS_FIELD(name, kind, help) std::uint64_t name = 0;
+#define UNIWS_DETAIL_STATS_ENTRY(name, kind, help) \
+  ::uniws::stat_field<self_type>{#name, ::uniws::stat_kind::kind, help, &self_type::name},
 // ---- uniws/broker.hpp ----
 // uniws/broker.hpp - the broker concept: how the nodes of a cluster share one user's events.
 //
@@ -655,8 +770,21 @@ namespace uniws {
 /// Where a broker delivers what it receives: an event for `user`'s `thread`, stamped `seq`.
 using broker_receiver = std::function<void(std::string_view user, std::string_view thread, std::uint64_t seq, message)>;
 
+// A broker's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
+#define UNIWS_BROKER_STATS(X)                                                              \
+  X(connected, gauge, "1 while the broker is connected to its store")                    \
+  X(published, counter, "events the broker's store accepted")                            \
+  X(publish_failed, counter, "events refused while down or lost in flight (delivered locally)") \
+  X(received, counter, "events delivered to this node from the users' channels")         \
+  X(reconnects, counter, "connections to the store established after the first")
+
+struct broker_stats {
+  UNIWS_STATS(broker_stats, UNIWS_BROKER_STATS)
+};
+
 template <class B>
-concept broker = requires(B& b, std::string_view user, const agent_event& e, std::uint64_t floor, broker_receiver r) {
+concept broker = requires(B& b, const B& cb, std::string_view user, const agent_event& e, std::uint64_t floor,
+                          broker_receiver r) {
   // Hands `e` to the cluster; false if it cannot now (nothing was sent, the caller delivers).
   { b.publish(user, e, floor) } -> std::same_as<bool>;
   // This node holds a connection of `user` / no longer holds any.
@@ -664,6 +792,11 @@ concept broker = requires(B& b, std::string_view user, const agent_event& e, std
   b.unsubscribe(user);
   // Where this node's deliveries go; set once, before any subscribe.
   b.set_receiver(std::move(r));
+  // False: configured off at run time (no store given); managers then deliver locally.
+  { cb.enabled() } -> std::convertible_to<bool>;
+  { cb.stats() } -> std::same_as<broker_stats>;
+  // Disconnects for good, e.g. when the server starts to drain.
+  b.stop();
 };
 
 /// No cluster: every event is delivered by the node that emits it.
@@ -672,6 +805,9 @@ struct in_process_broker {
   static constexpr void subscribe(std::string_view) noexcept {}
   static constexpr void unsubscribe(std::string_view) noexcept {}
   static void set_receiver(const broker_receiver&) noexcept {}
+  static constexpr bool enabled() noexcept { return false; }
+  static constexpr broker_stats stats() noexcept { return {}; }
+  static constexpr void stop() noexcept {}
 };
 
 static_assert(broker<in_process_broker>);
@@ -692,8 +828,8 @@ class cluster_link {
 }  // namespace detail
 }  // namespace uniws
 // ---- uniws/concepts.hpp ----
-// uniws/concepts.hpp - the concepts that constrain every public template.
-
+// uniws/concepts.hpp - the coroutine concepts (awaitable, awaitable_of) and the ones a factory
+// is generic over (user_context, service_probe). The transport's are in uniws/connection.hpp.
 
 
 namespace uniws {
@@ -745,7 +881,27 @@ using await_result_t = decltype(detail::get_awaiter(std::declval<T>()).await_res
 template <class T, class R>
 concept awaitable_of = awaitable<T> && std::convertible_to<await_result_t<T>, R>;
 
-// ---- connections ----
+/// Who is asking: anything that names its user.
+template <class C>
+concept user_context = requires(const C& c) {
+  { c.user_id() } -> std::convertible_to<std::string_view>;
+};
+
+/// An availability check for a service the managers depend on: check() returns an
+/// awaitable of bool (true: available). It may also throw, which means unavailable.
+template <class P>
+concept service_probe = requires(P& p) {
+  { p.check() } -> awaitable_of<bool>;
+};
+
+}  // namespace uniws
+// ---- uniws/connection.hpp ----
+// uniws/connection.hpp - the transport vocabulary: what the manager needs of a live client
+// connection (the `connection` concept), and the ids, close codes and send results it speaks.
+
+
+
+namespace uniws {
 
 /// Identifies a connection within its user's manager.
 using connection_id = std::uint64_t;
@@ -774,19 +930,6 @@ concept connection = requires(C& c, const C& cc, message m, close_code code) {
   { cc.id() } noexcept -> std::convertible_to<connection_id>;
   { c.try_send(std::move(m)) } -> std::same_as<send_result>;
   c.close(code);
-};
-
-/// Who is asking: anything that names its user.
-template <class C>
-concept user_context = requires(const C& c) {
-  { c.user_id() } -> std::convertible_to<std::string_view>;
-};
-
-/// An availability check for a service the managers depend on: check() returns an
-/// awaitable of bool (true: available). It may also throw, which means unavailable.
-template <class P>
-concept service_probe = requires(P& p) {
-  { p.check() } -> awaitable_of<bool>;
 };
 
 }  // namespace uniws
@@ -1066,37 +1209,28 @@ struct manager_options {
   std::size_t max_threads_per_connection = 256;  // bounds what one client can make us store
 };
 
-/// A manager's counters. Sums over users with +=.
-struct manager_stats {
-  std::size_t connections = 0;
-  std::size_t threads = 0;              // distinct thread ids joined by at least one connection
-  std::uint64_t messages_sent = 0;      // deliveries a connection accepted (queued)
-  std::uint64_t bytes_sent = 0;
-  std::uint64_t messages_dropped = 0;   // deliveries that made a full queue drop a message
-  std::uint64_t closed_as_slow = 0;     // deliveries refused because the policy closed a slow consumer
-  std::uint64_t sends_to_closed = 0;    // deliveries refused by an already closed connection
-  std::uint64_t events_emitted = 0;
-  std::uint64_t unavailable_reports = 0;  // times a service probe said unavailable for this user
-  std::uint64_t events_published = 0;     // emitted events the broker took (delivered when it returns them)
-  std::uint64_t publish_failures = 0;     // emitted events the broker refused: delivered locally instead
-  std::uint64_t restamped = 0;            // broker events whose seq this node had passed (see deliver_published)
+// A manager's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
+#define UNIWS_MANAGER_STATS(X)                                                                          \
+  X(connections, gauge, "open connections")                                                           \
+  X(threads, gauge, "distinct thread ids joined by at least one connection")                          \
+  X(messages_sent, counter, "deliveries a connection accepted (queued)")                              \
+  X(bytes_sent, counter, "bytes of the deliveries a connection accepted")                             \
+  X(messages_dropped, counter, "deliveries that made a full queue drop a message")                    \
+  X(closed_as_slow, counter, "deliveries refused because the policy closed a slow consumer")          \
+  X(sends_to_closed, counter, "deliveries refused by an already closed connection")                   \
+  X(events_emitted, counter, "agent events emitted")                                                  \
+  X(unavailable_reports, counter, "times a service probe said unavailable for a user")                \
+  X(events_published, counter, "emitted events the cluster broker took")                              \
+  X(publish_failures, counter, "emitted events the cluster broker refused: delivered locally instead") \
+  X(restamped, counter, "broker events whose seq this node had passed, given the next local seq")
 
-  manager_stats& operator+=(const manager_stats& o) noexcept {
-    connections += o.connections;
-    threads += o.threads;
-    messages_sent += o.messages_sent;
-    bytes_sent += o.bytes_sent;
-    messages_dropped += o.messages_dropped;
-    closed_as_slow += o.closed_as_slow;
-    sends_to_closed += o.sends_to_closed;
-    events_emitted += o.events_emitted;
-    unavailable_reports += o.unavailable_reports;
-    events_published += o.events_published;
-    publish_failures += o.publish_failures;
-    restamped += o.restamped;
-    return *this;
-  }
+/// A manager's counters; sums over users with +=.
+struct manager_stats {
+  UNIWS_STATS(manager_stats, UNIWS_MANAGER_STATS)
 };
+
+template <connection Connection, service_probe Probe, broker Broker>
+class manager_factory;
 
 template <connection Connection>
 class unified_manager {
@@ -1106,10 +1240,6 @@ class unified_manager {
   using clock = std::chrono::steady_clock;
 
   explicit unified_manager(manager_options options = {}) : options_(options) {}
-  /// A manager of `user` whose events go through a cluster's broker (manager_factory builds
-  /// these when it has one; see broker.hpp).
-  unified_manager(manager_options options, detail::cluster_link* link, std::string user)
-      : options_(options), link_(link), user_(std::move(user)) {}
   unified_manager(const unified_manager&) = delete;
   unified_manager& operator=(const unified_manager&) = delete;
   // The last reference is gone, so no reader holds the roster.
@@ -1196,16 +1326,16 @@ class unified_manager {
     std::lock_guard lock(emit_mutex_);  // one seq order, one delivery order (also into the broker)
     if (link_) {
       if (link_->publish(user_, e, seq_)) {
-        events_published_.fetch_add(1, std::memory_order_relaxed);
-        events_emitted_.fetch_add(1, std::memory_order_relaxed);
+        stats_.add<&manager_stats::events_published>();
+        stats_.add<&manager_stats::events_emitted>();
         return 0;
       }
-      publish_failures_.fetch_add(1, std::memory_order_relaxed);
+      stats_.add<&manager_stats::publish_failures>();
     }
     const std::uint64_t seq = ++seq_;
     const message m = encode_event(e, seq);
     deliver(m, [&](const member& mem) { return mem.joined(e.thread_id); });
-    events_emitted_.fetch_add(1, std::memory_order_relaxed);
+    stats_.add<&manager_stats::events_emitted>();
     return seq;
   }
 
@@ -1220,32 +1350,20 @@ class unified_manager {
       seq_ = seq;
       return deliver(m, [thread_id](const member& mem) { return mem.joined(thread_id); });
     }
-    restamped_.fetch_add(1, std::memory_order_relaxed);
+    stats_.add<&manager_stats::restamped>();
     const message restamped = restamp_event(m, ++seq_);
     return deliver(restamped, [thread_id](const member& mem) { return mem.joined(thread_id); });
   }
 
   [[nodiscard]] manager_stats get_stats() const {
-    manager_stats s;
-    {
-      detail::epoch_guard guard;
-      if (const roster* r = roster_.load(std::memory_order_acquire)) {
-        s.connections = r->members.size();
-        std::set<std::string_view> threads;
-        for (const member& m : r->members) threads.insert(m.threads.begin(), m.threads.end());
-        s.threads = threads.size();
-      }
+    manager_stats s = stats_.snapshot();
+    detail::epoch_guard guard;
+    if (const roster* r = roster_.load(std::memory_order_acquire)) {
+      s.connections = r->members.size();
+      std::set<std::string_view> threads;
+      for (const member& m : r->members) threads.insert(m.threads.begin(), m.threads.end());
+      s.threads = threads.size();
     }
-    s.messages_sent = messages_sent_.load(std::memory_order_relaxed);
-    s.bytes_sent = bytes_sent_.load(std::memory_order_relaxed);
-    s.messages_dropped = messages_dropped_.load(std::memory_order_relaxed);
-    s.closed_as_slow = closed_as_slow_.load(std::memory_order_relaxed);
-    s.sends_to_closed = sends_to_closed_.load(std::memory_order_relaxed);
-    s.events_emitted = events_emitted_.load(std::memory_order_relaxed);
-    s.unavailable_reports = unavailable_reports_.load(std::memory_order_relaxed);
-    s.events_published = events_published_.load(std::memory_order_relaxed);
-    s.publish_failures = publish_failures_.load(std::memory_order_relaxed);
-    s.restamped = restamped_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -1262,12 +1380,19 @@ class unified_manager {
   [[nodiscard]] bool available() const noexcept { return available_.load(std::memory_order_acquire); }
   void report_availability(bool available) noexcept {
     available_.store(available, std::memory_order_release);
-    if (!available) unavailable_reports_.fetch_add(1, std::memory_order_relaxed);
+    if (!available) stats_.add<&manager_stats::unavailable_reports>();
   }
 
   [[nodiscard]] const manager_options& options() const noexcept { return options_; }
 
  private:
+  template <connection, service_probe, broker>
+  friend class manager_factory;
+
+  // A manager of `user` whose events go through a cluster's broker (see broker.hpp).
+  unified_manager(manager_options options, detail::cluster_link* link, std::string user)
+      : options_(options), link_(link), user_(std::move(user)) {}
+
   struct member {
     connection_ptr conn;
     std::vector<std::string> threads;
@@ -1326,12 +1451,12 @@ class unified_manager {
     }
     // One update per fan-out, not per connection.
     if (accepted) {
-      messages_sent_.fetch_add(accepted, std::memory_order_relaxed);
-      bytes_sent_.fetch_add(accepted * m.size(), std::memory_order_relaxed);
+      stats_.add<&manager_stats::messages_sent>(accepted);
+      stats_.add<&manager_stats::bytes_sent>(accepted * m.size());
     }
-    if (dropped) messages_dropped_.fetch_add(dropped, std::memory_order_relaxed);
-    if (slow) closed_as_slow_.fetch_add(slow, std::memory_order_relaxed);
-    if (closed) sends_to_closed_.fetch_add(closed, std::memory_order_relaxed);
+    if (dropped) stats_.add<&manager_stats::messages_dropped>(dropped);
+    if (slow) stats_.add<&manager_stats::closed_as_slow>(slow);
+    if (closed) stats_.add<&manager_stats::sends_to_closed>(closed);
     return static_cast<std::size_t>(accepted);
   }
 
@@ -1345,9 +1470,7 @@ class unified_manager {
   std::atomic<bool> available_{true};
   detail::cluster_link* link_ = nullptr;  // null: no broker, every event delivered here
   std::string user_;                      // for the broker only
-  std::atomic<std::uint64_t> messages_sent_{0}, bytes_sent_{0}, messages_dropped_{0}, closed_as_slow_{0},
-      sends_to_closed_{0}, events_emitted_{0}, unavailable_reports_{0}, events_published_{0}, publish_failures_{0},
-      restamped_{0};
+  atomic_stats<manager_stats> stats_;  // the counters; the gauges are read from the roster
 };
 
 }  // namespace uniws
@@ -2530,11 +2653,19 @@ struct factory_options {
   std::chrono::steady_clock::duration idle_ttl = std::chrono::minutes(5);
 };
 
-struct factory_stats {
-  std::size_t users = 0;
-  std::uint64_t probe_failures = 0;  // probes that said unavailable or threw
-  std::uint64_t unrouted = 0;        // broker deliveries for a user with no manager here
-  manager_stats managers{};          // summed over users
+// The factory's own statistics, declared once (uniws/stats.hpp): X(name, kind, help).
+#define UNIWS_FACTORY_STATS(X)                                                      \
+  X(users, gauge, "users with a manager on this node")                             \
+  X(probe_failures, counter, "service probes that said unavailable or threw")      \
+  X(unrouted, counter, "broker deliveries for a user with no manager on this node")
+
+struct factory_counters {
+  UNIWS_STATS(factory_counters, UNIWS_FACTORY_STATS)
+};
+
+/// The factory's counters, and its managers' summed over users.
+struct factory_stats : factory_counters {
+  manager_stats managers{};
 };
 
 /// Owns the user registry and the options; one per server (no global state). With a Broker
@@ -2552,7 +2683,7 @@ class manager_factory {
     if constexpr (clustered)
       broker_.set_receiver([this](std::string_view user, std::string_view thread, std::uint64_t seq, message m) {
         if (auto h = registry_.find(user)) h->deliver_published(thread, seq, m);
-        else unrouted_.fetch_add(1, std::memory_order_relaxed);
+        else stats_.add<&factory_counters::unrouted>();
       });
   }
   manager_factory(const manager_factory&) = delete;
@@ -2564,7 +2695,7 @@ class manager_factory {
     const std::string_view user = ctx.user_id();
     if constexpr (clustered) {
       return manager_ref_type(registry_.get_or_create(user, [this, user] {
-        if (broker_enabled()) return manager_type(options_.manager, &link_, std::string(user));
+        if (broker_.enabled()) return manager_type(options_.manager, &link_, std::string(user));
         return manager_type(options_.manager);
       }));
     } else {
@@ -2585,7 +2716,7 @@ class manager_factory {
     } catch (...) {
       available = false;
     }
-    if (!available) probe_failures_.fetch_add(1, std::memory_order_relaxed);
+    if (!available) stats_.add<&factory_counters::probe_failures>();
     manager_ref_type ref = get_websocket_manager(ctx);
     ref->report_availability(available);
     co_return ref;
@@ -2610,9 +2741,8 @@ class manager_factory {
 
   [[nodiscard]] factory_stats get_stats() {
     factory_stats s;
+    static_cast<factory_counters&>(s) = stats_.snapshot();
     s.users = registry_.size();
-    s.probe_failures = probe_failures_.load(std::memory_order_relaxed);
-    s.unrouted = unrouted_.load(std::memory_order_relaxed);
     registry_.for_each([&s](const std::string&, manager_type& m) { s.managers += m.get_stats(); });
     return s;
   }
@@ -2622,14 +2752,6 @@ class manager_factory {
   [[nodiscard]] Broker& get_broker() noexcept { return broker_; }
 
  private:
-  // A broker may be switched off at run time (enabled() == false): then managers are local.
-  bool broker_enabled() const {
-    if constexpr (requires(const Broker& b) { { b.enabled() } -> std::convertible_to<bool>; })
-      return broker_.enabled();
-    else
-      return true;
-  }
-
   struct link final : detail::cluster_link {
     explicit link(Broker& b) : b_(b) {}
     bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) override {
@@ -2654,7 +2776,12 @@ class manager_factory {
   Probe probe_;
   Broker broker_;
   link link_{broker_};
-  std::atomic<std::uint64_t> probe_failures_{0}, unrouted_{0};
+  atomic_stats<factory_counters> stats_;
+  // Destroyed after the registry: what its managers retired (rosters, which hold connections)
+  // is reclaimed before the factory is gone, while the connections' executors still exist.
+  struct reclaim_retired {
+    ~reclaim_retired() { detail::epoch_domain::instance().barrier(); }
+  } reclaim_retired_;
   // Last: destroyed first, so no manager outlives the link and broker it points to.
   user_registry<std::string, manager_type> registry_;
 };
@@ -2673,6 +2800,24 @@ enum class slow_consumer_policy : std::uint8_t {
   drop_oldest,  // make room by dropping the oldest queued messages (counted)
   close,        // refuse it and close the connection with slow_close_code
 };
+
+/// The policies' names, as flags and /config spell them: one table read both ways.
+inline constexpr std::pair<slow_consumer_policy, std::string_view> slow_consumer_policy_names[] = {
+    {slow_consumer_policy::drop_oldest, "drop-oldest"},
+    {slow_consumer_policy::close, "close"},
+};
+
+[[nodiscard]] constexpr std::string_view to_string(slow_consumer_policy p) noexcept {
+  for (const auto& [policy, name] : slow_consumer_policy_names)
+    if (policy == p) return name;
+  return "?";
+}
+
+[[nodiscard]] constexpr std::optional<slow_consumer_policy> parse_slow_consumer_policy(std::string_view name) noexcept {
+  for (const auto& [policy, n] : slow_consumer_policy_names)
+    if (n == name) return policy;
+  return std::nullopt;
+}
 
 struct send_queue_limits {
   std::size_t max_messages = 1024;

@@ -1,6 +1,6 @@
 // Two uniws-golden-path processes behind one real redis-server: a user's events reach its
 // connections on both nodes, once each, in one seq order; an outage of Redis is survived.
-#include "client.hpp"
+#include "../../examples/golden_path/client.hpp"
 #include "redis_process.hpp"
 #include "server_process.hpp"
 
@@ -11,6 +11,7 @@
 #include <vector>
 
 using namespace uniws_test;
+using namespace uniws_client::sync;
 using namespace std::chrono_literals;
 
 namespace {
@@ -36,7 +37,7 @@ void join_and_sync(ws_client& ws, const std::string& thread) {
 }
 
 bool broker_connected(const server_process& node) {
-  return http_request(node.port(), http::verb::get, "/stats").json().at("broker_connected").as_bool();
+  return http_request(node.port(), http::verb::get, "/stats").json().at("broker_connected").as_int64() == 1;
 }
 
 void wait_connected(const server_process& node, std::chrono::seconds limit = 15s) {

@@ -1,17 +1,21 @@
 // The golden path and every row of shared/PROTOCOL.md, over real sockets on 127.0.0.1,
 // against the real uniws-golden-path binary.
-#include "client.hpp"
+#include "../../examples/golden_path/client.hpp"
 #include "server_process.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 using namespace uniws_test;
+using namespace uniws_client::sync;
 using namespace std::chrono_literals;
 
 namespace {
@@ -286,7 +290,8 @@ TEST_CASE("graceful shutdown: queued messages arrive, then close 1001, exit 0") 
 }
 
 TEST_CASE("a users file (--users FILE) replaces the demo users") {
-  const std::string path = "golden_path_users.txt";
+  // In the temporary directory, never in the source tree.
+  const std::string path = (std::filesystem::temp_directory_path() / ("uniws_users_" + std::to_string(::getpid()) + ".txt")).string();
   {
     std::ofstream f(path);
     f << "# name:password\ncarol:carol-pw\n\n";
@@ -295,6 +300,7 @@ TEST_CASE("a users file (--users FILE) replaces the demo users") {
   CHECK(http_request(server.port(), http::verb::post, "/login", R"({"user":"carol","password":"carol-pw"})").status == 200);
   CHECK(http_request(server.port(), http::verb::post, "/login", R"({"user":"alice","password":"alice-pw"})").status == 401);
   CHECK(server.stop() == 0);
+  std::filesystem::remove(path);
 }
 
 TEST_CASE("signed tokens: a token one node issued opens a WebSocket on another node with the same secret") {

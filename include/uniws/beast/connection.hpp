@@ -11,7 +11,7 @@
 // own timers): examples/golden_path/server.cpp does so, at 3.9 KiB per idle connection.
 #pragma once
 
-#include <uniws/concepts.hpp>
+#include <uniws/connection.hpp>
 #include <uniws/message.hpp>
 #include <uniws/send_queue.hpp>
 

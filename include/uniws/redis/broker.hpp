@@ -48,14 +48,6 @@ struct broker_options {
   std::chrono::milliseconds backoff_min{100}, backoff_max{5000};
 };
 
-struct broker_stats {
-  std::uint64_t published = 0;       // events Redis accepted
-  std::uint64_t publish_failed = 0;  // refused while down, or lost in flight (then delivered locally)
-  std::uint64_t received = 0;        // events delivered from the user channels
-  std::uint64_t reconnects = 0;      // connections (re)established after the first
-  bool connected = false;
-};
-
 namespace detail {
 
 // One hiredis async context on an Asio executor: hiredis says when it wants to read or
@@ -184,7 +176,7 @@ class broker {
 
   bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) {
     if (!impl_->connected.load(std::memory_order_acquire)) {
-      impl_->publish_failed.fetch_add(1, std::memory_order_relaxed);
+      impl_->stats.add<&broker_stats::publish_failed>();
       return false;
     }
     const message encoded = encode_event(e, 0);
@@ -203,12 +195,8 @@ class broker {
   void set_receiver(broker_receiver r) { impl_->receiver = std::move(r); }
 
   [[nodiscard]] broker_stats stats() const {
-    broker_stats s;
-    s.published = impl_->published.load(std::memory_order_relaxed);
-    s.publish_failed = impl_->publish_failed.load(std::memory_order_relaxed);
-    s.received = impl_->received.load(std::memory_order_relaxed);
-    s.reconnects = impl_->reconnects.load(std::memory_order_relaxed);
-    s.connected = impl_->connected.load(std::memory_order_acquire);
+    broker_stats s = impl_->stats.snapshot();
+    s.connected = impl_->connected.load(std::memory_order_acquire) ? 1 : 0;
     return s;
   }
 
@@ -234,7 +222,7 @@ class broker {
     std::chrono::milliseconds backoff{0};
     std::map<std::string, int, std::less<>> subscriptions;  // user -> subscribe count
     std::atomic<bool> connected{false};
-    std::atomic<std::uint64_t> published{0}, publish_failed{0}, received{0}, reconnects{0};
+    atomic_stats<broker_stats> stats;  // `connected` is read from the flag above
 
     std::string channel(std::string_view user) const { return options.prefix + ":u:" + std::string(user); }
 
@@ -256,7 +244,7 @@ class broker {
       (link == commands.get() ? commands_up : subscriber_up) = true;
       if (!commands_up || !subscriber_up) return;
       backoff = std::chrono::milliseconds(0);
-      if (ever_connected) reconnects.fetch_add(1, std::memory_order_relaxed);
+      if (ever_connected) stats.add<&broker_stats::reconnects>();
       ever_connected = true;
       for (const auto& [user, count] : subscriptions) send_subscribe(user);
       connected.store(true, std::memory_order_release);
@@ -316,11 +304,11 @@ class broker {
       const auto* reply = static_cast<const redisReply*>(r);
       impl& self = *p->owner;
       if (reply && reply->type == REDIS_REPLY_INTEGER) {
-        self.published.fetch_add(1, std::memory_order_relaxed);
+        self.stats.add<&broker_stats::published>();
         return;
       }
       // Lost in flight: this node still delivers it (seq 0: the manager re-stamps it).
-      self.publish_failed.fetch_add(1, std::memory_order_relaxed);
+      self.stats.add<&broker_stats::publish_failed>();
       if (!self.stopping && self.receiver) self.receiver(p->user, p->thread, 0, p->encoded);
     }
 
@@ -367,7 +355,7 @@ class broker {
       payload.remove_prefix(static_cast<std::size_t>(r2.ptr - payload.data()) + 1);
       if (payload.size() < thread_length) return;
       const std::string_view thread = payload.substr(0, thread_length);
-      self->received.fetch_add(1, std::memory_order_relaxed);
+      self->stats.add<&broker_stats::received>();
       if (self->receiver) self->receiver(user, thread, seq, message::copy_of(payload.substr(thread_length)));
     }
   };

@@ -1,5 +1,6 @@
-// tests/integration/client.hpp - a blocking Beast client for the integration tests: HTTP
-// requests, and WebSocket sessions that read JSON events with a deadline.
+// client.hpp - a blocking client of the protocol (Beast): HTTP requests, and WebSocket sessions
+// that read JSON frames with a deadline. The terminal client and the integration tests use it;
+// drivers that hold thousands of connections use async_client.hpp.
 #pragma once
 
 #include <boost/asio/connect.hpp>
@@ -13,9 +14,10 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
-namespace uniws_test {
+namespace uniws_client::sync {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -24,20 +26,33 @@ namespace websocket = beast::websocket;
 namespace json = boost::json;
 using tcp = net::ip::tcp;
 
+/// Where the server is; a bare port means 127.0.0.1.
+struct server_address {
+  server_address(unsigned short p) : port(p) {}  // NOLINT: implicit, a port is an address here
+  server_address(std::string h, unsigned short p) : host(std::move(h)), port(p) {}
+  std::string host = "127.0.0.1";
+  unsigned short port = 0;
+};
+
+inline void connect(beast::tcp_stream& stream, const server_address& at) {
+  tcp::resolver resolver(stream.get_executor());
+  stream.connect(resolver.resolve(at.host, std::to_string(at.port)));
+}
+
 struct http_result {
   int status = 0;
   std::string body;
   json::value json() const { return json::parse(body); }
 };
 
-inline http_result http_request(unsigned short port, http::verb verb, std::string target, std::string body = {},
+inline http_result http_request(const server_address& at, http::verb verb, std::string target, std::string body = {},
                                 std::vector<std::pair<http::field, std::string>> headers = {}) {
   net::io_context io;
   beast::tcp_stream stream(io);
-  stream.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  connect(stream, at);
   stream.expires_after(std::chrono::seconds(10));
   http::request<http::string_body> req{verb, target, 11};
-  req.set(http::field::host, "127.0.0.1");
+  req.set(http::field::host, at.host);
   for (auto& [f, v] : headers) req.set(f, v);
   if (!body.empty()) {
     req.set(http::field::content_type, "application/json");
@@ -51,8 +66,8 @@ inline http_result http_request(unsigned short port, http::verb verb, std::strin
   return {static_cast<int>(res.result_int()), res.body()};
 }
 
-inline std::string login(unsigned short port, const std::string& user, const std::string& password) {
-  const auto r = http_request(port, http::verb::post, "/login",
+inline std::string login(const server_address& at, const std::string& user, const std::string& password) {
+  const auto r = http_request(at, http::verb::post, "/login",
                               json::serialize(json::object{{"user", user}, {"password", password}}));
   if (r.status != 200) throw std::runtime_error("login failed: " + std::to_string(r.status) + " " + r.body);
   return std::string(r.json().at("token").as_string());
@@ -65,8 +80,8 @@ class ws_client {
   enum class token_in { header, query };
 
   /// Connects and upgrades; throws beast::system_error (e.g. with the HTTP 401) on failure.
-  ws_client(unsigned short port, const std::string& token, token_in where = token_in::header) : ws_(io_) {
-    beast::get_lowest_layer(ws_).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  ws_client(const server_address& at, const std::string& token, token_in where = token_in::header) : ws_(io_) {
+    connect(beast::get_lowest_layer(ws_), at);
     beast::get_lowest_layer(ws_).expires_after(std::chrono::seconds(10));
     std::string target = "/ws";
     if (where == token_in::header) {
@@ -75,22 +90,22 @@ class ws_client {
     } else {
       target += "?token=" + token;
     }
-    ws_.handshake("127.0.0.1", target);
+    ws_.handshake(at.host, target);
     beast::get_lowest_layer(ws_).expires_never();
   }
 
   /// Attempts the upgrade and returns the HTTP status of the refusal (or 101).
-  static int upgrade_status(unsigned short port, std::optional<std::string> bearer, std::string target = "/ws") {
+  static int upgrade_status(const server_address& at, std::optional<std::string> bearer, std::string target = "/ws") {
     net::io_context io;
     websocket::stream<beast::tcp_stream> ws(io);
-    beast::get_lowest_layer(ws).connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    connect(beast::get_lowest_layer(ws), at);
     beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(10));
     if (bearer)
       ws.set_option(websocket::stream_base::decorator(
           [b = *bearer](websocket::request_type& req) { req.set(http::field::authorization, "Bearer " + b); }));
     websocket::response_type res;
     beast::error_code ec;
-    ws.handshake(res, "127.0.0.1", target, ec);
+    ws.handshake(res, at.host, target, ec);
     return static_cast<int>(res.result_int());
   }
 
@@ -161,4 +176,4 @@ class ws_client {
   beast::error_code last_error_;
 };
 
-}  // namespace uniws_test
+}  // namespace uniws_client::sync

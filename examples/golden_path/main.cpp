@@ -1,0 +1,80 @@
+// uniws-golden-path: the example server of docs/protocol.md, wired from a file per role.
+//
+// Log in over HTTP, open a WebSocket with the token, run an agent, receive its five events.
+// One uniws::manager_factory (server_state.hpp) holds a manager per user; each WebSocket is a
+// uniws::beast::websocket_connection added to its user's manager (websocket_session.hpp); the
+// demo agent emits through a uniws::agent_run, so its events always follow the grammar.
+#include "listener.hpp"
+#include "options.hpp"
+#include "server_state.hpp"
+#include "shutdown.hpp"
+
+#include <boost/asio.hpp>
+
+#include <sys/resource.h>
+
+#include <exception>
+#include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace {
+
+// Each connection is a descriptor: a server holding many needs more than the usual soft limit.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace gp = golden_path;
+  namespace net = boost::asio;
+  const gp::options opts = gp::parse_options(argc, argv);
+  raise_open_file_limit();
+
+  // The io_context outlives the server state: sockets die before their executor does.
+  net::io_context io(static_cast<int>(opts.threads));
+  std::unique_ptr<gp::server_state> state;
+  std::optional<gp::tcp::acceptor> acceptor;
+  try {
+    state = std::make_unique<gp::server_state>(opts, net::make_strand(io));
+  } catch (const std::exception& e) {
+    std::cerr << "uniws-golden-path: " << e.what() << "\n";
+    return 2;
+  }
+  try {
+    acceptor.emplace(gp::open_acceptor(io, opts));
+  } catch (const std::exception& e) {
+    std::cerr << "uniws-golden-path: cannot listen on " << opts.address << ":" << opts.port << ": " << e.what() << "\n";
+    return 1;
+  }
+
+  gp::idle_sweeper sweeper(io, *state);
+  gp::graceful_shutdown shutdown(io, *state, [&] {
+    boost::system::error_code ignored;
+    acceptor->close(ignored);
+    sweeper.cancel();
+  });
+  net::co_spawn(io, gp::listen(*state, *acceptor, io), net::detached);
+
+  // Announced only now that SIGTERM is handled: a script may signal as soon as it reads this.
+  const auto bound = acceptor->local_endpoint();
+  std::cout << "listening on http://" << bound.address().to_string() << ":" << bound.port() << std::endl;
+
+  {
+    std::vector<std::jthread> pool;
+    for (unsigned i = 1; i < opts.threads; ++i) pool.emplace_back([&io] { io.run(); });
+    io.run();
+    io.stop();
+  }
+  // The managers (and the connections they hold) go before the io_context; the factory
+  // reclaims what they retired as it is destroyed.
+  state.reset();
+  return 0;
+}

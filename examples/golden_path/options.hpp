@@ -1,0 +1,187 @@
+// options.hpp - the server's flags, declared once: one table gives --help, parsing and /config.
+#pragma once
+
+#include <uniws/connection.hpp>
+#include <uniws/send_queue.hpp>
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstddef>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace golden_path {
+
+struct options {
+  std::string address = "127.0.0.1";
+  unsigned short port = 8080;
+  unsigned threads = 1;
+  std::optional<std::string> users_file;
+  std::chrono::seconds token_ttl{3600};
+  std::string token_secret;  // shared by a cluster's nodes: tokens are signed, any node accepts them
+  std::string redis_host;    // empty: no cluster
+  int redis_port = 6379;
+  std::chrono::milliseconds agent_delay{50};
+  std::size_t max_message_size = 64 * 1024;
+  std::size_t queue_messages = 1024;
+  std::size_t queue_bytes = 8 << 20;
+  uniws::slow_consumer_policy policy = uniws::slow_consumer_policy::drop_oldest;
+  uniws::close_code slow_close_code = uniws::close_code::try_again_later;
+  std::chrono::seconds idle_timeout{60};
+  std::chrono::seconds handshake_timeout{10};  // TCP accept to WebSocket open, and each HTTP request
+  std::chrono::seconds user_idle_ttl{300};
+  std::chrono::milliseconds drain_timeout{5000};
+  std::size_t max_thread_id_length = 128;
+  int max_steps = 10'000;
+};
+
+/// One flag: how it reads its value into `options`, and (if it is a limit or a setting a
+/// client may want to know) how /config shows it.
+struct flag {
+  std::string_view name, value, help;
+  std::function<void(options&, std::string_view)> set;
+  std::string_view config_key = {};
+  std::function<boost::json::value(const options&)> show = {};
+};
+
+// A setter refuses a value by throwing this; the message completes "--flag ...".
+struct bad_value : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+template <class Int>
+Int parse_number(std::string_view text, Int min, Int max) {
+  Int v{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max)
+    throw bad_value("expects a number from " + std::to_string(min) + " to " + std::to_string(max));
+  return v;
+}
+
+// A flag that is a number of `Unit`s in [min, max] stored in member `m`.
+template <class Unit, auto Member>
+auto number(long long min, long long max) {
+  return [min, max](options& o, std::string_view v) {
+    const long long n = parse_number<long long>(v, min, max);
+    if constexpr (std::is_arithmetic_v<Unit>) o.*Member = static_cast<Unit>(n);
+    else o.*Member = Unit(n);
+  };
+}
+
+template <auto Member>
+boost::json::value show_count(const options& o) {
+  if constexpr (requires { (o.*Member).count(); }) return (o.*Member).count();
+  else return o.*Member;
+}
+
+inline const std::vector<flag>& flags() {
+  using s = std::chrono::seconds;
+  using ms = std::chrono::milliseconds;
+  static const std::vector<flag> table = {
+      {"--port", "N", "TCP port; 0 picks a free one", number<unsigned short, &options::port>(0, 65535)},
+      {"--address", "A", "address to listen on", [](options& o, std::string_view v) { o.address = v; }},
+      {"--threads", "N", "I/O threads", number<unsigned, &options::threads>(1, 256), "threads", show_count<&options::threads>},
+      {"--users", "FILE", "one name:password a line (default: alice:alice-pw, bob:bob-pw)",
+       [](options& o, std::string_view v) { o.users_file = std::string(v); }},
+      {"--token-ttl", "SECONDS", "lifetime of a login's token", number<s, &options::token_ttl>(1, 86400 * 30),
+       "token_ttl_s", show_count<&options::token_ttl>},
+      {"--token-secret", "SECRET", "HMAC key shared by a cluster's nodes (or env UNIWS_TOKEN_SECRET)",
+       [](options& o, std::string_view v) { o.token_secret = v; }, "tokens",
+       [](const options& o) -> boost::json::value { return o.token_secret.empty() ? "local" : "signed"; }},
+      {"--redis", "HOST:PORT", "join a cluster through this Redis",
+       [](options& o, std::string_view v) {
+         const auto colon = v.rfind(':');
+         if (colon == std::string_view::npos || colon == 0) throw bad_value("expects HOST:PORT");
+         o.redis_host = v.substr(0, colon);
+         o.redis_port = parse_number<int>(v.substr(colon + 1), 1, 65535);
+       },
+       "cluster", [](const options& o) -> boost::json::value { return o.redis_host.empty() ? "none" : "redis"; }},
+      {"--agent-delay-ms", "N", "the demo agent's pause between events", number<ms, &options::agent_delay>(0, 60000),
+       "agent_delay_ms", show_count<&options::agent_delay>},
+      {"--max-message-size", "BYTES", "larger client frames close with 1009",
+       number<std::size_t, &options::max_message_size>(64, 64 << 20), "max_message_size",
+       show_count<&options::max_message_size>},
+      {"--queue-messages", "N", "a connection's send queue, in messages",
+       number<std::size_t, &options::queue_messages>(1, 1 << 20), "queue_max_messages",
+       show_count<&options::queue_messages>},
+      {"--queue-bytes", "N", "a connection's send queue, in bytes",
+       number<std::size_t, &options::queue_bytes>(1024, 1LL << 32), "queue_max_bytes", show_count<&options::queue_bytes>},
+      {"--slow-consumer", "drop-oldest|close", "what a full queue does",
+       [](options& o, std::string_view v) {
+         const auto p = uniws::parse_slow_consumer_policy(v);
+         if (!p) throw bad_value("expects drop-oldest or close");
+         o.policy = *p;
+       },
+       "slow_consumer_policy", [](const options& o) -> boost::json::value { return boost::json::string(uniws::to_string(o.policy)); }},
+      {"--idle-timeout", "SECONDS", "a silent WebSocket is closed after this", number<s, &options::idle_timeout>(1, 86400),
+       "idle_timeout_s", show_count<&options::idle_timeout>},
+      {"--handshake-timeout", "SECONDS", "TCP accept to WebSocket open, and each HTTP request",
+       number<s, &options::handshake_timeout>(1, 3600), "handshake_timeout_s", show_count<&options::handshake_timeout>},
+      {"--user-idle-ttl", "SECONDS", "a user without connections is forgotten after this",
+       number<s, &options::user_idle_ttl>(0, 86400), "user_idle_ttl_s", show_count<&options::user_idle_ttl>},
+      {"--drain-timeout-ms", "N", "how long SIGTERM waits for queues to flush", number<ms, &options::drain_timeout>(0, 600000)},
+  };
+  return table;
+}
+
+/// Settings that are not flags but that a client may want to know.
+inline boost::json::object fixed_config(const options& o) {
+  return {{"slow_consumer_close_code", static_cast<int>(o.slow_close_code)},
+          {"max_thread_id_length", o.max_thread_id_length},
+          {"max_agent_steps", o.max_steps}};
+}
+
+/// GET /config: every flag with a config key, and the fixed settings.
+inline boost::json::object config_json(const options& o) {
+  boost::json::object out = fixed_config(o);
+  for (const flag& f : flags())
+    if (!f.config_key.empty()) out[f.config_key] = f.show(o);
+  return out;
+}
+
+inline std::string usage_text() {
+  std::string text = "usage: uniws-golden-path [flags]\n";
+  for (const flag& f : flags())
+    text += "  " + std::string(f.name) + " " + std::string(f.value) + "\n      " + std::string(f.help) + "\n";
+  return text + "  --help\n";
+}
+
+[[noreturn]] inline void usage_error(const std::string& problem) {
+  std::cerr << "uniws-golden-path: " << problem << "\n" << usage_text();
+  std::exit(2);
+}
+
+inline options parse_options(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view name = argv[i];
+    if (name == "--help" || name == "-h") {
+      std::cout << usage_text();
+      std::exit(0);
+    }
+    const auto& table = flags();
+    const auto it = std::find_if(table.begin(), table.end(), [&](const flag& f) { return f.name == name; });
+    if (it == table.end()) usage_error("unknown option " + std::string(name));
+    if (i + 1 >= argc) usage_error(std::string(name) + " needs a value");
+    try {
+      it->set(o, argv[++i]);
+    } catch (const bad_value& e) {
+      usage_error(std::string(name) + " " + e.what());
+    }
+  }
+  if (o.token_secret.empty())
+    if (const char* env = std::getenv("UNIWS_TOKEN_SECRET")) o.token_secret = env;
+  if (!o.token_secret.empty() && o.token_secret.size() < 16) usage_error("--token-secret must be at least 16 bytes");
+  return o;
+}
+
+}  // namespace golden_path

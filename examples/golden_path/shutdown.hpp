@@ -1,0 +1,75 @@
+// shutdown.hpp - SIGINT/SIGTERM: stop accepting, close every WebSocket with 1001 after what it
+// has queued, wait for them (up to --drain-timeout-ms), then stop the io_context.
+#pragma once
+
+#include "server_state.hpp"
+
+#include <boost/asio.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <functional>
+
+namespace golden_path {
+
+class graceful_shutdown {
+ public:
+  /// `on_stop` runs first when the signal comes (close the acceptor, cancel timers).
+  graceful_shutdown(net::io_context& io, server_state& s, std::function<void()> on_stop)
+      : io_(io), s_(s), on_stop_(std::move(on_stop)), signals_(io, SIGINT, SIGTERM), drain_timer_(io) {
+    signals_.async_wait([this](const boost::system::error_code& ec, int) {
+      if (!ec) begin();
+    });
+  }
+
+ private:
+  void begin() {
+    s_.draining = true;
+    s_.factory.get_broker().stop();
+    on_stop_();
+    // Every open WebSocket is in its user's manager (one added after this sees `draining`).
+    s_.factory.for_each_manager([](std::string_view, auto& mgr) {
+      mgr.for_each_connection([](connection& c) { c.close(uniws::close_code::going_away); });
+    });
+    deadline_ = std::chrono::steady_clock::now() + s_.opts.drain_timeout;
+    wait_drained();
+  }
+
+  void wait_drained() {
+    if (s_.open_websockets.load() == 0 || std::chrono::steady_clock::now() >= deadline_) {
+      io_.stop();
+      return;
+    }
+    drain_timer_.expires_after(std::chrono::milliseconds(10));
+    drain_timer_.async_wait([this](const boost::system::error_code&) { wait_drained(); });
+  }
+
+  net::io_context& io_;
+  server_state& s_;
+  std::function<void()> on_stop_;
+  net::signal_set signals_;
+  net::steady_timer drain_timer_;
+  std::chrono::steady_clock::time_point deadline_;
+};
+
+/// Forgets users that have had no connection for --user-idle-ttl, every half of it.
+class idle_sweeper {
+ public:
+  idle_sweeper(net::io_context& io, server_state& s) : s_(s), timer_(io) { schedule(); }
+  void cancel() { timer_.cancel(); }
+
+ private:
+  void schedule() {
+    timer_.expires_after(std::chrono::seconds(std::max<long>(1, s_.opts.user_idle_ttl.count() / 2)));
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;
+      s_.factory.sweep_idle();
+      schedule();
+    });
+  }
+
+  server_state& s_;
+  net::steady_timer timer_;
+};
+
+}  // namespace golden_path
