@@ -139,6 +139,7 @@ TEST_CASE("the five events arrive in order with increasing seq on every joined c
   }
   CHECK(other_thread->received_count() == 0);
   CHECK(alice->get_stats().events_emitted == 15);
+  CHECK(alice->get_stats().runs_started == 3);
 }
 
 TEST_CASE("agent_run: a run dropped early or unwound by an exception still completes, with an error") {

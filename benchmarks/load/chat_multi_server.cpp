@@ -1,5 +1,5 @@
 // uniws-load-baseline: the server a C++ user would otherwise write, modelled on the design of
-// Boost.Beast's chat-multi example, speaking enough of shared/PROTOCOL.md (login, /ws with a
+// Boost.Beast's chat-multi example, speaking enough of docs/protocol.md (login, /ws with a
 // token, join / ping / run_agent, the five events with a per-user seq) for uniws-load to drive
 // it exactly as it drives uniws-golden-path.
 //

@@ -1,4 +1,4 @@
-// uniws-load: drives a server that speaks shared/PROTOCOL.md (uniws-golden-path, or the
+// uniws-load: drives a server that speaks docs/protocol.md (uniws-golden-path, or the
 // chat-multi-style baseline) with K users x C connections from one thread, and reports
 // deliveries/s and run latency (run_agent sent -> agent_completed received on each of the
 // user's connections) as text and as one JSON line.

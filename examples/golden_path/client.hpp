@@ -42,6 +42,7 @@ inline void connect(beast::tcp_stream& stream, const server_address& at) {
 struct http_result {
   int status = 0;
   std::string body;
+  http::fields headers;
   json::value json() const { return json::parse(body); }
 };
 
@@ -53,17 +54,15 @@ inline http_result http_request(const server_address& at, http::verb verb, std::
   stream.expires_after(std::chrono::seconds(10));
   http::request<http::string_body> req{verb, target, 11};
   req.set(http::field::host, at.host);
-  for (auto& [f, v] : headers) req.set(f, v);
-  if (!body.empty()) {
-    req.set(http::field::content_type, "application/json");
-    req.body() = std::move(body);
-  }
+  if (!body.empty()) req.set(http::field::content_type, "application/json");
+  for (auto& [f, v] : headers) req.set(f, v);  // after: a test may send another content type
+  req.body() = std::move(body);
   req.prepare_payload();
   http::write(stream, req);
   beast::flat_buffer buffer;
   http::response<http::string_body> res;
   http::read(stream, buffer, res);
-  return {static_cast<int>(res.result_int()), res.body()};
+  return {static_cast<int>(res.result_int()), res.body(), static_cast<http::fields>(res.base())};
 }
 
 inline std::string login(const server_address& at, const std::string& user, const std::string& password) {

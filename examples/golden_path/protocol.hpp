@@ -1,5 +1,5 @@
 // What a client may send, parsed and checked without side effects (so it can be fuzzed):
-// the WebSocket frames of PROTOCOL.md and the login body. The server acts on the result.
+// the WebSocket frames of docs/protocol.md and the login body. The server acts on the result.
 #pragma once
 
 #include <boost/json.hpp>

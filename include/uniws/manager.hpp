@@ -44,6 +44,7 @@ struct manager_options {
   X(closed_as_slow, counter, "deliveries refused because the policy closed a slow consumer")          \
   X(sends_to_closed, counter, "deliveries refused by an already closed connection")                   \
   X(events_emitted, counter, "agent events emitted")                                                  \
+  X(runs_started, counter, "agent runs started (agent_started events emitted)")                       \
   X(unavailable_reports, counter, "times a service probe said unavailable for a user")                \
   X(events_published, counter, "emitted events the cluster broker took")                              \
   X(publish_failures, counter, "emitted events the cluster broker refused: delivered locally instead") \
@@ -149,6 +150,7 @@ class unified_manager {
   /// deliver_published on every node that holds the user, this one included).
   std::uint64_t emit(agent_event e) {
     std::lock_guard lock(emit_mutex_);  // one seq order, one delivery order (also into the broker)
+    if (e.type == agent_event_type::agent_started) stats_.add<&manager_stats::runs_started>();
     if (link_) {
       if (link_->publish(user_, e, seq_)) {
         stats_.add<&manager_stats::events_published>();

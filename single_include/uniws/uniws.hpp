@@ -176,49 +176,39 @@ class json_validator {
   }
 
   bool object(int depth) noexcept {
-    if (depth > max_depth_) return false;
-    ++pos_;  // '{'
-    skip_ws();
-    if (peek() == '}') {
-      ++pos_;
-      return true;
-    }
-    for (;;) {
-      skip_ws();
+    return sequence(depth, '}', [&]() noexcept {
       if (peek() != '"' || !string()) return false;
       skip_ws();
       if (peek() != ':') return false;
       ++pos_;
       skip_ws();
-      if (!value(depth)) return false;
-      skip_ws();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() != '}') return false;
-      ++pos_;
-      return true;
-    }
+      return value(depth);
+    });
   }
 
   bool array(int depth) noexcept {
+    return sequence(depth, ']', [&]() noexcept { return value(depth); });
+  }
+
+  // An object's or an array's body: elements separated by commas up to `close`.
+  template <class Element>
+  bool sequence(int depth, char close, Element element) noexcept {
     if (depth > max_depth_) return false;
-    ++pos_;  // '['
+    ++pos_;  // '{' or '['
     skip_ws();
-    if (peek() == ']') {
+    if (peek() == close) {
       ++pos_;
       return true;
     }
     for (;;) {
       skip_ws();
-      if (!value(depth)) return false;
+      if (!element()) return false;
       skip_ws();
       if (peek() == ',') {
         ++pos_;
         continue;
       }
-      if (peek() != ']') return false;
+      if (peek() != close) return false;
       ++pos_;
       return true;
     }
@@ -1219,6 +1209,7 @@ struct manager_options {
   X(closed_as_slow, counter, "deliveries refused because the policy closed a slow consumer")          \
   X(sends_to_closed, counter, "deliveries refused by an already closed connection")                   \
   X(events_emitted, counter, "agent events emitted")                                                  \
+  X(runs_started, counter, "agent runs started (agent_started events emitted)")                       \
   X(unavailable_reports, counter, "times a service probe said unavailable for a user")                \
   X(events_published, counter, "emitted events the cluster broker took")                              \
   X(publish_failures, counter, "emitted events the cluster broker refused: delivered locally instead") \
@@ -1324,6 +1315,7 @@ class unified_manager {
   /// deliver_published on every node that holds the user, this one included).
   std::uint64_t emit(agent_event e) {
     std::lock_guard lock(emit_mutex_);  // one seq order, one delivery order (also into the broker)
+    if (e.type == agent_event_type::agent_started) stats_.add<&manager_stats::runs_started>();
     if (link_) {
       if (link_->publish(user_, e, seq_)) {
         stats_.add<&manager_stats::events_published>();

@@ -80,7 +80,7 @@ void check_run(const std::vector<json::object>& frames, std::int64_t first_seq) 
 
 }  // namespace
 
-TEST_CASE("cluster: a run on node A reaches alice on A and on B once each, in order, and not bob") {
+TEST_CASE("cluster: a run on node A reaches alice on A and on B once each, in order, and not bob", "[proto-C2][proto-W9]") {
   cluster c;
   auto &a = c.a, &b = c.b;
   ws_client alice_a(a.port(), login(a.port(), "alice", "alice-pw"));
@@ -106,7 +106,7 @@ TEST_CASE("cluster: a run on node A reaches alice on A and on B once each, in or
   CHECK(stats.at("publish_failures").as_int64() == 0);
 }
 
-TEST_CASE("cluster: Redis killed mid-run and restarted - nodes serve locally, then across nodes again") {
+TEST_CASE("cluster: Redis killed mid-run and restarted - nodes serve locally, then across nodes again", "[proto-C2][proto-W9]") {
   cluster c;
   auto& redis = c.redis;
   auto &a = c.a, &b = c.b;

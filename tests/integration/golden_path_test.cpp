@@ -1,10 +1,11 @@
-// The golden path and every row of shared/PROTOCOL.md, over real sockets on 127.0.0.1,
-// against the real uniws-golden-path binary.
+// The golden path and the rules of docs/protocol.md, over real sockets on 127.0.0.1, against
+// the real uniws-golden-path binary. Each test names the rules it checks: [proto-ID].
 #include "../../examples/golden_path/client.hpp"
 #include "server_process.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -12,6 +13,8 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 using namespace uniws_test;
@@ -66,14 +69,14 @@ void expect_still_open(ws_client& ws) {
 
 }  // namespace
 
-TEST_CASE("start: --port 0 picks a free port and says so on the first line") {
+TEST_CASE("start: --port 0 picks a free port and says so on the first line", "[proto-S1]") {
   server_process server({"--agent-delay-ms", "1"});
   CHECK(server.port() != 0);
   CHECK(server.first_line() == "listening on http://127.0.0.1:" + std::to_string(server.port()));
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("HTTP: login, health, config, stats and 404") {
+TEST_CASE("HTTP: login, health, config, stats and 404", "[proto-H1][proto-H4][proto-H5][proto-H6][proto-H9]") {
   server_process server({"--agent-delay-ms", "1"});
   const auto port = server.port();
 
@@ -117,7 +120,7 @@ TEST_CASE("HTTP: login, health, config, stats and 404") {
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("WebSocket auth: no token, a wrong token and an expired token get 401 and no upgrade") {
+TEST_CASE("WebSocket auth: no token, a wrong token and an expired token get 401 and no upgrade", "[proto-W1]") {
   server_process server({"--agent-delay-ms", "1", "--token-ttl", "1"});
   const auto port = server.port();
   CHECK(ws_client::upgrade_status(port, std::nullopt) == 401);
@@ -131,7 +134,7 @@ TEST_CASE("WebSocket auth: no token, a wrong token and an expired token get 401 
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("the golden path: log in, open a WebSocket, run an agent, receive its five events") {
+TEST_CASE("the golden path: log in, open a WebSocket, run an agent, receive its five events", "[proto-W1][proto-W2][proto-W5][proto-W7]") {
   server_process server({"--agent-delay-ms", "1"});
   const auto port = server.port();
   SECTION("token as a Bearer header") {
@@ -147,7 +150,7 @@ TEST_CASE("the golden path: log in, open a WebSocket, run an agent, receive its 
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("a frame far bigger than one read slice arrives whole, also when sent in fragments") {
+TEST_CASE("a frame far bigger than one read slice arrives whole, also when sent in fragments", "[proto-W5]") {
   server_process server({"--agent-delay-ms", "1"});
   ws_client ws(server.port(), login(server.port(), "alice", "alice-pw"));
   std::string text;
@@ -159,7 +162,7 @@ TEST_CASE("a frame far bigger than one read slice arrives whole, also when sent 
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("ping, join and leave") {
+TEST_CASE("ping, join and leave", "[proto-W3][proto-W4][proto-W6]") {
   server_process server({"--agent-delay-ms", "1"});
   const auto port = server.port();
   const std::string token = login(port, "alice", "alice-pw");
@@ -180,7 +183,7 @@ TEST_CASE("ping, join and leave") {
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("two connections of alice both get the five events in order and bob gets none") {
+TEST_CASE("two connections of alice both get the five events in order and bob gets none", "[proto-W9]") {
   server_process server({"--agent-delay-ms", "1", "--threads", "2"});  // strands across two I/O threads
   const auto port = server.port();
   const std::string alice_token = login(port, "alice", "alice-pw");
@@ -200,7 +203,7 @@ TEST_CASE("two connections of alice both get the five events in order and bob ge
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("bad input gets its listed answer and the connection stays open") {
+TEST_CASE("bad input gets its listed answer and the connection stays open", "[proto-E1][proto-E2][proto-E3]") {
   server_process server({"--agent-delay-ms", "1", "--max-message-size", "4096"});
   const auto port = server.port();
   ws_client ws(port, login(port, "alice", "alice-pw"));
@@ -228,7 +231,7 @@ TEST_CASE("bad input gets its listed answer and the connection stays open") {
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("a slow consumer: bounded memory, the policy applies and is counted, others unaffected") {
+TEST_CASE("a slow consumer: bounded memory, the policy applies and is counted, others unaffected", "[proto-E4]") {
   const char* policy = GENERATE("drop-oldest", "close");
   server_process server({"--agent-delay-ms", "0", "--queue-messages", "64", "--queue-bytes", "1048576",
                          "--slow-consumer", policy});
@@ -269,7 +272,7 @@ TEST_CASE("a slow consumer: bounded memory, the policy applies and is counted, o
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("graceful shutdown: queued messages arrive, then close 1001, exit 0") {
+TEST_CASE("graceful shutdown: queued messages arrive, then close 1001, exit 0", "[proto-S2]") {
   server_process server({"--agent-delay-ms", "0"});
   const auto port = server.port();
   ws_client ws(port, login(port, "alice", "alice-pw"));
@@ -289,7 +292,7 @@ TEST_CASE("graceful shutdown: queued messages arrive, then close 1001, exit 0") 
   CHECK_THROWS(ws_client::upgrade_status(port, std::nullopt));  // nothing listens any more
 }
 
-TEST_CASE("a users file (--users FILE) replaces the demo users") {
+TEST_CASE("a users file (--users FILE) replaces the demo users", "[proto-H10]") {
   // In the temporary directory, never in the source tree.
   const std::string path = (std::filesystem::temp_directory_path() / ("uniws_users_" + std::to_string(::getpid()) + ".txt")).string();
   {
@@ -303,7 +306,7 @@ TEST_CASE("a users file (--users FILE) replaces the demo users") {
   std::filesystem::remove(path);
 }
 
-TEST_CASE("signed tokens: a token one node issued opens a WebSocket on another node with the same secret") {
+TEST_CASE("signed tokens: a token one node issued opens a WebSocket on another node with the same secret", "[proto-C1]") {
   const std::string secret = "shared-by-the-cluster-0123456789";
   server_process node_a({"--agent-delay-ms", "1", "--token-secret", secret});
   server_process node_b({"--agent-delay-ms", "1", "--token-secret", secret});
@@ -323,4 +326,132 @@ TEST_CASE("signed tokens: a token one node issued opens a WebSocket on another n
   ws.close();
   CHECK(node_a.stop() == 0);
   CHECK(node_b.stop() == 0);
+}
+
+namespace {
+
+// Runs the server binary with `args` to its end: its exit status and what it printed.
+std::pair<int, std::string> run_to_exit(const std::string& args) {
+  const std::string command = std::string(UNIWS_GOLDEN_PATH_SERVER) + " " + args + " 2>&1";
+  FILE* p = popen(command.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char chunk[4096];
+  for (std::size_t n; (n = fread(chunk, 1, sizeof chunk, p)) > 0;) out.append(chunk, n);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+}  // namespace
+
+TEST_CASE("--help lists every flag; a bad flag or value exits 2 naming it", "[proto-S3]") {
+  const auto [status, text] = run_to_exit("--help");
+  CHECK(status == 0);
+  for (const char* flag : {"--port", "--address", "--threads", "--users", "--token-ttl", "--token-secret", "--redis",
+                           "--max-message-size", "--queue-messages", "--queue-bytes", "--slow-consumer", "--idle-timeout",
+                           "--handshake-timeout", "--user-idle-ttl", "--drain-timeout-ms", "--agent-delay-ms"}) {
+    INFO(flag);
+    CHECK(text.find(flag) != std::string::npos);
+  }
+  const auto [unknown_status, unknown] = run_to_exit("--no-such-flag 1");
+  CHECK(unknown_status == 2);
+  CHECK(unknown.find("unknown option --no-such-flag") != std::string::npos);
+  const auto [bad_status, bad] = run_to_exit("--queue-bytes lots");
+  CHECK(bad_status == 2);
+  CHECK(bad.find("--queue-bytes expects a number") != std::string::npos);
+}
+
+TEST_CASE("login: JSON only (415 otherwise), the answer says when the token expires", "[proto-H1][proto-H2]") {
+  server_process server({"--token-ttl", "120"});
+  const auto port = server.port();
+  const std::string body = R"({"user":"alice","password":"alice-pw"})";
+  const auto ok = http_request(port, http::verb::post, "/login", body,
+                               {{http::field::content_type, "application/json; charset=utf-8"}});
+  CHECK(ok.status == 200);
+  CHECK(ok.json().at("expires_in").as_int64() == 120);
+  for (const char* type : {"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"}) {
+    INFO(type);
+    const auto r = http_request(port, http::verb::post, "/login", body, {{http::field::content_type, type}});
+    CHECK(r.status == 415);
+    CHECK(r.json().at("error").at("code").as_string() == "unsupported_media_type");
+  }
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("a known path with the wrong method: 405 with Allow", "[proto-H9]") {
+  server_process server;
+  const auto port = server.port();
+  for (const auto& [verb, path, allow] : std::vector<std::tuple<http::verb, std::string, std::string>>{
+           {http::verb::get, "/login", "POST"},
+           {http::verb::post, "/health", "GET"},
+           {http::verb::delete_, "/stats", "GET"},
+           {http::verb::put, "/config", "GET"}}) {
+    INFO(path);
+    const auto r = http_request(port, verb, path);
+    CHECK(r.status == 405);
+    CHECK(r.headers[http::field::allow] == allow);
+    CHECK(r.json().at("error").at("code").as_string() == "method_not_allowed");
+  }
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE("/health answers 503 once the drain has begun", "[proto-H4][proto-S2]") {
+  server_process server({"--agent-delay-ms", "0", "--drain-timeout-ms", "3000"});
+  const auto port = server.port();
+  // A kept-alive HTTP connection, opened before the signal (the listener closes at it).
+  net::io_context io;
+  beast::tcp_stream health(io);
+  health.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  auto get_health = [&] {
+    http::request<http::string_body> req{http::verb::get, "/health", 11};
+    req.set(http::field::host, "127.0.0.1");
+    http::write(health, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(health, buffer, res);
+    return std::pair{res.result_int(), res.body()};
+  };
+  CHECK(get_health().first == 200);
+
+  // A reader that never reads keeps the drain going until its timeout.
+  ws_client stalled(port, login(port, "alice", "alice-pw"));
+  stalled.send(json::object{{"type", "run_agent"}, {"thread_id", "t1"}, {"steps", 2000}, {"pad", 4096}});
+  std::this_thread::sleep_for(300ms);
+  kill(server.pid(), SIGTERM);
+  std::this_thread::sleep_for(300ms);
+  const auto [status, body] = get_health();
+  CHECK(status == 503);
+  CHECK(json::parse(body).at("status").as_string() == "draining");
+  CHECK(server.wait_for_exit() == 0);
+}
+
+TEST_CASE("seq counts the user's events across threads; a connection sees holes", "[proto-W8]") {
+  server_process server({"--agent-delay-ms", "1"});
+  const auto port = server.port();
+  const std::string token = login(port, "alice", "alice-pw");
+  ws_client both(port, token), only_t2(port, token);
+  only_t2.send(json::object{{"type", "join"}, {"thread_id", "t2"}});
+  expect_still_open(only_t2);
+
+  both.send(run_agent("t1"));
+  const auto t1 = both.read_until("agent_completed");
+  check_five_events(t1, "t1");
+  both.send(run_agent("t2"));
+  const auto t2 = both.read_until("agent_completed");
+  check_five_events(t2, "t2");
+  // One counter for the user: t2's run continues where t1's ended.
+  CHECK(t2.front().at("seq").as_int64() == t1.back().at("seq").as_int64() + 1);
+  // The connection that joined t2 only sees the same seqs: a hole where t1's events went.
+  const auto seen = only_t2.read_until("agent_completed");
+  check_five_events(seen, "t2");
+  CHECK(seen.front().at("seq").as_int64() == t2.front().at("seq").as_int64());
+  CHECK(seen.front().at("seq").as_int64() > 5);
+
+  // Another user's counter is their own.
+  ws_client bob(port, login(port, "bob", "bob-pw"));
+  bob.send(run_agent("t1"));
+  const auto bobs = bob.read_until("agent_completed");
+  check_five_events(bobs, "t1");
+  CHECK(bobs.front().at("seq").as_int64() == 1);
+  CHECK(server.stop() == 0);
 }

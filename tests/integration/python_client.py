@@ -2,8 +2,9 @@
 """The golden path, driven by a client nobody here wrote: Debian's python3-websockets.
 
 Usage: python_client.py PATH/TO/uniws-golden-path
-Starts the server on a free port, walks PROTOCOL.md's golden path with two tabs of
+Starts the server on a free port, walks docs/protocol.md's golden path with two tabs of
 alice and one of bob, checks the answers, then stops the server with SIGTERM.
+Rules checked: proto-S1 proto-H1 proto-W1 proto-W5 proto-W7 proto-W9 proto-S2
 """
 import asyncio
 import json

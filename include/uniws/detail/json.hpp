@@ -143,49 +143,39 @@ class json_validator {
   }
 
   bool object(int depth) noexcept {
-    if (depth > max_depth_) return false;
-    ++pos_;  // '{'
-    skip_ws();
-    if (peek() == '}') {
-      ++pos_;
-      return true;
-    }
-    for (;;) {
-      skip_ws();
+    return sequence(depth, '}', [&]() noexcept {
       if (peek() != '"' || !string()) return false;
       skip_ws();
       if (peek() != ':') return false;
       ++pos_;
       skip_ws();
-      if (!value(depth)) return false;
-      skip_ws();
-      if (peek() == ',') {
-        ++pos_;
-        continue;
-      }
-      if (peek() != '}') return false;
-      ++pos_;
-      return true;
-    }
+      return value(depth);
+    });
   }
 
   bool array(int depth) noexcept {
+    return sequence(depth, ']', [&]() noexcept { return value(depth); });
+  }
+
+  // An object's or an array's body: elements separated by commas up to `close`.
+  template <class Element>
+  bool sequence(int depth, char close, Element element) noexcept {
     if (depth > max_depth_) return false;
-    ++pos_;  // '['
+    ++pos_;  // '{' or '['
     skip_ws();
-    if (peek() == ']') {
+    if (peek() == close) {
       ++pos_;
       return true;
     }
     for (;;) {
       skip_ws();
-      if (!value(depth)) return false;
+      if (!element()) return false;
       skip_ws();
       if (peek() == ',') {
         ++pos_;
         continue;
       }
-      if (peek() != ']') return false;
+      if (peek() != close) return false;
       ++pos_;
       return true;
     }

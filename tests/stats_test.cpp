@@ -1,0 +1,72 @@
+// uniws/stats.hpp: the stats structs derived from their one list.
+#include <uniws/broker.hpp>
+#include <uniws/factory.hpp>
+#include <uniws/manager.hpp>
+#include <uniws/stats.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <string_view>
+
+namespace {
+
+// Every field of S, set through the table, summed by +=, read back by for_each_stat: a field
+// missing from any of them, or two entries naming one member, shows as a wrong sum or name.
+template <class S>
+void check_derived(std::set<std::string_view> expected_names) {
+  S a, b;
+  const auto fields = S::fields();
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    a.*fields[i].member = i + 1;
+    b.*fields[i].member = 100 * (i + 1);
+  }
+  a += b;
+  std::size_t i = 0;
+  std::set<std::string_view> names;
+  uniws::for_each_stat(a, [&](const uniws::stat_field<S>& f, std::uint64_t value) {
+    CHECK(f.name == fields[i].name);
+    CHECK(value == 101 * (i + 1));
+    CHECK_FALSE(f.help.empty());
+    names.insert(f.name);
+    ++i;
+  });
+  CHECK(i == fields.size());
+  CHECK(names == expected_names);
+}
+
+}  // namespace
+
+TEST_CASE("manager, factory and broker stats: fields, +=, names and help come from one list") {
+  check_derived<uniws::manager_stats>({"connections", "threads", "messages_sent", "bytes_sent", "messages_dropped",
+                                       "closed_as_slow", "sends_to_closed", "events_emitted", "runs_started",
+                                       "unavailable_reports", "events_published", "publish_failures", "restamped"});
+  check_derived<uniws::factory_counters>({"users", "probe_failures", "unrouted"});
+  check_derived<uniws::broker_stats>({"connected", "published", "publish_failed", "received", "reconnects"});
+}
+
+TEST_CASE("kinds: levels are gauges, everything that only grows is a counter") {
+  for (const auto& f : uniws::manager_stats::fields()) {
+    INFO(f.name);
+    const bool level = f.name == "connections" || f.name == "threads";
+    CHECK(f.kind == (level ? uniws::stat_kind::gauge : uniws::stat_kind::counter));
+  }
+  CHECK(uniws::to_string(uniws::stat_kind::counter) == "counter");
+  CHECK(uniws::to_string(uniws::stat_kind::gauge) == "gauge");
+}
+
+TEST_CASE("atomic_stats: add and set land in their own field of the snapshot") {
+  uniws::atomic_stats<uniws::broker_stats> live;
+  live.add<&uniws::broker_stats::published>(5);
+  live.add<&uniws::broker_stats::received>();
+  live.set<&uniws::broker_stats::connected>(1);
+  const uniws::broker_stats s = live.snapshot();
+  CHECK(s.published == 5);
+  CHECK(s.received == 1);
+  CHECK(s.connected == 1);
+  CHECK(s.publish_failed == 0);
+  CHECK(s.reconnects == 0);
+  CHECK(live.get<&uniws::broker_stats::published>() == 5);
+}
