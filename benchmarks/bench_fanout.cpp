@@ -8,10 +8,13 @@
 // it out. Two reader speeds: "keeps up" (every write completes before the next send) and
 // "burst:64" (64 sends queue up before the writes complete, as when an agent streams faster
 // than a socket drains). Reported: ns per delivery (the inverse of items_per_second) and
-// heap allocations per delivery and per send.
+// heap allocations per delivery and per send. uniws_measured is uniws_manager with the
+// delivery metrics recorded (stamped messages, a histogram observation per delivery): its
+// ratio to uniws_manager is what /metrics costs on the fan-out path.
 #include "alloc_counter.hpp"
 #include "ratio_reporter.hpp"
 
+#include <uniws/histogram.hpp>
 #include <uniws/manager.hpp>
 #include <uniws/testing.hpp>
 
@@ -36,21 +39,27 @@ void report(benchmark::State& state, long allocations_before, std::int64_t conne
   state.counters["allocs_per_send"] = allocations / sends;
 }
 
-void uniws_manager(benchmark::State& state) {
+// `metrics`: each message is stamped when it is made, as an emitted event is, and each
+// connection records the delivery latency and the queue depth when its client reads
+// (uniws::delivery_metrics, what /metrics exports); null: nothing is measured.
+void fan_out(benchmark::State& state, uniws::delivery_metrics* metrics) {
   const auto n = state.range(0);
   const auto burst = state.range(1);
   uniws::unified_manager<uniws::testing::memory_connection> manager;
   std::vector<std::shared_ptr<uniws::testing::memory_connection>> connections;
   constexpr std::size_t batch = 256;  // a reader that keeps up is cleared every `batch` sends
   for (std::int64_t i = 0; i < n; ++i) {
-    connections.push_back(std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
+    connections.push_back(
+        std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i), uniws::send_queue_limits{}, metrics));
     connections.back()->reserve(batch + static_cast<std::size_t>(burst));
     manager.add_connection(connections.back());
   }
   auto one_round = [&] {
     if (burst > 1)
       for (auto& c : connections) c->set_slow(true);  // writes still in flight
-    for (std::int64_t b = 0; b < burst; ++b) manager.send_to_user(uniws::message::copy_of(event_text));
+    for (std::int64_t b = 0; b < burst; ++b)
+      manager.send_to_user(metrics ? uniws::message::copy_of(event_text, uniws::message::clock::now())
+                                   : uniws::message::copy_of(event_text));
     if (burst > 1)
       for (auto& c : connections) c->set_slow(false);  // all writes complete
   };
@@ -66,6 +75,14 @@ void uniws_manager(benchmark::State& state) {
       for (auto& c : connections) c->clear_received();
   }
   report(state, before, n, burst);
+}
+
+void uniws_manager(benchmark::State& state) { fan_out(state, nullptr); }
+
+// The same with the delivery-latency and queue-depth histograms recorded: their cost.
+void uniws_measured(benchmark::State& state) {
+  uniws::delivery_metrics metrics;
+  fan_out(state, &metrics);
 }
 
 // ---- the chat-multi pattern ----
@@ -146,6 +163,7 @@ void fanout_args(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(uniws_manager)->Apply(fanout_args);
+BENCHMARK(uniws_measured)->Apply(fanout_args);
 BENCHMARK(chat_multi)->Apply(fanout_args);
 
-int main(int argc, char** argv) { return uniws_bench::run_with_ratios(argc, argv, {"chat_multi"}); }
+int main(int argc, char** argv) { return uniws_bench::run_with_ratios(argc, argv, {"chat_multi", "uniws_manager"}); }

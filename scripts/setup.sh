@@ -13,6 +13,7 @@ packages=(
   libtbb-dev libcds-dev  # benchmark peers for the registry
   python3-websockets     # a WebSocket client nobody here wrote
   libhiredis-dev redis-server  # the Redis broker (uniws/redis/) and its cluster tests
+  prometheus python3-prometheus-client  # /metrics read by a real Prometheus and a parser nobody here wrote
 )
 
 missing=()

@@ -209,3 +209,20 @@ TEST_CASE("the peer vanishing mid-write: writes fail, the rest is counted as dis
   CHECK(counted == t.accepted);
   CHECK(link.server().discarded() > 0);
 }
+
+TEST_CASE("delivery metrics: each stamped message's latency is recorded once it is written, replies are not") {
+  uniws::delivery_metrics metrics;
+  loopback link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{1} << 20}, .metrics = &metrics});
+  const auto emitted = uniws::message::clock::now() - 2ms;  // at least 2 ms before it is written
+  for (int n = 0; n < 100; ++n) link.server().try_send(uniws::message::copy_of(payload(0, n), emitted));
+  for (int n = 0; n < 10; ++n) link.server().try_send(uniws::message::copy_of("reply"));  // not an event
+  for (int n = 0; n < 110; ++n) REQUIRE(link.read());
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (link.server().messages_written() < 110 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+
+  const uniws::histogram::snapshot latency = metrics.delivery_seconds.read();
+  CHECK(latency.count == 100);
+  CHECK(latency.cumulative.front() == 0);  // the first bucket is 50 us: each waited 2 ms or more
+  CHECK(latency.sum >= 100 * 0.002);
+  CHECK(metrics.queue_bytes.read().count == 110);  // one observation per write, replies included
+}

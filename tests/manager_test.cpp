@@ -202,7 +202,7 @@ TEST_CASE("sends to closed and slow connections are counted, never thrown") {
   CHECK(slow_dropping->dropped() == 6);
   CHECK(slow_closing->closed_with() == uniws::close_code::policy_violation);
   CHECK(s.sends_to_closed == 10 + 5);     // the closed one, and the slow one after it closed
-  CHECK(s.closed_as_slow == 1);           // the delivery that tripped the policy
+  CHECK(s.connections_closed_slow == 1);           // the delivery that tripped the policy
   CHECK(s.messages_dropped == 6);
   CHECK(s.messages_sent == 10 + 10 + 4);  // healthy, slow_dropping (drops still queue), slow_closing's first 4
   CHECK(s.bytes_sent == s.messages_sent * 10);

@@ -41,7 +41,7 @@ void check_derived(std::set<std::string_view> expected_names) {
 
 TEST_CASE("manager, factory and broker stats: fields, +=, names and help come from one list") {
   check_derived<uniws::manager_stats>({"connections", "threads", "messages_sent", "bytes_sent", "messages_dropped",
-                                       "closed_as_slow", "sends_to_closed", "events_emitted", "runs_started",
+                                       "connections_closed_slow", "sends_to_closed", "events_emitted", "runs_started",
                                        "unavailable_reports", "events_published", "publish_failures", "restamped"});
   check_derived<uniws::factory_counters>({"users", "probe_failures", "unrouted"});
   check_derived<uniws::broker_stats>({"connected", "published", "publish_failed", "received", "reconnects"});

@@ -1,4 +1,4 @@
-// The example's users and tokens: enough to make the golden path real (log in, then open
+// auth.hpp - the example's users and tokens: enough to make the golden path real (log in, then open
 // a WebSocket with the token), no more. Tokens are 128 random bits and expire.
 #pragma once
 

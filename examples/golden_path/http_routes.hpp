@@ -1,5 +1,5 @@
-// http_routes.hpp - the plain HTTP API: POST /login, GET /health, /config, /stats; every
-// other request gets a JSON error. One request in, one response out, no I/O.
+// http_routes.hpp - the plain HTTP API: POST /login, GET /health; for operators GET /config,
+// /stats, /metrics; every other request gets a JSON error. One request in, one response out.
 #pragma once
 
 #include "metrics.hpp"
@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,22 +75,37 @@ inline response handle_stats(server_state& s, const request& req) {
   return json_response(req, http::status::ok, stats_body(s));
 }
 
+inline response handle_metrics(server_state& s, const request& req) {
+  response res = json_response(req, http::status::ok, metrics_body(s));
+  res.set(http::field::content_type, uniws::prometheus::content_type);
+  return res;
+}
+
+/// Which routes a listener serves: with --admin-port the operator's routes move there.
+enum class audience : std::uint8_t { everyone, clients, operators };
+
 // The HTTP API, declared once: route() and the 405's Allow header are read from it.
 struct http_route {
   std::string_view path;
   http::verb method;
   response (*handle)(server_state&, const request&);
+  bool for_operators;  // user and connection counts: not for everyone when there is an admin port
 };
 inline constexpr http_route http_routes[] = {
-    {"/login", http::verb::post, handle_login},
-    {"/health", http::verb::get, handle_health},
-    {"/config", http::verb::get, handle_config},
-    {"/stats", http::verb::get, handle_stats},
+    {"/login", http::verb::post, handle_login, false},
+    {"/health", http::verb::get, handle_health, false},
+    {"/config", http::verb::get, handle_config, true},
+    {"/stats", http::verb::get, handle_stats, true},
+    {"/metrics", http::verb::get, handle_metrics, true},
 };
 
-inline response route(server_state& s, const request& req, std::string_view path) {
+inline bool serves(audience a, bool for_operators) {
+  return a == audience::everyone || for_operators == (a == audience::operators);
+}
+
+inline response route(server_state& s, const request& req, std::string_view path, audience a) {
   for (const http_route& r : http_routes) {
-    if (r.path != path) continue;
+    if (r.path != path || !serves(a, r.for_operators)) continue;
     if (r.method == req.method()) return r.handle(s, req);
     response res = error_response(req, http::status::method_not_allowed, "method_not_allowed",
                                   "use " + std::string(http::to_string(r.method)));

@@ -28,7 +28,7 @@ inline std::optional<response> refuse_upgrade(server_state& s, const request& re
   return std::nullopt;
 }
 
-inline net::awaitable<void> http_session(server_state& s, http_stream stream) {
+inline net::awaitable<void> http_session(server_state& s, http_stream stream, audience a) {
   beast::flat_buffer buffer;
   for (;;) {
     http::request_parser<http::string_body> parser;
@@ -40,7 +40,7 @@ inline net::awaitable<void> http_session(server_state& s, http_stream stream) {
     s.stats.add<&server_stats::http_requests>();
     const auto [path, query] = split_target(req.target());
 
-    if (path == "/ws") {
+    if (path == "/ws" && a != audience::operators) {
       const std::optional<std::string> user = authenticate(s, req, query);
       if (std::optional<response> refusal = refuse_upgrade(s, req, user)) {
         refusal->keep_alive(false);
@@ -57,7 +57,7 @@ inline net::awaitable<void> http_session(server_state& s, http_stream stream) {
       co_return;
     }
 
-    response res = route(s, req, path);
+    response res = route(s, req, path, a);
     const bool keep_alive = res.keep_alive();
     auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
     if (wec || !keep_alive) {

@@ -13,9 +13,9 @@
 namespace golden_path {
 
 /// Opens, binds and listens; throws what Asio throws (address in use, bad address).
-inline tcp::acceptor open_acceptor(net::io_context& io, const options& o) {
+inline tcp::acceptor open_acceptor(net::io_context& io, const std::string& address, unsigned short port) {
   tcp::acceptor acceptor(io);
-  const tcp::endpoint endpoint(net::ip::make_address(o.address), o.port);
+  const tcp::endpoint endpoint(net::ip::make_address(address), port);
   acceptor.open(endpoint.protocol());
   acceptor.set_option(net::socket_base::reuse_address(true));
   acceptor.bind(endpoint);
@@ -23,7 +23,7 @@ inline tcp::acceptor open_acceptor(net::io_context& io, const options& o) {
   return acceptor;
 }
 
-inline net::awaitable<void> listen(server_state& s, tcp::acceptor& acceptor, net::io_context& io) {
+inline net::awaitable<void> listen(server_state& s, tcp::acceptor& acceptor, net::io_context& io, audience a) {
   // Connections take their strand from a fixed pool, as io_context::strand does: a strand of
   // its own would be another block per idle connection, and sharing one only orders handlers
   // that could have run in parallel. (A strand of the acceptor's any_io_executor would not fit
@@ -41,7 +41,7 @@ inline net::awaitable<void> listen(server_state& s, tcp::acceptor& acceptor, net
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto executor = socket.get_executor();
-    net::co_spawn(executor, http_session(s, http_stream(std::move(socket))), net::detached);
+    net::co_spawn(executor, http_session(s, http_stream(std::move(socket)), a), net::detached);
   }
 }
 

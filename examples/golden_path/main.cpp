@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   // The io_context outlives the server state: sockets die before their executor does.
   net::io_context io(static_cast<int>(opts.threads));
   std::unique_ptr<gp::server_state> state;
-  std::optional<gp::tcp::acceptor> acceptor;
+  std::optional<gp::tcp::acceptor> acceptor, admin_acceptor;
   try {
     state = std::make_unique<gp::server_state>(opts, net::make_strand(io));
   } catch (const std::exception& e) {
@@ -49,9 +49,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    acceptor.emplace(gp::open_acceptor(io, opts));
+    acceptor.emplace(gp::open_acceptor(io, opts.address, opts.port));
+    if (opts.admin_port) admin_acceptor.emplace(gp::open_acceptor(io, opts.admin_address, *opts.admin_port));
   } catch (const std::exception& e) {
-    std::cerr << "uniws-golden-path: cannot listen on " << opts.address << ":" << opts.port << ": " << e.what() << "\n";
+    std::cerr << "uniws-golden-path: cannot listen: " << e.what() << "\n";
     return 1;
   }
 
@@ -59,13 +60,21 @@ int main(int argc, char** argv) {
   gp::graceful_shutdown shutdown(io, *state, [&] {
     boost::system::error_code ignored;
     acceptor->close(ignored);
+    if (admin_acceptor) admin_acceptor->close(ignored);
     sweeper.cancel();
   });
-  net::co_spawn(io, gp::listen(*state, *acceptor, io), net::detached);
+  // Without an admin port, one listener serves everyone; with one, operators' routes move there.
+  net::co_spawn(io, gp::listen(*state, *acceptor, io, admin_acceptor ? gp::audience::clients : gp::audience::everyone),
+                net::detached);
+  if (admin_acceptor) net::co_spawn(io, gp::listen(*state, *admin_acceptor, io, gp::audience::operators), net::detached);
 
   // Announced only now that SIGTERM is handled: a script may signal as soon as it reads this.
   const auto bound = acceptor->local_endpoint();
   std::cout << "listening on http://" << bound.address().to_string() << ":" << bound.port() << std::endl;
+  if (admin_acceptor) {
+    const auto admin = admin_acceptor->local_endpoint();
+    std::cout << "admin on http://" << admin.address().to_string() << ":" << admin.port() << std::endl;
+  }
 
   {
     std::vector<std::jthread> pool;

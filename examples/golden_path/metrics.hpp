@@ -1,9 +1,11 @@
-// metrics.hpp - renders the counters for operators: GET /stats as one flat JSON object, every
-// field of every stats list (factory, managers, broker, server) under its own name.
+// metrics.hpp - renders the counters for operators, every field of every stats list (factory,
+// managers, broker, server) under its own name: GET /stats as one flat JSON object, GET
+// /metrics as Prometheus text with the delivery-latency and queue-depth histograms.
 #pragma once
 
 #include "server_state.hpp"
 
+#include <uniws/prometheus.hpp>
 #include <uniws/stats.hpp>
 
 #include <boost/json.hpp>
@@ -28,6 +30,20 @@ inline std::string stats_body(server_state& s) {
   append_stats(out, s.factory.get_broker().stats(), "broker_");
   append_stats(out, s.stats.snapshot());
   return boost::json::serialize(out);
+}
+
+inline std::string metrics_body(server_state& s) {
+  const uniws::factory_stats f = s.factory.get_stats();
+  std::string out;
+  uniws::prometheus::text_writer w(out);
+  w.stats(static_cast<const uniws::factory_counters&>(f));
+  w.stats(f.managers);
+  w.stats(s.factory.get_broker().stats(), "broker_");
+  w.stats(s.stats.snapshot());
+  w.histogram("delivery_seconds", "an event emitted -> its frame written to the socket, per delivery",
+              s.metrics.delivery_seconds.read());
+  w.histogram("queue_bytes", "bytes in a connection's send queue when a write starts", s.metrics.queue_bytes.read());
+  return out;
 }
 
 }  // namespace golden_path

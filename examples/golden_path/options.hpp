@@ -24,6 +24,8 @@ namespace golden_path {
 struct options {
   std::string address = "127.0.0.1";
   unsigned short port = 8080;
+  std::optional<unsigned short> admin_port;  // /config, /stats, /metrics there only
+  std::string admin_address = "127.0.0.1";
   unsigned threads = 1;
   std::optional<std::string> users_file;
   std::chrono::seconds token_ttl{3600};
@@ -89,6 +91,10 @@ inline const std::vector<flag>& flags() {
   static const std::vector<flag> table = {
       {"--port", "N", "TCP port; 0 picks a free one", number<unsigned short, &options::port>(0, 65535)},
       {"--address", "A", "address to listen on", [](options& o, std::string_view v) { o.address = v; }},
+      {"--admin-port", "N", "serve /config, /stats and /metrics here only, not on --port; 0 picks a free one",
+       [](options& o, std::string_view v) { o.admin_port = parse_number<unsigned short>(v, 0, 65535); }},
+      {"--admin-address", "A", "address of the admin port (default 127.0.0.1)",
+       [](options& o, std::string_view v) { o.admin_address = v; }},
       {"--threads", "N", "I/O threads", number<unsigned, &options::threads>(1, 256), "threads", show_count<&options::threads>},
       {"--users", "FILE", "one name:password a line (default: alice:alice-pw, bob:bob-pw)",
        [](options& o, std::string_view v) { o.users_file = std::string(v); }},

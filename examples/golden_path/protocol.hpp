@@ -1,4 +1,4 @@
-// What a client may send, parsed and checked without side effects (so it can be fuzzed):
+// protocol.hpp - what a client may send, parsed and checked without side effects (so it can be fuzzed):
 // the WebSocket frames of docs/protocol.md and the login body. The server acts on the result.
 #pragma once
 

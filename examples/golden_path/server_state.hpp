@@ -60,13 +60,14 @@ struct server_state {
   token_store tokens;
   factory_type factory;
   uniws::atomic_stats<server_stats> stats;
+  uniws::delivery_metrics metrics;  // recorded by every connection's write loop
   std::atomic<bool> draining{false};
   std::atomic<uniws::connection_id> next_connection_id{1};
   std::atomic<std::uint64_t> next_run_id{1};
   // WebSockets added to a manager and not yet finished: the drain waits for this to reach 0.
   std::atomic<std::size_t> open_websockets{0};
 
-  uniws::beast::connection_options connection_options() const {
+  uniws::beast::connection_options connection_options() {
     return {.queue = {.max_messages = opts.queue_messages,
                       .max_bytes = opts.queue_bytes,
                       .policy = opts.policy,
@@ -74,7 +75,8 @@ struct server_state {
             .read_message_max = opts.max_message_size,
             .handshake_timeout = opts.handshake_timeout,
             .idle_timeout = opts.idle_timeout,
-            .keep_alive_pings = true};
+            .keep_alive_pings = true,
+            .metrics = &metrics};
   }
 };
 

@@ -1,4 +1,4 @@
-// SHA-256 (FIPS 180-4) and HMAC-SHA-256 (RFC 2104), enough to sign the example server's
+// sha256.hpp - SHA-256 (FIPS 180-4) and HMAC-SHA-256 (RFC 2104), enough to sign the example server's
 // tokens with a secret every node of a cluster shares. Not a general crypto library: the
 // example stays free of OpenSSL; a real service would use its own.
 #pragma once

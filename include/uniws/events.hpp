@@ -60,7 +60,7 @@ inline message encode_event(const agent_event& e, std::uint64_t seq) {
   out += ",\"payload\":";
   out += e.payload.str();
   out.push_back('}');
-  return message::copy_of(out);
+  return message::copy_of(out, message::clock::now());
 }
 
 /// The envelope `encoded` (made by encode_event) with its seq replaced. The first `,"seq":` is
@@ -79,7 +79,7 @@ inline message restamp_event(const message& encoded, std::uint64_t seq) {
   out.append(text.substr(0, digits));
   out += std::to_string(seq);
   out.append(text.substr(end));
-  return message::copy_of(out);
+  return message::copy_of(out, encoded.emitted_at());
 }
 
 /// Where an agent_run sends its events: a manager reference, or any sink with emit().

@@ -41,7 +41,7 @@ struct manager_options {
   X(messages_sent, counter, "deliveries a connection accepted (queued)")                              \
   X(bytes_sent, counter, "bytes of the deliveries a connection accepted")                             \
   X(messages_dropped, counter, "deliveries that made a full queue drop a message")                    \
-  X(closed_as_slow, counter, "deliveries refused because the policy closed a slow consumer")          \
+  X(connections_closed_slow, counter, "connections closed as slow consumers (full queue, close policy)")       \
   X(sends_to_closed, counter, "deliveries refused by an already closed connection")                   \
   X(events_emitted, counter, "agent events emitted")                                                  \
   X(runs_started, counter, "agent runs started (agent_started events emitted)")                       \
@@ -282,7 +282,7 @@ class unified_manager {
       stats_.add<&manager_stats::bytes_sent>(accepted * m.size());
     }
     if (dropped) stats_.add<&manager_stats::messages_dropped>(dropped);
-    if (slow) stats_.add<&manager_stats::closed_as_slow>(slow);
+    if (slow) stats_.add<&manager_stats::connections_closed_slow>(slow);
     if (closed) stats_.add<&manager_stats::sends_to_closed>(closed);
     return static_cast<std::size_t>(accepted);
   }

@@ -5,6 +5,7 @@
 #include <uniws/detail/json.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -70,10 +71,14 @@ class message {
  public:
   message() noexcept = default;
 
-  /// A message holding a copy of `bytes` (the one allocation of its lifetime).
-  static message copy_of(std::string_view bytes) {
+  using clock = std::chrono::steady_clock;
+
+  /// A message holding a copy of `bytes` (the one allocation of its lifetime). An event's
+  /// message is stamped with when it was emitted: the delivery latency is measured from
+  /// there. Others (replies, errors) are not stamped and not measured.
+  static message copy_of(std::string_view bytes, clock::time_point emitted = {}) {
     void* raw = ::operator new(sizeof(header) + bytes.size());
-    auto* h = ::new (raw) header{bytes.size()};
+    auto* h = ::new (raw) header{bytes.size(), emitted.time_since_epoch().count()};
     if (!bytes.empty()) std::memcpy(static_cast<char*>(raw) + sizeof(header), bytes.data(), bytes.size());
     return message(h);
   }
@@ -100,6 +105,12 @@ class message {
   [[nodiscard]] const char* data() const noexcept { return text().data(); }
   [[nodiscard]] std::size_t size() const noexcept { return header_ ? header_->size : 0; }
   [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+
+  /// When its event was emitted; the clock's epoch if it is not an event's.
+  [[nodiscard]] clock::time_point emitted_at() const noexcept {
+    return clock::time_point(clock::duration(header_ ? header_->emitted : 0));
+  }
+  [[nodiscard]] bool is_stamped() const noexcept { return header_ && header_->emitted != 0; }
   /// How many messages share this buffer (for tests and diagnostics).
   [[nodiscard]] long use_count() const noexcept {
     return header_ ? static_cast<long>(header_->refs.load(std::memory_order_relaxed)) : 0;
@@ -109,9 +120,10 @@ class message {
 
  private:
   struct header {
-    explicit header(std::size_t n) noexcept : size(n) {}
+    header(std::size_t n, clock::rep e) noexcept : size(n), emitted(e) {}
     std::atomic<std::uint32_t> refs{1};
     std::size_t size;
+    clock::rep emitted;  // 0: not stamped
   };
   explicit message(header* h) noexcept : header_(h) {}
   header* header_ = nullptr;

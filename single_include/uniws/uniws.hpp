@@ -333,10 +333,14 @@ class message {
  public:
   message() noexcept = default;
 
-  /// A message holding a copy of `bytes` (the one allocation of its lifetime).
-  static message copy_of(std::string_view bytes) {
+  using clock = std::chrono::steady_clock;
+
+  /// A message holding a copy of `bytes` (the one allocation of its lifetime). An event's
+  /// message is stamped with when it was emitted: the delivery latency is measured from
+  /// there. Others (replies, errors) are not stamped and not measured.
+  static message copy_of(std::string_view bytes, clock::time_point emitted = {}) {
     void* raw = ::operator new(sizeof(header) + bytes.size());
-    auto* h = ::new (raw) header{bytes.size()};
+    auto* h = ::new (raw) header{bytes.size(), emitted.time_since_epoch().count()};
     if (!bytes.empty()) std::memcpy(static_cast<char*>(raw) + sizeof(header), bytes.data(), bytes.size());
     return message(h);
   }
@@ -363,6 +367,12 @@ class message {
   [[nodiscard]] const char* data() const noexcept { return text().data(); }
   [[nodiscard]] std::size_t size() const noexcept { return header_ ? header_->size : 0; }
   [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+
+  /// When its event was emitted; the clock's epoch if it is not an event's.
+  [[nodiscard]] clock::time_point emitted_at() const noexcept {
+    return clock::time_point(clock::duration(header_ ? header_->emitted : 0));
+  }
+  [[nodiscard]] bool is_stamped() const noexcept { return header_ && header_->emitted != 0; }
   /// How many messages share this buffer (for tests and diagnostics).
   [[nodiscard]] long use_count() const noexcept {
     return header_ ? static_cast<long>(header_->refs.load(std::memory_order_relaxed)) : 0;
@@ -372,9 +382,10 @@ class message {
 
  private:
   struct header {
-    explicit header(std::size_t n) noexcept : size(n) {}
+    header(std::size_t n, clock::rep e) noexcept : size(n), emitted(e) {}
     std::atomic<std::uint32_t> refs{1};
     std::size_t size;
+    clock::rep emitted;  // 0: not stamped
   };
   explicit message(header* h) noexcept : header_(h) {}
   header* header_ = nullptr;
@@ -458,7 +469,7 @@ inline message encode_event(const agent_event& e, std::uint64_t seq) {
   out += ",\"payload\":";
   out += e.payload.str();
   out.push_back('}');
-  return message::copy_of(out);
+  return message::copy_of(out, message::clock::now());
 }
 
 /// The envelope `encoded` (made by encode_event) with its seq replaced. The first `,"seq":` is
@@ -477,7 +488,7 @@ inline message restamp_event(const message& encoded, std::uint64_t seq) {
   out.append(text.substr(0, digits));
   out += std::to_string(seq);
   out.append(text.substr(end));
-  return message::copy_of(out);
+  return message::copy_of(out, encoded.emitted_at());
 }
 
 /// Where an agent_run sends its events: a manager reference, or any sink with emit().
@@ -1206,7 +1217,7 @@ struct manager_options {
   X(messages_sent, counter, "deliveries a connection accepted (queued)")                              \
   X(bytes_sent, counter, "bytes of the deliveries a connection accepted")                             \
   X(messages_dropped, counter, "deliveries that made a full queue drop a message")                    \
-  X(closed_as_slow, counter, "deliveries refused because the policy closed a slow consumer")          \
+  X(connections_closed_slow, counter, "connections closed as slow consumers (full queue, close policy)")       \
   X(sends_to_closed, counter, "deliveries refused by an already closed connection")                   \
   X(events_emitted, counter, "agent events emitted")                                                  \
   X(runs_started, counter, "agent runs started (agent_started events emitted)")                       \
@@ -1447,7 +1458,7 @@ class unified_manager {
       stats_.add<&manager_stats::bytes_sent>(accepted * m.size());
     }
     if (dropped) stats_.add<&manager_stats::messages_dropped>(dropped);
-    if (slow) stats_.add<&manager_stats::closed_as_slow>(slow);
+    if (slow) stats_.add<&manager_stats::connections_closed_slow>(slow);
     if (closed) stats_.add<&manager_stats::sends_to_closed>(closed);
     return static_cast<std::size_t>(accepted);
   }

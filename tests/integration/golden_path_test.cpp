@@ -111,7 +111,7 @@ TEST_CASE("HTTP: login, health, config, stats and 404", "[proto-H1][proto-H4][pr
 
   const auto stats = http_request(port, http::verb::get, "/stats");
   CHECK(stats.status == 200);
-  for (const char* key : {"users", "connections", "messages_sent", "messages_dropped", "closed_as_slow"})
+  for (const char* key : {"users", "connections", "messages_sent", "messages_dropped", "connections_closed_slow"})
     CHECK(stats.json().as_object().contains(key));
 
   const auto missing = http_request(port, http::verb::get, "/nothing-here");
@@ -258,7 +258,7 @@ TEST_CASE("a slow consumer: bounded memory, the policy applies and is counted, o
   if (std::string(policy) == "drop-oldest") {
     CHECK(stats.at("messages_dropped").as_int64() > 0);
   } else {
-    CHECK(stats.at("closed_as_slow").as_int64() == 1);
+    CHECK(stats.at("connections_closed_slow").as_int64() == 1);
   }
   const long rss_after = server.rss_kib();
   INFO("RSS before " << rss_before << " KiB, after " << rss_after << " KiB");
@@ -344,7 +344,7 @@ std::pair<int, std::string> run_to_exit(const std::string& args) {
 
 }  // namespace
 
-TEST_CASE("--help lists every flag; a bad flag or value exits 2 naming it", "[proto-S3]") {
+TEST_CASE("--help lists every flag, and a bad flag or value exits 2 naming it", "[proto-S3]") {
   const auto [status, text] = run_to_exit("--help");
   CHECK(status == 0);
   for (const char* flag : {"--port", "--address", "--threads", "--users", "--token-ttl", "--token-secret", "--redis",
@@ -425,7 +425,7 @@ TEST_CASE("/health answers 503 once the drain has begun", "[proto-H4][proto-S2]"
   CHECK(server.wait_for_exit() == 0);
 }
 
-TEST_CASE("seq counts the user's events across threads; a connection sees holes", "[proto-W8]") {
+TEST_CASE("seq counts the user's events across threads, and a connection sees holes", "[proto-W8]") {
   server_process server({"--agent-delay-ms", "1"});
   const auto port = server.port();
   const std::string token = login(port, "alice", "alice-pw");

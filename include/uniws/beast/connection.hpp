@@ -8,10 +8,11 @@
 // NextLayer is beast::tcp_stream by default. A server holding many idle connections does
 // better with a bare socket whose executor type is named, e.g.
 // basic_stream_socket<tcp, strand<io_context::executor_type>> (Beast's WebSocket keeps its
-// own timers): examples/golden_path/server.cpp does so, at 3.9 KiB per idle connection.
+// own timers): examples/golden_path/ does so (server_state.hpp), at 3.9 KiB per idle connection.
 #pragma once
 
 #include <uniws/connection.hpp>
+#include <uniws/histogram.hpp>
 #include <uniws/message.hpp>
 #include <uniws/send_queue.hpp>
 
@@ -45,6 +46,7 @@ struct connection_options {
   std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(10);
   std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(60);
   bool keep_alive_pings = true;  // ping an idle peer at half the idle timeout
+  delivery_metrics* metrics = nullptr;  // must outlive the connection
 };
 
 template <class NextLayer = boost::beast::tcp_stream>
@@ -124,7 +126,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
  public:
   // For create() only: the tag cannot be named outside.
   basic_websocket_connection(private_tag, connection_id id, NextLayer next, connection_options options)
-      : id_(id), ws_(std::move(next)), queue_(options.queue) {
+      : id_(id), ws_(std::move(next)), queue_(options.queue), metrics_(options.metrics) {
     ws_.read_message_max(options.read_message_max);
     boost::beast::websocket::stream_base::timeout timeouts{};
     timeouts.handshake_timeout = options.handshake_timeout;
@@ -164,6 +166,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
       writing_ = false;
       return;
     }
+    if (metrics_) metrics_->queue_bytes.observe(static_cast<std::uint64_t>(queue_.bytes()));
     current_ = queue_.front();
     queue_.pop();
     const bool more = !queue_.empty();
@@ -197,6 +200,8 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   }
 
   void on_write(boost::beast::error_code ec) {
+    if (!ec && metrics_ && current_.is_stamped())
+      metrics_->delivery_seconds.observe(message::clock::now() - current_.emitted_at());
     current_ = message();
     if (ec) {
       std::lock_guard lock(mutex_);
@@ -221,6 +226,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   message current_;  // the message being written: its buffer must outlive async_write
   bool corked_ = false;  // owned by the write loop
   std::atomic<std::uint64_t> written_{0};
+  delivery_metrics* const metrics_;
 };
 
 using websocket_connection = basic_websocket_connection<>;

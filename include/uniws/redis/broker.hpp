@@ -356,7 +356,8 @@ class broker {
       if (payload.size() < thread_length) return;
       const std::string_view thread = payload.substr(0, thread_length);
       self->stats.add<&broker_stats::received>();
-      if (self->receiver) self->receiver(user, thread, seq, message::copy_of(payload.substr(thread_length)));
+      // Stamped on arrival: delivery latency is measured on this node's clock, from here.
+      if (self->receiver) self->receiver(user, thread, seq, message::copy_of(payload.substr(thread_length), message::clock::now()));
     }
   };
 
