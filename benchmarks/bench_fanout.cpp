@@ -8,9 +8,10 @@
 // it out. Two reader speeds: "keeps up" (every write completes before the next send) and
 // "burst:64" (64 sends queue up before the writes complete, as when an agent streams faster
 // than a socket drains). Reported: ns per delivery (the inverse of items_per_second) and
-// heap allocations per delivery and per send. uniws_measured is uniws_manager with the
-// delivery metrics recorded (stamped messages, a histogram observation per delivery): its
-// ratio to uniws_manager is what /metrics costs on the fan-out path.
+// heap allocations per delivery and per send. uniws_stamped is uniws_manager with each
+// message stamped, as events are for the delivery-latency histogram: its ratio to
+// uniws_manager is what /metrics costs on the fan-out path; delivery_metrics_per_write is
+// what it costs per write completion.
 #include "alloc_counter.hpp"
 #include "ratio_reporter.hpp"
 
@@ -39,18 +40,16 @@ void report(benchmark::State& state, long allocations_before, std::int64_t conne
   state.counters["allocs_per_send"] = allocations / sends;
 }
 
-// `metrics`: each message is stamped when it is made, as an emitted event is, and each
-// connection records the delivery latency and the queue depth when its client reads
-// (uniws::delivery_metrics, what /metrics exports); null: nothing is measured.
-void fan_out(benchmark::State& state, uniws::delivery_metrics* metrics) {
+// `stamped`: each message is stamped with the time it is made, as an emitted event is (what
+// the delivery latency is measured from).
+void fan_out(benchmark::State& state, bool stamped) {
   const auto n = state.range(0);
   const auto burst = state.range(1);
   uniws::unified_manager<uniws::testing::memory_connection> manager;
   std::vector<std::shared_ptr<uniws::testing::memory_connection>> connections;
   constexpr std::size_t batch = 256;  // a reader that keeps up is cleared every `batch` sends
   for (std::int64_t i = 0; i < n; ++i) {
-    connections.push_back(
-        std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i), uniws::send_queue_limits{}, metrics));
+    connections.push_back(std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
     connections.back()->reserve(batch + static_cast<std::size_t>(burst));
     manager.add_connection(connections.back());
   }
@@ -58,7 +57,7 @@ void fan_out(benchmark::State& state, uniws::delivery_metrics* metrics) {
     if (burst > 1)
       for (auto& c : connections) c->set_slow(true);  // writes still in flight
     for (std::int64_t b = 0; b < burst; ++b)
-      manager.send_to_user(metrics ? uniws::message::copy_of(event_text, uniws::message::clock::now())
+      manager.send_to_user(stamped ? uniws::message::copy_of(event_text, uniws::message::clock::now())
                                    : uniws::message::copy_of(event_text));
     if (burst > 1)
       for (auto& c : connections) c->set_slow(false);  // all writes complete
@@ -77,12 +76,23 @@ void fan_out(benchmark::State& state, uniws::delivery_metrics* metrics) {
   report(state, before, n, burst);
 }
 
-void uniws_manager(benchmark::State& state) { fan_out(state, nullptr); }
+void uniws_manager(benchmark::State& state) { fan_out(state, false); }
 
-// The same with the delivery-latency and queue-depth histograms recorded: their cost.
-void uniws_measured(benchmark::State& state) {
+// What /metrics adds to the fan-out path: a stamp per emitted event (one clock read per send,
+// shared by its N deliveries).
+void uniws_stamped(benchmark::State& state) { fan_out(state, true); }
+
+// What /metrics adds to the write path, per delivery: the Beast adapter's write completion
+// reads the clock and records the latency and the queue depth (uniws::delivery_metrics).
+// Compare with what a write costs (a loopback send of one small frame, µs: RESULTS.md).
+void delivery_metrics_per_write(benchmark::State& state) {
   uniws::delivery_metrics metrics;
-  fan_out(state, &metrics);
+  const uniws::message m = uniws::message::copy_of(event_text, uniws::message::clock::now());
+  for (auto _ : state) {
+    metrics.queue_bytes.observe(std::uint64_t{4096});
+    metrics.delivery_seconds.observe(uniws::message::clock::now() - m.emitted_at());
+  }
+  state.SetItemsProcessed(state.iterations());
 }
 
 // ---- the chat-multi pattern ----
@@ -163,7 +173,8 @@ void fanout_args(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(uniws_manager)->Apply(fanout_args);
-BENCHMARK(uniws_measured)->Apply(fanout_args);
+BENCHMARK(uniws_stamped)->Apply(fanout_args);
 BENCHMARK(chat_multi)->Apply(fanout_args);
+BENCHMARK(delivery_metrics_per_write);
 
 int main(int argc, char** argv) { return uniws_bench::run_with_ratios(argc, argv, {"chat_multi", "uniws_manager"}); }

@@ -76,8 +76,8 @@ class histogram {
   std::atomic<std::uint64_t> sum_{0};
 };
 
-/// What a connection's write loop measures, shared by the connections given it: the
-/// transport's adapter (uniws/beast/connection.hpp) and testing::memory_connection record it.
+/// What a connection's write loop measures, shared by the connections given it (the Beast
+/// adapter, uniws/beast/connection.hpp, records it when each write completes).
 struct delivery_metrics {
   histogram delivery_seconds = histogram::latency();  // an event emitted -> its frame written out
   histogram queue_bytes = histogram::bytes();         // bytes queued when each write starts

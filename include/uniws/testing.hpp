@@ -13,7 +13,6 @@
 #include <uniws/broker.hpp>
 #include <uniws/connection.hpp>
 #include <uniws/events.hpp>
-#include <uniws/histogram.hpp>
 #include <uniws/message.hpp>
 #include <uniws/send_queue.hpp>
 
@@ -37,8 +36,7 @@ namespace uniws::testing {
 
 class memory_connection {
  public:
-  explicit memory_connection(connection_id id, send_queue_limits limits = {}, delivery_metrics* metrics = nullptr)
-      : id_(id), queue_(limits), metrics_(metrics) {}
+  explicit memory_connection(connection_id id, send_queue_limits limits = {}) : id_(id), queue_(limits) {}
   memory_connection(const memory_connection&) = delete;
   memory_connection& operator=(const memory_connection&) = delete;
 
@@ -48,7 +46,7 @@ class memory_connection {
     lock_guard lock(lock_);
     if (close_code_) return send_result::closed;
     if (!slow_ && queue_.empty()) {  // a reader that keeps up: straight to what it has read
-      read(std::move(m));
+      received_.push_back(std::move(m));
       return send_result::queued;
     }
     const send_result r = queue_.push(std::move(m));
@@ -134,16 +132,9 @@ class memory_connection {
 
   void drain_locked() {
     while (!queue_.empty()) {
-      if (metrics_) metrics_->queue_bytes.observe(static_cast<std::uint64_t>(queue_.bytes()));
-      read(queue_.front());
+      received_.push_back(queue_.front());
       queue_.pop();
     }
-  }
-
-  // The client has read `m`: what a transport's write completion is (measured there too).
-  void read(message m) {
-    if (metrics_ && m.is_stamped()) metrics_->delivery_seconds.observe(message::clock::now() - m.emitted_at());
-    received_.push_back(std::move(m));
   }
 
   const connection_id id_;
@@ -152,7 +143,6 @@ class memory_connection {
   std::vector<message> received_;
   std::optional<close_code> close_code_;
   bool slow_ = false;
-  delivery_metrics* const metrics_;  // null: nothing measured
 };
 
 static_assert(connection<memory_connection>);
