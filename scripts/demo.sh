@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo, end to end: installs what is missing, builds the golden-path server and client,
 # starts the server on a free port, runs the client against it (log in, open a WebSocket,
-# run an agent, print its five events as they arrive), and stops the server.
+# run an agent, print its five events as they arrive), and stops the server. Run from a
+# terminal, it first waits for Enter so you can open the demo page in a browser.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -23,5 +24,10 @@ port=$(head -n 1 "$log" | sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9]*
 ./build/gcc/examples/uniws-golden-path-client --port "$port" --user alice --password alice-pw \
   --thread t1 --message "What is uniws?"
 
+if [ -t 0 ]; then
+  echo
+  echo "The same in a browser: open http://127.0.0.1:${port}/ and press 'Run an agent'."
+  read -r -p "Press Enter to stop the server. " _
+fi
 kill -TERM $server
 wait $server && echo "server stopped (SIGTERM, exit 0)"

@@ -14,6 +14,7 @@ packages=(
   python3-websockets     # a WebSocket client nobody here wrote
   libhiredis-dev redis-server  # the Redis broker (uniws/redis/) and its cluster tests
   prometheus python3-prometheus-client  # /metrics read by a real Prometheus and a parser nobody here wrote
+  chromium               # the demo page tested in a real browser (headless, DevTools protocol)
 )
 
 missing=()

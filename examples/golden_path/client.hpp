@@ -32,6 +32,8 @@ struct server_address {
   server_address(std::string h, unsigned short p) : host(std::move(h)), port(p) {}
   std::string host = "127.0.0.1";
   unsigned short port = 0;
+  /// The Host header: a browser names the port, and the server's own origin is derived from it.
+  [[nodiscard]] std::string host_header() const { return host + ":" + std::to_string(port); }
 };
 
 inline void connect(beast::tcp_stream& stream, const server_address& at) {
@@ -53,7 +55,7 @@ inline http_result http_request(const server_address& at, http::verb verb, std::
   connect(stream, at);
   stream.expires_after(std::chrono::seconds(10));
   http::request<http::string_body> req{verb, target, 11};
-  req.set(http::field::host, at.host);
+  req.set(http::field::host, at.host_header());
   if (!body.empty()) req.set(http::field::content_type, "application/json");
   for (auto& [f, v] : headers) req.set(f, v);  // after: a test may send another content type
   req.body() = std::move(body);
@@ -89,7 +91,7 @@ class ws_client {
     } else {
       target += "?token=" + token;
     }
-    ws_.handshake(at.host, target);
+    ws_.handshake(at.host_header(), target);
     beast::get_lowest_layer(ws_).expires_never();
   }
 
@@ -104,7 +106,7 @@ class ws_client {
           [b = *bearer](websocket::request_type& req) { req.set(http::field::authorization, "Bearer " + b); }));
     websocket::response_type res;
     beast::error_code ec;
-    ws.handshake(res, at.host, target, ec);
+    ws.handshake(res, at.host_header(), target, ec);
     return static_cast<int>(res.result_int());
   }
 

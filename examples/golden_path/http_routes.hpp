@@ -1,7 +1,8 @@
-// http_routes.hpp - the plain HTTP API: POST /login, GET /health; for operators GET /config,
-// /stats, /metrics; every other request gets a JSON error. One request in, one response out.
+// http_routes.hpp - the HTTP API, one table of routes: the demo page, /login, /health; for
+// operators /config, /stats, /metrics, /disconnect; CORS; JSON errors. One request in, one out.
 #pragma once
 
+#include "demo_page.hpp"
 #include "metrics.hpp"
 #include "protocol.hpp"
 #include "server_state.hpp"
@@ -35,6 +36,25 @@ inline response json_response(const request& req, http::status status, std::stri
 inline response error_response(const request& req, http::status status, std::string_view code, std::string_view message) {
   namespace json = boost::json;
   return json_response(req, status, json::serialize(json::object{{"error", json::object{{"code", code}, {"message", message}}}}));
+}
+
+/// The path and the query of a request target.
+inline std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
+  const auto q = target.find('?');
+  return q == std::string_view::npos ? std::pair{target, std::string_view{}}
+                                     : std::pair{target.substr(0, q), target.substr(q + 1)};
+}
+
+inline std::string_view query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    const auto eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
 }
 
 // application/json, with or without parameters (charset=utf-8).
@@ -81,57 +101,101 @@ inline response handle_metrics(server_state& s, const request& req) {
   return res;
 }
 
-/// Which routes a listener serves: with --admin-port the operator's routes move there.
-enum class audience : std::uint8_t { everyone, clients, operators };
+// GET /: the demo page (demo_page.hpp).
+inline response handle_page(server_state&, const request& req) {
+  response res{http::status::ok, req.version()};
+  res.set(http::field::server, "uniws-golden-path");
+  res.set(http::field::content_type, "text/html; charset=utf-8");
+  res.keep_alive(req.keep_alive());
+  res.body() = std::string(demo_page);
+  res.prepare_payload();
+  return res;
+}
 
-// The HTTP API, declared once: route() and the 405's Allow header are read from it.
+// Closes every WebSocket of ?user= with 1001 (they reconnect): an operator's action, served on
+// the admin port only.
+inline response handle_disconnect(server_state& s, const request& req) {
+  const std::string_view user = query_param(split_target(req.target()).second, "user");
+  std::size_t closed = 0;
+  s.factory.for_each_manager([&](std::string_view id, auto& mgr) {
+    if (id != user) return;
+    mgr.for_each_connection([&](connection& c) {
+      c.close(uniws::close_code::going_away);
+      ++closed;
+    });
+  });
+  return json_response(req, http::status::ok, boost::json::serialize(boost::json::object{{"closed", closed}}));
+}
+
+/// Which routes a listener serves: with --admin-port the operators' routes move there.
+enum class audience : std::uint8_t { everyone, clients, operators };
+/// Who a route is for: clients; operators (on the main port when there is no admin port);
+/// the admin port only.
+enum class route_for : std::uint8_t { clients, operators, admin_port };
+
+inline bool serves(audience a, route_for r) {
+  switch (a) {
+    case audience::everyone: return r != route_for::admin_port;
+    case audience::clients: return r == route_for::clients;
+    case audience::operators: return r != route_for::clients;
+  }
+  return false;
+}
+
+// The HTTP API, declared once: route(), the 405's Allow and the CORS preflight read it.
 struct http_route {
   std::string_view path;
   http::verb method;
   response (*handle)(server_state&, const request&);
-  bool for_operators;  // user and connection counts: not for everyone when there is an admin port
+  route_for who;
 };
 inline constexpr http_route http_routes[] = {
-    {"/login", http::verb::post, handle_login, false},
-    {"/health", http::verb::get, handle_health, false},
-    {"/config", http::verb::get, handle_config, true},
-    {"/stats", http::verb::get, handle_stats, true},
-    {"/metrics", http::verb::get, handle_metrics, true},
+    {"/", http::verb::get, handle_page, route_for::clients},
+    {"/login", http::verb::post, handle_login, route_for::clients},
+    {"/health", http::verb::get, handle_health, route_for::clients},
+    {"/config", http::verb::get, handle_config, route_for::operators},
+    {"/stats", http::verb::get, handle_stats, route_for::operators},
+    {"/metrics", http::verb::get, handle_metrics, route_for::operators},
+    {"/disconnect", http::verb::post, handle_disconnect, route_for::admin_port},
 };
 
-inline bool serves(audience a, bool for_operators) {
-  return a == audience::everyone || for_operators == (a == audience::operators);
+// CORS for a page from another origin (--allow-origin): a preflight is answered from the route
+// table; every answer names the allowed origin. A page from the server's own origin, and a
+// client that is not a browser, send no Origin and get none of this.
+inline response preflight(server_state& s, const request& req, const http_route& r) {
+  const std::string_view origin = req[http::field::origin];
+  if (!s.origins.allows(origin)) {
+    s.stats.add<&server_stats::origins_refused>();
+    return error_response(req, http::status::forbidden, "origin_not_allowed", "this origin may not call this server");
+  }
+  response res{http::status::no_content, req.version()};
+  res.set(http::field::server, "uniws-golden-path");
+  res.set(http::field::access_control_allow_methods, http::to_string(r.method));
+  res.set(http::field::access_control_allow_headers, "Content-Type, Authorization");
+  res.set(http::field::access_control_max_age, "600");
+  res.keep_alive(req.keep_alive());
+  return res;
+}
+
+inline response with_cors(server_state& s, const request& req, response res) {
+  if (!s.origins.any_allowed()) return res;
+  res.set(http::field::vary, "Origin");
+  if (const std::string_view origin = req[http::field::origin]; !origin.empty() && s.origins.allows(origin))
+    res.set(http::field::access_control_allow_origin, origin);
+  return res;
 }
 
 inline response route(server_state& s, const request& req, std::string_view path, audience a) {
   for (const http_route& r : http_routes) {
-    if (r.path != path || !serves(a, r.for_operators)) continue;
-    if (r.method == req.method()) return r.handle(s, req);
+    if (r.path != path || !serves(a, r.who)) continue;
+    if (r.method == req.method()) return with_cors(s, req, r.handle(s, req));
+    if (req.method() == http::verb::options) return with_cors(s, req, preflight(s, req, r));
     response res = error_response(req, http::status::method_not_allowed, "method_not_allowed",
                                   "use " + std::string(http::to_string(r.method)));
     res.set(http::field::allow, http::to_string(r.method));
-    return res;
+    return with_cors(s, req, std::move(res));
   }
-  return error_response(req, http::status::not_found, "not_found", "no such resource");
-}
-
-/// The path and the query of a request target.
-inline std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
-  const auto q = target.find('?');
-  return q == std::string_view::npos ? std::pair{target, std::string_view{}}
-                                     : std::pair{target.substr(0, q), target.substr(q + 1)};
-}
-
-inline std::string_view query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    const auto eq = pair.find('=');
-    if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return {};
+  return with_cors(s, req, error_response(req, http::status::not_found, "not_found", "no such resource"));
 }
 
 /// The user a /ws request's token (Authorization: Bearer, or ?token=) belongs to.

@@ -19,6 +19,14 @@ using http_stream = boost::beast::basic_stream<tcp, strand>;
 
 // Why a /ws request is not upgraded, or nothing if it may be.
 inline std::optional<response> refuse_upgrade(server_state& s, const request& req, const std::optional<std::string>& user) {
+  // A browser says where the page came from: only the server's own pages and allowed ones may
+  // open a WebSocket with the user's credentials (cross-site WebSocket hijacking).
+  const auto origin = req.find(http::field::origin);
+  if (!s.origins.allows_upgrade(origin == req.end() ? std::nullopt : std::optional<std::string_view>(origin->value()),
+                                req[http::field::host], false)) {
+    s.stats.add<&server_stats::origins_refused>();
+    return error_response(req, http::status::forbidden, "origin_not_allowed", "pages from this origin may not connect");
+  }
   if (!user) {
     s.stats.add<&server_stats::auth_failures>();
     return error_response(req, http::status::unauthorized, "unauthorized", "a valid token is required");

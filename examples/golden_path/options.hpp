@@ -1,6 +1,8 @@
 // options.hpp - the server's flags, declared once: one table gives --help, parsing and /config.
 #pragma once
 
+#include "origin_policy.hpp"
+
 #include <uniws/connection.hpp>
 #include <uniws/send_queue.hpp>
 
@@ -26,6 +28,7 @@ struct options {
   unsigned short port = 8080;
   std::optional<unsigned short> admin_port;  // /config, /stats, /metrics there only
   std::string admin_address = "127.0.0.1";
+  std::vector<std::string> allowed_origins;  // pages from these may use the API (CORS) and the WebSocket
   unsigned threads = 1;
   std::optional<std::string> users_file;
   std::chrono::seconds token_ttl{3600};
@@ -96,6 +99,17 @@ inline const std::vector<flag>& flags() {
       {"--admin-address", "A", "address of the admin port (default 127.0.0.1)",
        [](options& o, std::string_view v) { o.admin_address = v; }},
       {"--threads", "N", "I/O threads", number<unsigned, &options::threads>(1, 256), "threads", show_count<&options::threads>},
+      {"--allow-origin", "ORIGIN", "pages from this origin (scheme://host[:port]) may call the API; repeatable",
+       [](options& o, std::string_view v) {
+         if (!normalize_origin(v)) throw bad_value("expects an origin such as https://app.example.com");
+         o.allowed_origins.emplace_back(v);
+       },
+       "allowed_origins",
+       [](const options& o) -> boost::json::value {
+         boost::json::array a;
+         for (const auto& origin : o.allowed_origins) a.emplace_back(origin);
+         return a;
+       }},
       {"--users", "FILE", "one name:password a line (default: alice:alice-pw, bob:bob-pw)",
        [](options& o, std::string_view v) { o.users_file = std::string(v); }},
       {"--token-ttl", "SECONDS", "lifetime of a login's token", number<s, &options::token_ttl>(1, 86400 * 30),

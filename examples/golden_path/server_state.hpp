@@ -4,6 +4,7 @@
 
 #include "auth.hpp"
 #include "options.hpp"
+#include "origin_policy.hpp"
 
 #include <uniws/beast/connection.hpp>
 #include <uniws/factory.hpp>
@@ -39,7 +40,8 @@ using manager_ref = uniws::manager_ref<connection>;
   X(auth_failures, counter, "logins and upgrades refused for their credentials")       \
   X(websocket_sessions, counter, "WebSocket upgrades accepted")                        \
   X(bad_frames, counter, "client frames answered with an error event")                 \
-  X(replies_dropped, counter, "replies (errors, pongs) a full send queue dropped")
+  X(replies_dropped, counter, "replies (errors, pongs) a full send queue dropped")       \
+  X(origins_refused, counter, "upgrades and CORS preflights refused for their Origin")
 
 struct server_stats {
   UNIWS_STATS(server_stats, GOLDEN_PATH_SERVER_STATS)
@@ -48,6 +50,7 @@ struct server_stats {
 struct server_state {
   server_state(options o, net::any_io_executor redis_executor)
       : opts(std::move(o)),
+        origins(opts.allowed_origins),
         users(opts.users_file ? user_directory::from_file(*opts.users_file) : user_directory::demo()),
         tokens(opts.token_ttl, opts.token_secret),
         factory(uniws::factory_options{.manager = {.max_thread_id_length = opts.max_thread_id_length},
@@ -56,6 +59,7 @@ struct server_state {
                 uniws::redis::broker(std::move(redis_executor), {.host = opts.redis_host, .port = opts.redis_port})) {}
 
   const options opts;
+  const origin_policy origins;
   user_directory users;
   token_store tokens;
   factory_type factory;

@@ -455,3 +455,53 @@ TEST_CASE("seq counts the user's events across threads, and a connection sees ho
   CHECK(bobs.front().at("seq").as_int64() == 1);
   CHECK(server.stop() == 0);
 }
+
+TEST_CASE("CORS and Origin: preflight, allowed answers, refused origins", "[proto-H12][proto-B2][proto-B3][proto-H8]") {
+  server_process server({"--allow-origin", "http://App.example.com"});
+  const auto port = server.port();
+  using headers = std::vector<std::pair<http::field, std::string>>;
+  const std::string app = "http://app.example.com:80";  // the same origin, written another way
+
+  const auto pre = http_request(port, http::verb::options, "/login", {},
+                                headers{{http::field::origin, app}, {http::field::access_control_request_method, "POST"}});
+  CHECK(pre.status == 204);
+  CHECK(pre.headers[http::field::access_control_allow_origin] == app);
+  CHECK(pre.headers[http::field::access_control_allow_methods] == "POST");
+  CHECK(pre.headers[http::field::access_control_allow_headers] == "Content-Type, Authorization");
+  CHECK(pre.headers[http::field::access_control_max_age] == "600");
+  CHECK(pre.headers[http::field::vary] == "Origin");
+
+  const auto evil = http_request(port, http::verb::options, "/login", {}, headers{{http::field::origin, "http://evil.example.com"}});
+  CHECK(evil.status == 403);
+  CHECK(evil.headers[http::field::access_control_allow_origin].empty());
+
+  const auto login_answer = http_request(port, http::verb::post, "/login", R"({"user":"alice","password":"alice-pw"})",
+                                         headers{{http::field::origin, app}});
+  CHECK(login_answer.status == 200);
+  CHECK(login_answer.headers[http::field::access_control_allow_origin] == app);
+  const auto plain = http_request(port, http::verb::get, "/health");
+  CHECK(plain.headers[http::field::access_control_allow_origin].empty());  // no Origin, no CORS
+  CHECK(plain.headers[http::field::vary] == "Origin");
+
+  const auto page = http_request(port, http::verb::get, "/");
+  CHECK(page.status == 200);
+  CHECK(page.headers[http::field::content_type] == "text/html; charset=utf-8");
+  CHECK(page.body.find("new WebSocket(") != std::string::npos);
+
+  // The upgrade: no Origin, the server's own origin, or an allowed one; nothing else.
+  const std::string token(login_answer.json().at("token").as_string());
+  auto upgrade = [&](std::optional<std::string> origin) {
+    headers h{{http::field::connection, "Upgrade"}, {http::field::upgrade, "websocket"},
+              {http::field::sec_websocket_version, "13"}, {http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ=="}};
+    if (origin) h.emplace_back(http::field::origin, *origin);
+    return http_request(port, http::verb::get, "/ws?token=" + token, {}, h).status;
+  };
+  CHECK(upgrade(std::nullopt) == 101);
+  CHECK(upgrade("http://127.0.0.1:" + std::to_string(port)) == 101);
+  CHECK(upgrade(app) == 101);
+  CHECK(upgrade("http://evil.example.com") == 403);
+  CHECK(upgrade("null") == 403);
+  CHECK(upgrade("http://127.0.0.1:1") == 403);
+  CHECK(http_request(port, http::verb::get, "/stats").json().at("origins_refused").as_int64() == 4);
+  CHECK(server.stop() == 0);
+}
