@@ -49,7 +49,7 @@ const params = new URLSearchParams(location.search);
 const base = params.get("server") || "";
 const wsBase = (base || location.origin).replace(/^http/, "ws");
 const $ = (id) => document.getElementById(id);
-const demo = window.uniwsDemo = { state: "idle", events: [], reconnects: 0, errors: [] };
+const demo = window.uniwsDemo = { state: "idle", events: [], reconnects: 0, logins: 0, errors: [] };
 let token = null, tokenExpires = 0, run = null, attempt = 0;
 
 function setState(state, detail) {
@@ -69,6 +69,7 @@ async function login() {
   const body = await res.json();
   if (!res.ok) throw new Error("login refused (" + res.status + "): " + (body.error ? body.error.message : ""));
   token = body.token;
+  demo.logins += 1;
   tokenExpires = Date.now() + (body.expires_in || 60) * 1000 - 2000;
 }
 

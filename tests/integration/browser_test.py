@@ -244,6 +244,24 @@ async def reconnect(browser, binary, out):
     check(server.stop() == 0, "the server exits 0")
 
 
+async def expired_and_down(browser, binary, out):
+    """A drop after the token expired: the page logs in again. The server gone: the page says so."""
+    server = Server(binary, "--agent-delay-ms", "40", "--admin-port", "0", "--token-ttl", "1")
+    page = await browser.page()
+    await page.open(server.base + "/")
+    await page.run_agent(steps=80)
+    check(await page.wait_for("window.uniwsDemo.events.length >= 2"), "a long run has started")
+    await page.wait_for("false", 1.5)  # the 1 s token expires
+    urllib.request.urlopen(urllib.request.Request(server.admin + "/disconnect?user=alice", method="POST"), timeout=5)
+    check(await page.wait_for("window.uniwsDemo.logins >= 2"), "the token had expired: the page logged in again")
+    check(await page.wait_for("window.uniwsDemo.state === 'open'"), "and reconnected")
+    server.proc.kill()  # no drain, no close frame: the server is simply gone
+    server.proc.wait(10)
+    check(await page.wait_for("document.getElementById('state').textContent.includes('server is down')", 15),
+          "with the server gone the page says the server is down, and keeps trying")
+    await page.screenshot(os.path.join(out, "server_down.png"))
+
+
 async def main(binary, out):
     os.makedirs(out, exist_ok=True)
     browser = Browser(out)
@@ -251,6 +269,7 @@ async def main(binary, out):
         await golden_path(browser, binary, out)
         await other_origin(browser, binary, out)
         await reconnect(browser, binary, out)
+        await expired_and_down(browser, binary, out)
     finally:
         browser.stop()
 
