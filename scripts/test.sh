@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, then configures, builds and runs ctest for
-# every preset (g++, clang, clang with libc++, ASan+UBSan, TSan). Exits non-zero on the first failure.
+# The test command: installs what is missing, builds the project the plain way (no preset,
+# -DCMAKE_BUILD_TYPE=Release) and runs its unit tests, then configures, builds and runs ctest
+# for every preset (g++, clang, clang with libc++, ASan+UBSan, TSan). Exits non-zero on the
+# first failure.
 #   scripts/test.sh              all presets
 #   scripts/test.sh gcc asan     only those
 set -euo pipefail
@@ -9,11 +11,18 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 presets=("$@")
-[ ${#presets[@]} -gt 0 ] || presets=(gcc clang clang-libcxx asan tsan)
+[ ${#presets[@]} -gt 0 ] || presets=(plain gcc clang clang-libcxx asan tsan)
 
 start=$SECONDS
 for preset in "${presets[@]}"; do
   echo "=== preset ${preset} ==="
+  if [ "$preset" = plain ]; then
+    # The usual way to build a CMake project, no preset: g++ at -O3, warnings not errors.
+    cmake -S . -B build/plain -DCMAKE_BUILD_TYPE=Release --fresh >/dev/null
+    cmake --build build/plain -j "$(nproc)"
+    ctest --test-dir build/plain -L unit -j "$(nproc)" --output-on-failure
+    continue
+  fi
   cmake --workflow --preset "${preset}" --fresh
 done
 echo "=== all presets passed (${presets[*]}) in $((SECONDS - start)) s ==="

@@ -8,7 +8,9 @@
 namespace uniws_test {
 
 inline std::string field(std::string_view json, std::string_view name) {
-  const std::string key = "\"" + std::string(name) + "\":";
+  // Built by appending: g++ 12 -O3 warns a false -Wrestrict on "\"" + std::string(...).
+  std::string key = "\"";
+  key.append(name).append("\":");
   const auto at = json.find(key);
   if (at == std::string_view::npos) return {};
   auto rest = json.substr(at + key.size());

@@ -23,6 +23,8 @@ TEST_CASE("JSON strings escape quotes, backslashes and every control character")
   CHECK(escaped("\x01\x1f\x7f"s) == R"("\u0001\u001f\u007f")");
   CHECK(escaped(std::string("nul\0in", 6)) == R"("nul\u0000in")");
   CHECK(escaped("line\xE2\x80\xA8sep") == R"("line\u2028sep")");
+  CHECK(escaped("para\xE2\x80\xA9sep") == R"("para\u2029sep")");  // U+2029 too: a JavaScript line break
+  CHECK(escaped("\xE2\x80\xAA") == "\"\xE2\x80\xAA\"");            // U+202A is only text
   for (int c = 0; c < 0x20; ++c) {
     const std::string out = escaped(std::string(1, static_cast<char>(c)));
     INFO("control character " << c);

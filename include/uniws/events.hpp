@@ -169,7 +169,8 @@ class agent_run {
   void thinking(json_text payload) { core_.emit(agent_event_type::agent_thinking, std::move(payload)); }
 
   /// tool_executing: {"tool":TOOL,"args":ARGS}.
-  [[nodiscard]] agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
+  [[nodiscard("a tool call must end in tool_completed: keep it and call std::move(call).finish(result)")]]
+  agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
     return agent_tool_call<Sink>(std::move(core_), std::move(tool), std::move(args));
   }
 
@@ -212,7 +213,8 @@ class agent_tool_call {
 template <event_sink Sink>
 class agent_run_after_tools {
  public:
-  [[nodiscard]] agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
+  [[nodiscard("a tool call must end in tool_completed: keep it and call std::move(call).finish(result)")]]
+  agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
     return agent_tool_call<Sink>(std::move(core_), std::move(tool), std::move(args));
   }
   void complete(std::string_view response) && { core_.finish(detail::completed_payload(response)); }

@@ -578,7 +578,8 @@ class agent_run {
   void thinking(json_text payload) { core_.emit(agent_event_type::agent_thinking, std::move(payload)); }
 
   /// tool_executing: {"tool":TOOL,"args":ARGS}.
-  [[nodiscard]] agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
+  [[nodiscard("a tool call must end in tool_completed: keep it and call std::move(call).finish(result)")]]
+  agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
     return agent_tool_call<Sink>(std::move(core_), std::move(tool), std::move(args));
   }
 
@@ -621,7 +622,8 @@ class agent_tool_call {
 template <event_sink Sink>
 class agent_run_after_tools {
  public:
-  [[nodiscard]] agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
+  [[nodiscard("a tool call must end in tool_completed: keep it and call std::move(call).finish(result)")]]
+  agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
     return agent_tool_call<Sink>(std::move(core_), std::move(tool), std::move(args));
   }
   void complete(std::string_view response) && { core_.finish(detail::completed_payload(response)); }
@@ -2606,6 +2608,11 @@ struct always_available {
 template <connection Connection, service_probe Probe, broker Broker>
 class manager_factory;
 
+// One text for every way of awaiting the synchronous getter.
+#define UNIWS_DETAIL_SYNC_GETTER_AWAITED                                                                     \
+  "get_websocket_manager() is synchronous: it returns the manager itself, which cannot be co_awaited. Write " \
+  "`co_await factory.get_websocket_manager_async(ctx)` to await the service probe, or drop the co_await."
+
 /// A counted reference to a user's manager: while one is alive the manager stays registered
 /// (the idle sweep cannot remove it). Not awaitable, and converts to nothing.
 template <connection Connection>
@@ -2636,10 +2643,15 @@ class manager_ref {
   /// The mistake this library exists to make impossible.
   template <class Self = manager_ref>
   void operator co_await() const {
-    static_assert(detail::always_false<Self>,
-                  "get_websocket_manager() is synchronous: it returns the manager itself, which cannot be "
-                  "co_awaited. Write `co_await factory.get_websocket_manager_async(ctx)` to await the service "
-                  "probe, or drop the co_await.");
+    static_assert(detail::always_false<Self>, UNIWS_DETAIL_SYNC_GETTER_AWAITED);
+  }
+
+  /// The same mistake inside boost::asio::awaitable: its promise asks whether a co_awaited
+  /// object is an asynchronous operation by calling it with a completion token (deducing the
+  /// result), so that call is where the same message is given. Not callable otherwise.
+  template <class CompletionToken>
+  auto operator()(CompletionToken&&) const {
+    static_assert(detail::always_false<CompletionToken>, UNIWS_DETAIL_SYNC_GETTER_AWAITED);
   }
 
  private:

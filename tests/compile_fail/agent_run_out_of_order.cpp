@@ -1,5 +1,5 @@
 // agent_thinking after a tool has run is outside the event grammar: it does not compile.
-// expect-error: thinking
+// expect-error: no member named [^a-z_]+thinking[^a-z_]
 #include <uniws/events.hpp>
 
 #include <vector>

@@ -1,7 +1,9 @@
-// 3. The same inside boost::asio::awaitable must not compile either. (Boost 1.81's
-// awaitable accepts `co_await 0` through a conversion to throw_if_cancelled_1_t(bool), so
-// the manager reference converts to nothing.) The positive control drops the co_await.
-// expect-error: (get_websocket_manager_async|await_transform)
+// 3. The same inside boost::asio::awaitable must not compile either, and with uniws's own
+// message: Asio's promise probes whether the awaited object is an asynchronous operation, and
+// manager_ref answers that probe with the message. (Boost 1.81's awaitable accepts `co_await 0`
+// through a conversion to throw_if_cancelled_1_t(bool), so the manager reference converts to
+// nothing.) The positive control drops the co_await.
+// expect-error: get_websocket_manager[(][)] is synchronous: it returns the manager itself
 #include <uniws/factory.hpp>
 #include <uniws/testing.hpp>
 

@@ -1,6 +1,6 @@
 // 2. The same inside a third-party coroutine type whose promise has no await_transform:
 // the manager reference's own operator co_await names the fix.
-// expect-error: get_websocket_manager_async
+// expect-error: get_websocket_manager[(][)] is synchronous: it returns the manager itself
 #include <uniws/factory.hpp>
 #include <uniws/testing.hpp>
 

@@ -1,5 +1,5 @@
 // 1. co_await of the synchronous getter inside a uniws::task names the fix.
-// expect-error: get_websocket_manager_async
+// expect-error: get_websocket_manager[(][)] is synchronous: it returns the manager itself
 #include <uniws/factory.hpp>
 #include <uniws/testing.hpp>
 

@@ -1,5 +1,6 @@
 // 6. Passing something that is not a user_context: the error names the concept.
-// expect-error: user_context
+// expect-error: constraints not satisfied
+// expect-error: (requires +user_context<Context>|does not satisfy .user_context.)
 #include <uniws/factory.hpp>
 #include <uniws/testing.hpp>
 

@@ -1,5 +1,5 @@
 // 5. Using the task as if it were the manager, without co_await, does not compile.
-// expect-error: co_await the task first
+// expect-error: static assertion failed.*co_await the task first
 #include <uniws/factory.hpp>
 #include <uniws/testing.hpp>
 
