@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -261,6 +262,8 @@ TEST_CASE("a slow consumer: bounded memory, the policy applies and is counted, o
     CHECK(stats.at("connections_closed_slow").as_int64() == 1);
   }
   const long rss_after = server.rss_kib();
+  REQUIRE(rss_before > 0);  // an unreadable RSS must not pass the bound below
+  REQUIRE(rss_after > 0);
   INFO("RSS before " << rss_before << " KiB, after " << rss_after << " KiB");
 #if defined(UNIWS_SERVER_SANITIZED)
   // ASan keeps freed memory in quarantine, so RSS says nothing about the queue bound here.
@@ -269,25 +272,62 @@ TEST_CASE("a slow consumer: bounded memory, the policy applies and is counted, o
   // 24 MiB were sent at a reader that took none of it; the queue bound is 1 MiB.
   CHECK(rss_after - rss_before < 12 * 1024);
 #endif
+
+  // What the stalled reader gets when it reads at last: frames in seq order; with drop-oldest
+  // the newest 64 (the queue's bound) end the run unbroken, agent_completed last; with close,
+  // what was written before the close (the agent runs on the connection's strand, so with no
+  // delay it may fill the queue before any write), then the close code 1013.
+  std::vector<json::object> got;
+  const int code = std::string(policy) == "drop-oldest" ? (got = stalled.read_until("agent_completed", 30s), 0)
+                                                        : stalled.read_until_closed(&got, 30s);
+  INFO("the stalled reader got " << got.size() << " frames, close code " << code << ", " << stalled.last_error().message());
+  for (std::size_t i = 1; i < got.size(); ++i) CHECK(got[i].at("seq").as_int64() > got[i - 1].at("seq").as_int64());
+  if (std::string(policy) == "drop-oldest") {
+    REQUIRE(got.size() >= 64);
+    CHECK(got.size() < 3000 + 4);  // some were dropped
+    CHECK(got.back().at("type").as_string() == "agent_completed");
+    for (std::size_t i = got.size() - 63; i < got.size(); ++i)
+      CHECK(got[i].at("seq").as_int64() == got[i - 1].at("seq").as_int64() + 1);
+  } else {
+    CHECK(code == 1013);  // what it got before (nothing, when the agent outran every write) and then the close
+    CHECK(std::none_of(got.begin(), got.end(), [](const json::object& f) { return f.at("type").as_string() == "agent_completed"; }));
+  }
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("graceful shutdown: queued messages arrive, then close 1001, exit 0", "[proto-S2]") {
-  server_process server({"--agent-delay-ms", "0"});
+TEST_CASE("graceful shutdown: every frame queued before SIGTERM arrives, in order, then close 1001, exit 0", "[proto-S2]") {
+  // The reader reads nothing until the signal: the whole run is queued (its socket buffers
+  // full, the rest in its send queue) when SIGTERM comes. Every one of those frames must
+  // arrive, with its content, before the close.
+  constexpr int steps = 600;
+  server_process server({"--agent-delay-ms", "0", "--queue-messages", "100000", "--queue-bytes", "268435456",
+                         "--drain-timeout-ms", "30000"});
   const auto port = server.port();
   ws_client ws(port, login(port, "alice", "alice-pw"));
-  ws.send(json::object{{"type", "run_agent"}, {"thread_id", "t1"}, {"steps", 2000}});
-  auto first = ws.read(5s);  // the run has started: events are being queued
-  REQUIRE(first);
-  const std::int64_t first_seq = first->at("seq").as_int64();
+  ws.send(json::object{{"type", "run_agent"}, {"thread_id", "t1"}, {"steps", steps}, {"pad", 8192}});
+  json::value stats;
+  for (int i = 0; i < 400; ++i) {  // the agent has emitted everything: it is all queued
+    stats = http_request(port, http::verb::get, "/stats").json();
+    if (stats.at("events_emitted").as_int64() == steps + 4) break;
+    std::this_thread::sleep_for(25ms);
+  }
+  REQUIRE(stats.at("events_emitted").as_int64() == steps + 4);
+  CHECK(stats.at("messages_dropped").as_int64() == 0);
 
   kill(server.pid(), SIGTERM);
-  std::vector<json::object> rest;
-  const int code = ws.read_until_closed(&rest);
+  std::vector<json::object> frames;
+  const int code = ws.read_until_closed(&frames, 60s);
   CHECK(code == 1001);
-  // Whatever arrived is a gapless run of seq numbers: nothing queued was lost on the way out.
-  std::int64_t expected = first_seq + 1;
-  for (const auto& f : rest) CHECK(f.at("seq").as_int64() == expected++);
+  REQUIRE(frames.size() == static_cast<std::size_t>(steps + 4));
+  CHECK(frames.front().at("type").as_string() == "agent_started");
+  for (int i = 1; i <= steps; ++i) {
+    const auto& f = frames[static_cast<std::size_t>(i)];
+    CHECK(f.at("type").as_string() == "agent_thinking");
+    CHECK(f.at("payload").at("step").as_int64() == i);
+    CHECK(f.at("payload").at("pad").as_string().size() == 8192);
+  }
+  CHECK(frames.back().at("type").as_string() == "agent_completed");
+  for (std::size_t i = 1; i < frames.size(); ++i) CHECK(frames[i].at("seq").as_int64() == frames[i - 1].at("seq").as_int64() + 1);
   CHECK(server.wait_for_exit() == 0);  // the SIGTERM above was the only one
   CHECK_THROWS(ws_client::upgrade_status(port, std::nullopt));  // nothing listens any more
 }
