@@ -23,14 +23,18 @@ namespace http = boost::beast::http;
 using request = http::request<http::string_body>;
 using response = http::response<http::string_body>;
 
-inline response json_response(const request& req, http::status status, std::string body) {
+inline response make_response(const request& req, http::status status, std::string_view content_type, std::string body) {
   response res{status, req.version()};
   res.set(http::field::server, "uniws-golden-path");
-  res.set(http::field::content_type, "application/json");
+  res.set(http::field::content_type, content_type);
   res.keep_alive(req.keep_alive());
   res.body() = std::move(body);
   res.prepare_payload();
   return res;
+}
+
+inline response json_response(const request& req, http::status status, std::string body) {
+  return make_response(req, status, "application/json", std::move(body));
 }
 
 inline response error_response(const request& req, http::status status, std::string_view code, std::string_view message) {
@@ -96,20 +100,12 @@ inline response handle_stats(server_state& s, const request& req) {
 }
 
 inline response handle_metrics(server_state& s, const request& req) {
-  response res = json_response(req, http::status::ok, metrics_body(s));
-  res.set(http::field::content_type, uniws::prometheus::content_type);
-  return res;
+  return make_response(req, http::status::ok, uniws::prometheus::content_type, metrics_body(s));
 }
 
 // GET /: the demo page (demo_page.hpp).
 inline response handle_page(server_state&, const request& req) {
-  response res{http::status::ok, req.version()};
-  res.set(http::field::server, "uniws-golden-path");
-  res.set(http::field::content_type, "text/html; charset=utf-8");
-  res.keep_alive(req.keep_alive());
-  res.body() = std::string(demo_page);
-  res.prepare_payload();
-  return res;
+  return make_response(req, http::status::ok, "text/html; charset=utf-8", std::string(demo_page));
 }
 
 // Closes every WebSocket of ?user= with 1001 (they reconnect): an operator's action, served on

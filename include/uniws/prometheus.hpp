@@ -23,30 +23,25 @@ namespace uniws::prometheus {
 
 inline constexpr std::string_view content_type = "text/plain; version=0.0.4; charset=utf-8";
 
-/// A label's value as the format wants it: backslash, double quote and newline escaped.
-inline std::string escape_label_value(std::string_view v) {
+namespace detail {
+inline std::string escape(std::string_view v, bool quotes) {
   std::string out;
   out.reserve(v.size());
   for (const char c : v) {
     if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
     else if (c == '\n') out += "\\n";
+    else if (quotes && c == '"') out += "\\\"";
     else out.push_back(c);
   }
   return out;
 }
+}  // namespace detail
+
+/// A label's value as the format wants it: backslash, double quote and newline escaped.
+inline std::string escape_label_value(std::string_view v) { return detail::escape(v, true); }
 
 /// HELP text: backslash and newline escaped (a double quote stays).
-inline std::string escape_help(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
-  for (const char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else out.push_back(c);
-  }
-  return out;
-}
+inline std::string escape_help(std::string_view v) { return detail::escape(v, false); }
 
 /// A sample value: integers exactly, other numbers in the shortest form that reads back.
 inline std::string format_value(double v) {

@@ -7,10 +7,13 @@
 #include <uniws/connection.hpp>
 #include <uniws/events.hpp>
 #include <uniws/factory.hpp>
+#include <uniws/histogram.hpp>
 #include <uniws/manager.hpp>
 #include <uniws/message.hpp>
+#include <uniws/prometheus.hpp>
 #include <uniws/registry.hpp>
 #include <uniws/send_queue.hpp>
+#include <uniws/stats.hpp>
 #include <uniws/sync_wait.hpp>
 #include <uniws/task.hpp>
 #include <uniws/version.hpp>

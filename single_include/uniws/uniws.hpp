@@ -8,6 +8,7 @@
 #include <atomic>
 #include <bit>
 #include <cassert>
+#include <charconv>
 #include <chrono>
 #include <concepts>
 #include <condition_variable>
@@ -2802,6 +2803,196 @@ class manager_factory {
 };
 
 }  // namespace uniws
+// ---- uniws/histogram.hpp ----
+// uniws/histogram.hpp - a distribution with fixed bucket bounds, recorded lock-free from any
+// thread: the delivery latency (an event emitted -> its bytes handed to the socket) and the
+// send queue's depth. Values are integers in a unit (nanoseconds, bytes); `scale` turns them
+// into the exported unit (seconds, bytes).
+
+
+namespace uniws {
+
+class histogram {
+ public:
+  /// `upper_bounds` ascending, in the recorded unit; a last bucket (+Inf) takes the rest.
+  histogram(std::vector<std::uint64_t> upper_bounds, double scale)
+      : bounds_(std::move(upper_bounds)), scale_(scale), counts_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
+    for (std::size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0, std::memory_order_relaxed);
+  }
+
+  /// Latencies in nanoseconds, exported in seconds: 50 us to 10 s.
+  static histogram latency() {
+    return histogram({50'000, 100'000, 250'000, 500'000, 1'000'000, 2'500'000, 5'000'000, 10'000'000, 25'000'000,
+                      50'000'000, 100'000'000, 250'000'000, 500'000'000, 1'000'000'000, 2'500'000'000, 5'000'000'000,
+                      10'000'000'000},
+                     1e-9);
+  }
+
+  /// Sizes in bytes: 1 KiB to 64 MiB, by fours.
+  static histogram bytes() {
+    std::vector<std::uint64_t> b;
+    for (std::uint64_t v = 1024; v <= (std::uint64_t{64} << 20); v *= 4) b.push_back(v);
+    return histogram(std::move(b), 1.0);
+  }
+
+  void observe(std::uint64_t value) noexcept {
+    const auto bucket = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+    counts_[bucket].fetch_add(1, std::memory_order_relaxed);
+    sum_.fetch_add(value, std::memory_order_relaxed);
+  }
+
+  void observe(std::chrono::steady_clock::duration d) noexcept {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    observe(static_cast<std::uint64_t>(ns < 0 ? 0 : ns));
+  }
+
+  /// What Prometheus exports: cumulative counts per upper bound (exported unit), the sum, the count.
+  struct snapshot {
+    std::vector<double> upper_bounds;      // the last bucket, +Inf, is `count`
+    std::vector<std::uint64_t> cumulative; // one per upper bound
+    double sum = 0;
+    std::uint64_t count = 0;
+  };
+
+  [[nodiscard]] snapshot read() const {
+    snapshot s;
+    std::uint64_t running = 0;
+    for (std::size_t i = 0; i < bounds_.size(); ++i) {
+      running += counts_[i].load(std::memory_order_relaxed);
+      s.upper_bounds.push_back(static_cast<double>(bounds_[i]) * scale_);
+      s.cumulative.push_back(running);
+    }
+    s.count = running + counts_[bounds_.size()].load(std::memory_order_relaxed);
+    s.sum = static_cast<double>(sum_.load(std::memory_order_relaxed)) * scale_;
+    return s;
+  }
+
+ private:
+  std::vector<std::uint64_t> bounds_;
+  double scale_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;
+  std::atomic<std::uint64_t> sum_{0};
+};
+
+/// What a connection's write loop measures, shared by the connections given it (the Beast
+/// adapter, uniws/beast/connection.hpp, records it when each write completes).
+struct delivery_metrics {
+  histogram delivery_seconds = histogram::latency();  // an event emitted -> its frame written out
+  histogram queue_bytes = histogram::bytes();         // bytes queued when each write starts
+};
+
+}  // namespace uniws
+// ---- uniws/prometheus.hpp ----
+// uniws/prometheus.hpp - renders stats in the Prometheus text exposition format 0.0.4, with
+// no dependency: every field of a stats struct (uniws/stats.hpp) as a counter (`_total`) or a
+// gauge, and uniws::histogram as `_bucket{le="..."}`, `_sum`, `_count`.
+//
+//   std::string body;
+//   uniws::prometheus::text_writer out(body);             // names start with "uniws_"
+//   out.stats(factory.get_stats().managers);               // uniws_messages_sent_total ...
+//   out.histogram("delivery_seconds", "event emitted to written", latency.read());
+//   // answer with Content-Type: uniws::prometheus::content_type
+
+
+
+namespace uniws::prometheus {
+
+inline constexpr std::string_view content_type = "text/plain; version=0.0.4; charset=utf-8";
+
+namespace detail {
+inline std::string escape(std::string_view v, bool quotes) {
+  std::string out;
+  out.reserve(v.size());
+  for (const char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (quotes && c == '"') out += "\\\"";
+    else out.push_back(c);
+  }
+  return out;
+}
+}  // namespace detail
+
+/// A label's value as the format wants it: backslash, double quote and newline escaped.
+inline std::string escape_label_value(std::string_view v) { return detail::escape(v, true); }
+
+/// HELP text: backslash and newline escaped (a double quote stays).
+inline std::string escape_help(std::string_view v) { return detail::escape(v, false); }
+
+/// A sample value: integers exactly, other numbers in the shortest form that reads back.
+inline std::string format_value(double v) {
+  char buf[32];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
+}
+
+using label = std::pair<std::string_view, std::string_view>;
+
+/// Appends metric families to a string. Each name is given once per exposition.
+class text_writer {
+ public:
+  explicit text_writer(std::string& out, std::string_view prefix = "uniws_") : out_(out), prefix_(prefix) {}
+
+  void counter(std::string_view name, std::string_view help, std::uint64_t value, std::initializer_list<label> labels = {}) {
+    const std::string full = std::string(prefix_) + std::string(name) + "_total";
+    header(full, help, "counter");
+    sample(full, labels, std::to_string(value));
+  }
+
+  void gauge(std::string_view name, std::string_view help, std::uint64_t value, std::initializer_list<label> labels = {}) {
+    const std::string full = std::string(prefix_) + std::string(name);
+    header(full, help, "gauge");
+    sample(full, labels, std::to_string(value));
+  }
+
+  /// Every field of `s`, under `name_prefix` + its name, as its kind says.
+  template <stats_record S>
+  void stats(const S& s, std::string_view name_prefix = {}) {
+    for_each_stat(s, [&](const stat_field<S>& f, std::uint64_t value) {
+      const std::string name = std::string(name_prefix) + std::string(f.name);
+      if (f.kind == stat_kind::counter) counter(name, f.help, value);
+      else gauge(name, f.help, value);
+    });
+  }
+
+  void histogram(std::string_view name, std::string_view help, const uniws::histogram::snapshot& h) {
+    const std::string full = std::string(prefix_) + std::string(name);
+    header(full, help, "histogram");
+    for (std::size_t i = 0; i < h.upper_bounds.size(); ++i) {
+      const std::string le = format_value(h.upper_bounds[i]);
+      sample(full + "_bucket", {{"le", le}}, std::to_string(h.cumulative[i]));
+    }
+    sample(full + "_bucket", {{"le", "+Inf"}}, std::to_string(h.count));
+    sample(full + "_sum", {}, format_value(h.sum));
+    sample(full + "_count", {}, std::to_string(h.count));
+  }
+
+ private:
+  void header(const std::string& name, std::string_view help, std::string_view type) {
+    out_ += "# HELP " + name + " " + escape_help(help) + "\n";
+    out_ += "# TYPE " + name + " " + std::string(type) + "\n";
+  }
+
+  void sample(const std::string& name, std::initializer_list<label> labels, const std::string& value) {
+    out_ += name;
+    if (labels.size() != 0) {
+      out_.push_back('{');
+      bool first = true;
+      for (const auto& [key, v] : labels) {
+        if (!first) out_.push_back(',');
+        first = false;
+        out_ += std::string(key) + "=\"" + escape_label_value(v) + "\"";
+      }
+      out_.push_back('}');
+    }
+    out_ += " " + value + "\n";
+  }
+
+  std::string& out_;
+  std::string_view prefix_;
+};
+
+}  // namespace uniws::prometheus
 // ---- uniws/send_queue.hpp ----
 // uniws/send_queue.hpp - a connection's outbound queue, bounded in messages and in bytes,
 // with the slow-consumer policy applied when it is full. Nothing is dropped uncounted.
