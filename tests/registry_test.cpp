@@ -416,7 +416,17 @@ TEST_CASE("sweep never removes a user while another thread adds a connection to 
   {
     uniws_test::jthread sweeper([&] {
       while (!stop.load()) {
-        swept += static_cast<long>(reg.sweep([](fake_manager& m) { return m.connections.load() == 0; }));
+        // The predicate lingers (a few hundred loads) once it has said "idle": a worker on the other core then
+        // gets the entry, adds a connection and gives its handle back between the check and the
+        // removal, the exact interleaving the removal's version check must refuse (without the
+        // pause the window is a few instructions wide: a missing check was caught in 17 of 20 runs).
+        swept += static_cast<long>(reg.sweep([](fake_manager& m) {
+          const bool idle = m.connections.load() == 0;
+          if (idle)
+            for (int spin = 0; spin < 300 && m.connections.load(std::memory_order_relaxed) == 0; ++spin) {
+            }
+          return idle;
+        }));
         std::this_thread::yield();  // on 2 cores a sweeper that never yields starves the workers
       }
     });

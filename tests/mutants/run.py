@@ -6,7 +6,7 @@ Each tests/mutants/NAME.patch starts with
     # test: the ctest regex of the test(s) that must catch it
     # targets: what to build first (empty for compile-fail tests)
     # runs: how many runs the test gets to catch it (races: a few)
-followed by a diff against the source. The script copies the source tree once, configures one
+followed by a diff against the source that marks each changed line MUTANT. The script copies the source tree once, configures one
 build of it, then for each patch: applies it, builds the targets, runs the test (until it
 fails, at most `runs` times), and takes the patch back. It fails if any mutant survives.
 
@@ -29,6 +29,15 @@ def run(cmd, **kw):
     return subprocess.run(cmd, text=True, capture_output=True, **kw)
 
 
+# The copy sits in a build directory, often inside a git checkout: stop git from finding that
+# repository, or `git apply` would take the patch's paths as the outer repository's and skip them.
+git_env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(work.resolve()))
+
+
+def patched_files(patch):
+    return [line[6:] for line in patch.read_text().splitlines() if line.startswith("+++ b/")]
+
+
 shutil.rmtree(work, ignore_errors=True)
 shutil.copytree(source, src, ignore=shutil.ignore_patterns("build", ".git", "__pycache__"))
 r = run(["cmake", "-S", src, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_CXX_COMPILER={cxx}",
@@ -48,9 +57,12 @@ for patch in sorted((src / "tests" / "mutants").glob("*.patch")):
         key, _, value = line[2:].partition(": ")
         meta[key] = value.strip()
     started = time.time()
-    if run(["git", "apply", str(patch)], cwd=src).returncode:
+    applied = run(["git", "apply", str(patch)], cwd=src, env=git_env).returncode == 0
+    if not applied or not all("MUTANT" in (src / f).read_text() for f in patched_files(patch)):
         broken.append(f"{name}: the patch no longer applies")
         print(f"BROKEN   {name}: the patch no longer applies", flush=True)
+        if applied:
+            run(["git", "apply", "-R", str(patch)], cwd=src, env=git_env)
         continue
     try:
         targets = meta.get("targets", "").split()
@@ -72,7 +84,7 @@ for patch in sorted((src / "tests" / "mutants").glob("*.patch")):
             survivors.append(name)
             print(f"SURVIVED {name} ({meta['mutant']}): /{meta['test']}/ passed {meta.get('runs', '1')} time(s)", flush=True)
     finally:
-        run(["git", "apply", "-R", str(patch)], cwd=src)
+        run(["git", "apply", "-R", str(patch)], cwd=src, env=git_env)
 
 print(f"mutants: {len(survivors)} survived, {len(broken)} broken")
 sys.exit(1 if survivors or broken else 0)
