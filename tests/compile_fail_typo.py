@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Proves a compile-fail case's expectations are about the error, not about its source text.
 
-Puts a typo into the failing line (the first identifier of the line inside
+Puts a wrong name into the failing line (the first identifier of the line inside
 `#ifdef UNIWS_COMPILE_FAIL` that is not a keyword, or the word a `// typo: WORD` line names)
 and runs the same harness (cmake/check_compile.cmake, EXPECT=fail) on that mutant: it must
 not pass. A case whose typo could not change the diagnostic says `// typo: none (why)`.
@@ -35,11 +35,14 @@ for i in range(start, len(lines)):
 if line_no is None:
     sys.exit(f"{source}: no word to put a typo into")
 
-lines[line_no] = re.sub(r"\b%s\b" % re.escape(word), word + "_typo", lines[line_no], count=1)
+# Not a near miss: clang corrects a near miss ("did you mean ...?") and goes on as if the right
+# name were there, reporting the original error again.
+wrong = "zq_wrong_name"
+lines[line_no] = re.sub(r"\b%s\b" % re.escape(word), wrong, lines[line_no], count=1)
 os.makedirs(work, exist_ok=True)
 mutant = os.path.join(work, os.path.basename(source))
 open(mutant, "w").write("\n".join(lines))
-print(f"typo: {word} -> {word}_typo on line {line_no + 1}: {lines[line_no].strip()}")
+print(f"typo: {word} -> {wrong} on line {line_no + 1}: {lines[line_no].strip()}")
 r = subprocess.run([cmake, f"-DCOMPILER={compiler}", f"-DFLAGS={flags}", f"-DSOURCE={mutant}", "-DEXPECT=fail",
                     "-P", script], capture_output=True, text=True)
 if r.returncode == 0:
