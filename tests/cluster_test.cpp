@@ -25,7 +25,9 @@ struct node {
     auto c = std::make_shared<memory_connection>(id);
     auto mgr = factory.get_websocket_manager(uniws::basic_user_context(user));
     REQUIRE(mgr->add_connection(c));
-    REQUIRE(mgr->join_thread(id, thread));
+    REQUIRE(mgr->join_thread(id, thread).status == uniws::join_status::pending);
+    REQUIRE(c->received_count() == 1);  // the bus answered at once: `joined`
+    c->clear_received();
     return c;
   }
   void run(const std::string& user, const std::string& thread, const std::string& run_id) {
@@ -166,7 +168,8 @@ TEST_CASE("without a broker nothing changes: events are delivered at once, seq f
   auto c = std::make_shared<memory_connection>(1);
   auto mgr = single.get_websocket_manager(uniws::basic_user_context("alice"));
   mgr->add_connection(c);
-  mgr->join_thread(1, "t");
+  REQUIRE(mgr->join_thread(1, "t"));
+  c->clear_received();
   CHECK(mgr->emit({uniws::agent_event_type::agent_started, "t", "r", uniws::json_text::object()}) == 1);
   CHECK(c->received_count() == 1);
   CHECK(single.get_stats().managers.events_published == 0);

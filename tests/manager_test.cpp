@@ -53,6 +53,9 @@ TEST_CASE("connections join threads and receive only what is sent to them") {
   CHECK_FALSE(m.join_thread(99, "t1"));                   // unknown connection
   CHECK_FALSE(m.join_thread(1, ""));                      // empty thread id
   CHECK_FALSE(m.join_thread(1, std::string(129, 'x')));  // over-long thread id
+  CHECK(a->received_count() == 1);  // each join is answered with `joined`, a refused one not
+  CHECK(b->received_count() == 3);
+  for (auto& conn : {a, b, c}) conn->clear_received();
 
   CHECK(m.send_to_thread("t1", uniws::message::copy_of("to t1")) == 2);
   CHECK(m.send_to_thread("t2", uniws::message::copy_of("to t2")) == 1);
@@ -114,9 +117,10 @@ TEST_CASE("the five events arrive in order with increasing seq on every joined c
   auto alice = factory.get_websocket_manager(uniws::basic_user_context("alice"));
   auto tab1 = make_connection(1), tab2 = make_connection(2), other_thread = make_connection(3);
   for (auto& c : {tab1, tab2, other_thread}) alice->add_connection(c);
-  alice->join_thread(1, "t1");
-  alice->join_thread(2, "t1");
-  alice->join_thread(3, "t2");
+  REQUIRE(alice->join_thread(1, "t1"));
+  REQUIRE(alice->join_thread(2, "t1"));
+  REQUIRE(alice->join_thread(3, "t2"));
+  for (auto& c : {tab1, tab2, other_thread}) c->clear_received();  // the `joined` answers
 
   for (int run = 0; run < 3; ++run) {
     auto r = alice.start_run("t1", "r-" + std::to_string(run), json_text::object({{"message", json_text::string("hi")}}));
@@ -217,7 +221,8 @@ TEST_CASE("isolation: 1,000 users x 3 connections, random sends, nothing reaches
     for (uniws::connection_id k = 0; k < 3; ++k) {
       conns[u].push_back(make_connection(k));
       m->add_connection(conns[u].back());
-      m->join_thread(k, "main");
+      REQUIRE(m->join_thread(k, "main"));
+      conns[u].back()->clear_received();
     }
   }
   std::vector<long> sent_to(users, 0);
@@ -269,7 +274,8 @@ TEST_CASE("concurrent emits reach every connection in seq order") {
   for (uniws::connection_id i = 0; i < 4; ++i) {
     tabs.push_back(make_connection(i, {.max_messages = 100000}));
     m->add_connection(tabs.back());
-    m->join_thread(i, "t1");
+    REQUIRE(m->join_thread(i, "t1"));
+    tabs.back()->clear_received();
   }
   {
     std::vector<uniws_test::jthread> agents;
@@ -297,7 +303,7 @@ TEST_CASE("roster changes race sends without losing or duplicating a delivery") 
   uniws_test::jthread churn([&] {
     for (uniws::connection_id id = 1; !stop.load(); ++id) {
       m.add_connection(make_connection(id));
-      m.join_thread(id, "t");
+      (void)m.join_thread(id, "t");
       m.remove_connection(id);
     }
   });

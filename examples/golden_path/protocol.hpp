@@ -2,9 +2,12 @@
 // the WebSocket frames of docs/protocol.md and the login body. The server acts on the result.
 #pragma once
 
+#include <uniws/history.hpp>
+
 #include <boost/json.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,6 +22,7 @@ struct frame_error {
 struct ping_frame {};
 struct join_frame {
   std::string thread_id;
+  std::optional<uniws::resume_point> resume;  // epoch + after_seq: resume (docs/protocol.md §R)
 };
 struct leave_frame {
   std::string thread_id;
@@ -64,7 +68,19 @@ inline client_frame parse_client_frame(std::string_view text, const frame_limits
   if (thread->size() > limits.max_thread_id_length)
     return detail::bad_request("\"thread_id\" is longer than " + std::to_string(limits.max_thread_id_length) + " bytes");
   std::string thread_id(thread->subview());
-  if (*type == "join") return join_frame{std::move(thread_id)};
+  if (*type == "join") {
+    const bool has_epoch = o->contains("epoch"), has_after = o->contains("after_seq");
+    if (!has_epoch && !has_after) return join_frame{std::move(thread_id), std::nullopt};
+    if (has_epoch != has_after) return detail::bad_request("a resume needs both \"epoch\" and \"after_seq\"");
+    const json::string* epoch_text = detail::string_field(*o, "epoch");
+    const auto epoch = epoch_text ? uniws::history_epoch::parse(epoch_text->subview()) : std::nullopt;
+    if (!epoch) return detail::bad_request("\"epoch\" must be the 32 hex digits of a joined answer");
+    const json::value& after = o->at("after_seq");
+    if (!(after.is_uint64() || (after.is_int64() && after.as_int64() >= 0)))
+      return detail::bad_request("\"after_seq\" must be an integer, 0 or more");
+    const auto seq = after.is_uint64() ? after.as_uint64() : static_cast<std::uint64_t>(after.as_int64());
+    return join_frame{std::move(thread_id), uniws::resume_point{*epoch, seq}};
+  }
   if (*type == "leave") return leave_frame{std::move(thread_id)};
 
   run_agent_frame run{std::move(thread_id), {}, 1, 0};

@@ -44,7 +44,7 @@ inline void handle_frame(server_state& s, const manager_ref& mgr, connection& co
     void operator()(const frame_error& e) const { reply_error(s, conn, e.code, e.message); }
     void operator()(const ping_frame&) const { reply(s, conn, uniws::message::copy_of(R"({"type":"pong"})")); }
     void operator()(const join_frame& f) const {
-      if (!mgr->join_thread(conn.id(), f.thread_id)) reply_error(s, conn, "bad_request", "cannot join this thread");
+      if (!mgr->join_thread(conn.id(), f.thread_id, f.resume)) reply_error(s, conn, "bad_request", "cannot join this thread");
     }
     void operator()(const leave_frame& f) const { mgr->leave_thread(conn.id(), f.thread_id); }
     void operator()(const run_agent_frame& f) const {

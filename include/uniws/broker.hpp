@@ -14,19 +14,36 @@
 // works exactly as it would without a broker, with no dependency and no cost.
 #pragma once
 
+#include <uniws/connection.hpp>
 #include <uniws/events.hpp>
+#include <uniws/history.hpp>
 #include <uniws/message.hpp>
 #include <uniws/stats.hpp>
 
 #include <concepts>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace uniws {
 
 /// Where a broker delivers what it receives: an event for `user`'s `thread`, stamped `seq`.
 using broker_receiver = std::function<void(std::string_view user, std::string_view thread, std::uint64_t seq, message)>;
+
+/// What a cluster's store answers about a user's history when a connection joins a thread.
+struct stored_history {
+  bool answered = false;     // false: the store could not answer (down); the node answers alone
+  history_epoch epoch;       // the history's epoch (created by the store if the user had none)
+  std::uint64_t last_seq = 0;  // the user's last seq when the store answered
+  bool complete = false;     // (resume only) the store holds every event after the asked seq
+  std::vector<std::pair<std::uint64_t, message>> events;  // (resume only) the thread's events after it
+};
+
+/// Where a broker delivers a stored_history; called once, on any thread.
+using history_receiver = std::function<void(stored_history)>;
 
 // A broker's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
 #define UNIWS_BROKER_STATS(X)                                                              \
@@ -55,6 +72,10 @@ concept broker = requires(B& b, const B& cb, std::string_view user, const agent_
   { cb.stats() } -> std::same_as<broker_stats>;
   // Disconnects for good, e.g. when the server starts to drain.
   b.stop();
+  // The history of `user` for a connection that joins `thread` (and resumes after `after`, if
+  // given). Answers once, through the receiver, after every event published later than the
+  // answer's last_seq is sure to reach this node's receiver (its subscription is live).
+  b.read_history(user, user, std::optional<std::uint64_t>{}, history_receiver{});
 };
 
 /// No cluster: every event is delivered by the node that emits it.
@@ -66,6 +87,9 @@ struct in_process_broker {
   static constexpr bool enabled() noexcept { return false; }
   static constexpr broker_stats stats() noexcept { return {}; }
   static constexpr void stop() noexcept {}
+  static void read_history(std::string_view, std::string_view, std::optional<std::uint64_t>, const history_receiver& r) {
+    r(stored_history{});
+  }
 };
 
 static_assert(broker<in_process_broker>);
@@ -78,6 +102,10 @@ class cluster_link {
  public:
   virtual bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) = 0;
   virtual void presence(std::string_view user, bool has_connections) = 0;
+  // Asks the store for the history; the answer reaches the user's manager, if it still
+  // exists, as complete_join(id, thread, answer).
+  virtual void read_history(std::string_view user, connection_id id, std::string_view thread,
+                            std::optional<std::uint64_t> after) = 0;
 
  protected:
   ~cluster_link() = default;

@@ -4,6 +4,7 @@
 // and which still sends agent_completed (with an error) if the agent dies early.
 #pragma once
 
+#include <uniws/history.hpp>
 #include <uniws/message.hpp>
 
 #include <concepts>
@@ -61,6 +62,25 @@ inline message encode_event(const agent_event& e, std::uint64_t seq) {
   out += e.payload.str();
   out.push_back('}');
   return message::copy_of(out, message::clock::now());
+}
+
+/// The answer to a join: {"type":"joined","thread_id":TH,"epoch":E,"seq":S}, and after a
+/// resume also "recovered":true|false and (when true) "replayed":K.
+inline message encode_joined(std::string_view thread_id, const join_result& r, bool resumed) {
+  std::string out;
+  out.reserve(112 + thread_id.size());
+  out += "{\"type\":\"joined\",\"thread_id\":";
+  detail::append_json_string(out, thread_id);
+  out += ",\"epoch\":\"";
+  out += r.epoch.to_string();
+  out += "\",\"seq\":";
+  out += std::to_string(r.seq);
+  if (resumed) {
+    out += r.status == join_status::recovered ? ",\"recovered\":true,\"replayed\":" : ",\"recovered\":false";
+    if (r.status == join_status::recovered) out += std::to_string(r.replayed);
+  }
+  out.push_back('}');
+  return message::copy_of(out);
 }
 
 /// The envelope `encoded` (made by encode_event) with its seq replaced. The first `,"seq":` is

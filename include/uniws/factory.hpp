@@ -23,6 +23,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -212,7 +213,7 @@ class manager_factory {
 
  private:
   struct link final : detail::cluster_link {
-    explicit link(Broker& b) : b_(b) {}
+    explicit link(manager_factory& f) : f_(f), b_(f.broker_) {}
     bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) override {
       try {
         return b_.publish(user, e, floor);
@@ -228,13 +229,25 @@ class manager_factory {
         // The broker resubscribes what it holds when it comes back; nothing to undo here.
       }
     }
+    void read_history(std::string_view user, connection_id id, std::string_view thread,
+                      std::optional<std::uint64_t> after) override {
+      auto deliver = [&f = f_, user = std::string(user), id, thread = std::string(thread)](stored_history h) {
+        if (auto m = f.registry_.find(user)) m->complete_join(id, thread, std::move(h));
+      };
+      try {
+        b_.read_history(user, thread, after, deliver);
+      } catch (...) {
+        deliver(stored_history{});  // a broker that throws is down: the node answers alone
+      }
+    }
+    manager_factory& f_;
     Broker& b_;
   };
 
   factory_options options_;
   Probe probe_;
   Broker broker_;
-  link link_{broker_};
+  link link_{*this};
   atomic_stats<factory_counters> stats_;
   // Destroyed after the registry: what its managers retired (rosters, which hold connections)
   // is reclaimed before the factory is gone, while the connections' executors still exist.

@@ -11,6 +11,7 @@
 #include <uniws/connection.hpp>
 #include <uniws/detail/epoch.hpp>
 #include <uniws/events.hpp>
+#include <uniws/history.hpp>
 #include <uniws/message.hpp>
 #include <uniws/stats.hpp>
 
@@ -21,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -32,6 +34,7 @@ namespace uniws {
 struct manager_options {
   std::size_t max_thread_id_length = 128;        // longer thread ids are refused
   std::size_t max_threads_per_connection = 256;  // bounds what one client can make us store
+  history_options history{};                     // what a resume can recover (uniws/history.hpp)
 };
 
 // A manager's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
@@ -48,7 +51,12 @@ struct manager_options {
   X(unavailable_reports, counter, "times a service probe said unavailable for a user")                \
   X(events_published, counter, "emitted events the cluster broker took")                              \
   X(publish_failures, counter, "emitted events the cluster broker refused: delivered locally instead") \
-  X(restamped, counter, "broker events whose seq this node had passed, given the next local seq")
+  X(restamped, counter, "broker events whose seq this node had passed, given the next local seq")          \
+  X(history_events, gauge, "events held in the users' histories on this node")                            \
+  X(history_bytes, gauge, "bytes of the events held in the users' histories on this node")                \
+  X(events_replayed, counter, "events replayed to connections that resumed")                              \
+  X(resumes_recovered, counter, "resumes answered with every missed event")                               \
+  X(resumes_not_recovered, counter, "resumes answered not recovered (history lost, exceeded or another epoch)")
 
 /// A manager's counters; sums over users with +=.
 struct manager_stats {
@@ -102,23 +110,42 @@ class unified_manager {
     for (const member& m : r->members) fn(*m.conn);
   }
 
-  /// The connection receives the thread's events from now on. False if the connection is
-  /// unknown, the thread id is empty or too long, or the connection has joined too many.
-  bool join_thread(connection_id id, std::string_view thread_id) {
-    if (!valid_thread_id(thread_id)) return false;
-    bool already = false;
-    const bool joined = update([&](roster& r) {
-      member* m = r.find(id);
-      if (!m) return false;
-      if (m->joined(thread_id)) {
-        already = true;  // nothing to publish
-        return false;
+  /// The connection receives the thread's events from now on, and first the answer
+  /// `joined` (see encode_joined): nothing of the thread reaches it before that answer.
+  /// With `resume`, the thread's events after resume->after_seq are replayed first, in order,
+  /// if the history still holds all of them in that epoch; else none is (`recovered:false`).
+  /// No event is repeated or skipped across the replay/live boundary: emits wait for the
+  /// join. Refused (nothing sent) if the connection is unknown, the thread id is empty or
+  /// too long, or the connection has joined too many threads. In a cluster the answer comes
+  /// from the broker's store (status pending); until it does, the thread's events for this
+  /// connection are held back, then sent after it.
+  join_result join_thread(connection_id id, std::string_view thread_id, std::optional<resume_point> resume = std::nullopt) {
+    if (!valid_thread_id(thread_id)) return {};
+    std::unique_lock lock(emit_mutex_);
+    if (link_) {
+      if (!may_ask_to_join(id, thread_id)) return {};
+      pending_.push_back(pending_join{id, std::string(thread_id), resume, {}});
+      lock.unlock();
+      link_->read_history(user_, id, thread_id, resume ? std::optional(resume->after_seq) : std::nullopt);
+      return {join_status::pending, {}, 0, 0};
+    }
+    join_result r{join_status::joined, history_.epoch(), seq_, 0};
+    bool already = false;  // live events flow to it already: a replay would repeat them
+    const connection_ptr conn = add_to_thread(id, thread_id, 0, already);
+    if (!conn) return {};
+    if (resume) {
+      r.status = join_status::not_recovered;
+      std::optional<std::size_t> replayed;
+      if (!already && resume->epoch == history_.epoch())
+        replayed = history_.replay(resume->after_seq, seq_, thread_id, clock::now(), [&](const message& m) { (void)conn->try_send(m); });
+      if (replayed) {
+        r.status = join_status::recovered;
+        r.replayed = *replayed;
       }
-      if (m->threads.size() >= options_.max_threads_per_connection) return false;
-      m->threads.emplace_back(thread_id);
-      return true;
-    });
-    return joined || already;
+      count_resume(r);
+    }
+    (void)conn->try_send(encode_joined(thread_id, r, resume.has_value()));
+    return r;
   }
 
   /// False if the connection is unknown or had not joined the thread.
@@ -126,7 +153,7 @@ class unified_manager {
     return update([&](roster& r) {
       member* m = r.find(id);
       if (!m) return false;
-      auto it = std::find(m->threads.begin(), m->threads.end(), thread_id);
+      auto it = std::find_if(m->threads.begin(), m->threads.end(), [&](const joined_thread& j) { return j.id == thread_id; });
       if (it == m->threads.end()) return false;
       m->threads.erase(it);
       return true;
@@ -162,6 +189,7 @@ class unified_manager {
     const std::uint64_t seq = ++seq_;
     const message m = encode_event(e, seq);
     deliver(m, [&](const member& mem) { return mem.joined(e.thread_id); });
+    history_.push(seq, e.thread_id, m, m.emitted_at());
     stats_.add<&manager_stats::events_emitted>();
     return seq;
   }
@@ -173,22 +201,32 @@ class unified_manager {
   /// backwards and nothing is dropped. Returns how many connections accepted it.
   std::size_t deliver_published(std::string_view thread_id, std::uint64_t seq, const message& m) {
     std::lock_guard lock(emit_mutex_);
+    message delivered = m;
     if (seq > seq_) {
       seq_ = seq;
-      return deliver(m, [thread_id](const member& mem) { return mem.joined(thread_id); });
+    } else {
+      stats_.add<&manager_stats::restamped>();
+      delivered = restamp_event(m, ++seq_);
     }
-    stats_.add<&manager_stats::restamped>();
-    const message restamped = restamp_event(m, ++seq_);
-    return deliver(restamped, [thread_id](const member& mem) { return mem.joined(thread_id); });
+    for (pending_join& p : pending_)
+      if (p.thread == thread_id) hold_back(p, seq_, delivered);
+    const std::uint64_t seq_delivered = seq_;
+    return deliver(delivered, [thread_id, seq_delivered](const member& mem) { return mem.receives(thread_id, seq_delivered); });
   }
 
   [[nodiscard]] manager_stats get_stats() const {
     manager_stats s = stats_.snapshot();
+    {
+      std::lock_guard lock(emit_mutex_);
+      s.history_events = history_.size();
+      s.history_bytes = history_.bytes();
+    }
     detail::epoch_guard guard;
     if (const roster* r = roster_.load(std::memory_order_acquire)) {
       s.connections = r->members.size();
       std::set<std::string_view> threads;
-      for (const member& m : r->members) threads.insert(m.threads.begin(), m.threads.end());
+      for (const member& m : r->members)
+        for (const joined_thread& j : m.threads) threads.insert(j.id);
       s.threads = threads.size();
     }
     return s;
@@ -220,10 +258,22 @@ class unified_manager {
   unified_manager(manager_options options, detail::cluster_link* link, std::string user)
       : options_(options), link_(link), user_(std::move(user)) {}
 
+  struct joined_thread {
+    std::string id;
+    // Events up to this seq reached the connection through its join answer (a cluster's
+    // store answers while the broker's deliveries are still in flight): not again live.
+    std::uint64_t live_after = 0;
+  };
   struct member {
     connection_ptr conn;
-    std::vector<std::string> threads;
-    bool joined(std::string_view t) const noexcept { return std::find(threads.begin(), threads.end(), t) != threads.end(); }
+    std::vector<joined_thread> threads;
+    bool joined(std::string_view t) const noexcept {
+      return std::any_of(threads.begin(), threads.end(), [t](const joined_thread& j) { return j.id == t; });
+    }
+    // A broker event: for the thread, and not one the connection's join answer covered.
+    bool receives(std::string_view t, std::uint64_t seq) const noexcept {
+      return std::any_of(threads.begin(), threads.end(), [t, seq](const joined_thread& j) { return j.id == t && seq > j.live_after; });
+    }
   };
   struct roster {
     std::vector<member> members;
@@ -233,6 +283,105 @@ class unified_manager {
       return nullptr;
     }
   };
+
+  // A join the cluster's store has not answered yet, and the thread's events that arrived
+  // meanwhile (sent after the answer, those the answer already covers skipped).
+  struct pending_join {
+    connection_id id;
+    std::string thread;
+    std::optional<resume_point> resume;
+    std::vector<std::pair<std::uint64_t, message>> held;
+    bool overflowed = false;  // held more than the history bound: answered not recovered
+  };
+
+  // The store's answer to the pending join (id, thread), from the factory's broker receiver.
+  void complete_join(connection_id id, std::string_view thread, stored_history answer) {
+    std::lock_guard lock(emit_mutex_);
+    auto it = std::find_if(pending_.begin(), pending_.end(), [&](const pending_join& p) { return p.id == id && p.thread == thread; });
+    if (it == pending_.end()) return;
+    pending_join p = std::move(*it);
+    pending_.erase(it);
+    if (!answer.answered) {  // the store is down: this node answers with what it knows
+      answer.epoch = history_.epoch();
+      answer.last_seq = seq_;
+      answer.complete = false;
+      answer.events.clear();
+    }
+    join_result r{join_status::joined, answer.epoch, answer.last_seq, 0};
+    bool already = false;
+    const connection_ptr conn = add_to_thread(id, thread, answer.last_seq, already);
+    if (!conn) return;
+    const bool resumed = p.resume.has_value();
+    if (resumed) {
+      r.status = join_status::not_recovered;
+      if (!already && !p.overflowed && answer.complete && p.resume->epoch == answer.epoch) {
+        r.status = join_status::recovered;
+        for (const auto& [seq, m] : answer.events)
+          if (seq > p.resume->after_seq && seq <= answer.last_seq) {
+            (void)conn->try_send(m);
+            ++r.replayed;
+          }
+      }
+      count_resume(r);
+    }
+    (void)conn->try_send(encode_joined(thread, r, resumed));
+    for (const auto& [seq, m] : p.held)
+      if (seq > answer.last_seq) (void)conn->try_send(m);
+  }
+
+  void hold_back(pending_join& p, std::uint64_t seq, const message& m) {
+    if (p.held.size() >= std::max<std::size_t>(options_.history.max_events, 1)) {
+      p.overflowed = true;  // the store is slow to answer; never hold more than a history's worth
+      p.held.erase(p.held.begin());
+    }
+    p.held.emplace_back(seq, m);
+  }
+
+  void count_resume(const join_result& r) {
+    if (r.status == join_status::recovered) {
+      stats_.add<&manager_stats::resumes_recovered>();
+      if (r.replayed) stats_.add<&manager_stats::events_replayed>(r.replayed);
+    } else {
+      stats_.add<&manager_stats::resumes_not_recovered>();
+    }
+  }
+
+  // Whether a cluster join may be asked: the connection is here, has no join of this thread in
+  // flight, and its joined and pending threads stay within the bound.
+  bool may_ask_to_join(connection_id id, std::string_view thread) const {
+    std::size_t pending = 0;
+    for (const pending_join& p : pending_)
+      if (p.id == id) {
+        if (p.thread == thread) return false;
+        ++pending;
+      }
+    detail::epoch_guard guard;
+    const roster* r = roster_.load(std::memory_order_acquire);
+    if (!r) return false;
+    for (const member& m : r->members)
+      if (m.conn->id() == id) return m.joined(thread) || m.threads.size() + pending < options_.max_threads_per_connection;
+    return false;
+  }
+
+  // Joins the connection to the thread in the roster; returns the connection, or null if the
+  // join is refused. `already`: it had joined the thread before.
+  connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after, bool& already) {
+    connection_ptr conn;
+    update([&](roster& ro) {
+      member* m = ro.find(id);
+      if (!m) return false;
+      if (m->joined(thread_id)) {
+        already = true;
+        conn = m->conn;
+        return false;  // nothing to publish
+      }
+      if (m->threads.size() >= options_.max_threads_per_connection) return false;
+      m->threads.push_back(joined_thread{std::string(thread_id), live_after});
+      conn = m->conn;
+      return true;
+    });
+    return conn;
+  }
 
   bool valid_thread_id(std::string_view t) const noexcept {
     return !t.empty() && t.size() <= options_.max_thread_id_length;
@@ -290,8 +439,10 @@ class unified_manager {
   manager_options options_;
   std::atomic<const roster*> roster_{nullptr};  // null: no connections
   std::mutex writers_;
-  std::mutex emit_mutex_;
+  mutable std::mutex emit_mutex_;
   std::uint64_t seq_ = 0;  // guarded by emit_mutex_
+  detail::event_history history_{options_.history};  // guarded by emit_mutex_; unused in a cluster
+  std::vector<pending_join> pending_;                 // guarded by emit_mutex_
   std::atomic<std::size_t> connection_count_{0};
   std::atomic<clock::rep> idle_since_{clock::now().time_since_epoch().count()};
   std::atomic<bool> available_{true};

@@ -7,7 +7,9 @@
 //
 // memory_bus is a cluster's broker in memory: node() gives each factory its endpoint (a
 // uniws::broker); pump() delivers what was published, in order, to the subscribed nodes;
-// set_down(true) makes publishing fail, as a broker that is unreachable does.
+// set_down(true) makes publishing fail, as a broker that is unreachable does. The bus keeps
+// each user's last `history_limit` events for resume; lose_history() forgets them all, as a
+// store restarted without persistence does (the next answer names a new epoch).
 #pragma once
 
 #include <uniws/broker.hpp>
@@ -158,9 +160,16 @@ class memory_bus {
     std::multiset<std::string, std::less<>> users;  // one entry per subscribe
     broker_stats stats;
   };
+  struct user_history {
+    history_epoch epoch = history_epoch::random();
+    std::deque<published> events;
+    std::uint64_t gone_through = 0;  // the last seq no longer held
+  };
   struct state {
     std::mutex mutex;
     bool down = false;
+    std::size_t history_limit = 1024;
+    std::map<std::string, user_history, std::less<>> histories;
     std::map<std::string, std::uint64_t, std::less<>> seq;  // the cluster's per-user counter
     std::deque<published> pending;
     std::vector<node_state> nodes;
@@ -182,6 +191,12 @@ class memory_bus {
       if (it == bus_->seq.end()) it = bus_->seq.emplace(std::string(user), 0).first;
       it->second = std::max(it->second, floor) + 1;  // never below what the node has shown
       bus_->pending.push_back({std::string(user), e.thread_id, it->second, encode_event(e, it->second)});
+      user_history& h = history_of(user);
+      h.events.push_back(bus_->pending.back());
+      while (h.events.size() > bus_->history_limit) {
+        h.gone_through = h.events.front().seq;
+        h.events.pop_front();
+      }
       ++bus_->published_count;
       ++bus_->nodes[node_].stats.published;
       return true;
@@ -207,6 +222,26 @@ class memory_bus {
       return s;
     }
     void stop() { set_receiver(nullptr); }
+    void read_history(std::string_view user, std::string_view thread, std::optional<std::uint64_t> after,
+                      const history_receiver& receiver) {
+      stored_history answer;
+      {
+        std::lock_guard lock(bus_->mutex);
+        if (!bus_->down) {
+          const user_history& h = history_of(user);
+          answer.answered = true;
+          answer.epoch = h.epoch;
+          const auto it = bus_->seq.find(user);
+          answer.last_seq = it == bus_->seq.end() ? 0 : it->second;
+          if (after) {
+            answer.complete = *after >= h.gone_through && *after <= answer.last_seq;
+            for (const published& p : h.events)
+              if (p.seq > *after && p.thread == thread) answer.events.emplace_back(p.seq, p.m);
+          }
+        }
+      }
+      receiver(std::move(answer));
+    }
     [[nodiscard]] bool subscribed(std::string_view user) const {
       std::lock_guard lock(bus_->mutex);
       return bus_->nodes[node_].users.count(user) != 0;
@@ -215,6 +250,11 @@ class memory_bus {
    private:
     friend class memory_bus;
     endpoint(std::shared_ptr<state> bus, std::size_t node) : bus_(std::move(bus)), node_(node) {}
+    user_history& history_of(std::string_view user) {  // under the bus's mutex
+      auto it = bus_->histories.find(user);
+      if (it == bus_->histories.end()) it = bus_->histories.emplace(std::string(user), user_history{}).first;
+      return it->second;
+    }
     std::shared_ptr<state> bus_;
     std::size_t node_;
   };
@@ -228,6 +268,18 @@ class memory_bus {
   void set_down(bool down) {
     std::lock_guard lock(state_->mutex);
     state_->down = down;
+  }
+
+  /// Forgets every user's history and counter, as a store restarted without persistence.
+  void lose_history() {
+    std::lock_guard lock(state_->mutex);
+    state_->histories.clear();
+    state_->seq.clear();
+  }
+
+  void set_history_limit(std::size_t events) {
+    std::lock_guard lock(state_->mutex);
+    state_->history_limit = events;
   }
 
   /// Delivers everything published so far, in publication order, to every node subscribed

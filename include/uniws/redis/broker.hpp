@@ -8,7 +8,12 @@
 // node's floor) and PUBLISHes the envelope with that seq on the user's channel, so the
 // channel carries the events in seq order. A node subscribes to a user's channel while it
 // holds one of the user's connections and delivers what arrives there, its own events
-// included. While Redis is unreachable, publish() says no (the node delivers locally);
+// included. The same EVAL appends the event to the user's history, a Redis Stream keyed by seq
+// (XADD MAXLEN ~ history_events), beside the history's epoch; a stream that is new (first
+// event, expired after history_age without events, or lost with a restart without
+// persistence) gets a new epoch. A join reads the epoch, the last seq and, to resume, the
+// thread's events after a seq (one EVAL with XRANGE), once the node's subscription to the
+// user is confirmed, so every later event reaches the node live. While Redis is unreachable, publish() says no (the node delivers locally);
 // events in flight when the connection drops come back to this node's receiver with seq 0
 // (re-stamped locally, so not lost); the broker reconnects with exponential backoff and
 // resubscribes. Needs Boost.Asio and hiredis (Debian: libhiredis-dev).
@@ -35,6 +40,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,8 +51,12 @@ namespace uniws::redis {
 struct broker_options {
   std::string host;  // empty: no Redis, the broker is disabled and the node works alone
   int port = 6379;
-  std::string prefix = "uniws";  // keys <prefix>:seq:<user>, channels <prefix>:u:<user>
+  // Keys <prefix>:seq:{<user>}, <prefix>:h:{<user>} (history), <prefix>:epoch:{<user>};
+  // channels <prefix>:u:<user>.
+  std::string prefix = "uniws";
   std::chrono::milliseconds backoff_min{100}, backoff_max{5000};
+  std::size_t history_events = 1024;  // per user, about (MAXLEN ~)
+  std::chrono::seconds history_age{300};  // older events are not replayed; an idle history expires
 };
 
 namespace detail {
@@ -194,6 +205,13 @@ class broker {
   }
   void set_receiver(broker_receiver r) { impl_->receiver = std::move(r); }
 
+  void read_history(std::string_view user, std::string_view thread, std::optional<std::uint64_t> after,
+                    history_receiver r) {
+    boost::asio::post(impl_->ex, [i = impl_, q = impl::history_read{std::string(user), std::string(thread), after, std::move(r)}]() mutable {
+      i->read(std::move(q));
+    });
+  }
+
   [[nodiscard]] broker_stats stats() const {
     broker_stats s = impl_->stats.snapshot();
     s.connected = impl_->connected.load(std::memory_order_acquire) ? 1 : 0;
@@ -201,14 +219,52 @@ class broker {
   }
 
  private:
-  // INCR the user's counter (never below the node's floor), PUBLISH "<seq> <thread length>
-  // <thread><envelope with that seq>", return the seq. Atomic: the channel is in seq order.
-  static constexpr const char* script =
+  // KEYS: seq, channel, history stream, epoch. ARGV: floor, "<thread length> <thread>",
+  // envelope before and after its seq, a new epoch, history_events, thread, history_age in s.
+  // INCR the user's counter (never below the node's floor); a missing epoch starts a new
+  // history (the old stream, if any, goes); XADD the envelope with that seq as its id; PUBLISH
+  // "<seq> <thread length> <thread><envelope>"; return the seq. Atomic: the channel and the
+  // stream are in seq order.
+  static constexpr const char* publish_script =
       "local s = redis.call('INCR', KEYS[1]) "
       "local floor = tonumber(ARGV[1]) "
       "if s <= floor then s = floor + 1 redis.call('SET', KEYS[1], s) end "
-      "redis.call('PUBLISH', KEYS[2], s .. ' ' .. ARGV[2] .. ARGV[3] .. s .. ARGV[4]) "
+      "local env = ARGV[3] .. s .. ARGV[4] "
+      "if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('DEL', KEYS[3]) redis.call('SET', KEYS[4], ARGV[5]) end "
+      "local t = redis.call('TIME') "
+      "redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], s .. '-0', 't', ARGV[7], 'e', env, "
+      "  'ms', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) "
+      "redis.call('EXPIRE', KEYS[3], ARGV[8]) redis.call('EXPIRE', KEYS[4], ARGV[8]) "
+      "redis.call('PUBLISH', KEYS[2], s .. ' ' .. ARGV[2] .. env) "
       "return s";
+
+  // KEYS: seq, history stream, epoch. ARGV: after ("" for a plain join), a new epoch,
+  // thread, history_age in s, history_events. Returns {epoch, last seq} and, to resume,
+  // {complete 0|1, seq, envelope, seq, envelope, ...}: the thread's events after `after`.
+  // Complete: `after` is within [the last seq the stream no longer holds, the last seq], and
+  // no event after it is older than history_age.
+  static constexpr const char* read_script =
+      "local epoch = redis.call('GET', KEYS[3]) "
+      "if not epoch then epoch = ARGV[2] redis.call('SET', KEYS[3], epoch, 'EX', ARGV[4]) end "
+      "local last = tonumber(redis.call('GET', KEYS[1]) or '0') "
+      "if ARGV[1] == '' then return {epoch, last} end "
+      "local after = tonumber(ARGV[1]) "
+      "local gone = last "
+      "local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1) "
+      "if #first > 0 then gone = tonumber(string.match(first[1][1], '^(%d+)')) - 1 end "
+      "local t = redis.call('TIME') "
+      "local oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[4]) * 1000 "
+      "local complete = after >= gone and after <= last "
+      "local out = {epoch, last, 0} "
+      "if not complete then return out end "
+      "local entries = redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+', 'COUNT', tonumber(ARGV[5]) * 2) "
+      "for i, e in ipairs(entries) do "
+      "  local f = {} for k = 1, #e[2], 2 do f[e[2][k]] = e[2][k + 1] end "
+      "  if i == 1 and tonumber(f['ms']) < oldest then return out end "
+      "  if f['t'] == ARGV[3] then out[#out + 1] = tonumber(string.match(e[1], '^(%d+)')) out[#out + 1] = f['e'] end "
+      "end "
+      "out[3] = 1 "
+      "return out";
 
   struct impl : std::enable_shared_from_this<impl> {
     impl(boost::asio::any_io_executor e, broker_options o) : ex(std::move(e)), options(std::move(o)), retry(ex) {}
@@ -221,10 +277,21 @@ class broker {
     bool commands_up = false, subscriber_up = false, stopping = false, ever_connected = false;
     std::chrono::milliseconds backoff{0};
     std::map<std::string, int, std::less<>> subscriptions;  // user -> subscribe count
+    std::set<std::string, std::less<>> confirmed;           // users whose SUBSCRIBE Redis confirmed
+
+    struct history_read {
+      std::string user, thread;
+      std::optional<std::uint64_t> after;
+      history_receiver receiver;
+    };
+    std::multimap<std::string, history_read, std::less<>> waiting;  // reads until their SUBSCRIBE is confirmed
     std::atomic<bool> connected{false};
     atomic_stats<broker_stats> stats;  // `connected` is read from the flag above
 
     std::string channel(std::string_view user) const { return options.prefix + ":u:" + std::string(user); }
+    std::string key(std::string_view kind, std::string_view user) const {
+      return options.prefix + ":" + std::string(kind) + ":{" + std::string(user) + "}";
+    }
 
     void connect() {
       if (stopping) return;
@@ -253,6 +320,7 @@ class broker {
     // Either connection failed: drop both, retry later.
     void down() {
       connected.store(false, std::memory_order_release);
+      answer_waiting();
       commands_up = subscriber_up = false;
       auto c = std::move(commands), s = std::move(subscriber);
       if (c) c->close();
@@ -268,6 +336,7 @@ class broker {
     void shut_down() {
       stopping = true;
       connected.store(false, std::memory_order_release);
+      answer_waiting();
       retry.cancel();
       auto c = std::move(commands), s = std::move(subscriber);
       if (c) c->close();
@@ -282,21 +351,87 @@ class broker {
 
     void send_publish(std::string user, std::string thread, const message& encoded, std::uint64_t floor) {
       const std::string_view text(encoded.data(), encoded.size());
-      constexpr std::string_view key = ",\"seq\":0";
-      const auto at = text.find(key);
-      const std::string seq_key = options.prefix + ":seq:" + user, chan = channel(user);
+      constexpr std::string_view seq_field = ",\"seq\":0";
+      const auto at = text.find(seq_field);
+      const std::string seq_key = key("seq", user), chan = channel(user);
       const std::string floor_text = std::to_string(floor);
       const std::string route = std::to_string(thread.size()) + " " + thread;
-      const std::string_view prefix = text.substr(0, at + key.size() - 1), suffix = text.substr(at + key.size());
+      const std::string_view prefix = text.substr(0, at + seq_field.size() - 1), suffix = text.substr(at + seq_field.size());
       auto* p = new pending_publish{shared_from_this(), std::move(user), std::move(thread), encoded};
       redisAsyncContext* ctx = commands && commands_up ? commands->context() : nullptr;
-      const char* argv[] = {"EVAL", script, "2", seq_key.c_str(), chan.c_str(), floor_text.c_str(),
-                            route.data(), prefix.data(), suffix.data()};
-      const std::size_t lens[] = {4, std::char_traits<char>::length(script), 1, seq_key.size(), chan.size(),
-                                  floor_text.size(), route.size(), prefix.size(), suffix.size()};
-      if (!ctx || at == std::string_view::npos ||
-          redisAsyncCommandArgv(ctx, &on_published, p, 9, argv, lens) != REDIS_OK)
-        on_published(nullptr, nullptr, p);
+      const std::string stream = key("h", p->user), epoch_key = key("epoch", p->user);
+      const std::string new_epoch = history_epoch::random().to_string(), limit = std::to_string(options.history_events),
+                        age = std::to_string(options.history_age.count());
+      const std::string_view args[] = {"EVAL", publish_script, "4", seq_key, chan, stream, epoch_key, floor_text, route,
+                                       prefix, suffix, new_epoch, limit, p->thread, age};
+      if (!ctx || at == std::string_view::npos || !command(ctx, &on_published, p, args)) on_published(nullptr, nullptr, p);
+    }
+
+    // One command from its arguments; false if hiredis refused it (the callback is not called).
+    template <std::size_t N>
+    static bool command(redisAsyncContext* ctx, redisCallbackFn* done, void* privdata, const std::string_view (&args)[N]) {
+      const char* argv[N];
+      std::size_t lens[N];
+      for (std::size_t i = 0; i < N; ++i) {
+        argv[i] = args[i].data();
+        lens[i] = args[i].size();
+      }
+      return redisAsyncCommandArgv(ctx, done, privdata, static_cast<int>(N), argv, lens) == REDIS_OK;
+    }
+
+    // A join's read: once the user's subscription is confirmed (so no later event can miss
+    // this node), else when it is; answered unanswered while Redis is down.
+    void read(history_read q) {
+      if (!connected.load(std::memory_order_acquire) || !subscriptions.contains(q.user)) return q.receiver(stored_history{});
+      if (!confirmed.contains(q.user)) {
+        std::string user = q.user;
+        waiting.emplace(std::move(user), std::move(q));
+        return;
+      }
+      struct pending_read {
+        std::shared_ptr<impl> owner;
+        history_read q;
+      };
+      auto* p = new pending_read{shared_from_this(), std::move(q)};
+      const std::string seq_key = key("seq", p->q.user), stream = key("h", p->q.user), epoch_key = key("epoch", p->q.user);
+      const std::string after = p->q.after ? std::to_string(*p->q.after) : std::string(),
+                        new_epoch = history_epoch::random().to_string(), age = std::to_string(options.history_age.count()),
+                        limit = std::to_string(options.history_events);
+      const std::string_view args[] = {"EVAL", read_script, "3", seq_key, stream, epoch_key, after, new_epoch, p->q.thread, age, limit};
+      redisCallbackFn* done = [](redisAsyncContext*, void* r, void* privdata) {
+        std::unique_ptr<pending_read> p(static_cast<pending_read*>(privdata));
+        p->q.receiver(parse_history(static_cast<const redisReply*>(r)));
+      };
+      if (!commands || !commands_up || !command(commands->context(), done, p, args)) done(nullptr, nullptr, p);
+    }
+
+    static stored_history parse_history(const redisReply* reply) {
+      stored_history h;
+      if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) return h;
+      const redisReply* epoch = reply->element[0];
+      if (epoch->type != REDIS_REPLY_STRING) return h;
+      const auto parsed = history_epoch::parse(std::string_view(epoch->str, epoch->len));
+      if (!parsed || reply->element[1]->type != REDIS_REPLY_INTEGER) return h;
+      h.answered = true;
+      h.epoch = *parsed;
+      h.last_seq = static_cast<std::uint64_t>(reply->element[1]->integer);
+      if (reply->elements < 3 || reply->element[2]->type != REDIS_REPLY_INTEGER) return h;
+      h.complete = reply->element[2]->integer == 1;
+      for (std::size_t i = 3; i + 1 < reply->elements; i += 2) {
+        const redisReply* seq = reply->element[i];
+        const redisReply* envelope = reply->element[i + 1];
+        if (seq->type != REDIS_REPLY_INTEGER || envelope->type != REDIS_REPLY_STRING) return stored_history{};
+        h.events.emplace_back(static_cast<std::uint64_t>(seq->integer), message::copy_of(std::string_view(envelope->str, envelope->len)));
+      }
+      return h;
+    }
+
+    // Redis is gone (or we stop): the joins waiting for a confirmation are answered without it.
+    void answer_waiting() {
+      confirmed.clear();
+      auto reads = std::move(waiting);
+      waiting.clear();
+      for (auto& [user, q] : reads) q.receiver(stored_history{});
     }
 
     static void on_published(redisAsyncContext*, void* r, void* privdata) {
@@ -312,6 +447,15 @@ class broker {
       if (!self.stopping && self.receiver) self.receiver(p->user, p->thread, 0, p->encoded);
     }
 
+    void on_confirmed(std::string_view user) {
+      confirmed.emplace(user);
+      auto [first, last] = waiting.equal_range(user);
+      std::vector<history_read> reads;
+      for (auto it = first; it != last; ++it) reads.push_back(std::move(it->second));
+      waiting.erase(first, last);
+      for (history_read& q : reads) read(std::move(q));
+    }
+
     void add_subscription(const std::string& user) {
       if (++subscriptions[user] == 1 && connected.load(std::memory_order_acquire)) send_subscribe(user);
     }
@@ -319,6 +463,12 @@ class broker {
       auto it = subscriptions.find(user);
       if (it == subscriptions.end() || --it->second > 0) return;
       subscriptions.erase(it);
+      if (auto c = confirmed.find(user); c != confirmed.end()) confirmed.erase(c);
+      auto [first, last] = waiting.equal_range(user);  // no subscription to wait for any more
+      std::vector<history_read> reads;
+      for (auto w = first; w != last; ++w) reads.push_back(std::move(w->second));
+      waiting.erase(first, last);
+      for (history_read& q : reads) q.receiver(stored_history{});
       if (subscriber && subscriber_up) {
         const std::string chan = channel(user);
         const char* argv[] = {"UNSUBSCRIBE", chan.c_str()};
@@ -341,8 +491,9 @@ class broker {
       auto* self = static_cast<impl*>(privdata);
       if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || self->stopping) return;
       const std::string_view kind(reply->element[0]->str, reply->element[0]->len);
-      if (kind != "message") return;
       const std::string_view chan(reply->element[1]->str, reply->element[1]->len);
+      if (kind == "subscribe") return self->on_confirmed(chan.substr(std::min(chan.size(), self->options.prefix.size() + 3)));
+      if (kind != "message") return;
       std::string_view payload(reply->element[2]->str, reply->element[2]->len);
       const std::string_view user = chan.substr(std::min(chan.size(), self->options.prefix.size() + 3));
       std::uint64_t seq = 0;

@@ -19,7 +19,7 @@ struct console_connection {
 uniws::task<int> session(uniws::manager_factory<console_connection>* factory, std::shared_ptr<console_connection> c) {
   auto mgr = co_await factory->get_websocket_manager_async(uniws::basic_user_context("alice"));
   mgr->add_connection(c);
-  mgr->join_thread(c->id(), "t1");
+  (void)mgr->join_thread(c->id(), "t1");
   auto run = mgr.start_run("t1", "r-1");
   std::move(run).complete("hello from a consumer");
   co_return static_cast<int>(c->lines.size());

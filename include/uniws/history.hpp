@@ -1,0 +1,181 @@
+// uniws/history.hpp - a user's recent events, kept so that a client that lost its connection
+// can resume where it stopped: the epoch that names the history, the point a client resumes
+// from, the answer to a join, and the bounded ring of already-encoded events.
+//
+// Contract: an event stays in the ring until it is older than max_age or pushed out by
+// max_events or max_bytes; the ring shares each event's buffer with the fan-out (no copy).
+// A resume from (epoch, after_seq) is complete only if the epoch is the ring's and no event
+// after after_seq has left the ring; otherwise the answer is "not recovered", never a replay
+// with a hole in it.
+#pragma once
+
+#include <uniws/message.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <iterator>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace uniws {
+
+struct history_options {
+  std::size_t max_events = 1024;  // 0: no history, every resume is "not recovered"
+  std::chrono::seconds max_age{300};
+  std::size_t max_bytes = std::size_t{1} << 20;  // what one idle user can hold, at most
+};
+
+/// Names one history of one user: 128 random bits, new whenever that history starts afresh
+/// (a new manager on a node, a new stream in a cluster's store). A seq means something only
+/// together with its epoch.
+class history_epoch {
+ public:
+  constexpr history_epoch() noexcept = default;
+
+  /// 128 bits from a per-thread generator seeded once from std::random_device.
+  static history_epoch random() {
+    thread_local std::mt19937_64 bits = [] {
+      std::random_device device;
+      std::seed_seq seed{device(), device(), device(), device()};
+      return std::mt19937_64(seed);
+    }();
+    history_epoch e;
+    e.words_ = {bits(), bits()};
+    return e;
+  }
+
+  /// 32 lower-case hex digits, the wire form.
+  [[nodiscard]] std::string to_string() const {
+    std::string out(32, '0');
+    constexpr char digits[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < 32; ++i) out[i] = digits[(words_[i / 16] >> (60 - 4 * (i % 16))) & 0xf];
+    return out;
+  }
+
+  /// The wire form back; nullopt unless exactly 32 hex digits.
+  static std::optional<history_epoch> parse(std::string_view text) noexcept {
+    if (text.size() != 32) return std::nullopt;
+    history_epoch e;
+    for (std::size_t i = 0; i < 32; ++i) {
+      const char c = text[i];
+      const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      if (v < 0) return std::nullopt;
+      e.words_[i / 16] = (e.words_[i / 16] << 4) | static_cast<std::uint64_t>(v);
+    }
+    return e;
+  }
+
+  [[nodiscard]] constexpr bool empty() const noexcept { return words_[0] == 0 && words_[1] == 0; }
+  friend constexpr bool operator==(const history_epoch&, const history_epoch&) noexcept = default;
+
+ private:
+  std::array<std::uint64_t, 2> words_{};
+};
+
+/// Where a client resumes: the epoch and the last seq it received.
+struct resume_point {
+  history_epoch epoch;
+  std::uint64_t after_seq = 0;
+};
+
+enum class join_status : std::uint8_t {
+  refused,        // unknown connection, bad thread id, or too many threads: nothing was sent
+  joined,         // a plain join: `joined` was queued, live events follow
+  recovered,      // the missed events, then `joined` (recovered), then live events
+  not_recovered,  // no replay: `joined` (not recovered) was queued, live events follow
+  pending,        // a cluster's store is asked: the answer reaches the connection when it comes
+};
+
+/// What join_thread did. The answer itself (`joined`, after any replay) is already queued to
+/// the connection; this is for the caller's logs and tests.
+struct [[nodiscard]] join_result {
+  join_status status = join_status::refused;
+  history_epoch epoch;
+  std::uint64_t seq = 0;       // the user's last seq when the connection went live
+  std::size_t replayed = 0;    // events replayed to the connection
+  explicit operator bool() const noexcept { return status != join_status::refused; }
+};
+
+namespace detail {
+
+/// The ring itself. Not synchronized: the manager guards it with its emit lock.
+class event_history {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  explicit event_history(history_options options) : options_(options), epoch_(history_epoch::random()) {}
+
+  [[nodiscard]] const history_epoch& epoch() const noexcept { return epoch_; }
+
+  /// Keeps the event `seq` of `thread`, then drops what is past a bound.
+  void push(std::uint64_t seq, std::string_view thread, const message& m, clock::time_point now) {
+    if (options_.max_events == 0) {
+      gone_through_ = seq;
+      return;
+    }
+    entries_.push_back(entry{seq, std::string(thread), m, now});
+    bytes_ += m.size();
+    while (entries_.size() > options_.max_events || bytes_ > options_.max_bytes) pop();
+    expire(now);
+  }
+
+  /// Calls `fn(message)` for each event of `thread` after `after_seq`, oldest first, and
+  /// returns how many; nullopt (and no call) unless the ring holds every event of the user
+  /// after `after_seq` up to `last_seq`.
+  template <class Fn>
+  std::optional<std::size_t> replay(std::uint64_t after_seq, std::uint64_t last_seq, std::string_view thread,
+                                    clock::time_point now, Fn&& fn) {
+    expire(now);
+    if (after_seq < gone_through_ || after_seq > last_seq) return std::nullopt;
+    std::size_t n = 0;
+    // Entries are in seq order: skip to the first one after after_seq.
+    auto it = entries_.begin();
+    if (!entries_.empty() && entries_.front().seq <= after_seq) {
+      const std::size_t skip = static_cast<std::size_t>(after_seq - entries_.front().seq) + 1;
+      it += static_cast<std::ptrdiff_t>(std::min(skip, entries_.size()));
+      while (it != entries_.begin() && std::prev(it)->seq > after_seq) --it;  // seqs may have gaps
+    }
+    for (; it != entries_.end(); ++it)
+      if (it->seq > after_seq && it->thread == thread) {
+        fn(it->m);
+        ++n;
+      }
+    return n;
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
+  [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
+
+ private:
+  struct entry {
+    std::uint64_t seq;
+    std::string thread;
+    message m;
+    clock::time_point at;
+  };
+
+  void pop() {
+    gone_through_ = entries_.front().seq;
+    bytes_ -= entries_.front().m.size();
+    entries_.pop_front();
+  }
+  void expire(clock::time_point now) {
+    while (!entries_.empty() && now - entries_.front().at > options_.max_age) pop();
+  }
+
+  history_options options_;
+  history_epoch epoch_;
+  std::deque<entry> entries_;
+  std::size_t bytes_ = 0;
+  std::uint64_t gone_through_ = 0;  // the last seq no longer held (0: none lost yet)
+};
+
+}  // namespace detail
+}  // namespace uniws
