@@ -10,7 +10,11 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -81,19 +85,30 @@ class ws_client {
   enum class token_in { header, query };
 
   /// Connects and upgrades; throws beast::system_error (e.g. with the HTTP 401) on failure.
-  ws_client(const server_address& at, const std::string& token, token_in where = token_in::header) : ws_(io_) {
-    connect(beast::get_lowest_layer(ws_), at);
-    beast::get_lowest_layer(ws_).expires_after(std::chrono::seconds(10));
-    std::string target = "/ws";
-    if (where == token_in::header) {
-      ws_.set_option(websocket::stream_base::decorator(
-          [token](websocket::request_type& req) { req.set(http::field::authorization, "Bearer " + token); }));
-    } else {
-      target += "?token=" + token;
-    }
-    ws_.handshake(at.host_header(), target);
-    beast::get_lowest_layer(ws_).expires_never();
+  ws_client(const server_address& at, const std::string& token, token_in where = token_in::header)
+      : at_(at), token_(token), where_(where) {
+    open();
   }
+
+  /// Where a thread's events stopped: the epoch of its `joined` answer and the last seq read.
+  struct resume_state {
+    std::string epoch;
+    std::uint64_t last_seq = 0;
+  };
+
+  /// Opens a new connection after the old one was lost and resumes every thread joined so far
+  /// from where its events stopped (docs/protocol.md §R). Throws if the server cannot be reached.
+  void reconnect() {
+    open();
+    for (const auto& [thread, at] : threads_)
+      send(json::object{{"type", "join"}, {"thread_id", thread}, {"epoch", at.epoch}, {"after_seq", at.last_seq}});
+  }
+
+  /// `joined` answers are read and kept (joined_frames()), not returned by read(), unless asked:
+  /// they are the protocol's bookkeeping, as a browser page would treat them.
+  void show_joined(bool on) { show_joined_ = on; }
+  [[nodiscard]] const std::vector<json::object>& joined_frames() const { return joined_; }
+  [[nodiscard]] const std::map<std::string, resume_state>& threads() const { return threads_; }
 
   /// Attempts the upgrade and returns the HTTP status of the refusal (or 101).
   static int upgrade_status(const server_address& at, std::optional<std::string> bearer, std::string target = "/ws") {
@@ -112,29 +127,34 @@ class ws_client {
 
   void send(const json::object& o) { send_text(json::serialize(o)); }
   void send_text(const std::string& text) {
-    ws_.text(true);
-    ws_.write(net::buffer(text));
+    ws_->text(true);
+    ws_->write(net::buffer(text));
   }
   void send_binary(const std::string& bytes) {
-    ws_.binary(true);
-    ws_.write(net::buffer(bytes));
+    ws_->binary(true);
+    ws_->write(net::buffer(bytes));
   }
 
   /// The next frame as JSON, or nullopt if none came in time (or the connection closed).
   /// A timeout ends the connection (Beast's stream timeouts close the socket).
   std::optional<json::object> read(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-    beast::flat_buffer buffer;
-    beast::error_code ec;
-    beast::get_lowest_layer(ws_).expires_after(timeout);  // applies to asynchronous operations only
-    ws_.async_read(buffer, [&ec](beast::error_code e, std::size_t) { ec = e; });
-    io_.restart();
-    io_.run();
-    beast::get_lowest_layer(ws_).expires_never();
-    if (ec) {
-      last_error_ = ec;
-      return std::nullopt;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      beast::flat_buffer buffer;
+      beast::error_code ec;
+      const auto left = std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration(0));
+      beast::get_lowest_layer(*ws_).expires_after(left);  // applies to asynchronous operations only
+      ws_->async_read(buffer, [&ec](beast::error_code e, std::size_t) { ec = e; });
+      io_.restart();
+      io_.run();
+      beast::get_lowest_layer(*ws_).expires_never();
+      if (ec) {
+        last_error_ = ec;
+        return std::nullopt;
+      }
+      json::object frame = json::parse(beast::buffers_to_string(buffer.data())).as_object();
+      if (!track(frame) || show_joined_) return frame;
     }
-    return json::parse(beast::buffers_to_string(buffer.data())).as_object();
   }
 
   /// Reads frames until one of type `type` (returns every frame read, that one last).
@@ -160,21 +180,59 @@ class ws_client {
       if (!f) break;
       if (frames) frames->push_back(*f);
     }
-    return static_cast<int>(ws_.reason().code);
+    return static_cast<int>(ws_->reason().code);
   }
 
   [[nodiscard]] beast::error_code last_error() const { return last_error_; }
-  [[nodiscard]] bool is_open() const { return ws_.is_open(); }
+  [[nodiscard]] bool is_open() const { return ws_->is_open(); }
   void close() {
     beast::error_code ignored;
-    ws_.close(websocket::close_code::normal, ignored);
+    ws_->close(websocket::close_code::normal, ignored);
   }
-  beast::tcp_stream& lowest() { return beast::get_lowest_layer(ws_); }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(*ws_); }
 
  private:
+  void open() {
+    ws_ = std::make_unique<websocket::stream<beast::tcp_stream>>(io_);
+    connect(beast::get_lowest_layer(*ws_), at_);
+    beast::get_lowest_layer(*ws_).expires_after(std::chrono::seconds(10));
+    std::string target = "/ws";
+    if (where_ == token_in::header) {
+      ws_->set_option(websocket::stream_base::decorator(
+          [token = token_](websocket::request_type& req) { req.set(http::field::authorization, "Bearer " + token); }));
+    } else {
+      target += "?token=" + token_;
+    }
+    ws_->handshake(at_.host_header(), target);
+    beast::get_lowest_layer(*ws_).expires_never();
+  }
+
+  // Keeps each thread's resume point; true for a `joined` answer.
+  bool track(const json::object& f) {
+    const auto* type = f.if_contains("type");
+    const auto* thread = f.if_contains("thread_id");
+    const auto* seq = f.if_contains("seq");
+    if (!type || !thread || !seq || !thread->is_string() || !seq->is_number()) return false;
+    resume_state& at = threads_[std::string(thread->as_string())];
+    if (type->as_string() == "joined") {
+      at.last_seq = seq->to_number<std::uint64_t>();  // the thread's events up to here were sent, or replayed
+      at.epoch = std::string(f.at("epoch").as_string());
+      joined_.push_back(f);
+      return true;
+    }
+    at.last_seq = seq->to_number<std::uint64_t>();
+    return false;
+  }
+
+  server_address at_;
+  std::string token_;
+  token_in where_;
   net::io_context io_;
-  websocket::stream<beast::tcp_stream> ws_;
+  std::unique_ptr<websocket::stream<beast::tcp_stream>> ws_;
   beast::error_code last_error_;
+  bool show_joined_ = false;
+  std::vector<json::object> joined_;
+  std::map<std::string, resume_state> threads_;
 };
 
 }  // namespace uniws_client::sync

@@ -4,6 +4,7 @@
 #include "origin_policy.hpp"
 
 #include <uniws/connection.hpp>
+#include <uniws/history.hpp>
 #include <uniws/send_queue.hpp>
 
 #include <boost/json.hpp>
@@ -44,6 +45,8 @@ struct options {
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds handshake_timeout{10};  // TCP accept to WebSocket open, and each HTTP request
   std::chrono::seconds user_idle_ttl{300};
+  std::size_t history_events = 1024;        // per user, for resume (docs/protocol.md §R)
+  std::chrono::seconds history_seconds{300};
   std::chrono::milliseconds drain_timeout{5000};
   std::size_t max_thread_id_length = 128;
   int max_steps = 10'000;
@@ -148,6 +151,10 @@ inline const std::vector<flag>& flags() {
        number<s, &options::handshake_timeout>(1, 3600), "handshake_timeout_s", show_count<&options::handshake_timeout>},
       {"--user-idle-ttl", "SECONDS", "a user without connections is forgotten after this",
        number<s, &options::user_idle_ttl>(0, 86400), "user_idle_ttl_s", show_count<&options::user_idle_ttl>},
+      {"--history-events", "N", "events a user's history keeps for resume (0: none)",
+       number<std::size_t, &options::history_events>(0, 1 << 20), "history_events", show_count<&options::history_events>},
+      {"--history-seconds", "SECONDS", "how long an event stays in a user's history",
+       number<s, &options::history_seconds>(1, 86400), "history_seconds", show_count<&options::history_seconds>},
       {"--drain-timeout-ms", "N", "how long SIGTERM waits for queues to flush", number<ms, &options::drain_timeout>(0, 600000)},
   };
   return table;
@@ -157,7 +164,8 @@ inline const std::vector<flag>& flags() {
 inline boost::json::object fixed_config(const options& o) {
   return {{"slow_consumer_close_code", static_cast<int>(o.slow_close_code)},
           {"max_thread_id_length", o.max_thread_id_length},
-          {"max_agent_steps", o.max_steps}};
+          {"max_agent_steps", o.max_steps},
+          {"history_max_bytes", uniws::history_options{}.max_bytes}};
 }
 
 /// GET /config: every flag with a config key, and the fixed settings.

@@ -53,10 +53,15 @@ struct server_state {
         origins(opts.allowed_origins),
         users(opts.users_file ? user_directory::from_file(*opts.users_file) : user_directory::demo()),
         tokens(opts.token_ttl, opts.token_secret),
-        factory(uniws::factory_options{.manager = {.max_thread_id_length = opts.max_thread_id_length},
+        factory(uniws::factory_options{.manager = {.max_thread_id_length = opts.max_thread_id_length,
+                                                   .history = {.max_events = opts.history_events,
+                                                               .max_age = opts.history_seconds}},
                                        .idle_ttl = opts.user_idle_ttl},
                 uniws::always_available{},
-                uniws::redis::broker(std::move(redis_executor), {.host = opts.redis_host, .port = opts.redis_port})) {}
+                uniws::redis::broker(std::move(redis_executor), {.host = opts.redis_host,
+                                                                 .port = opts.redis_port,
+                                                                 .history_events = opts.history_events,
+                                                                 .history_age = opts.history_seconds})) {}
 
   const options opts;
   const origin_policy origins;

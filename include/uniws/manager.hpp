@@ -124,7 +124,7 @@ class unified_manager {
     std::unique_lock lock(emit_mutex_);
     if (link_) {
       if (!may_ask_to_join(id, thread_id)) return {};
-      pending_.push_back(pending_join{id, std::string(thread_id), resume, {}});
+      pending_.push_back(pending_join{id, std::string(thread_id), resume, seq_, {}});
       lock.unlock();
       link_->read_history(user_, id, thread_id, resume ? std::optional(resume->after_seq) : std::nullopt);
       return {join_status::pending, {}, 0, 0};
@@ -190,6 +190,8 @@ class unified_manager {
     const message m = encode_event(e, seq);
     deliver(m, [&](const member& mem) { return mem.joined(e.thread_id); });
     history_.push(seq, e.thread_id, m, m.emitted_at());
+    for (pending_join& p : pending_)  // the broker is down, but a join asked it before
+      if (p.thread == e.thread_id) hold_back(p, seq, m);
     stats_.add<&manager_stats::events_emitted>();
     return seq;
   }
@@ -290,6 +292,7 @@ class unified_manager {
     connection_id id;
     std::string thread;
     std::optional<resume_point> resume;
+    std::uint64_t asked_at;  // this node's seq when the store was asked
     std::vector<std::pair<std::uint64_t, message>> held;
     bool overflowed = false;  // held more than the history bound: answered not recovered
   };
@@ -303,7 +306,7 @@ class unified_manager {
     pending_.erase(it);
     if (!answer.answered) {  // the store is down: this node answers with what it knows
       answer.epoch = history_.epoch();
-      answer.last_seq = seq_;
+      answer.last_seq = p.asked_at;  // what was held since goes out after the answer
       answer.complete = false;
       answer.events.clear();
     }
@@ -325,6 +328,7 @@ class unified_manager {
       count_resume(r);
     }
     (void)conn->try_send(encode_joined(thread, r, resumed));
+    if (already) return;  // what was held went to it live as well
     for (const auto& [seq, m] : p.held)
       if (seq > answer.last_seq) (void)conn->try_send(m);
   }

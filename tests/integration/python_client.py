@@ -4,7 +4,8 @@
 Usage: python_client.py PATH/TO/uniws-golden-path
 Starts the server on a free port, walks docs/protocol.md's golden path with two tabs of
 alice and one of bob, checks the answers, then stops the server with SIGTERM.
-Rules checked: proto-S1 proto-H1 proto-W1 proto-W5 proto-W7 proto-W9 proto-S2
+Then a tab drops mid-run and resumes from its last seq (§R).
+Rules checked: proto-S1 proto-H1 proto-W1 proto-W5 proto-W7 proto-W9 proto-S2 proto-R1 proto-R2 proto-R3
 """
 import asyncio
 import json
@@ -71,10 +72,13 @@ async def scenario(port):
 
         for ws in (tab2, bob_ws):
             await ws.send(json.dumps({"type": "join", "thread_id": "t1"}))
-            await ws.send(json.dumps({"type": "ping"}))
-            await asyncio.wait_for(ws.recv(), 10)
+            joined = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            check(joined["type"] == "joined" and joined["thread_id"] == "t1" and len(joined["epoch"]) == 32
+                  and isinstance(joined["seq"], int), "a join is answered with joined, epoch and seq")
 
         await tab1.send(json.dumps({"type": "run_agent", "thread_id": "t1", "message": "from python"}))
+        first = json.loads(await asyncio.wait_for(tab1.recv(), 10))
+        check(first["type"] == "joined", "run_agent's join is answered with joined before the events")
         a = await read_until(tab1, "agent_completed")
         b = await read_until(tab2, "agent_completed")
         check([f["type"] for f in a] == FIVE, "tab 1 gets the five events in order")
@@ -96,6 +100,38 @@ async def scenario(port):
         check(err["type"] == "error" and err["code"] == "unsupported", "a binary frame gets error unsupported")
         await tab1.send(json.dumps({"type": "ping"}))
         check(json.loads(await asyncio.wait_for(tab1.recv(), 10))["type"] == "pong", "the connection stays open")
+
+    await resume(uri, alice)
+
+
+async def resume(uri, token):
+    """A tab reads two events of a run, loses its connection, comes back with epoch and last seq."""
+    async with websockets.connect(uri + "?token=" + token) as runner:
+        phone = await websockets.connect(uri + "?token=" + token)
+        await phone.send(json.dumps({"type": "join", "thread_id": "t2"}))
+        epoch = json.loads(await asyncio.wait_for(phone.recv(), 10))["epoch"]
+        await runner.send(json.dumps({"type": "run_agent", "thread_id": "t2", "message": "resume me"}))
+        got = [json.loads(await asyncio.wait_for(phone.recv(), 10)) for _ in range(2)]
+        await phone.close()  # the phone drops after two events
+        await read_until(runner, "agent_completed")
+
+        again = await websockets.connect(uri + "?token=" + token)
+        await again.send(json.dumps({"type": "join", "thread_id": "t2", "epoch": epoch, "after_seq": got[-1]["seq"]}))
+        frames = await read_until(again, "joined")
+        types = [f["type"] for f in got + frames[:-1]]
+        check(types == FIVE, "the resumed tab has the run's five events, each once: " + ",".join(types))
+        check(frames[-1].get("recovered") is True and frames[-1].get("replayed") == 3, "joined says recovered, 3 replayed")
+        seqs = [f["seq"] for f in got + frames[:-1]]
+        check(seqs == sorted(set(seqs)), "in seq order, none repeated")
+
+        await again.send(json.dumps({"type": "join", "thread_id": "t3", "epoch": "0" * 32, "after_seq": 1}))
+        lost = json.loads(await asyncio.wait_for(again.recv(), 10))
+        check(lost["type"] == "joined" and lost["recovered"] is False and lost["epoch"] == epoch,
+              "another epoch: joined with recovered false and the current epoch, no replay")
+        await again.send(json.dumps({"type": "join", "thread_id": "t3", "after_seq": 1}))
+        err = json.loads(await asyncio.wait_for(again.recv(), 10))
+        check(err["type"] == "error" and err["code"] == "bad_request", "after_seq without epoch is a bad request")
+        await again.close()
 
 
 
