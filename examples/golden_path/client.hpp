@@ -98,7 +98,10 @@ class ws_client {
 
   /// Opens a new connection after the old one was lost and resumes every thread joined so far
   /// from where its events stopped (docs/protocol.md §R). Throws if the server cannot be reached.
-  void reconnect() {
+  void reconnect() { reconnect(at_); }
+  /// The same, to another server (another node of a cluster).
+  void reconnect(const server_address& at) {
+    at_ = at;
     open();
     for (const auto& [thread, at] : threads_)
       send(json::object{{"type", "join"}, {"thread_id", thread}, {"epoch", at.epoch}, {"after_seq", at.last_seq}});

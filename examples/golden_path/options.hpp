@@ -4,7 +4,6 @@
 #include "origin_policy.hpp"
 
 #include <uniws/connection.hpp>
-#include <uniws/history.hpp>
 #include <uniws/send_queue.hpp>
 
 #include <boost/json.hpp>
@@ -47,6 +46,7 @@ struct options {
   std::chrono::seconds user_idle_ttl{300};
   std::size_t history_events = 1024;        // per user, for resume (docs/protocol.md §R)
   std::chrono::seconds history_seconds{300};
+  std::size_t history_bytes = std::size_t{1} << 20;
   std::chrono::milliseconds drain_timeout{5000};
   std::size_t max_thread_id_length = 128;
   int max_steps = 10'000;
@@ -155,6 +155,8 @@ inline const std::vector<flag>& flags() {
        number<std::size_t, &options::history_events>(0, 1 << 20), "history_events", show_count<&options::history_events>},
       {"--history-seconds", "SECONDS", "how long an event stays in a user's history",
        number<s, &options::history_seconds>(1, 86400), "history_seconds", show_count<&options::history_seconds>},
+      {"--history-bytes", "N", "bytes of events a user's history keeps at most",
+       number<std::size_t, &options::history_bytes>(0, 1LL << 32), "history_max_bytes", show_count<&options::history_bytes>},
       {"--drain-timeout-ms", "N", "how long SIGTERM waits for queues to flush", number<ms, &options::drain_timeout>(0, 600000)},
   };
   return table;
@@ -164,8 +166,7 @@ inline const std::vector<flag>& flags() {
 inline boost::json::object fixed_config(const options& o) {
   return {{"slow_consumer_close_code", static_cast<int>(o.slow_close_code)},
           {"max_thread_id_length", o.max_thread_id_length},
-          {"max_agent_steps", o.max_steps},
-          {"history_max_bytes", uniws::history_options{}.max_bytes}};
+          {"max_agent_steps", o.max_steps}};
 }
 
 /// GET /config: every flag with a config key, and the fixed settings.

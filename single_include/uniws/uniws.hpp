@@ -17,13 +17,16 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <optional>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -417,6 +420,212 @@ inline message create_error_message(std::string_view code, std::string_view text
 }
 
 }  // namespace uniws
+// ---- uniws/connection.hpp ----
+// uniws/connection.hpp - the transport vocabulary: what the manager needs of a live client
+// connection (the `connection` concept), and the ids, close codes and send results it speaks.
+
+
+
+namespace uniws {
+
+/// Identifies a connection within its user's manager.
+using connection_id = std::uint64_t;
+
+/// WebSocket close codes the library uses (RFC 6455, section 7.4.1).
+enum class close_code : std::uint16_t {
+  normal = 1000,
+  going_away = 1001,
+  policy_violation = 1008,
+  message_too_big = 1009,
+  try_again_later = 1013,
+};
+
+/// What a non-blocking send did.
+enum class send_result : std::uint8_t {
+  queued,       // accepted for delivery
+  dropped,      // accepted, but the queue was full: a message (this or an older one) was dropped and counted
+  closed,       // refused: the connection is closed
+  closed_slow,  // refused: the queue was full and the policy closed the connection as a slow consumer
+};
+
+/// A live client connection as the manager sees it: an id, a send that never blocks, and a
+/// close. Its transport (a WebSocket session, a test double) does the actual I/O.
+template <class C>
+concept connection = requires(C& c, const C& cc, message m, close_code code) {
+  { cc.id() } noexcept -> std::convertible_to<connection_id>;
+  { c.try_send(std::move(m)) } -> std::same_as<send_result>;
+  c.close(code);
+};
+
+}  // namespace uniws
+// ---- uniws/history.hpp ----
+// uniws/history.hpp - a user's recent events, kept so that a client that lost its connection
+// can resume where it stopped: the epoch that names the history, the point a client resumes
+// from, the answer to a join, and the bounded ring of already-encoded events.
+//
+// Contract: an event stays in the ring until it is older than max_age or pushed out by
+// max_events or max_bytes; the ring shares each event's buffer with the fan-out (no copy).
+// A resume from (epoch, after_seq) is complete only if the epoch is the ring's and no event
+// after after_seq has left the ring; otherwise the answer is "not recovered", never a replay
+// with a hole in it.
+
+
+
+namespace uniws {
+
+struct history_options {
+  std::size_t max_events = 1024;  // 0: no history, every resume is "not recovered"
+  std::chrono::seconds max_age{300};
+  std::size_t max_bytes = std::size_t{1} << 20;  // what one idle user can hold, at most
+};
+
+/// Names one history of one user: 128 random bits, new whenever that history starts afresh
+/// (a new manager on a node, a new stream in a cluster's store). A seq means something only
+/// together with its epoch.
+class history_epoch {
+ public:
+  constexpr history_epoch() noexcept = default;
+
+  /// 128 bits from a per-thread generator seeded once from std::random_device.
+  static history_epoch random() {
+    thread_local std::mt19937_64 bits = [] {
+      std::random_device device;
+      std::seed_seq seed{device(), device(), device(), device()};
+      return std::mt19937_64(seed);
+    }();
+    history_epoch e;
+    e.words_ = {bits(), bits()};
+    return e;
+  }
+
+  /// 32 lower-case hex digits, the wire form.
+  [[nodiscard]] std::string to_string() const {
+    std::string out(32, '0');
+    constexpr char digits[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < 32; ++i) out[i] = digits[(words_[i / 16] >> (60 - 4 * (i % 16))) & 0xf];
+    return out;
+  }
+
+  /// The wire form back; nullopt unless exactly 32 hex digits.
+  static std::optional<history_epoch> parse(std::string_view text) noexcept {
+    if (text.size() != 32) return std::nullopt;
+    history_epoch e;
+    for (std::size_t i = 0; i < 32; ++i) {
+      const char c = text[i];
+      const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      if (v < 0) return std::nullopt;
+      e.words_[i / 16] = (e.words_[i / 16] << 4) | static_cast<std::uint64_t>(v);
+    }
+    return e;
+  }
+
+  [[nodiscard]] constexpr bool empty() const noexcept { return words_[0] == 0 && words_[1] == 0; }
+  friend constexpr bool operator==(const history_epoch&, const history_epoch&) noexcept = default;
+
+ private:
+  std::array<std::uint64_t, 2> words_{};
+};
+
+/// Where a client resumes: the epoch and the last seq it received.
+struct resume_point {
+  history_epoch epoch;
+  std::uint64_t after_seq = 0;
+};
+
+enum class join_status : std::uint8_t {
+  refused,        // unknown connection, bad thread id, or too many threads: nothing was sent
+  joined,         // a plain join: `joined` was queued, live events follow
+  recovered,      // the missed events, then `joined` (recovered), then live events
+  not_recovered,  // no replay: `joined` (not recovered) was queued, live events follow
+  pending,        // a cluster's store is asked: the answer reaches the connection when it comes
+};
+
+/// What join_thread did. The answer itself (`joined`, after any replay) is already queued to
+/// the connection; this is for the caller's logs and tests.
+struct [[nodiscard]] join_result {
+  join_status status = join_status::refused;
+  history_epoch epoch;
+  std::uint64_t seq = 0;       // the user's last seq when the connection went live
+  std::size_t replayed = 0;    // events replayed to the connection
+  explicit operator bool() const noexcept { return status != join_status::refused; }
+};
+
+namespace detail {
+
+/// The ring itself. Not synchronized: the manager guards it with its emit lock.
+class event_history {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  explicit event_history(history_options options) : options_(options), epoch_(history_epoch::random()) {}
+
+  [[nodiscard]] const history_epoch& epoch() const noexcept { return epoch_; }
+
+  /// Keeps the event `seq` of `thread`, then drops what is past a bound.
+  void push(std::uint64_t seq, std::string_view thread, const message& m, clock::time_point now) {
+    if (options_.max_events == 0) {
+      gone_through_ = seq;
+      return;
+    }
+    entries_.push_back(entry{seq, std::string(thread), m, now});
+    bytes_ += m.size();
+    while (entries_.size() > options_.max_events || bytes_ > options_.max_bytes) pop();
+    expire(now);
+  }
+
+  /// Calls `fn(message)` for each event of `thread` after `after_seq`, oldest first, and
+  /// returns how many; nullopt (and no call) unless the ring holds every event of the user
+  /// after `after_seq` up to `last_seq`.
+  template <class Fn>
+  std::optional<std::size_t> replay(std::uint64_t after_seq, std::uint64_t last_seq, std::string_view thread,
+                                    clock::time_point now, Fn&& fn) {
+    expire(now);
+    if (after_seq < gone_through_ || after_seq > last_seq) return std::nullopt;
+    std::size_t n = 0;
+    // Entries are in seq order: skip to the first one after after_seq.
+    auto it = entries_.begin();
+    if (!entries_.empty() && entries_.front().seq <= after_seq) {
+      const std::size_t skip = static_cast<std::size_t>(after_seq - entries_.front().seq) + 1;
+      it += static_cast<std::ptrdiff_t>(std::min(skip, entries_.size()));
+      while (it != entries_.begin() && std::prev(it)->seq > after_seq) --it;  // seqs may have gaps
+    }
+    for (; it != entries_.end(); ++it)
+      if (it->seq > after_seq && it->thread == thread) {
+        fn(it->m);
+        ++n;
+      }
+    return n;
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
+  [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
+
+ private:
+  struct entry {
+    std::uint64_t seq;
+    std::string thread;
+    message m;
+    clock::time_point at;
+  };
+
+  void pop() {
+    gone_through_ = entries_.front().seq;
+    bytes_ -= entries_.front().m.size();
+    entries_.pop_front();
+  }
+  void expire(clock::time_point now) {
+    while (!entries_.empty() && now - entries_.front().at > options_.max_age) pop();
+  }
+
+  history_options options_;
+  history_epoch epoch_;
+  std::deque<entry> entries_;
+  std::size_t bytes_ = 0;
+  std::uint64_t gone_through_ = 0;  // the last seq no longer held (0: none lost yet)
+};
+
+}  // namespace detail
+}  // namespace uniws
 // ---- uniws/events.hpp ----
 // uniws/events.hpp - the five agent events, their envelope, and agent_run: the typestate an
 // agent holds while it works, which only lets it emit the events in their grammar
@@ -471,6 +680,25 @@ inline message encode_event(const agent_event& e, std::uint64_t seq) {
   out += e.payload.str();
   out.push_back('}');
   return message::copy_of(out, message::clock::now());
+}
+
+/// The answer to a join: {"type":"joined","thread_id":TH,"epoch":E,"seq":S}, and after a
+/// resume also "recovered":true|false and (when true) "replayed":K.
+inline message encode_joined(std::string_view thread_id, const join_result& r, bool resumed) {
+  std::string out;
+  out.reserve(112 + thread_id.size());
+  out += "{\"type\":\"joined\",\"thread_id\":";
+  detail::append_json_string(out, thread_id);
+  out += ",\"epoch\":\"";
+  out += r.epoch.to_string();
+  out += "\",\"seq\":";
+  out += std::to_string(r.seq);
+  if (resumed) {
+    out += r.status == join_status::recovered ? ",\"recovered\":true,\"replayed\":" : ",\"recovered\":false";
+    if (r.status == join_status::recovered) out += std::to_string(r.replayed);
+  }
+  out.push_back('}');
+  return message::copy_of(out);
 }
 
 /// The envelope `encoded` (made by encode_event) with its seq replaced. The first `,"seq":` is
@@ -774,6 +1002,18 @@ namespace uniws {
 /// Where a broker delivers what it receives: an event for `user`'s `thread`, stamped `seq`.
 using broker_receiver = std::function<void(std::string_view user, std::string_view thread, std::uint64_t seq, message)>;
 
+/// What a cluster's store answers about a user's history when a connection joins a thread.
+struct stored_history {
+  bool answered = false;     // false: the store could not answer (down); the node answers alone
+  history_epoch epoch;       // the history's epoch (created by the store if the user had none)
+  std::uint64_t last_seq = 0;  // the user's last seq when the store answered
+  bool complete = false;     // (resume only) the store holds every event after the asked seq
+  std::vector<std::pair<std::uint64_t, message>> events;  // (resume only) the thread's events after it
+};
+
+/// Where a broker delivers a stored_history; called once, on any thread.
+using history_receiver = std::function<void(stored_history)>;
+
 // A broker's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
 #define UNIWS_BROKER_STATS(X)                                                              \
   X(connected, gauge, "1 while the broker is connected to its store")                    \
@@ -801,6 +1041,10 @@ concept broker = requires(B& b, const B& cb, std::string_view user, const agent_
   { cb.stats() } -> std::same_as<broker_stats>;
   // Disconnects for good, e.g. when the server starts to drain.
   b.stop();
+  // The history of `user` for a connection that joins `thread` (and resumes after `after`, if
+  // given). Answers once, through the receiver, after every event published later than the
+  // answer's last_seq is sure to reach this node's receiver (its subscription is live).
+  b.read_history(user, user, std::optional<std::uint64_t>{}, history_receiver{});
 };
 
 /// No cluster: every event is delivered by the node that emits it.
@@ -812,6 +1056,9 @@ struct in_process_broker {
   static constexpr bool enabled() noexcept { return false; }
   static constexpr broker_stats stats() noexcept { return {}; }
   static constexpr void stop() noexcept {}
+  static void read_history(std::string_view, std::string_view, std::optional<std::uint64_t>, const history_receiver& r) {
+    r(stored_history{});
+  }
 };
 
 static_assert(broker<in_process_broker>);
@@ -824,6 +1071,10 @@ class cluster_link {
  public:
   virtual bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) = 0;
   virtual void presence(std::string_view user, bool has_connections) = 0;
+  // Asks the store for the history; the answer reaches the user's manager, if it still
+  // exists, as complete_join(id, thread, answer).
+  virtual void read_history(std::string_view user, connection_id id, std::string_view thread,
+                            std::optional<std::uint64_t> after) = 0;
 
  protected:
   ~cluster_link() = default;
@@ -896,44 +1147,6 @@ concept user_context = requires(const C& c) {
 template <class P>
 concept service_probe = requires(P& p) {
   { p.check() } -> awaitable_of<bool>;
-};
-
-}  // namespace uniws
-// ---- uniws/connection.hpp ----
-// uniws/connection.hpp - the transport vocabulary: what the manager needs of a live client
-// connection (the `connection` concept), and the ids, close codes and send results it speaks.
-
-
-
-namespace uniws {
-
-/// Identifies a connection within its user's manager.
-using connection_id = std::uint64_t;
-
-/// WebSocket close codes the library uses (RFC 6455, section 7.4.1).
-enum class close_code : std::uint16_t {
-  normal = 1000,
-  going_away = 1001,
-  policy_violation = 1008,
-  message_too_big = 1009,
-  try_again_later = 1013,
-};
-
-/// What a non-blocking send did.
-enum class send_result : std::uint8_t {
-  queued,       // accepted for delivery
-  dropped,      // accepted, but the queue was full: a message (this or an older one) was dropped and counted
-  closed,       // refused: the connection is closed
-  closed_slow,  // refused: the queue was full and the policy closed the connection as a slow consumer
-};
-
-/// A live client connection as the manager sees it: an id, a send that never blocks, and a
-/// close. Its transport (a WebSocket session, a test double) does the actual I/O.
-template <class C>
-concept connection = requires(C& c, const C& cc, message m, close_code code) {
-  { cc.id() } noexcept -> std::convertible_to<connection_id>;
-  { c.try_send(std::move(m)) } -> std::same_as<send_result>;
-  c.close(code);
 };
 
 }  // namespace uniws
@@ -1211,6 +1424,7 @@ namespace uniws {
 struct manager_options {
   std::size_t max_thread_id_length = 128;        // longer thread ids are refused
   std::size_t max_threads_per_connection = 256;  // bounds what one client can make us store
+  history_options history{};                     // what a resume can recover (uniws/history.hpp)
 };
 
 // A manager's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
@@ -1227,7 +1441,12 @@ struct manager_options {
   X(unavailable_reports, counter, "times a service probe said unavailable for a user")                \
   X(events_published, counter, "emitted events the cluster broker took")                              \
   X(publish_failures, counter, "emitted events the cluster broker refused: delivered locally instead") \
-  X(restamped, counter, "broker events whose seq this node had passed, given the next local seq")
+  X(restamped, counter, "broker events whose seq this node had passed, given the next local seq")          \
+  X(history_events, gauge, "events held in the users' histories on this node")                            \
+  X(history_bytes, gauge, "bytes of the events held in the users' histories on this node")                \
+  X(events_replayed, counter, "events replayed to connections that resumed")                              \
+  X(resumes_recovered, counter, "resumes answered with every missed event")                               \
+  X(resumes_not_recovered, counter, "resumes answered not recovered (history lost, exceeded or another epoch)")
 
 /// A manager's counters; sums over users with +=.
 struct manager_stats {
@@ -1281,23 +1500,42 @@ class unified_manager {
     for (const member& m : r->members) fn(*m.conn);
   }
 
-  /// The connection receives the thread's events from now on. False if the connection is
-  /// unknown, the thread id is empty or too long, or the connection has joined too many.
-  bool join_thread(connection_id id, std::string_view thread_id) {
-    if (!valid_thread_id(thread_id)) return false;
-    bool already = false;
-    const bool joined = update([&](roster& r) {
-      member* m = r.find(id);
-      if (!m) return false;
-      if (m->joined(thread_id)) {
-        already = true;  // nothing to publish
-        return false;
+  /// The connection receives the thread's events from now on, and first the answer
+  /// `joined` (see encode_joined): nothing of the thread reaches it before that answer.
+  /// With `resume`, the thread's events after resume->after_seq are replayed first, in order,
+  /// if the history still holds all of them in that epoch; else none is (`recovered:false`).
+  /// No event is repeated or skipped across the replay/live boundary: emits wait for the
+  /// join. Refused (nothing sent) if the connection is unknown, the thread id is empty or
+  /// too long, or the connection has joined too many threads. In a cluster the answer comes
+  /// from the broker's store (status pending); until it does, the thread's events for this
+  /// connection are held back, then sent after it.
+  join_result join_thread(connection_id id, std::string_view thread_id, std::optional<resume_point> resume = std::nullopt) {
+    if (!valid_thread_id(thread_id)) return {};
+    std::unique_lock lock(emit_mutex_);
+    if (link_) {
+      if (!may_ask_to_join(id, thread_id)) return {};
+      pending_.push_back(pending_join{id, std::string(thread_id), resume, seq_, {}});
+      lock.unlock();
+      link_->read_history(user_, id, thread_id, resume ? std::optional(resume->after_seq) : std::nullopt);
+      return {join_status::pending, {}, 0, 0};
+    }
+    join_result r{join_status::joined, history_.epoch(), seq_, 0};
+    bool already = false;  // live events flow to it already: a replay would repeat them
+    const connection_ptr conn = add_to_thread(id, thread_id, 0, already);
+    if (!conn) return {};
+    if (resume) {
+      r.status = join_status::not_recovered;
+      std::optional<std::size_t> replayed;
+      if (!already && resume->epoch == history_.epoch())
+        replayed = history_.replay(resume->after_seq, seq_, thread_id, clock::now(), [&](const message& m) { (void)conn->try_send(m); });
+      if (replayed) {
+        r.status = join_status::recovered;
+        r.replayed = *replayed;
       }
-      if (m->threads.size() >= options_.max_threads_per_connection) return false;
-      m->threads.emplace_back(thread_id);
-      return true;
-    });
-    return joined || already;
+      count_resume(r);
+    }
+    (void)conn->try_send(encode_joined(thread_id, r, resume.has_value()));
+    return r;
   }
 
   /// False if the connection is unknown or had not joined the thread.
@@ -1305,7 +1543,7 @@ class unified_manager {
     return update([&](roster& r) {
       member* m = r.find(id);
       if (!m) return false;
-      auto it = std::find(m->threads.begin(), m->threads.end(), thread_id);
+      auto it = std::find_if(m->threads.begin(), m->threads.end(), [&](const joined_thread& j) { return j.id == thread_id; });
       if (it == m->threads.end()) return false;
       m->threads.erase(it);
       return true;
@@ -1341,6 +1579,9 @@ class unified_manager {
     const std::uint64_t seq = ++seq_;
     const message m = encode_event(e, seq);
     deliver(m, [&](const member& mem) { return mem.joined(e.thread_id); });
+    history_.push(seq, e.thread_id, m, m.emitted_at());
+    for (pending_join& p : pending_)  // the broker is down, but a join asked it before
+      if (p.thread == e.thread_id) hold_back(p, seq, m);
     stats_.add<&manager_stats::events_emitted>();
     return seq;
   }
@@ -1352,22 +1593,32 @@ class unified_manager {
   /// backwards and nothing is dropped. Returns how many connections accepted it.
   std::size_t deliver_published(std::string_view thread_id, std::uint64_t seq, const message& m) {
     std::lock_guard lock(emit_mutex_);
+    message delivered = m;
     if (seq > seq_) {
       seq_ = seq;
-      return deliver(m, [thread_id](const member& mem) { return mem.joined(thread_id); });
+    } else {
+      stats_.add<&manager_stats::restamped>();
+      delivered = restamp_event(m, ++seq_);
     }
-    stats_.add<&manager_stats::restamped>();
-    const message restamped = restamp_event(m, ++seq_);
-    return deliver(restamped, [thread_id](const member& mem) { return mem.joined(thread_id); });
+    for (pending_join& p : pending_)
+      if (p.thread == thread_id) hold_back(p, seq_, delivered);
+    const std::uint64_t seq_delivered = seq_;
+    return deliver(delivered, [thread_id, seq_delivered](const member& mem) { return mem.receives(thread_id, seq_delivered); });
   }
 
   [[nodiscard]] manager_stats get_stats() const {
     manager_stats s = stats_.snapshot();
+    {
+      std::lock_guard lock(emit_mutex_);
+      s.history_events = history_.size();
+      s.history_bytes = history_.bytes();
+    }
     detail::epoch_guard guard;
     if (const roster* r = roster_.load(std::memory_order_acquire)) {
       s.connections = r->members.size();
       std::set<std::string_view> threads;
-      for (const member& m : r->members) threads.insert(m.threads.begin(), m.threads.end());
+      for (const member& m : r->members)
+        for (const joined_thread& j : m.threads) threads.insert(j.id);
       s.threads = threads.size();
     }
     return s;
@@ -1399,10 +1650,22 @@ class unified_manager {
   unified_manager(manager_options options, detail::cluster_link* link, std::string user)
       : options_(options), link_(link), user_(std::move(user)) {}
 
+  struct joined_thread {
+    std::string id;
+    // Events up to this seq reached the connection through its join answer (a cluster's
+    // store answers while the broker's deliveries are still in flight): not again live.
+    std::uint64_t live_after = 0;
+  };
   struct member {
     connection_ptr conn;
-    std::vector<std::string> threads;
-    bool joined(std::string_view t) const noexcept { return std::find(threads.begin(), threads.end(), t) != threads.end(); }
+    std::vector<joined_thread> threads;
+    bool joined(std::string_view t) const noexcept {
+      return std::any_of(threads.begin(), threads.end(), [t](const joined_thread& j) { return j.id == t; });
+    }
+    // A broker event: for the thread, and not one the connection's join answer covered.
+    bool receives(std::string_view t, std::uint64_t seq) const noexcept {
+      return std::any_of(threads.begin(), threads.end(), [t, seq](const joined_thread& j) { return j.id == t && seq > j.live_after; });
+    }
   };
   struct roster {
     std::vector<member> members;
@@ -1412,6 +1675,107 @@ class unified_manager {
       return nullptr;
     }
   };
+
+  // A join the cluster's store has not answered yet, and the thread's events that arrived
+  // meanwhile (sent after the answer, those the answer already covers skipped).
+  struct pending_join {
+    connection_id id;
+    std::string thread;
+    std::optional<resume_point> resume;
+    std::uint64_t asked_at;  // this node's seq when the store was asked
+    std::vector<std::pair<std::uint64_t, message>> held;
+    bool overflowed = false;  // held more than the history bound: answered not recovered
+  };
+
+  // The store's answer to the pending join (id, thread), from the factory's broker receiver.
+  void complete_join(connection_id id, std::string_view thread, stored_history answer) {
+    std::lock_guard lock(emit_mutex_);
+    auto it = std::find_if(pending_.begin(), pending_.end(), [&](const pending_join& p) { return p.id == id && p.thread == thread; });
+    if (it == pending_.end()) return;
+    pending_join p = std::move(*it);
+    pending_.erase(it);
+    if (!answer.answered) {  // the store is down: this node answers with what it knows
+      answer.epoch = history_.epoch();
+      answer.last_seq = p.asked_at;  // what was held since goes out after the answer
+      answer.complete = false;
+      answer.events.clear();
+    }
+    join_result r{join_status::joined, answer.epoch, answer.last_seq, 0};
+    bool already = false;
+    const connection_ptr conn = add_to_thread(id, thread, answer.last_seq, already);
+    if (!conn) return;
+    const bool resumed = p.resume.has_value();
+    if (resumed) {
+      r.status = join_status::not_recovered;
+      if (!already && !p.overflowed && answer.complete && p.resume->epoch == answer.epoch) {
+        r.status = join_status::recovered;
+        for (const auto& [seq, m] : answer.events)
+          if (seq > p.resume->after_seq && seq <= answer.last_seq) {
+            (void)conn->try_send(m);
+            ++r.replayed;
+          }
+      }
+      count_resume(r);
+    }
+    (void)conn->try_send(encode_joined(thread, r, resumed));
+    if (already) return;  // what was held went to it live as well
+    for (const auto& [seq, m] : p.held)
+      if (seq > answer.last_seq) (void)conn->try_send(m);
+  }
+
+  void hold_back(pending_join& p, std::uint64_t seq, const message& m) {
+    if (p.held.size() >= std::max<std::size_t>(options_.history.max_events, 1)) {
+      p.overflowed = true;  // the store is slow to answer; never hold more than a history's worth
+      p.held.erase(p.held.begin());
+    }
+    p.held.emplace_back(seq, m);
+  }
+
+  void count_resume(const join_result& r) {
+    if (r.status == join_status::recovered) {
+      stats_.add<&manager_stats::resumes_recovered>();
+      if (r.replayed) stats_.add<&manager_stats::events_replayed>(r.replayed);
+    } else {
+      stats_.add<&manager_stats::resumes_not_recovered>();
+    }
+  }
+
+  // Whether a cluster join may be asked: the connection is here, has no join of this thread in
+  // flight, and its joined and pending threads stay within the bound.
+  bool may_ask_to_join(connection_id id, std::string_view thread) const {
+    std::size_t pending = 0;
+    for (const pending_join& p : pending_)
+      if (p.id == id) {
+        if (p.thread == thread) return false;
+        ++pending;
+      }
+    detail::epoch_guard guard;
+    const roster* r = roster_.load(std::memory_order_acquire);
+    if (!r) return false;
+    for (const member& m : r->members)
+      if (m.conn->id() == id) return m.joined(thread) || m.threads.size() + pending < options_.max_threads_per_connection;
+    return false;
+  }
+
+  // Joins the connection to the thread in the roster; returns the connection, or null if the
+  // join is refused. `already`: it had joined the thread before.
+  connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after, bool& already) {
+    connection_ptr conn;
+    update([&](roster& ro) {
+      member* m = ro.find(id);
+      if (!m) return false;
+      if (m->joined(thread_id)) {
+        already = true;
+        conn = m->conn;
+        return false;  // nothing to publish
+      }
+      if (m->threads.size() >= options_.max_threads_per_connection) return false;
+      m->threads.push_back(joined_thread{std::string(thread_id), live_after});
+      conn = m->conn;
+      return true;
+    });
+    return conn;
+  }
 
   bool valid_thread_id(std::string_view t) const noexcept {
     return !t.empty() && t.size() <= options_.max_thread_id_length;
@@ -1469,8 +1833,10 @@ class unified_manager {
   manager_options options_;
   std::atomic<const roster*> roster_{nullptr};  // null: no connections
   std::mutex writers_;
-  std::mutex emit_mutex_;
+  mutable std::mutex emit_mutex_;
   std::uint64_t seq_ = 0;  // guarded by emit_mutex_
+  detail::event_history history_{options_.history};  // guarded by emit_mutex_; unused in a cluster
+  std::vector<pending_join> pending_;                 // guarded by emit_mutex_
   std::atomic<std::size_t> connection_count_{0};
   std::atomic<clock::rep> idle_since_{clock::now().time_since_epoch().count()};
   std::atomic<bool> available_{true};
@@ -2769,7 +3135,7 @@ class manager_factory {
 
  private:
   struct link final : detail::cluster_link {
-    explicit link(Broker& b) : b_(b) {}
+    explicit link(manager_factory& f) : f_(f), b_(f.broker_) {}
     bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) override {
       try {
         return b_.publish(user, e, floor);
@@ -2785,13 +3151,25 @@ class manager_factory {
         // The broker resubscribes what it holds when it comes back; nothing to undo here.
       }
     }
+    void read_history(std::string_view user, connection_id id, std::string_view thread,
+                      std::optional<std::uint64_t> after) override {
+      auto deliver = [&f = f_, user = std::string(user), id, thread = std::string(thread)](stored_history h) {
+        if (auto m = f.registry_.find(user)) m->complete_join(id, thread, std::move(h));
+      };
+      try {
+        b_.read_history(user, thread, after, deliver);
+      } catch (...) {
+        deliver(stored_history{});  // a broker that throws is down: the node answers alone
+      }
+    }
+    manager_factory& f_;
     Broker& b_;
   };
 
   factory_options options_;
   Probe probe_;
   Broker broker_;
-  link link_{broker_};
+  link link_{*this};
   atomic_stats<factory_counters> stats_;
   // Destroyed after the registry: what its managers retired (rosters, which hold connections)
   // is reclaimed before the factory is gone, while the connections' executors still exist.
