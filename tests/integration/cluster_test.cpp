@@ -150,3 +150,77 @@ TEST_CASE("cluster: Redis killed mid-run and restarted - nodes serve locally, th
   CHECK(a.stop() == 0);
   CHECK(b.stop() == 0);
 }
+
+namespace {
+
+// Joins and waits for the answer (the store's, in a cluster).
+json::object join_answered(ws_client& ws, const std::string& thread) {
+  ws.show_joined(true);
+  ws.send(join(thread));
+  auto answer = ws.read(5s);
+  ws.show_joined(false);
+  REQUIRE(answer);
+  REQUIRE(answer->at("type").as_string() == "joined");
+  return *answer;
+}
+
+std::vector<json::object> read_until_completed(ws_client& ws) {
+  std::vector<json::object> frames;
+  for (;;) {
+    auto f = ws.read(20s);
+    if (!f) break;
+    frames.push_back(*f);
+    if (f->at("type").as_string() == "agent_completed") break;
+  }
+  return frames;
+}
+
+void check_contiguous(const std::vector<json::object>& frames) {
+  for (std::size_t i = 1; i < frames.size(); ++i) {
+    INFO("at " << i);
+    REQUIRE(frames[i].at("seq").as_int64() == frames[i - 1].at("seq").as_int64() + 1);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cluster: the reader's node is SIGKILLed mid-run, it resumes on the agent's node and gets every event once", "[proto-R2][proto-R4][proto-C2]") {
+  cluster c;
+  const std::string token = login(c.a.port(), "alice", "alice-pw");
+  ws_client runner(c.b.port(), token), phone(c.a.port(), token);
+  join_answered(runner, "t");
+  const auto first = join_answered(phone, "t");
+  c.wait_subscribed("alice", 2);
+  runner.send(json::object{{"type", "run_agent"}, {"thread_id", "t"}, {"message", "hi"}, {"steps", 300}});
+  std::vector<json::object> got;
+  while (got.size() < 2) got.push_back(*phone.read(5s));
+  CHECK(c.a.stop(SIGKILL) != 0);  // node A dies without a word
+  phone.reconnect(c.b.port());
+  const auto rest = read_until_completed(phone);
+  got.insert(got.end(), rest.begin(), rest.end());
+  REQUIRE(got.size() == 304);
+  CHECK(got.front().at("type").as_string() == "agent_started");
+  CHECK(got.back().at("type").as_string() == "agent_completed");
+  check_contiguous(got);
+  const auto& resumed = phone.joined_frames().back();
+  CHECK(resumed.at("recovered").as_bool());
+  CHECK(resumed.at("epoch") == first.at("epoch"));  // the history lives in Redis, not in node A
+
+  SECTION("Redis restarted without persistence: a new epoch, recovered false") {
+    c.redis.kill();
+    c.redis.start();
+    wait_connected(c.b);
+    c.wait_subscribed("alice", 1);
+    phone.lowest().socket().close();
+    phone.reconnect(c.b.port());
+    phone.show_joined(true);
+    auto answer = phone.read(5s);
+    REQUIRE(answer);
+    CHECK(answer->at("type").as_string() == "joined");
+    CHECK_FALSE(answer->at("recovered").as_bool());
+    CHECK(answer->at("epoch") != first.at("epoch"));
+  }
+  phone.close();
+  runner.close();
+  CHECK(c.b.stop() == 0);
+}
