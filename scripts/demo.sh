@@ -22,7 +22,7 @@ port=$(head -n 1 "$log" | sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9]*
 [ -n "$port" ] || { echo "demo: the server did not start"; cat "$log"; exit 1; }
 
 ./build/gcc/examples/uniws-golden-path-client --port "$port" --user alice --password alice-pw \
-  --thread t1 --message "What is uniws?"
+  --thread t1 --message "What is uniws?" --drop-after 2
 
 if [ -t 0 ]; then
   echo

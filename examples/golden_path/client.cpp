@@ -1,6 +1,9 @@
 // uniws-golden-path-client: walks the golden path against a uniws-golden-path server.
 // Logs in, opens a WebSocket with the token, runs an agent, and prints each event with its
-// arrival time until agent_completed. Exit status 0 when the run's events arrived in order.
+// arrival time until agent_completed. When the connection drops it reconnects and resumes
+// from the last event it printed (docs/protocol.md §R), so the run still completes on screen;
+// --drop-after N drops it on purpose after N events to show that. Exit status 0 when the
+// run's five events arrived in order, each once.
 #include "client.hpp"
 
 #include <chrono>
@@ -9,6 +12,7 @@
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -20,12 +24,13 @@ struct options {
   std::string password = "alice-pw";
   std::string thread = "t1";
   std::string message = "hello, agent";
+  int drop_after = 0;  // 0: never drop on purpose
 };
 
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "uniws-golden-path-client: " << problem << "\n"
             << "usage: uniws-golden-path-client [--host H] [--port P] [--user U] [--password P]\n"
-               "                                [--thread T] [--message TEXT]\n";
+               "                                [--thread T] [--message TEXT] [--drop-after N]\n";
   std::exit(2);
 }
 
@@ -41,6 +46,7 @@ options parse_args(int argc, char** argv) {
     else if (flag == "--password") o.password = value;
     else if (flag == "--thread") o.thread = value;
     else if (flag == "--message") o.message = value;
+    else if (flag == "--drop-after") o.drop_after = std::stoi(value);
     else usage("unknown option " + std::string(flag));
   }
   return o;
@@ -65,9 +71,28 @@ int main(int argc, char** argv) {
     const std::vector<std::string> expected = {"agent_started", "agent_thinking", "tool_executing", "tool_completed",
                                                "agent_completed"};
     std::vector<std::string> seen;
+    int reconnects = 0;
+    std::size_t joined_seen = 0;
     while (seen.empty() || seen.back() != "agent_completed") {
+      if (o.drop_after > 0 && seen.size() == static_cast<std::size_t>(o.drop_after) && reconnects == 0) {
+        std::cout << "dropping the connection on purpose (--drop-after " << o.drop_after << ")\n";
+        ws.lowest().socket().close();
+      }
       const std::optional<json::object> event = ws.read(std::chrono::seconds(30));
-      if (!event) throw std::runtime_error("the connection ended before agent_completed");
+      if (!event) {
+        if (++reconnects > 5) throw std::runtime_error("the connection ended before agent_completed");
+        std::this_thread::sleep_for(std::chrono::milliseconds(100) * reconnects);
+        std::cout << "connection lost; reconnecting to resume after seq " << ws.threads().at(o.thread).last_seq << "\n";
+        ws.reconnect();
+        continue;
+      }
+      for (; joined_seen < ws.joined_frames().size(); ++joined_seen) {
+        const json::object& j = ws.joined_frames()[joined_seen];
+        if (const auto* recovered = j.if_contains("recovered"))
+          std::cout << (recovered->as_bool() ? "resumed: " + json::serialize(j.at("replayed")) + " missed events replayed"
+                                             : std::string("not recovered: the history no longer holds the missed events"))
+                    << "\n";
+      }
       const std::string type(event->at("type").as_string());
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
       std::printf("%+9.1f ms  %-16s %s\n", ms, type.c_str(), json::serialize(*event).c_str());

@@ -49,7 +49,7 @@ const params = new URLSearchParams(location.search);
 const base = params.get("server") || "";
 const wsBase = (base || location.origin).replace(/^http/, "ws");
 const $ = (id) => document.getElementById(id);
-const demo = window.uniwsDemo = { state: "idle", events: [], reconnects: 0, logins: 0, errors: [] };
+const demo = window.uniwsDemo = { state: "idle", events: [], reconnects: 0, logins: 0, errors: [], resumes: [] };
 let token = null, tokenExpires = 0, run = null, attempt = 0;
 
 function setState(state, detail) {
@@ -101,15 +101,25 @@ function connect() {
       run.started = true;
       ws.send(JSON.stringify({ type: "run_agent", thread_id: run.thread, message: run.message, steps: run.steps }));
     } else {
-      // Resume (epoch + last seq) is not served yet: rejoin, and say what may be missing.
-      ws.send(JSON.stringify({ type: "join", thread_id: run.thread }));
-      note("Reconnected without resume: events sent while the connection was down are not shown.");
+      // Resume: the server replays what this page missed since its last seq, then goes live.
+      ws.send(JSON.stringify({ type: "join", thread_id: run.thread, epoch: run.epoch, after_seq: run.lastSeq }));
     }
   };
   ws.onmessage = (m) => {
     const frame = JSON.parse(m.data);
     if (frame.type === "error") return fail(frame.code + ": " + frame.message);
-    if (frame.thread_id !== run.thread || frame.run_id === undefined) return;
+    if (frame.thread_id !== run.thread) return;
+    if (frame.type === "joined") {
+      run.epoch = frame.epoch;
+      run.lastSeq = Math.max(run.lastSeq, frame.seq);
+      if (frame.recovered === undefined) return;
+      demo.resumes.push(frame);
+      return note(frame.recovered
+        ? "Reconnected and resumed: " + frame.replayed + " missed event(s) replayed."
+        : "Reconnected, but the server no longer holds what was missed: events sent meanwhile are not shown.");
+    }
+    if (frame.run_id === undefined) return;
+    run.lastSeq = frame.seq;
     show(frame);
     if (frame.type === "agent_completed") {
       run.done = true;
@@ -143,7 +153,7 @@ $("form").addEventListener("submit", async (e) => {
   $("events").textContent = "";
   note("");
   demo.events = [];
-  run = { thread: $("thread").value, message: $("message").value, steps: Number($("steps").value), started: false, done: false };
+  run = { thread: $("thread").value, message: $("message").value, steps: Number($("steps").value), started: false, done: false, epoch: "", lastSeq: 0 };
   attempt = 0;
   try {
     if (!token || Date.now() > tokenExpires) await login();

@@ -7,11 +7,11 @@ protocol (python3-websockets). Three scenarios, each against the real uniws-gold
    (a CORS error in the console) and a WebSocket from that origin is refused (403); with it,
    the golden path works from there.
 3. The server drops the page's WebSocket mid-run (the admin port's /disconnect): the page
-   reconnects by itself, rejoins, and shows the run through agent_completed.
+   reconnects by itself, resumes from its last seq, and shows every event of the run once.
 
 Screenshots go to ARTEFACT_DIR (PNG).
 Usage: browser_test.py PATH/TO/uniws-golden-path ARTEFACT_DIR
-Rules checked: proto-H8 proto-H12 proto-B1 proto-B2 proto-B3 proto-M3
+Rules checked: proto-H8 proto-H12 proto-B1 proto-B2 proto-B3 proto-B4 proto-M3
 """
 import asyncio
 import base64
@@ -237,9 +237,12 @@ async def reconnect(browser, binary, out):
     check(await page.wait_for("window.uniwsDemo.state === 'done'", 30), "the page finishes the run after reconnecting")
     events = await events_of(page)
     check(events and events[-1][0] == "agent_completed", "the last event shown is agent_completed")
-    check(all(b[1] > a[1] for a, b in zip(events, events[1:])), "seq still increases (no event shown twice)")
-    check("without resume" in await page.evaluate("document.getElementById('notes').textContent"),
-          "the page says it reconnected without resume")
+    check(len(events) == 34 and all(b[1] == a[1] + 1 for a, b in zip(events, events[1:])),
+          f"every event of the run, once each, in seq order ({len(events)} of 34)")
+    resumes = await page.evaluate("window.uniwsDemo.resumes")
+    check(len(resumes) >= 1 and all(r["recovered"] for r in resumes), "the page resumed and the server recovered")
+    check("resumed" in await page.evaluate("document.getElementById('notes').textContent"),
+          "the page says it resumed")
     await page.screenshot(os.path.join(out, "reconnect.png"))
     check(server.stop() == 0, "the server exits 0")
 
