@@ -12,6 +12,10 @@
 // message stamped, as events are for the delivery-latency histogram: its ratio to
 // uniws_manager is what /metrics costs on the fan-out path; delivery_metrics_per_write is
 // what it costs per write completion.
+//
+// uniws_emit and uniws_emit_history fan out agent events through emit() (seq, encoding, one
+// stamp), without and with the per-user history (default bounds): their ratio is what resume
+// costs on the event path. resume_1000_missed is one resume that replays 1,000 events.
 #include "alloc_counter.hpp"
 #include "ratio_reporter.hpp"
 
@@ -91,6 +95,67 @@ void delivery_metrics_per_write(benchmark::State& state) {
   for (auto _ : state) {
     metrics.queue_bytes.observe(std::uint64_t{4096});
     metrics.delivery_seconds.observe(uniws::message::clock::now() - m.emitted_at());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// emit(): the seq, the envelope, the stamp, and (with history) the ring that keeps it.
+void emit_fan_out(benchmark::State& state, bool history) {
+  const auto n = state.range(0);
+  const auto burst = state.range(1);
+  uniws::manager_options options;
+  if (!history) options.history.max_events = 0;
+  uniws::unified_manager<uniws::testing::memory_connection> manager(options);
+  std::vector<std::shared_ptr<uniws::testing::memory_connection>> connections;
+  constexpr std::size_t batch = 256;
+  for (std::int64_t i = 0; i < n; ++i) {
+    connections.push_back(std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
+    connections.back()->reserve(batch + static_cast<std::size_t>(burst) + 1);
+    manager.add_connection(connections.back());
+    (void)manager.join_thread(static_cast<uniws::connection_id>(i), "t1");
+  }
+  const uniws::json_text payload = uniws::json_text::object({{"text", uniws::json_text::string("considering the question")}});
+  auto one_round = [&] {
+    if (burst > 1)
+      for (auto& c : connections) c->set_slow(true);
+    for (std::int64_t b = 0; b < burst; ++b) manager.emit({uniws::agent_event_type::agent_thinking, "t1", "r-1", payload});
+    if (burst > 1)
+      for (auto& c : connections) c->set_slow(false);
+  };
+  for (std::size_t i = 0; i < 2048; ++i) one_round();  // the history ring reaches its bound
+  for (auto& c : connections) c->clear_received();
+  const long before = uniws_bench::heap_allocations.load();
+  std::size_t rounds = 0;
+  for (auto _ : state) {
+    one_round();
+    if (burst > 1 || ++rounds % batch == 0)
+      for (auto& c : connections) c->clear_received();
+  }
+  report(state, before, n, burst);
+}
+
+void uniws_emit(benchmark::State& state) { emit_fan_out(state, false); }
+void uniws_emit_history(benchmark::State& state) { emit_fan_out(state, true); }
+
+// One resume: a connection comes back 1,000 events behind; the manager replays them into its
+// queue and answers joined. Reported per resume (add, resume, remove).
+void resume_1000_missed(benchmark::State& state) {
+  uniws::unified_manager<uniws::testing::memory_connection> manager;
+  auto first = std::make_shared<uniws::testing::memory_connection>(0);
+  manager.add_connection(first);
+  const auto epoch = manager.join_thread(0, "t1").epoch;
+  manager.remove_connection(0);
+  const uniws::json_text payload = uniws::json_text::object({{"text", uniws::json_text::string("considering the question")}});
+  std::uint64_t last = 0;
+  for (int i = 0; i < 1024; ++i) last = manager.emit({uniws::agent_event_type::agent_thinking, "t1", "r-1", payload});
+  uniws::connection_id id = 1;
+  for (auto _ : state) {
+    auto c = std::make_shared<uniws::testing::memory_connection>(id);
+    c->reserve(1001);
+    manager.add_connection(c);
+    const auto r = manager.join_thread(id, "t1", uniws::resume_point{epoch, last - 1000});
+    if (r.replayed != 1000) state.SkipWithError("the resume did not replay 1,000 events");
+    manager.remove_connection(id++);
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -176,5 +241,8 @@ BENCHMARK(uniws_manager)->Apply(fanout_args);
 BENCHMARK(uniws_stamped)->Apply(fanout_args);
 BENCHMARK(chat_multi)->Apply(fanout_args);
 BENCHMARK(delivery_metrics_per_write);
+BENCHMARK(uniws_emit)->Apply(fanout_args);
+BENCHMARK(uniws_emit_history)->Apply(fanout_args);
+BENCHMARK(resume_1000_missed);
 
-int main(int argc, char** argv) { return uniws_bench::run_with_ratios(argc, argv, {"chat_multi", "uniws_manager"}); }
+int main(int argc, char** argv) { return uniws_bench::run_with_ratios(argc, argv, {"chat_multi", "uniws_manager", "uniws_emit"}); }

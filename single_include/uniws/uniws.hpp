@@ -1700,6 +1700,8 @@ class unified_manager {
       answer.complete = false;
       answer.events.clear();
     }
+    // A store that lost its counter (restarted empty) answers a seq below what this node showed.
+    answer.last_seq = std::max(answer.last_seq, p.asked_at);
     join_result r{join_status::joined, answer.epoch, answer.last_seq, 0};
     bool already = false;
     const connection_ptr conn = add_to_thread(id, thread, answer.last_seq, already);

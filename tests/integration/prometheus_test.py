@@ -144,6 +144,7 @@ def main():
         check(http_get(f"http://127.0.0.1:{port}/metrics")[0] == 404, "/metrics is not on the public port with --admin-port")
         status, body = http_get(f"http://127.0.0.1:{admin}/metrics")
         check(status == 200 and b"# TYPE uniws_messages_sent_total counter" in body, "/metrics on the admin port")
+        check(b"# TYPE uniws_events_replayed_total counter" in body, "resumes are counted: uniws_events_replayed_total (proto-M2)")
         check(http_get(f"http://127.0.0.1:{admin}/login")[0] == 404, "the admin port serves nothing else")
 
         prometheus, base = start_prometheus(work, admin)
