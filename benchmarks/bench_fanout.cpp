@@ -122,7 +122,7 @@ void emit_fan_out(benchmark::State& state, bool history) {
     if (burst > 1)
       for (auto& c : connections) c->set_slow(false);
   };
-  for (std::size_t i = 0; i < 2048; ++i) one_round();  // the history ring reaches its bound
+  for (std::int64_t e = 0; e < 1100; e += burst) one_round();  // the history ring reaches its bound (1,024)
   for (auto& c : connections) c->clear_received();
   const long before = uniws_bench::heap_allocations.load();
   std::size_t rounds = 0;

@@ -143,8 +143,11 @@ def main():
         rounds = 1 if quick else 2
         for threads in (["1"] if quick else ["1", "2"]):
             for r in range(rounds):
-                for name in ("uniws", "baseline"):
-                    with Server(binaries[name], users_file, ["--threads", threads, "--agent-delay-ms", "0"]) as s:
+                # uniws-no-history: the same server with --history-events 0 (what resume costs).
+                for name in ("uniws", "uniws-no-history", "baseline"):
+                    extra = ["--history-events", "0"] if name == "uniws-no-history" else []
+                    with Server(binaries[name.replace("-no-history", "")], users_file,
+                                ["--threads", threads, "--agent-delay-ms", "0"] + extra) as s:
                         res = run_load(load, s.port, ["--mode", "agents", "--users", "100", "--connections", "10",
                                                       "--steps", "8", "--seconds", seconds, "--warmup", warmup])
                     res.update(server=name, threads=int(threads), round=r + 1)
@@ -253,6 +256,10 @@ def main():
         u, b = mean("uniws", threads), mean("baseline", threads)
         ratios[f"deliveries_threads_{threads}"] = u / b if b else 0
         print(f"ratio uniws/baseline deliveries/s, {threads} server thread(s): {ratios[f'deliveries_threads_{threads}']:.2f}x")
+        n = mean("uniws-no-history", threads)
+        ratios[f"history_on_off_threads_{threads}"] = u / n if n else 0
+        print(f"ratio uniws with/without history deliveries/s, {threads} server thread(s): "
+              f"{ratios[f'history_on_off_threads_{threads}']:.2f}x")
     results["ratios"] = ratios
     if a.json:
         with open(a.json, "w") as f:
