@@ -102,7 +102,7 @@ enum class join_status : std::uint8_t {
 
 /// What join_thread did. The answer itself (`joined`, after any replay) is already queued to
 /// the connection; this is for the caller's logs and tests.
-struct [[nodiscard]] join_result {
+struct [[nodiscard("a join may be refused (unknown connection, bad thread id, too many threads): check the join_result")]] join_result {
   join_status status = join_status::refused;
   history_epoch epoch;
   std::uint64_t seq = 0;       // the user's last seq when the connection went live

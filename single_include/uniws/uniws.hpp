@@ -476,8 +476,15 @@ namespace uniws {
 struct history_options {
   std::size_t max_events = 1024;  // 0: no history, every resume is "not recovered"
   std::chrono::seconds max_age{300};
-  std::size_t max_bytes = std::size_t{1} << 20;  // what one idle user can hold, at most
+  std::size_t max_bytes = std::size_t{1} << 20;  // events' bytes and their thread ids'
 };
+
+/// What a user's history can hold at most, in bytes of heap: each event's buffer and thread id
+/// (max_bytes) plus a fixed cost per entry (the ring's slot, the buffer's header).
+[[nodiscard]] constexpr std::size_t history_memory_bound(const history_options& o) noexcept {
+  constexpr std::size_t per_entry = 112;  // the entry in the deque (56), the buffer's header and malloc's own, rounded up
+  return o.max_events * per_entry + o.max_bytes;
+}
 
 /// Names one history of one user: 128 random bits, new whenever that history starts afresh
 /// (a new manager on a node, a new stream in a cluster's store). A seq means something only
@@ -542,7 +549,7 @@ enum class join_status : std::uint8_t {
 
 /// What join_thread did. The answer itself (`joined`, after any replay) is already queued to
 /// the connection; this is for the caller's logs and tests.
-struct [[nodiscard]] join_result {
+struct [[nodiscard("a join may be refused (unknown connection, bad thread id, too many threads): check the join_result")]] join_result {
   join_status status = join_status::refused;
   history_epoch epoch;
   std::uint64_t seq = 0;       // the user's last seq when the connection went live
@@ -568,7 +575,7 @@ class event_history {
       return;
     }
     entries_.push_back(entry{seq, std::string(thread), m, now});
-    bytes_ += m.size();
+    bytes_ += cost(entries_.back());
     while (entries_.size() > options_.max_events || bytes_ > options_.max_bytes) pop();
     expire(now);
   }
@@ -607,10 +614,15 @@ class event_history {
     message m;
     clock::time_point at;
   };
+  static_assert(sizeof(entry) <= 56 || sizeof(void*) != 8, "history_memory_bound counts 56 bytes per entry");
 
+  // A thread id within the string's own storage costs nothing more.
+  static std::size_t cost(const entry& e) noexcept {
+    return e.m.size() + (e.thread.capacity() > 15 ? e.thread.capacity() + 1 : 0);
+  }
   void pop() {
     gone_through_ = entries_.front().seq;
-    bytes_ -= entries_.front().m.size();
+    bytes_ -= cost(entries_.front());
     entries_.pop_front();
   }
   void expire(clock::time_point now) {
