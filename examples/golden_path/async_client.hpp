@@ -102,13 +102,17 @@ inline net::awaitable<void> send_json(ws_stream& ws, json::object o) {
 }
 
 /// The next frame as JSON; nullopt when the connection ends (the close code is in ws.reason()).
+/// `joined` answers are skipped: this client drives load and does not resume (client.hpp does).
 inline net::awaitable<std::optional<json::object>> read_json(ws_stream& ws) {
-  beast::flat_buffer buffer;
-  auto [ec, n] = co_await ws.async_read(buffer, net::as_tuple(net::use_awaitable));
-  if (ec) co_return std::nullopt;
-  json::value v = json::parse(beast::buffers_to_string(buffer.data()));
-  if (!v.is_object()) throw std::runtime_error("the server sent a frame that is not a JSON object");
-  co_return std::move(v.as_object());
+  for (;;) {
+    beast::flat_buffer buffer;
+    auto [ec, n] = co_await ws.async_read(buffer, net::as_tuple(net::use_awaitable));
+    if (ec) co_return std::nullopt;
+    json::value v = json::parse(beast::buffers_to_string(buffer.data()));
+    if (!v.is_object()) throw std::runtime_error("the server sent a frame that is not a JSON object");
+    if (const auto* type = v.as_object().if_contains("type"); type && *type == "joined") continue;
+    co_return std::move(v.as_object());
+  }
 }
 
 /// Reads until the connection ends; the close code the server sent (0 if none).
