@@ -206,7 +206,7 @@ TEST_CASE("resume races a hot emitter: every seq once, in order, across the repl
   const auto epoch = m.join_thread(1000, "t1").epoch;
   REQUIRE(m.remove_connection(1000));
   std::mt19937 rng(7);
-  int checked = 0;
+  int checked = 0, passed_by = 0;
   for (uniws::connection_id id = 1; id <= 300; ++id) {
     while (emitted.load() < 50) std::this_thread::yield();
     const std::uint64_t last = emitted.load();
@@ -218,7 +218,12 @@ TEST_CASE("resume races a hot emitter: every seq once, in order, across the repl
     const std::uint64_t until = emitted.load() + 20;
     while (emitted.load() < until) std::this_thread::yield();
     REQUIRE(m.remove_connection(id));
-    REQUIRE(r.status == join_status::recovered);
+    if (r.status != join_status::recovered) {
+      // Only if this thread was descheduled while the agent emitted a whole ring past it.
+      REQUIRE(r.seq - after > options.history.max_events);
+      ++passed_by;
+      continue;
+    }
     std::uint64_t expect = after + 1;
     std::size_t replayed = 0;
     bool live = false;
@@ -239,7 +244,8 @@ TEST_CASE("resume races a hot emitter: every seq once, in order, across the repl
   }
   stop = true;
   agent.join();
-  CHECK(checked == 300);
+  CHECK(checked + passed_by == 300);
+  CHECK(checked >= 200);  // the boundary was crossed often enough to mean something
 }
 
 TEST_CASE("through a bus: a client that lost node A resumes on node B, exactly once", "[proto-R4]") {

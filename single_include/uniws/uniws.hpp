@@ -17,11 +17,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <initializer_list>
-#include <iterator>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -482,7 +480,7 @@ struct history_options {
 /// What a user's history can hold at most, in bytes of heap: each event's buffer and thread id
 /// (max_bytes) plus a fixed cost per entry (the ring's slot, the buffer's header).
 [[nodiscard]] constexpr std::size_t history_memory_bound(const history_options& o) noexcept {
-  constexpr std::size_t per_entry = 112;  // the entry in the deque (56), the buffer's header and malloc's own, rounded up
+  constexpr std::size_t per_entry = 112;  // the entry's slot in the ring (56), the buffer's header and malloc's own, rounded up
   return o.max_events * per_entry + o.max_bytes;
 }
 
@@ -574,9 +572,14 @@ class event_history {
       gone_through_ = seq;
       return;
     }
-    entries_.push_back(entry{seq, std::string(thread), m, now});
-    bytes_ += cost(entries_.back());
-    while (entries_.size() > options_.max_events || bytes_ > options_.max_bytes) pop();
+    if (count_ == ring_.size()) {
+      if (ring_.size() < options_.max_events) grow(std::min(std::max<std::size_t>(ring_.size() * 2, 8), options_.max_events));
+      else pop();
+    }
+    entry& e = at(count_++);
+    e = entry{seq, std::string(thread), m, now};
+    bytes_ += cost(e);
+    while (count_ > 0 && bytes_ > options_.max_bytes) pop();
     expire(now);
   }
 
@@ -589,30 +592,29 @@ class event_history {
     expire(now);
     if (after_seq < gone_through_ || after_seq > last_seq) return std::nullopt;
     std::size_t n = 0;
-    // Entries are in seq order: skip to the first one after after_seq.
-    auto it = entries_.begin();
-    if (!entries_.empty() && entries_.front().seq <= after_seq) {
-      const std::size_t skip = static_cast<std::size_t>(after_seq - entries_.front().seq) + 1;
-      it += static_cast<std::ptrdiff_t>(std::min(skip, entries_.size()));
-      while (it != entries_.begin() && std::prev(it)->seq > after_seq) --it;  // seqs may have gaps
+    // Entries are in seq order, one seq after the other: skip to the first one after after_seq.
+    std::size_t i = 0;
+    if (count_ > 0 && at(0).seq <= after_seq) {
+      i = std::min(static_cast<std::size_t>(after_seq - at(0).seq) + 1, count_);
+      while (i > 0 && at(i - 1).seq > after_seq) --i;  // in case seqs have gaps
     }
-    for (; it != entries_.end(); ++it)
-      if (it->seq > after_seq && it->thread == thread) {
-        fn(it->m);
+    for (; i < count_; ++i)
+      if (const entry& e = at(i); e.seq > after_seq && e.thread == thread) {
+        fn(e.m);
         ++n;
       }
     return n;
   }
 
-  [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
+  [[nodiscard]] std::size_t size() const noexcept { return count_; }
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
 
  private:
   struct entry {
-    std::uint64_t seq;
+    std::uint64_t seq = 0;
     std::string thread;
     message m;
-    clock::time_point at;
+    clock::time_point kept_at;
   };
   static_assert(sizeof(entry) <= 56 || sizeof(void*) != 8, "history_memory_bound counts 56 bytes per entry");
 
@@ -620,18 +622,32 @@ class event_history {
   static std::size_t cost(const entry& e) noexcept {
     return e.m.size() + (e.thread.capacity() > 15 ? e.thread.capacity() + 1 : 0);
   }
+  entry& at(std::size_t i) noexcept { return ring_[(head_ + i) % ring_.size()]; }
+
+  // The ring grows by doubling up to max_events, so a user with few events holds a small one
+  // and a user with none holds none.
+  void grow(std::size_t capacity) {
+    std::vector<entry> bigger(capacity);
+    for (std::size_t i = 0; i < count_; ++i) bigger[i] = std::move(at(i));
+    ring_ = std::move(bigger);
+    head_ = 0;
+  }
   void pop() {
-    gone_through_ = entries_.front().seq;
-    bytes_ -= cost(entries_.front());
-    entries_.pop_front();
+    entry& oldest = at(0);
+    gone_through_ = oldest.seq;
+    bytes_ -= cost(oldest);
+    oldest = entry{};  // the message and the thread id go now, not when the slot is reused
+    head_ = (head_ + 1) % ring_.size();
+    --count_;
   }
   void expire(clock::time_point now) {
-    while (!entries_.empty() && now - entries_.front().at > options_.max_age) pop();
+    while (count_ > 0 && now - at(0).kept_at > options_.max_age) pop();
   }
 
   history_options options_;
   history_epoch epoch_;
-  std::deque<entry> entries_;
+  std::vector<entry> ring_;  // count_ entries from head_, oldest first
+  std::size_t head_ = 0, count_ = 0;
   std::size_t bytes_ = 0;
   std::uint64_t gone_through_ = 0;  // the last seq no longer held (0: none lost yet)
 };
