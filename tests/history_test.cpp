@@ -294,32 +294,3 @@ TEST_CASE("through a bus: a client that lost node A resumes on node B, exactly o
     CHECK(frames(*later) == std::vector<std::string>{"joined 5 lost"});
   }
 }
-
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-#include <malloc.h>
-
-// The bound an operator plans with: an idle user's history, full, on the heap.
-TEST_CASE("an idle user's full history holds no more heap than history_memory_bound", "[proto-R4]") {
-  uniws::manager_options options;
-  options.history.max_events = 256;
-  options.history.max_bytes = 64 * 1024;
-  constexpr int users = 200;
-  const std::string text(300, 'x');
-  const std::string thread = "a-thread-id-longer-than-small-strings";
-  const auto before = mallinfo2().uordblks;
-  {
-    std::vector<std::unique_ptr<manager>> managers;
-    for (int u = 0; u < users; ++u) {
-      managers.push_back(std::make_unique<manager>(options));
-      for (int i = 0; i < 1000; ++i)
-        managers.back()->emit({agent_event_type::agent_thinking, thread, "r", json_text::object({{"text", json_text::string(text)}})});
-    }
-    const auto per_user = static_cast<double>(mallinfo2().uordblks - before) / users;
-    const auto bound = static_cast<double>(uniws::history_memory_bound(options.history) + sizeof(manager));
-    INFO("per user " << per_user << " bytes, bound " << bound);
-    CHECK(per_user <= bound);
-    CHECK(per_user >= 0.5 * bound);  // the history was full: the bound is not far above the truth
-    CHECK(managers.front()->get_stats().history_bytes <= options.history.max_bytes);
-  }
-}
-#endif
