@@ -12,6 +12,8 @@ packages=(
   libbenchmark-dev       # Google Benchmark
   libtbb-dev libcds-dev  # benchmark peers for the registry
   python3-websockets     # a WebSocket client nobody here wrote
+  libssl-dev openssl     # JWT verification and TLS in the example (OpenSSL 3's EVP API); test keys and CA
+  python3-jwt python3-cryptography  # tokens minted by PyJWT (RS256/ES256 need cryptography)
   libhiredis-dev redis-server  # the Redis broker (uniws/redis/) and its cluster tests
   prometheus python3-prometheus-client  # /metrics read by a real Prometheus and a parser nobody here wrote
   chromium               # the demo page tested in a real browser (headless, DevTools protocol)

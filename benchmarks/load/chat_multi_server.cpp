@@ -30,6 +30,7 @@
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <variant>
 #include <vector>
 
 namespace net = boost::asio;
@@ -136,7 +137,7 @@ void shared_state::send(const std::string& user, const std::string& thread, cons
 
 struct server {
   golden_path::user_directory users;
-  golden_path::token_store tokens{std::chrono::hours(1)};
+  golden_path::token_authority tokens{golden_path::jwt::key::random_hs256(), {}, std::chrono::hours(1)};
   shared_state state;
   std::chrono::milliseconds agent_delay{50};
   std::atomic<std::uint64_t> next_run{1};
@@ -216,7 +217,8 @@ net::awaitable<void> http_session(server& s, tcp::socket socket) {
   if (target.substr(0, 3) == "/ws" && websocket::is_upgrade(req)) {
     std::optional<std::string> user;
     if (const auto it = req.find(http::field::authorization); it != req.end() && it->value().substr(0, 7) == "Bearer ")
-      user = s.tokens.user_for(it->value().substr(7));
+      if (auto v = s.tokens.verify(it->value().substr(7)); std::holds_alternative<golden_path::jwt::verified>(v))
+        user = std::get<golden_path::jwt::verified>(std::move(v)).subject;
     if (user) {
       stream.expires_never();
       auto c = std::make_shared<session>(stream.release_socket(), *user, s.state);

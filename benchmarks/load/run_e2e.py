@@ -213,7 +213,7 @@ def main():
         #    (the host floor above) lands in both sides of the difference.
         def node_args(redis, delay_ms):
             return ["--agent-delay-ms", delay_ms, "--redis", f"127.0.0.1:{redis.port}",
-                    "--token-secret", "e2e-cluster-secret-0123456789"]
+                    "--jwt-secret", "e2e-cluster-secret-0123456789"]
 
         spread_load = ["--mode", "broadcast", "--rate", "1000", "--users", "1000", "--connections", "2",
                        "--steps", "1", "--seconds", seconds, "--warmup", warmup]

@@ -1,21 +1,22 @@
-// auth.hpp - the example's users and tokens: enough to make the golden path real (log in, then open
-// a WebSocket with the token), no more. Tokens are 128 random bits and expire.
+// auth.hpp - the example's users, its tokens (JWTs: jwt.hpp) and the brake on password guessing.
 #pragma once
 
-#include "sha256.hpp"
+#include "jwt.hpp"
 
+#include <openssl/crypto.h>
+
+#include <algorithm>
 #include <array>
-#include <charconv>
 #include <chrono>
-#include <cstdint>
+#include <cstddef>
 #include <fstream>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <variant>
 
 namespace golden_path {
 
@@ -53,11 +54,10 @@ class user_directory {
   [[nodiscard]] bool check(std::string_view user, std::string_view password) const {
     const auto it = passwords_.find(std::string(user));
     const std::string& expected = it == passwords_.end() ? decoy_ : it->second;
-    // Compare every byte, whatever matches, so timing does not reveal a prefix.
-    unsigned char diff = expected.size() == password.size() ? 0 : 1;
-    for (std::size_t i = 0; i < password.size(); ++i)
-      diff |= static_cast<unsigned char>(password[i] ^ expected[i % (expected.empty() ? 1 : expected.size())]);
-    return diff == 0 && it != passwords_.end();
+    // OpenSSL's constant-time compare: timing does not reveal a prefix. (Lengths may differ:
+    // a length is not a secret worth a timing channel here.)
+    const bool same = expected.size() == password.size() && CRYPTO_memcmp(expected.data(), password.data(), password.size()) == 0;
+    return same && it != passwords_.end();
   }
 
  private:
@@ -65,97 +65,111 @@ class user_directory {
   std::string decoy_ = "decoy-password";
 };
 
-/// Tokens: 128 random bits remembered by this process, or, given a secret every node of a
-/// cluster shares, signed and self-contained: "v1.<hex user>.<expiry, unix s>.<HMAC-SHA-256>",
-/// so a token one node issued is accepted by all of them.
-class token_store {
+/// The server's tokens: JWTs it signs (HS256, /login) or an identity provider signs (RS256 or
+/// ES256). Verified tokens need no store: any node with the same key accepts them.
+class token_authority {
  public:
-  using clock = std::chrono::steady_clock;
-  explicit token_store(clock::duration ttl, std::string secret = {}) : ttl_(ttl), secret_(std::move(secret)) {}
+  token_authority(jwt::key key, jwt::claim_rules rules, std::chrono::seconds ttl)
+      : key_(std::move(key)), rules_(std::move(rules)), ttl_(ttl) {}
 
-  std::string issue(std::string user) {
-    if (!secret_.empty()) return sign(user);
-    std::lock_guard lock(mutex_);  // std::random_device is not thread-safe
-    std::array<std::uint32_t, 4> bits{};
-    for (auto& b : bits) b = random_();
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string token;
-    for (std::uint32_t b : bits)
-      for (int shift = 28; shift >= 0; shift -= 4) token.push_back(hex[(b >> shift) & 0xF]);
-    purge_expired_locked();
-    tokens_[token] = entry{std::move(user), clock::now() + ttl_};
-    return token;
-  }
-
-  /// The user a live token belongs to.
-  [[nodiscard]] std::optional<std::string> user_for(std::string_view token) {
-    if (!secret_.empty()) return verify(token);
-    std::lock_guard lock(mutex_);
-    const auto it = tokens_.find(std::string(token));
-    if (it == tokens_.end()) return std::nullopt;
-    if (clock::now() >= it->second.expires) {
-      tokens_.erase(it);
-      return std::nullopt;
-    }
-    return it->second.user;
-  }
-
-  [[nodiscard]] clock::duration ttl() const noexcept { return ttl_; }
-  [[nodiscard]] bool is_signed() const noexcept { return !secret_.empty(); }
+  [[nodiscard]] bool can_issue() const noexcept { return key_.can_sign(); }
+  [[nodiscard]] std::string issue(std::string_view user) const { return key_.sign(user, ttl_, rules_); }
+  [[nodiscard]] std::variant<jwt::verified, jwt::refusal> verify(std::string_view token) const { return key_.verify(token, rules_); }
+  [[nodiscard]] std::chrono::seconds ttl() const noexcept { return ttl_; }
+  [[nodiscard]] jwt::algorithm algorithm() const noexcept { return key_.alg(); }
 
  private:
-  static long long unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  }
+  jwt::key key_;
+  jwt::claim_rules rules_;
+  std::chrono::seconds ttl_;
+};
 
-  std::string sign(const std::string& user) const {
-    const long long expires = unix_now() + std::chrono::duration_cast<std::chrono::seconds>(ttl_).count();
-    const std::string body = "v1." + to_hex(user) + "." + std::to_string(expires);
-    return body + "." + to_hex(hmac_sha256(secret_, body));
-  }
-
-  std::optional<std::string> verify(std::string_view token) const {
-    const auto last_dot = token.rfind('.');
-    if (token.substr(0, 3) != "v1." || last_dot == std::string_view::npos || last_dot < 3) return std::nullopt;
-    const std::string_view body = token.substr(0, last_dot), mac = token.substr(last_dot + 1);
-    const std::string expected = to_hex(hmac_sha256(secret_, body));
-    // Every byte compared, whatever matches, so timing does not reveal a prefix of the MAC.
-    unsigned char diff = mac.size() == expected.size() ? 0 : 1;
-    for (std::size_t i = 0; i < mac.size() && i < expected.size(); ++i)
-      diff |= static_cast<unsigned char>(mac[i] ^ expected[i]);
-    if (diff != 0) return std::nullopt;
-    const std::string_view fields = body.substr(3);
-    const auto dot = fields.find('.');
-    if (dot == std::string_view::npos) return std::nullopt;
-    const std::string_view hex_user = fields.substr(0, dot), expiry = fields.substr(dot + 1);
-    long long expires = 0;
-    const auto [end, ec] = std::from_chars(expiry.data(), expiry.data() + expiry.size(), expires);
-    if (ec != std::errc() || end != expiry.data() + expiry.size() || unix_now() >= expires) return std::nullopt;
-    if (hex_user.size() % 2 != 0) return std::nullopt;
-    std::string user;
-    for (std::size_t i = 0; i < hex_user.size(); i += 2) {
-      unsigned byte = 0;
-      const auto r = std::from_chars(hex_user.data() + i, hex_user.data() + i + 2, byte, 16);
-      if (r.ec != std::errc() || r.ptr != hex_user.data() + i + 2) return std::nullopt;
-      user.push_back(static_cast<char>(byte));
-    }
-    return user;
-  }
-
-  struct entry {
-    std::string user;
-    clock::time_point expires;
+/// Failed logins, counted per (user, address), per address and per user over a window; once
+/// a count reaches its limit, logins on that key are refused (429) until its window ends.
+/// Each table holds at most `max_entries` keys: when full, the entry whose window began first
+/// makes room, so no sequence of requests grows it beyond the bound.
+class login_throttle {
+ public:
+  using clock = std::chrono::steady_clock;
+  struct limits {
+    unsigned per_user_address = 5;
+    unsigned per_address = 20;
+    unsigned per_user = 100;
+    std::chrono::seconds window{60};
+    std::size_t max_entries = 10'000;
   };
-  void purge_expired_locked() {
+
+  explicit login_throttle(limits l) : limits_(l) {}
+
+  /// How long this login must wait, or nothing if it may be tried.
+  [[nodiscard]] std::optional<std::chrono::seconds> refused_for(std::string_view user, std::string_view address) {
+    std::lock_guard lock(mutex_);
     const auto now = clock::now();
-    for (auto it = tokens_.begin(); it != tokens_.end();) it = now >= it->second.expires ? tokens_.erase(it) : std::next(it);
+    std::optional<clock::duration> wait;
+    for (auto [table, key, limit] : keys(user, address)) {
+      const auto it = table->find(key);
+      if (it == table->end() || now - it->second.since >= limits_.window || it->second.failures < limit) continue;
+      const auto left = it->second.since + limits_.window - now;
+      wait = std::max(wait.value_or(left), left);
+    }
+    if (!wait) return std::nullopt;
+    return std::max(std::chrono::seconds(1), std::chrono::ceil<std::chrono::seconds>(*wait));
   }
 
-  clock::duration ttl_;
-  std::string secret_;  // empty: random tokens remembered here
+  void failed(std::string_view user, std::string_view address) {
+    std::lock_guard lock(mutex_);
+    const auto now = clock::now();
+    for (auto [table, key, limit] : keys(user, address)) {
+      auto it = table->find(key);
+      if (it == table->end()) {
+        if (table->size() >= limits_.max_entries) make_room(*table, now);
+        it = table->emplace(std::move(key), entry{0, now}).first;
+      } else if (now - it->second.since >= limits_.window) {
+        it->second = entry{0, now};
+      }
+      ++it->second.failures;
+    }
+  }
+
+  /// A correct password clears that user's count from that address, not the others.
+  void succeeded(std::string_view user, std::string_view address) {
+    std::lock_guard lock(mutex_);
+    by_user_address_.erase(pair_key(user, address));
+  }
+
+  [[nodiscard]] const limits& configured() const noexcept { return limits_; }
+
+ private:
+  struct entry {
+    unsigned failures;
+    clock::time_point since;
+  };
+  using table = std::unordered_map<std::string, entry>;
+  struct key_ref {
+    table* t;
+    std::string key;
+    unsigned limit;
+  };
+
+  static std::string pair_key(std::string_view user, std::string_view address) {
+    return std::string(address) + '\n' + std::string(user);  // a newline is in neither
+  }
+
+  std::array<key_ref, 3> keys(std::string_view user, std::string_view address) {
+    return {key_ref{&by_user_address_, pair_key(user, address), limits_.per_user_address},
+            key_ref{&by_address_, std::string(address), limits_.per_address},
+            key_ref{&by_user_, std::string(user), limits_.per_user}};
+  }
+
+  void make_room(table& t, clock::time_point now) {
+    std::erase_if(t, [&](const auto& kv) { return now - kv.second.since >= limits_.window; });
+    if (t.size() < limits_.max_entries) return;
+    t.erase(std::min_element(t.begin(), t.end(), [](const auto& a, const auto& b) { return a.second.since < b.second.since; }));
+  }
+
+  limits limits_;
   std::mutex mutex_;
-  std::random_device random_;  // the OS's CSPRNG on Linux (getrandom)
-  std::unordered_map<std::string, entry> tokens_;
+  table by_user_address_, by_address_, by_user_;
 };
 
 }  // namespace golden_path

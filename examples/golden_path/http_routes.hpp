@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 
 namespace golden_path {
 
@@ -68,49 +69,62 @@ inline bool is_json(const request& req) {
   return boost::beast::iequals(media.substr(0, media.find_last_not_of(' ') + 1), "application/json");
 }
 
-inline response handle_login(server_state& s, const request& req) {
+// Tokens are JWTs (jwt.hpp). Failed passwords are counted per user and address (auth.hpp):
+// past the limit the answer is 429 and the password is not even checked.
+inline response handle_login(server_state& s, const request& req, std::string_view peer_address) {
+  if (!s.tokens.can_issue())
+    return error_response(req, http::status::not_found, "login_disabled",
+                          "this server accepts tokens from an identity provider (--jwt-public-key) and issues none");
   // A form or text/plain post needs no CORS preflight: only JSON is a login.
   if (!is_json(req))
     return error_response(req, http::status::unsupported_media_type, "unsupported_media_type", "send application/json");
   const std::optional<credentials> login = parse_login(req.body());
   if (!login)
     return error_response(req, http::status::bad_request, "bad_request", R"(expected {"user":"...","password":"..."})");
+  if (const auto wait = s.logins.refused_for(login->user, peer_address)) {
+    s.stats.add<&server_stats::logins_throttled>();
+    response res = error_response(req, http::status::too_many_requests, "too_many_attempts",
+                                  "too many failed logins; retry after " + std::to_string(wait->count()) + " s");
+    res.set(http::field::retry_after, std::to_string(wait->count()));
+    return res;
+  }
   if (!s.users.check(login->user, login->password)) {
+    s.logins.failed(login->user, peer_address);
     s.stats.add<&server_stats::auth_failures>();
     return error_response(req, http::status::unauthorized, "invalid_credentials", "unknown user or wrong password");
   }
-  const std::string token = s.tokens.issue(login->user);
-  const auto ttl = std::chrono::duration_cast<std::chrono::seconds>(s.tokens.ttl()).count();
+  s.logins.succeeded(login->user, peer_address);
   return json_response(req, http::status::ok,
-                       boost::json::serialize(boost::json::object{{"token", token}, {"user", login->user}, {"expires_in", ttl}}));
+                       boost::json::serialize(boost::json::object{
+                           {"token", s.tokens.issue(login->user)}, {"user", login->user}, {"expires_in", s.tokens.ttl().count()}}));
 }
 
-inline response handle_health(server_state& s, const request& req) {
+inline response handle_health(server_state& s, const request& req, std::string_view) {
   if (s.draining.load()) return json_response(req, http::status::service_unavailable, R"({"status":"draining"})");
   return json_response(req, http::status::ok,
                        boost::json::serialize(boost::json::object{{"status", "ok"}, {"users", s.factory.user_count()}}));
 }
 
-inline response handle_config(server_state& s, const request& req) {
+inline response handle_config(server_state& s, const request& req, std::string_view) {
   return json_response(req, http::status::ok, boost::json::serialize(config_json(s.opts)));
 }
 
-inline response handle_stats(server_state& s, const request& req) {
+inline response handle_stats(server_state& s, const request& req, std::string_view) {
   return json_response(req, http::status::ok, stats_body(s));
 }
 
-inline response handle_metrics(server_state& s, const request& req) {
+inline response handle_metrics(server_state& s, const request& req, std::string_view) {
   return make_response(req, http::status::ok, uniws::prometheus::content_type, metrics_body(s));
 }
 
 // GET /: the demo page (demo_page.hpp).
-inline response handle_page(server_state&, const request& req) {
+inline response handle_page(server_state&, const request& req, std::string_view) {
   return make_response(req, http::status::ok, "text/html; charset=utf-8", std::string(demo_page));
 }
 
 // Closes every WebSocket of ?user= with 1001 (they reconnect): an operator's action, served on
 // the admin port only.
-inline response handle_disconnect(server_state& s, const request& req) {
+inline response handle_disconnect(server_state& s, const request& req, std::string_view) {
   const std::string_view user = query_param(split_target(req.target()).second, "user");
   std::size_t closed = 0;
   s.factory.for_each_manager([&](std::string_view id, auto& mgr) {
@@ -142,7 +156,7 @@ inline bool serves(audience a, route_for r) {
 struct http_route {
   std::string_view path;
   http::verb method;
-  response (*handle)(server_state&, const request&);
+  response (*handle)(server_state&, const request&, std::string_view peer_address);
   route_for who;
 };
 inline constexpr http_route http_routes[] = {
@@ -181,10 +195,10 @@ inline response with_cors(server_state& s, const request& req, response res) {
   return res;
 }
 
-inline response route(server_state& s, const request& req, std::string_view path, audience a) {
+inline response route(server_state& s, const request& req, std::string_view path, audience a, std::string_view peer_address) {
   for (const http_route& r : http_routes) {
     if (r.path != path || !serves(a, r.who)) continue;
-    if (r.method == req.method()) return with_cors(s, req, r.handle(s, req));
+    if (r.method == req.method()) return with_cors(s, req, r.handle(s, req, peer_address));
     if (req.method() == http::verb::options) return with_cors(s, req, preflight(s, req, r));
     response res = error_response(req, http::status::method_not_allowed, "method_not_allowed",
                                   "use " + std::string(http::to_string(r.method)));
@@ -202,7 +216,9 @@ inline std::optional<std::string> authenticate(server_state& s, const request& r
     if (value.substr(0, 7) == "Bearer ") token = value.substr(7);
   }
   if (token.empty()) return std::nullopt;
-  return s.tokens.user_for(token);
+  auto result = s.tokens.verify(token);
+  if (auto* v = std::get_if<jwt::verified>(&result)) return std::move(v->subject);
+  return std::nullopt;
 }
 
 }  // namespace golden_path

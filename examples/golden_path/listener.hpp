@@ -41,7 +41,7 @@ inline net::awaitable<void> listen(server_state& s, tcp::acceptor& acceptor, net
     beast::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     auto executor = socket.get_executor();
-    net::co_spawn(executor, http_session(s, http_stream(std::move(socket)), a), net::detached);
+    net::co_spawn(executor, http_session(s, std::move(socket), a), net::detached);
   }
 }
 

@@ -70,10 +70,11 @@ int main(int argc, char** argv) {
 
   // Announced only now that SIGTERM is handled: a script may signal as soon as it reads this.
   const auto bound = acceptor->local_endpoint();
-  std::cout << "listening on http://" << bound.address().to_string() << ":" << bound.port() << std::endl;
+  const char* scheme = opts.tls_cert ? "https://" : "http://";
+  std::cout << "listening on " << scheme << bound.address().to_string() << ":" << bound.port() << std::endl;
   if (admin_acceptor) {
     const auto admin = admin_acceptor->local_endpoint();
-    std::cout << "admin on http://" << admin.address().to_string() << ":" << admin.port() << std::endl;
+    std::cout << "admin on " << scheme << admin.address().to_string() << ":" << admin.port() << std::endl;
   }
 
   {

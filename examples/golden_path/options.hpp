@@ -32,7 +32,14 @@ struct options {
   unsigned threads = 1;
   std::optional<std::string> users_file;
   std::chrono::seconds token_ttl{3600};
-  std::string token_secret;  // shared by a cluster's nodes: tokens are signed, any node accepts them
+  std::string jwt_secret;                   // HS256, shared by a cluster's nodes (docs/protocol.md §J)
+  std::optional<std::string> jwt_public_key;  // PEM file: an identity provider's RS256 or ES256 key
+  std::string jwt_audience, jwt_issuer;     // required aud / iss when set
+  std::optional<std::string> tls_cert, tls_key;  // PEM files: HTTPS and WSS only (§T)
+  unsigned login_failures_per_user_address = 5;  // failed logins in a window before 429
+  unsigned login_failures_per_address = 20;
+  unsigned login_failures_per_user = 100;
+  std::chrono::seconds login_window{60};
   std::string redis_host;    // empty: no cluster
   int redis_port = 6379;
   std::chrono::milliseconds agent_delay{50};
@@ -117,9 +124,38 @@ inline const std::vector<flag>& flags() {
        [](options& o, std::string_view v) { o.users_file = std::string(v); }},
       {"--token-ttl", "SECONDS", "lifetime of a login's token", number<s, &options::token_ttl>(1, 86400 * 30),
        "token_ttl_s", show_count<&options::token_ttl>},
-      {"--token-secret", "SECRET", "HMAC key shared by a cluster's nodes (or env UNIWS_TOKEN_SECRET)",
-       [](options& o, std::string_view v) { o.token_secret = v; }, "tokens",
-       [](const options& o) -> boost::json::value { return o.token_secret.empty() ? "local" : "signed"; }},
+      {"--jwt-secret", "SECRET",
+       "HS256 key (at least 16 bytes) /login signs with and /ws verifies; every node of a cluster given it "
+       "accepts every node's tokens (or env UNIWS_JWT_SECRET). Neither key flag: a random key at start",
+       [](options& o, std::string_view v) { o.jwt_secret = v; }, "jwt_algorithm",
+       [](const options& o) -> boost::json::value { return o.jwt_public_key ? "RS256 or ES256 (public key)" : "HS256"; }},
+      {"--token-secret", "SECRET", "the old name of --jwt-secret (env UNIWS_TOKEN_SECRET), kept for one release",
+       [](options& o, std::string_view v) { o.jwt_secret = v; }},
+      {"--jwt-public-key", "FILE",
+       "PEM public key of an identity provider (RSA: RS256, EC P-256: ES256); /ws accepts its tokens, /login is off",
+       [](options& o, std::string_view v) { o.jwt_public_key = std::string(v); }, "jwt_key",
+       [](const options& o) -> boost::json::value {
+         return o.jwt_public_key ? "public key" : o.jwt_secret.empty() ? "random" : "secret";
+       }},
+      {"--jwt-audience", "AUD", "tokens must name this audience (aud)", [](options& o, std::string_view v) { o.jwt_audience = v; },
+       "jwt_audience", [](const options& o) -> boost::json::value { return boost::json::string(o.jwt_audience); }},
+      {"--jwt-issuer", "ISS", "tokens must come from this issuer (iss)", [](options& o, std::string_view v) { o.jwt_issuer = v; },
+       "jwt_issuer", [](const options& o) -> boost::json::value { return boost::json::string(o.jwt_issuer); }},
+      {"--tls-cert", "FILE", "PEM certificate chain: serve HTTPS and WSS only (with --tls-key)",
+       [](options& o, std::string_view v) { o.tls_cert = std::string(v); }, "tls",
+       [](const options& o) -> boost::json::value { return o.tls_cert.has_value(); }},
+      {"--tls-key", "FILE", "PEM private key of --tls-cert", [](options& o, std::string_view v) { o.tls_key = std::string(v); }},
+      {"--login-failures-per-user-address", "N", "failed logins of one user from one address in a window before 429",
+       number<unsigned, &options::login_failures_per_user_address>(1, 1 << 20), "login_failures_per_user_address",
+       show_count<&options::login_failures_per_user_address>},
+      {"--login-failures-per-address", "N", "failed logins from one address in a window before 429",
+       number<unsigned, &options::login_failures_per_address>(1, 1 << 20), "login_failures_per_address",
+       show_count<&options::login_failures_per_address>},
+      {"--login-failures-per-user", "N", "failed logins of one user from all addresses in a window before 429",
+       number<unsigned, &options::login_failures_per_user>(1, 1 << 20), "login_failures_per_user",
+       show_count<&options::login_failures_per_user>},
+      {"--login-window", "SECONDS", "the window failed logins are counted over",
+       number<s, &options::login_window>(1, 86400), "login_window_s", show_count<&options::login_window>},
       {"--redis", "HOST:PORT", "join a cluster through this Redis",
        [](options& o, std::string_view v) {
          const auto colon = v.rfind(':');
@@ -207,9 +243,11 @@ inline options parse_options(int argc, char** argv) {
       usage_error(std::string(name) + " " + e.what());
     }
   }
-  if (o.token_secret.empty())
-    if (const char* env = std::getenv("UNIWS_TOKEN_SECRET")) o.token_secret = env;
-  if (!o.token_secret.empty() && o.token_secret.size() < 16) usage_error("--token-secret must be at least 16 bytes");
+  for (const char* name : {"UNIWS_JWT_SECRET", "UNIWS_TOKEN_SECRET"})
+    if (const char* env = std::getenv(name); env && o.jwt_secret.empty()) o.jwt_secret = env;
+  if (!o.jwt_secret.empty() && o.jwt_secret.size() < 16) usage_error("--jwt-secret must be at least 16 bytes");
+  if (!o.jwt_secret.empty() && o.jwt_public_key) usage_error("give --jwt-secret or --jwt-public-key, not both");
+  if (o.tls_cert.has_value() != o.tls_key.has_value()) usage_error("--tls-cert and --tls-key go together");
   return o;
 }
 

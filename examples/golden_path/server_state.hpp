@@ -5,6 +5,7 @@
 #include "auth.hpp"
 #include "options.hpp"
 #include "origin_policy.hpp"
+#include "server_stream.hpp"
 
 #include <uniws/beast/connection.hpp>
 #include <uniws/factory.hpp>
@@ -16,20 +17,17 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <stdexcept>
+#include <string>
 
 namespace golden_path {
 
-namespace net = boost::asio;
-using tcp = net::ip::tcp;
-
-// Each connection's handlers run on a strand (from a pool: see listener.hpp). Naming its type,
-// rather than any_io_executor, keeps every operation an idle connection has pending smaller (the
-// executor and its work guards are stored in each), and a type-erased strand is a heap block.
-using strand = net::strand<net::io_context::executor_type>;
-using socket_type = net::basic_stream_socket<tcp, strand>;
-// The WebSocket runs straight on the socket: Beast's stream keeps its own handshake and idle
-// timers, so basic_stream's three more timers (it serves the HTTP phase) are not needed.
-using connection = uniws::beast::basic_websocket_connection<socket_type>;
+// The WebSocket runs straight on the socket (or TLS over it: server_stream.hpp): Beast's stream
+// keeps its own handshake and idle timers, so basic_stream's three more timers are not needed.
+using connection = uniws::beast::basic_websocket_connection<server_stream>;
 // With --redis, a user's events reach its connections on every node; without, one node.
 using factory_type = uniws::manager_factory<connection, uniws::always_available, uniws::redis::broker>;
 using manager_ref = uniws::manager_ref<connection>;
@@ -38,6 +36,8 @@ using manager_ref = uniws::manager_ref<connection>;
 #define GOLDEN_PATH_SERVER_STATS(X)                                                      \
   X(http_requests, counter, "HTTP requests read")                                      \
   X(auth_failures, counter, "logins and upgrades refused for their credentials")       \
+  X(logins_throttled, counter, "logins refused with 429 after too many failures")       \
+  X(tls_handshakes_failed, counter, "TLS handshakes that failed or timed out")           \
   X(websocket_sessions, counter, "WebSocket upgrades accepted")                        \
   X(bad_frames, counter, "client frames answered with an error event")                 \
   X(replies_dropped, counter, "replies (errors, pongs) a full send queue dropped")       \
@@ -47,12 +47,32 @@ struct server_stats {
   UNIWS_STATS(server_stats, GOLDEN_PATH_SERVER_STATS)
 };
 
+// The JWT key the flags name: a public key file, a shared secret, or a random secret.
+inline jwt::key make_key(const options& o) {
+  if (o.jwt_public_key) {
+    std::ifstream in(*o.jwt_public_key);
+    if (!in) throw std::runtime_error("cannot read --jwt-public-key " + *o.jwt_public_key);
+    const std::string pem((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    try {
+      return jwt::key::public_pem(pem);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(*o.jwt_public_key + ": " + e.what());
+    }
+  }
+  return o.jwt_secret.empty() ? jwt::key::random_hs256() : jwt::key::hs256(o.jwt_secret);
+}
+
 struct server_state {
   server_state(options o, net::any_io_executor redis_executor)
       : opts(std::move(o)),
+        tls(opts.tls_cert ? std::optional<net::ssl::context>(make_tls_context(*opts.tls_cert, *opts.tls_key)) : std::nullopt),
         origins(opts.allowed_origins),
         users(opts.users_file ? user_directory::from_file(*opts.users_file) : user_directory::demo()),
-        tokens(opts.token_ttl, opts.token_secret),
+        tokens(make_key(opts), {.audience = opts.jwt_audience, .issuer = opts.jwt_issuer}, opts.token_ttl),
+        logins({.per_user_address = opts.login_failures_per_user_address,
+                .per_address = opts.login_failures_per_address,
+                .per_user = opts.login_failures_per_user,
+                .window = opts.login_window}),
         factory(uniws::factory_options{.manager = {.max_thread_id_length = opts.max_thread_id_length,
                                                    .history = {.max_events = opts.history_events,
                                                                .max_age = opts.history_seconds,
@@ -65,9 +85,11 @@ struct server_state {
                                                                  .history_age = opts.history_seconds})) {}
 
   const options opts;
+  std::optional<net::ssl::context> tls;  // --tls-cert: every connection speaks TLS
   const origin_policy origins;
   user_directory users;
-  token_store tokens;
+  token_authority tokens;
+  login_throttle logins;
   factory_type factory;
   uniws::atomic_stats<server_stats> stats;
   uniws::delivery_metrics metrics;  // recorded by every connection's write loop

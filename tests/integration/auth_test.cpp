@@ -1,64 +1,140 @@
-// The example server's signed tokens: SHA-256 and HMAC-SHA-256 against published vectors,
-// then tokens issued by one store and checked by another with the same secret.
+// The example server's tokens and login brake, below the sockets: the JWT front end (base64url,
+// splitting, claims) against RFC vectors, OpenSSL's verification through it, and the login
+// throttle's limits, window and memory bound. Tokens from PyJWT, over real sockets, are
+// tests/integration/jwt_test.py's.
 #include "../../examples/golden_path/auth.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <variant>
 
-using golden_path::hmac_sha256;
-using golden_path::sha256;
-using golden_path::to_hex;
+namespace jwt = golden_path::jwt;
 
-TEST_CASE("SHA-256: FIPS 180-4 examples") {
-  CHECK(to_hex(sha256::of("")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  CHECK(to_hex(sha256::of("abc")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  CHECK(to_hex(sha256::of("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")) ==
-        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-  CHECK(to_hex(sha256::of(std::string(1000000, 'a'))) ==
-        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+namespace {
+template <class T>
+jwt::refusal refusal_of(const T& result) {
+  REQUIRE(std::holds_alternative<jwt::refusal>(result));
+  return std::get<jwt::refusal>(result);
 }
+}  // namespace
 
-TEST_CASE("HMAC-SHA-256: RFC 4231 test cases 2 and 6") {
-  CHECK(to_hex(hmac_sha256("Jefe", "what do ya want for nothing?")) ==
-        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-  CHECK(to_hex(hmac_sha256(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First")) ==
-        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
-}
-
-TEST_CASE("signed tokens: any store with the secret accepts them, nothing else does") {
-  const std::string secret = "a-secret-of-sixteen-bytes-or-more";
-  golden_path::token_store node_a(std::chrono::hours(1), secret), node_b(std::chrono::hours(1), secret);
-  golden_path::token_store other(std::chrono::hours(1), "another-secret-entirely-0123");
-
-  for (const std::string user : {"alice", "bob.with.dots", "\xc3\xa9mile", ""}) {
-    const std::string token = node_a.issue(user);
-    CHECK(node_a.user_for(token) == user);
-    CHECK(node_b.user_for(token) == user);
-    CHECK_FALSE(other.user_for(token));
+TEST_CASE("base64url: RFC 4648 vectors, no padding, non-canonical and foreign characters refused") {
+  const std::pair<std::string, std::string> vectors[] = {
+      {"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"}, {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
+      {"\xfb\xff", "-_8"}};
+  for (const auto& [plain, encoded] : vectors) {
+    CHECK(jwt::base64url_encode(plain) == encoded);
+    CHECK(jwt::base64url_decode(encoded) == plain);
   }
+  CHECK_FALSE(jwt::base64url_decode("Zg=="));  // padding is not base64url
+  CHECK_FALSE(jwt::base64url_decode("Zh"));    // stray low bits
+  CHECK_FALSE(jwt::base64url_decode("Z"));     // one character cannot be a byte
+  CHECK_FALSE(jwt::base64url_decode("+/8"));   // the other alphabet
+}
 
-  const std::string token = node_a.issue("alice");
-  SECTION("a changed byte anywhere is refused") {
+// RFC 7515 Appendix A.1: an HS256 JWS with its key. Its exp (2011) is past: the signature
+// verifies, the claims do not.
+TEST_CASE("HS256: RFC 7515 A.1's token verifies with its key and is then refused as expired") {
+  const std::string token =
+      "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
+      ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
+      ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+  const auto secret = jwt::base64url_decode("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow");
+  REQUIRE(secret);
+  const auto key = jwt::key::hs256(*secret);
+  CHECK(refusal_of(key.verify(token, {})) == jwt::refusal::expired);
+  std::string forged = token;
+  forged[forged.size() - 5] = forged[forged.size() - 5] == 'A' ? 'B' : 'A';  // a whole sextet of the MAC
+  CHECK(refusal_of(key.verify(forged, {})) == jwt::refusal::bad_signature);
+  CHECK(refusal_of(jwt::key::hs256("another-key-of-enough-bytes").verify(token, {})) == jwt::refusal::bad_signature);
+}
+
+TEST_CASE("tokens a key signs verify with the same key only, and carry the user") {
+  const jwt::claim_rules rules{.audience = "chat", .issuer = "uniws-test"};
+  const auto node_a = jwt::key::hs256("a-secret-of-sixteen-bytes-or-more");
+  const auto node_b = jwt::key::hs256("a-secret-of-sixteen-bytes-or-more");
+  for (const std::string user : {"alice", "bob.with.dots", "\xc3\xa9mile"}) {
+    const auto token = node_a.sign(user, std::chrono::seconds(60), rules);
+    const auto result = node_b.verify(token, rules);
+    REQUIRE(std::holds_alternative<jwt::verified>(result));
+    CHECK(std::get<jwt::verified>(result).subject == user);
+    CHECK(refusal_of(jwt::key::random_hs256().verify(token, rules)) == jwt::refusal::bad_signature);
+  }
+  const auto token = node_a.sign("alice", std::chrono::seconds(60), rules);
+  CHECK(refusal_of(node_b.verify(token, {.audience = "other"})) == jwt::refusal::wrong_audience);
+  CHECK(refusal_of(node_b.verify(token, {.issuer = "other"})) == jwt::refusal::wrong_issuer);
+  CHECK(refusal_of(node_b.verify(node_a.sign("alice", std::chrono::seconds(-31), {}), {})) == jwt::refusal::expired);
+  // Within the 30 s leeway, an expired token still passes.
+  CHECK(std::holds_alternative<jwt::verified>(node_b.verify(node_a.sign("alice", std::chrono::seconds(-20), {}), {})));
+  SECTION("a changed character anywhere is refused") {
     for (std::size_t i = 0; i < token.size(); ++i) {
       std::string forged = token;
-      forged[i] = forged[i] == '0' ? '1' : '0';
-      CHECK_FALSE(node_b.user_for(forged));
+      forged[i] = forged[i] == 'A' ? 'B' : 'A';
+      CHECK(std::holds_alternative<jwt::refusal>(node_b.verify(forged, rules)));
     }
   }
-  SECTION("another user's name with alice's MAC is refused") {
-    const std::string bob = node_a.issue("bob");
-    const std::string spliced = bob.substr(0, bob.rfind('.')) + token.substr(token.rfind('.'));
-    CHECK_FALSE(node_b.user_for(spliced));
+}
+
+TEST_CASE("claims: exp required, nbf and iat honoured with leeway, sub required") {
+  const jwt::claim_rules rules{};
+  const long long now = 1'800'000'000;
+  auto check = [&](boost::json::object claims) { return jwt::check_claims(claims, rules, now); };
+  CHECK(refusal_of(check({{"sub", "a"}})) == jwt::refusal::no_expiry);
+  CHECK(refusal_of(check({{"sub", "a"}, {"exp", "tomorrow"}})) == jwt::refusal::no_expiry);
+  CHECK(refusal_of(check({{"sub", "a"}, {"exp", now + 60}, {"nbf", now + 31}})) == jwt::refusal::not_yet_valid);
+  CHECK(refusal_of(check({{"sub", "a"}, {"exp", now + 60}, {"iat", now + 31}})) == jwt::refusal::not_yet_valid);
+  CHECK(refusal_of(check({{"sub", "a"}, {"exp", now + 60}, {"nbf", "soon"}})) == jwt::refusal::malformed);
+  CHECK(std::holds_alternative<jwt::verified>(check({{"sub", "a"}, {"exp", now + 60}, {"nbf", now + 29}})));
+  CHECK(std::holds_alternative<jwt::verified>(check({{"sub", "a"}, {"exp", 1.8e9 + 0.5}})));
+  CHECK(refusal_of(check({{"exp", now + 60}})) == jwt::refusal::no_subject);
+  CHECK(refusal_of(check({{"sub", ""}, {"exp", now + 60}})) == jwt::refusal::no_subject);
+  CHECK(refusal_of(check({{"sub", 7}, {"exp", now + 60}})) == jwt::refusal::no_subject);
+  const jwt::claim_rules with_aud{.audience = "chat"};
+  CHECK(std::holds_alternative<jwt::verified>(
+      jwt::check_claims({{"sub", "a"}, {"exp", now + 60}, {"aud", boost::json::array{"x", "chat"}}}, with_aud, now)));
+  CHECK(refusal_of(jwt::check_claims({{"sub", "a"}, {"exp", now + 60}}, with_aud, now)) == jwt::refusal::wrong_audience);
+}
+
+TEST_CASE("the front end refuses what is not a JWS before any key is used") {
+  const auto key = jwt::key::hs256("a-secret-of-sixteen-bytes-or-more");
+  const std::string header = jwt::base64url_encode(R"({"alg":"HS256"})");
+  const std::string claims = jwt::base64url_encode(R"({"sub":"a","exp":4000000000})");
+  for (const std::string& bad : {std::string(), std::string("a.b"), std::string("a.b.c.d"), header + "." + claims,
+                                header + ".!!." + "AA", jwt::base64url_encode("[]") + "." + claims + ".AA",
+                                jwt::base64url_encode(R"({"alg":7})") + "." + claims + ".AA",
+                                header + "." + jwt::base64url_encode("not json") + ".AA",
+                                std::string(jwt::max_token_size + 1, 'a')})
+    CHECK(std::holds_alternative<jwt::refusal>(key.verify(bad, {})));
+  const std::string none = jwt::base64url_encode(R"({"alg":"none"})") + "." + claims + ".";
+  CHECK(refusal_of(key.verify(none, {})) == jwt::refusal::wrong_algorithm);
+}
+
+TEST_CASE("login throttle: per user and address, per address, per user, over a window, in a bounded table") {
+  using golden_path::login_throttle;
+  login_throttle t({.per_user_address = 3, .per_address = 5, .per_user = 7, .window = std::chrono::seconds(60), .max_entries = 100});
+  for (int i = 0; i < 3; ++i) {
+    CHECK_FALSE(t.refused_for("alice", "10.0.0.1"));
+    t.failed("alice", "10.0.0.1");
   }
-  SECTION("truncated, empty and malformed tokens are refused") {
-    CHECK_FALSE(node_b.user_for(token.substr(0, token.size() - 1)));
-    CHECK_FALSE(node_b.user_for(""));
-    CHECK_FALSE(node_b.user_for("v1..."));
-    CHECK_FALSE(node_b.user_for("v1.zz.99999999999." + token.substr(token.rfind('.') + 1)));
-  }
-  SECTION("an expired token is refused") {
-    golden_path::token_store expired(std::chrono::seconds(0), secret);
-    CHECK_FALSE(node_b.user_for(expired.issue("alice")));
+  const auto wait = t.refused_for("alice", "10.0.0.1");
+  REQUIRE(wait);
+  CHECK(wait->count() >= 59);
+  CHECK(wait->count() <= 60);
+  CHECK_FALSE(t.refused_for("alice", "10.0.0.2"));  // the same user elsewhere
+  CHECK_FALSE(t.refused_for("bob", "10.0.0.1"));    // another user from here
+  t.failed("bob", "10.0.0.1");
+  t.failed("bob", "10.0.0.1");
+  CHECK(t.refused_for("carol", "10.0.0.1"));  // the address reached 5
+  for (int i = 0; i < 4; ++i) t.failed("alice", "10.0.1." + std::to_string(i));
+  CHECK(t.refused_for("alice", "10.0.2.1"));  // alice reached 7 from everywhere
+  t.succeeded("bob", "10.0.0.1");
+  CHECK(t.refused_for("bob", "10.0.0.1"));  // a success clears the pair, not the address
+
+  SECTION("the table never holds more than its bound") {
+    login_throttle small({.per_user_address = 1, .per_address = 1 << 20, .per_user = 1 << 20, .window = std::chrono::seconds(60), .max_entries = 10});
+    for (int i = 0; i < 1000; ++i) small.failed("u" + std::to_string(i), "10.0.0.1");
+    CHECK(small.refused_for("u999", "10.0.0.1"));  // the newest is kept
+    CHECK_FALSE(small.refused_for("u0", "10.0.0.1"));  // the oldest made room
   }
 }

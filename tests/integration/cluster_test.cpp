@@ -19,7 +19,7 @@ namespace {
 const std::string secret = "a-cluster-secret-0123456789";
 
 std::vector<std::string> node_args(const redis_process& redis) {
-  return {"--agent-delay-ms", "1", "--token-secret", secret, "--redis", redis.address()};
+  return {"--agent-delay-ms", "1", "--jwt-secret", secret, "--redis", redis.address()};
 }
 
 json::object join(const std::string& thread) { return json::object{{"type", "join"}, {"thread_id", thread}}; }
