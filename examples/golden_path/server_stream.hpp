@@ -64,16 +64,16 @@ class server_stream {
   }
 
   // The WebSocket's closing handshake ends the layer below it: TCP's, or TLS's close_notify.
+  // For TLS that is what Beast's own ssl teardown does, a TLS shutdown; it is spelled out
+  // because Beast 1.81 declares ssl_stream's teardown twice, which clang finds ambiguous.
   friend void teardown(boost::beast::role_type role, server_stream& s, boost::beast::error_code& ec) {
-    using boost::beast::websocket::teardown;
-    if (s.is_tls()) teardown(role, s.tls(), ec);
-    else teardown(role, s.socket(), ec);
+    if (s.is_tls()) s.tls().shutdown(ec);
+    else boost::beast::websocket::teardown(role, s.socket(), ec);
   }
   template <class Handler>
   friend void async_teardown(boost::beast::role_type role, server_stream& s, Handler&& handler) {
-    using boost::beast::websocket::async_teardown;
-    if (s.is_tls()) async_teardown(role, s.tls(), std::forward<Handler>(handler));
-    else async_teardown(role, s.socket(), std::forward<Handler>(handler));
+    if (s.is_tls()) s.tls().async_shutdown(std::forward<Handler>(handler));
+    else boost::beast::websocket::async_teardown(role, s.socket(), std::forward<Handler>(handler));
   }
 
  private:

@@ -45,6 +45,9 @@ class Server:
                                      stdout=subprocess.PIPE, text=True)
         self.first_line = self.proc.stdout.readline().strip()
         self.port = int(self.first_line.rsplit(":", 1)[1])
+        if "--admin-port" in flags:
+            self.admin_line = self.proc.stdout.readline().strip()
+            self.admin_port = int(self.admin_line.rsplit(":", 1)[1])
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -213,9 +216,11 @@ def main():
         openssl("x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
                 "-CAcreateserial", "-days", "2", "-extfile", path("ext.cnf"), "-out", path("server.pem"))
         tls = ssl.create_default_context(cafile=path("ca.pem"))
-        s = Server("--tls-cert", path("server.pem"), "--tls-key", path("server.key"), "--handshake-timeout", "1")
+        s = Server("--tls-cert", path("server.pem"), "--tls-key", path("server.key"), "--handshake-timeout", "1",
+                   "--admin-port", "0")
         servers.append(s)
-        check(s.first_line.startswith("listening on https://127.0.0.1:"), "with TLS the first line says https://")
+        check(s.first_line.startswith("listening on https://127.0.0.1:") and s.admin_line.startswith("admin on https://"),
+              "with TLS the first line says https://, and so does the admin port's")
         status, _, body = request(s.port, "POST", "/login", {"user": "alice", "password": "alice-pw"}, tls=tls)
         check(status == 200, "login over HTTPS, the certificate verified against the test CA")
         token = body["token"]
@@ -242,7 +247,7 @@ def main():
         stalled.close()
         status, _, health = request(s.port, "GET", "/health", tls=tls)
         check(status == 200 and health["status"] == "ok", "after all that the server still answers over HTTPS")
-        _, _, stats = request(s.port, "GET", "/stats", tls=tls)
+        _, _, stats = request(s.admin_port, "GET", "/stats", tls=tls)
         check(stats["tls_handshakes_failed"] >= 3, f"failed handshakes are counted ({stats['tls_handshakes_failed']})")
         check(s.stop() == 0, "SIGTERM: the TLS server exits 0")
     finally:
