@@ -11,6 +11,7 @@ packages=(
   libboost1.81-all-dev libboost-json1.81-dev  # Asio, Beast, JSON: examples, benchmark peers
   libbenchmark-dev       # Google Benchmark
   libtbb-dev libcds-dev  # benchmark peers for the registry
+  libjwt-dev             # benchmark peer for JWT verification
   python3-websockets     # a WebSocket client nobody here wrote
   libssl-dev openssl     # JWT verification and TLS in the example (OpenSSL 3's EVP API); test keys and CA
   python3-jwt python3-cryptography  # tokens minted by PyJWT (RS256/ES256 need cryptography)

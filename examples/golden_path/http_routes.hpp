@@ -106,7 +106,9 @@ inline response handle_health(server_state& s, const request& req, std::string_v
 }
 
 inline response handle_config(server_state& s, const request& req, std::string_view) {
-  return json_response(req, http::status::ok, boost::json::serialize(config_json(s.opts)));
+  boost::json::object config = config_json(s.opts);
+  config["jwt_algorithm"] = jwt::to_string(s.tokens.algorithm());  // known once the key is read
+  return json_response(req, http::status::ok, boost::json::serialize(config));
 }
 
 inline response handle_stats(server_state& s, const request& req, std::string_view) {

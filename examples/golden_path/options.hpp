@@ -127,8 +127,7 @@ inline const std::vector<flag>& flags() {
       {"--jwt-secret", "SECRET",
        "HS256 key (at least 16 bytes) /login signs with and /ws verifies; every node of a cluster given it "
        "accepts every node's tokens (or env UNIWS_JWT_SECRET). Neither key flag: a random key at start",
-       [](options& o, std::string_view v) { o.jwt_secret = v; }, "jwt_algorithm",
-       [](const options& o) -> boost::json::value { return o.jwt_public_key ? "RS256 or ES256 (public key)" : "HS256"; }},
+       [](options& o, std::string_view v) { o.jwt_secret = v; }},
       {"--token-secret", "SECRET", "the old name of --jwt-secret (env UNIWS_TOKEN_SECRET), kept for one release",
        [](options& o, std::string_view v) { o.jwt_secret = v; }},
       {"--jwt-public-key", "FILE",

@@ -190,7 +190,7 @@ def main():
         status, _, body = request(s.port, "POST", "/login", {"user": "alice", "password": "alice-pw"})
         check(status == 404 and body["error"]["code"] == "login_disabled", "with a public key, /login is off (404)")
         _, _, config = request(s.port, "GET", "/config")
-        check(config["jwt_key"] == "public key", "/config says the key is a public key")
+        check(config["jwt_key"] == "public key" and config["jwt_algorithm"] == "RS256", "/config says: a public key, RS256")
         s.stop()
 
         # --- ES256 ---
@@ -198,6 +198,7 @@ def main():
         servers.append(s)
         good = jwt.encode(claims(), ec_key, algorithm="ES256")
         check(run(golden_path(s.port, good)) == FIVE, "a PyJWT ES256 token runs the golden path")
+        check(request(s.port, "GET", "/config")[2]["jwt_algorithm"] == "ES256", "/config says ES256")
         check(run(upgrade_status(s.port, jwt.encode(claims(), rsa_key, algorithm="RS256"))) == 401, "RS256 when the key is EC: 401")
         refusals(run, s.port, good)
         s.stop()
