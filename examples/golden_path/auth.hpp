@@ -87,7 +87,8 @@ class token_authority {
 /// Failed logins, counted per (user, address), per address and per user over a window; once
 /// a count reaches its limit, logins on that key are refused (429) until its window ends.
 /// Each table holds at most `max_entries` keys: when full, the entry whose window began first
-/// makes room, so no sequence of requests grows it beyond the bound.
+/// makes room, so no sequence of requests grows it beyond the bound. Keys are user names (at
+/// most max_user_name_length bytes) and addresses: with the defaults, under 12 MB in all.
 class login_throttle {
  public:
   using clock = std::chrono::steady_clock;

@@ -99,6 +99,10 @@ inline client_frame parse_client_frame(std::string_view text, const frame_limits
   return run;
 }
 
+/// Longer user names are refused (400): the login brake keeps names it has seen failing, and a
+/// user id is a JWT's sub, which jwt.hpp bounds the same way.
+inline constexpr std::size_t max_user_name_length = 256;
+
 struct credentials {
   std::string user;
   std::string password;
@@ -113,7 +117,7 @@ inline std::optional<credentials> parse_login(std::string_view body) {
   if (!o) return std::nullopt;
   const json::string* user = detail::string_field(*o, "user");
   const json::string* password = detail::string_field(*o, "password");
-  if (!user || !password) return std::nullopt;
+  if (!user || !password || user->empty() || user->size() > max_user_name_length) return std::nullopt;
   return credentials{std::string(user->subview()), std::string(password->subview())};
 }
 

@@ -28,6 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (r->steps < 0 || r->steps > limits.max_steps || r->pad > limits.max_pad) __builtin_trap();
   }
 
-  static_cast<void>(golden_path::parse_login(in));
+  if (const auto login = golden_path::parse_login(in); login && (login->user.empty() || login->user.size() > golden_path::max_user_name_length))
+    __builtin_trap();
   return 0;
 }

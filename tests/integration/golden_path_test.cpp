@@ -94,7 +94,10 @@ TEST_CASE("HTTP: login, health, config, stats and 404", "[proto-H1][proto-H4][pr
            {R"({"user":"mallory","password":"alice-pw"})", 401},
            {R"(not json)", 400},
            {R"(["alice","alice-pw"])", 400},
-           {R"({"user":"alice"})", 400}}) {
+           {R"({"user":"alice"})", 400},
+           {R"({"user":"","password":"x"})", 400},
+           {R"({"user":")" + std::string(256, 'a') + R"(","password":"x"})", 401},
+           {R"({"user":")" + std::string(257, 'a') + R"(","password":"x"})", 400}}) {
     INFO(body);
     const auto r = http_request(port, http::verb::post, "/login", body);
     CHECK(r.status == status);
