@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <barrier>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -230,4 +231,105 @@ TEST_CASE("the idle sweep never drops a live connection (stress)") {
   }
   CHECK(lost.load() == 0);
   CHECK(swept.load() > 0);  // the sweeper really raced the sessions
+}
+
+// ---- per-user limits (manager_options: max_connections, max_runs, max_threads_per_connection) ----
+
+TEST_CASE("per-user limits: past each bound a refusal, counted; below it again, accepted") {
+  factory_type factory({.manager = {.max_threads_per_connection = 2, .max_connections = 2, .max_runs = 2}});
+  auto m = factory.get_websocket_manager(basic_user_context("alice"));
+  auto a = std::make_shared<memory_connection>(1), b = std::make_shared<memory_connection>(2);
+
+  // Connections.
+  CHECK(m->add_connection(a));
+  CHECK(m->has_room_for_connection());
+  CHECK(m->add_connection(b));
+  CHECK_FALSE(m->has_room_for_connection());
+  CHECK_FALSE(m->add_connection(std::make_shared<memory_connection>(3)));
+  CHECK(m->get_stats().connections_refused == 1);
+  CHECK(m->remove_connection(2));
+  CHECK(m->add_connection(std::make_shared<memory_connection>(3)));
+
+  // Threads of one connection.
+  CHECK(m->join_thread(1, "t1"));
+  CHECK(m->join_thread(1, "t2"));
+  const uniws::join_result third = m->join_thread(1, "t3");
+  CHECK_FALSE(third);
+  CHECK(third.status == uniws::join_status::too_many_threads);
+  CHECK(m->join_thread(1, "t2"));  // joining one already joined is not a new thread
+  CHECK(m->join_thread(99, "t1").status == uniws::join_status::refused);
+  CHECK(m->get_stats().joins_refused == 1);
+  CHECK(m->leave_thread(1, "t1"));
+  CHECK(m->join_thread(1, "t3"));
+
+  // Runs in flight, whichever way a run ends.
+  {
+    auto r1 = m.try_start_run("t2", "r1");
+    auto r2 = m.try_start_run("t3", "r2");
+    REQUIRE(r1);
+    REQUIRE(r2);
+    CHECK(m->runs_in_flight() == 2);
+    CHECK_FALSE(m.try_start_run("t3", "r3"));
+    CHECK(m->get_stats().runs_refused == 1);
+    std::move(*r1).complete("done");
+    CHECK(m->runs_in_flight() == 1);
+    auto r4 = m.try_start_run("t3", "r4");
+    REQUIRE(r4);
+    auto r5 = m.start_run("t3", "r5");  // start_run starts whatever the count, and counts
+    CHECK(m->runs_in_flight() == 3);
+    CHECK(m->get_stats().runs_in_flight == 3);
+  }  // r2, r4, r5 dropped: each still ends (agent_completed, error), and is released
+  CHECK(m->runs_in_flight() == 0);
+  CHECK(m.try_start_run("t3", "r6"));
+}
+
+TEST_CASE("a cancelled run ends with agent_completed, status cancelled; thread_has_connection sees joins") {
+  factory_type factory;
+  auto m = factory.get_websocket_manager(basic_user_context("alice"));
+  auto a = std::make_shared<memory_connection>(1);
+  m->add_connection(a);
+  CHECK_FALSE(m->thread_has_connection("t1"));
+  REQUIRE(m->join_thread(1, "t1"));
+  CHECK(m->thread_has_connection("t1"));
+  a->clear_received();
+  auto run = m.start_run("t1", "r1");
+  std::move(run).cancel("nobody watched");
+  const auto received = a->received();
+  REQUIRE(received.size() == 2);
+  CHECK(received[1].text().find(R"("status":"cancelled","reason":"nobody watched")") != std::string::npos);
+  CHECK(m->runs_in_flight() == 0);
+  CHECK(m->leave_thread(1, "t1"));
+  CHECK_FALSE(m->thread_has_connection("t1"));
+}
+
+// Four threads ask for a user's one run slot at the same moment (a barrier), 20,000 rounds (/4
+// under sanitizers): in no round do two of them get it.
+TEST_CASE("max_runs holds when threads ask for the last slot at the same moment (stress)") {
+  factory_type factory({.manager = {.max_runs = 1}});
+  auto m = factory.get_websocket_manager(basic_user_context("alice"));
+  constexpr int racers = 4;
+  std::atomic<int> winners{0};
+  int rounds_won = 0, rounds_overrun = 0;  // written by the barrier's completion only
+  std::barrier ask(racers);
+  std::barrier decided(racers, [&]() noexcept {
+    rounds_won += winners.load() >= 1;
+    rounds_overrun += winners.load() > 1;
+    winners = 0;
+  });
+  {
+    std::vector<uniws_test::jthread> threads;
+    for (int t = 0; t < racers; ++t)
+      threads.emplace_back([&] {
+        for (int round = 0; round < 20000 / scale; ++round) {
+          ask.arrive_and_wait();
+          auto run = m.try_start_run("t", "r");
+          if (run) winners.fetch_add(1);
+          decided.arrive_and_wait();  // every run of this round is held until all have asked
+          if (run) std::move(*run).complete("ok");
+        }
+      });
+  }
+  CHECK(rounds_overrun == 0);
+  CHECK(rounds_won == 20000 / scale);
+  CHECK(m->runs_in_flight() == 0);
 }

@@ -14,22 +14,56 @@
 namespace golden_path {
 
 using uniws::json_text;
+// A run from manager_ref::try_start_run: one of its user's runs in flight until it ends.
+using demo_run = uniws::agent_run<uniws::run_lease<manager_ref>>;
 
+// The pause between two events. A pause of 0 still yields, so that a run of many steps shares
+// its thread with every other session instead of holding it until the run ends.
 inline net::awaitable<void> pause(std::chrono::milliseconds d) {
-  if (d.count() == 0) co_return;
-  net::steady_timer timer(co_await net::this_coro::executor, d);
-  co_await timer.async_wait(net::use_awaitable);
+  const auto executor = co_await net::this_coro::executor;
+  if (d.count() == 0) {
+    co_await net::post(executor, net::use_awaitable);
+  } else {
+    net::steady_timer timer(executor, d);
+    co_await timer.async_wait(net::use_awaitable);
+  }
 }
 
+// Whether anyone still reads a run's thread: a connection of the user has joined it within
+// --orphan-run-seconds (longer than a reconnect, so a dropped client still resumes).
+class reader_watch {
+ public:
+  reader_watch(manager_ref mgr, std::string thread_id, std::chrono::seconds orphan)
+      : mgr_(std::move(mgr)), thread_id_(std::move(thread_id)), orphan_(orphan) {}
+  bool abandoned() {
+    const auto now = std::chrono::steady_clock::now();
+    if (mgr_->thread_has_connection(thread_id_)) last_seen_ = now;
+    return now - last_seen_ >= orphan_;
+  }
+
+ private:
+  manager_ref mgr_;
+  std::string thread_id_;
+  std::chrono::seconds orphan_;
+  std::chrono::steady_clock::time_point last_seen_ = std::chrono::steady_clock::now();
+};
+
+inline constexpr std::string_view orphan_reason = "no connection of the user watched this thread";
+
 // Parameters by value: the coroutine outlives the caller's frame.
-inline net::awaitable<void> demo_agent(manager_ref mgr, std::string thread_id, std::string run_id, std::string text,
-                                       int steps, std::size_t pad, std::chrono::milliseconds delay) {
-  auto run = mgr.start_run(thread_id, run_id, json_text::object({{"message", json_text::string(text)}}));
+inline net::awaitable<void> demo_agent(server_state& s, manager_ref mgr, demo_run run, std::string text, int steps, std::size_t pad) {
+  reader_watch watch(std::move(mgr), run.thread_id(), s.opts.orphan_run);
+  const auto delay = s.opts.agent_delay;
   for (int i = 1; i <= steps; ++i) {
     co_await pause(delay);
+    if (watch.abandoned()) {
+      s.stats.add<&server_stats::runs_cancelled>();
+      std::move(run).cancel(orphan_reason);
+      co_return;
+    }
     run.thinking(json_text::object({{"step", json_text::number(i)},
-                                       {"text", json_text::string("thinking about: " + text)},
-                                       {"pad", json_text::string(std::string(pad, '.'))}}));
+                                    {"text", json_text::string("thinking about: " + text)},
+                                    {"pad", json_text::string(std::string(pad, '.'))}}));
   }
   co_await pause(delay);
   auto call = std::move(run).execute_tool("echo", json_text::object({{"input", json_text::string(text)}}));

@@ -9,7 +9,10 @@
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 
+#include <array>
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,7 +63,47 @@ inline std::optional<response> refuse_upgrade(server_state& s, const request& re
   return std::nullopt;
 }
 
-inline net::awaitable<void> http_session(server_state& s, socket_type socket, audience a) {
+// The answer to a request that broke a bound (H11) or the grammar; nothing if the peer just
+// left or timed out. `header_done`: the parser got past the header, so a buffer overflow was a
+// chunk-size line (extensions) or a trailer.
+inline std::optional<response> refusal_for(beast::error_code ec, bool header_done) {
+  if (ec.category() != http::make_error_code(http::error::end_of_stream).category() || ec == http::error::end_of_stream ||
+      ec == http::error::partial_message)
+    return std::nullopt;
+  const request none;
+  if (ec == http::error::body_limit)
+    return error_response(none, http::status::payload_too_large, "body_too_large",
+                          "a request body may have " + std::to_string(max_request_body_bytes) + " bytes");
+  if (ec == http::error::header_limit || (ec == http::error::buffer_overflow && !header_done))
+    return error_response(none, http::status::request_header_fields_too_large, "headers_too_large",
+                          "a request header may have " + std::to_string(max_request_header_bytes) + " bytes");
+  if (ec == http::error::buffer_overflow)
+    return error_response(none, http::status::bad_request, "bad_request",
+                          "a chunk line or trailer may have " + std::to_string(max_request_buffer_bytes) + " bytes");
+  return error_response(none, http::status::bad_request, "bad_request", "malformed HTTP request: " + ec.message());
+}
+
+// Answers, then closes. The peer may still be sending: closing with its bytes unread would reset
+// the connection, and the reset can destroy the answer before the peer reads it. So the send
+// side is shut first and a bounded amount of what arrives is read and thrown away.
+inline net::awaitable<void> answer_and_close(server_stream& stream, deadline& timeout, response res) {
+  res.keep_alive(false);
+  timeout.arm(std::chrono::seconds(1));
+  auto [wec, wn] = co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
+  if (wec) co_return;
+  beast::error_code ignored;
+  stream.socket().shutdown(socket_type::shutdown_send, ignored);
+  std::array<char, 4096> discard{};
+  for (std::size_t total = 0; total < 64 * discard.size();) {
+    auto [rec, n] = co_await stream.async_read_some(net::buffer(discard), net::as_tuple(net::use_awaitable));
+    if (rec) break;
+    total += n;
+  }
+}
+
+// One accepted connection. `slot`: one of --max-connections; without one (the server is full)
+// the connection's request is answered 503 and nothing else.
+inline net::awaitable<void> http_session(server_state& s, socket_type socket, audience a, std::optional<connection_slot> slot) {
   beast::error_code ec;
   const tcp::endpoint peer = socket.remote_endpoint(ec);
   const std::string peer_address = ec ? std::string() : peer.address().to_string();
@@ -72,7 +115,7 @@ inline net::awaitable<void> http_session(server_state& s, socket_type socket, au
   };
 
   if (stream->is_tls()) {
-    timeout.arm(s.opts.handshake_timeout);
+    timeout.arm(slot ? s.opts.handshake_timeout : std::chrono::seconds(1));
     auto [hec] = co_await stream->tls().async_handshake(net::ssl::stream_base::server, net::as_tuple(net::use_awaitable));
     if (hec) {  // plaintext on the TLS port, a stalled or a failed handshake
       s.stats.add<&server_stats::tls_handshakes_failed>();
@@ -80,31 +123,64 @@ inline net::awaitable<void> http_session(server_state& s, socket_type socket, au
     }
   }
 
-  beast::flat_buffer buffer;
+  // Bounded: a header, a chunk-size line or a trailer that does not fit is refused (H11).
+  beast::flat_buffer buffer(max_request_buffer_bytes);
   for (;;) {
     http::request_parser<http::string_body> parser;
-    parser.body_limit(16 * 1024);
-    timeout.arm(s.opts.handshake_timeout);  // a peer that sends nothing is cut off
+    parser.header_limit(static_cast<std::uint32_t>(max_request_header_bytes));
+    parser.body_limit(max_request_body_bytes);
+    timeout.arm(slot ? s.opts.handshake_timeout : std::chrono::seconds(1));  // a peer that sends nothing is cut off
     auto [rec, n] = co_await http::async_read(*stream, buffer, parser, net::as_tuple(net::use_awaitable));
-    if (rec) co_return;
+    if (rec) {
+      if (std::optional<response> refusal = refusal_for(rec, parser.is_header_done())) {
+        s.stats.add<&server_stats::requests_refused>();
+        co_await answer_and_close(*stream, timeout, std::move(*refusal));
+      }
+      co_return;
+    }
     request req = parser.release();
     s.stats.add<&server_stats::http_requests>();
+    if (!slot) {
+      s.stats.add<&server_stats::connections_refused_server_full>();
+      co_await answer_and_close(*stream, timeout, error_response(req, http::status::service_unavailable, "too_many_connections",
+                                                                 "the server has --max-connections open; try again later"));
+      co_return;
+    }
     const auto [path, query] = split_target(req.target());
 
     if (path == "/ws" && a != audience::operators) {
       const std::optional<std::string> user = authenticate(s, req, query);
-      if (std::optional<response> refusal = refuse_upgrade(s, req, user)) {
-        refusal->keep_alive(false);
-        co_await http::async_write(*stream, *refusal, net::as_tuple(net::use_awaitable));
-        end();
+      std::optional<response> refusal = refuse_upgrade(s, req, user);
+      manager_ref mgr;
+      if (!refusal) {
+        // The golden path: the session awaits its user's manager through the async factory.
+        mgr = co_await uniws::beast::await_task(s.factory.get_websocket_manager_async(uniws::basic_user_context(*user)));
+        if (const auto* m = mgr.get(); m && !m->has_room_for_connection()) {
+          s.stats.add<&server_stats::upgrades_refused_user_full>();
+          refusal = error_response(req, http::status::too_many_requests, "too_many_connections",
+                                   "this user has --max-connections-per-user WebSockets open");
+        }
+      }
+      std::string early;  // bytes behind the request: the client's first frames
+      if (!refusal && buffer.size() > 0) {
+        const std::string_view bytes(static_cast<const char*>(buffer.data().data()), buffer.size());
+        if (auto handover = upgrade_with_early_bytes(req, bytes)) {
+          early = std::move(*handover);
+        } else {
+          s.stats.add<&server_stats::requests_refused>();
+          refusal = error_response(req, http::status::bad_request, "bad_request",
+                                   "too many bytes sent before the upgrade was answered");
+        }
+      }
+      if (refusal) {
+        co_await answer_and_close(*stream, timeout, std::move(*refusal));
         co_return;
       }
       timeout.disarm();  // the WebSocket's own timeouts take over
       auto conn = connection::create(s.next_connection_id.fetch_add(1), std::move(*stream), s.connection_options());
       stream.reset();  // moved from: the deadline's handler must not find it
-      buffer.clear();  // the request is parsed: give its bytes back for the WebSocket's lifetime
-      buffer.shrink_to_fit();
-      co_await websocket_session(s, std::move(conn), std::move(req), *user);
+      buffer = beast::flat_buffer();  // give the request's bytes back for the WebSocket's lifetime
+      co_await websocket_session(s, std::move(conn), std::move(req), std::move(early), std::move(mgr), std::move(*slot));
       co_return;
     }
 

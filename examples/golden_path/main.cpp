@@ -30,6 +30,20 @@ void raise_open_file_limit() {
   }
 }
 
+// A handler that throws leaves run(): the session it belonged to is gone with it, and the
+// io_context may be run again. Counted and logged; every other connection goes on.
+void run_io(boost::asio::io_context& io, golden_path::server_state& s) {
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& e) {
+      s.stats.add<&golden_path::server_stats::session_errors>();
+      std::cerr << "uniws-golden-path: a session failed: " << e.what() << "\n";
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -57,12 +71,8 @@ int main(int argc, char** argv) {
   }
 
   gp::idle_sweeper sweeper(io, *state);
-  gp::graceful_shutdown shutdown(io, *state, [&] {
-    boost::system::error_code ignored;
-    acceptor->close(ignored);
-    if (admin_acceptor) admin_acceptor->close(ignored);
-    sweeper.cancel();
-  });
+  // The listeners stay open through the drain: a new connection is answered 503, not refused.
+  gp::graceful_shutdown shutdown(io, *state, [&] { sweeper.cancel(); });
   // Without an admin port, one listener serves everyone; with one, operators' routes move there.
   net::co_spawn(io, gp::listen(*state, *acceptor, io, admin_acceptor ? gp::audience::clients : gp::audience::everyone),
                 net::detached);
@@ -79,8 +89,8 @@ int main(int argc, char** argv) {
 
   {
     std::vector<std::jthread> pool;
-    for (unsigned i = 1; i < opts.threads; ++i) pool.emplace_back([&io] { io.run(); });
-    io.run();
+    for (unsigned i = 1; i < opts.threads; ++i) pool.emplace_back([&] { run_io(io, *state); });
+    run_io(io, *state);
     io.stop();
   }
   // The managers (and the connections they hold) go before the io_context; the factory

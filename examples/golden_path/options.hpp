@@ -57,7 +57,21 @@ struct options {
   std::chrono::milliseconds drain_timeout{5000};
   std::size_t max_thread_id_length = 128;
   int max_steps = 10'000;
+  // docs/protocol.md §L: what one client, one user and everyone together may hold.
+  std::size_t max_connections = 10'000;           // TCP connections in all; past it 503
+  std::size_t max_connections_per_user = 32;      // WebSockets of one user; past it 429
+  unsigned max_frames_per_second = 50;            // per connection, bursts of twice as many
+  std::size_t max_runs_per_user = 4;              // agent runs in flight
+  std::size_t max_threads_per_connection = 64;    // threads one connection has joined
+  std::chrono::seconds orphan_run{30};            // a run nobody watches is cancelled after this
 };
+
+// Bounds of one HTTP request (H11). Not flags: a client has no reason to need more.
+inline constexpr std::size_t max_request_header_bytes = 8 * 1024;
+inline constexpr std::size_t max_request_body_bytes = 16 * 1024;
+// What the session buffers at most: a header block, a chunk-size line with its extensions, or
+// a trailer must fit, so none of them can grow past it.
+inline constexpr std::size_t max_request_buffer_bytes = 16 * 1024;
 
 /// One flag: how it reads its value into `options`, and (if it is a limit or a setting a
 /// client may want to know) how /config shows it.
@@ -193,6 +207,21 @@ inline const std::vector<flag>& flags() {
       {"--history-bytes", "N", "bytes of events a user's history keeps at most",
        number<std::size_t, &options::history_bytes>(0, 1LL << 32), "history_max_bytes", show_count<&options::history_bytes>},
       {"--drain-timeout-ms", "N", "how long SIGTERM waits for queues to flush", number<ms, &options::drain_timeout>(0, 600000)},
+      {"--max-connections", "N", "open TCP connections in all; past it new ones are answered 503",
+       number<std::size_t, &options::max_connections>(1, 1 << 24), "max_connections", show_count<&options::max_connections>},
+      {"--max-connections-per-user", "N", "open WebSockets of one user; past it the upgrade is answered 429",
+       number<std::size_t, &options::max_connections_per_user>(1, 1 << 20), "max_connections_per_user",
+       show_count<&options::max_connections_per_user>},
+      {"--max-frames-per-second", "N", "client frames per second per connection (bursts of 2N); past it rate_limited",
+       number<unsigned, &options::max_frames_per_second>(1, 1 << 20), "max_frames_per_second",
+       show_count<&options::max_frames_per_second>},
+      {"--max-runs-per-user", "N", "agent runs in flight per user; past it too_many_runs",
+       number<std::size_t, &options::max_runs_per_user>(1, 1 << 20), "max_runs_per_user", show_count<&options::max_runs_per_user>},
+      {"--max-threads-per-connection", "N", "threads one connection may join; past it too_many_threads",
+       number<std::size_t, &options::max_threads_per_connection>(1, 1 << 16), "max_threads_per_connection",
+       show_count<&options::max_threads_per_connection>},
+      {"--orphan-run-seconds", "SECONDS", "a run whose thread no connection of its user has joined for this long is cancelled",
+       number<s, &options::orphan_run>(1, 86400), "orphan_run_s", show_count<&options::orphan_run>},
   };
   return table;
 }
@@ -201,7 +230,10 @@ inline const std::vector<flag>& flags() {
 inline boost::json::object fixed_config(const options& o) {
   return {{"slow_consumer_close_code", static_cast<int>(o.slow_close_code)},
           {"max_thread_id_length", o.max_thread_id_length},
-          {"max_agent_steps", o.max_steps}};
+          {"max_agent_steps", o.max_steps},
+          {"max_request_header_bytes", max_request_header_bytes},
+          {"max_request_body_bytes", max_request_body_bytes},
+          {"max_request_buffer_bytes", max_request_buffer_bytes}};
 }
 
 /// GET /config: every flag with a config key, and the fixed settings.

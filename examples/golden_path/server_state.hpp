@@ -22,6 +22,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace golden_path {
 
@@ -33,14 +34,23 @@ using factory_type = uniws::manager_factory<connection, uniws::always_available,
 using manager_ref = uniws::manager_ref<connection>;
 
 // The server's own counters, declared once (uniws/stats.hpp): X(name, kind, help).
-#define GOLDEN_PATH_SERVER_STATS(X)                                                      \
-  X(http_requests, counter, "HTTP requests read")                                      \
-  X(auth_failures, counter, "logins and upgrades refused for their credentials")       \
-  X(logins_throttled, counter, "logins refused with 429 after too many failures")       \
-  X(tls_handshakes_failed, counter, "TLS handshakes that failed or timed out")           \
-  X(websocket_sessions, counter, "WebSocket upgrades accepted")                        \
-  X(bad_frames, counter, "client frames answered with an error event")                 \
-  X(replies_dropped, counter, "replies (errors, pongs) a full send queue dropped")       \
+#define GOLDEN_PATH_SERVER_STATS(X)                                                                          \
+  X(tcp_connections, gauge, "open TCP connections, HTTP and WebSocket")                                     \
+  X(http_requests, counter, "HTTP requests read")                                                          \
+  X(requests_refused, counter, "requests answered 400, 413 or 431 for their size or syntax, then closed")   \
+  X(connections_refused_server_full, counter, "connections answered 503: --max-connections were open")      \
+  X(accept_failures, counter, "accepts that failed (e.g. out of descriptors): the listener backed off")     \
+  X(session_errors, counter, "sessions ended by an exception: that connection closed, the server went on")  \
+  X(auth_failures, counter, "logins and upgrades refused for their credentials")                           \
+  X(logins_throttled, counter, "logins refused with 429 after too many failures")                           \
+  X(tls_handshakes_failed, counter, "TLS handshakes that failed or timed out")                               \
+  X(websocket_sessions, counter, "WebSocket upgrades accepted")                                            \
+  X(upgrades_refused_user_full, counter, "upgrades answered 429: the user had --max-connections-per-user")   \
+  X(bad_frames, counter, "client frames answered with an error event")                                     \
+  X(rate_limited, counter, "client frames ignored and answered rate_limited (--max-frames-per-second)")     \
+  X(closed_rate_limited, counter, "connections closed 1008 after 10 s over --max-frames-per-second")        \
+  X(runs_cancelled, counter, "runs cancelled: no connection of the user joined their thread (--orphan-run-seconds)") \
+  X(replies_dropped, counter, "replies (errors, pongs) a full send queue dropped")                           \
   X(origins_refused, counter, "upgrades and CORS preflights refused for their Origin")
 
 struct server_stats {
@@ -62,6 +72,20 @@ inline jwt::key make_key(const options& o) {
   return o.jwt_secret.empty() ? jwt::key::random_hs256() : jwt::key::hs256(o.jwt_secret);
 }
 
+// One of --max-connections, held from accept until the connection's last owner lets go.
+class connection_slot {
+ public:
+  explicit connection_slot(std::atomic<std::size_t>& open) noexcept : open_(&open) { open.fetch_add(1); }
+  connection_slot(connection_slot&& o) noexcept : open_(std::exchange(o.open_, nullptr)) {}
+  connection_slot& operator=(connection_slot&&) = delete;
+  ~connection_slot() {
+    if (open_) open_->fetch_sub(1);
+  }
+
+ private:
+  std::atomic<std::size_t>* open_;
+};
+
 struct server_state {
   server_state(options o, net::any_io_executor redis_executor)
       : opts(std::move(o)),
@@ -74,6 +98,9 @@ struct server_state {
                 .per_user = opts.login_failures_per_user,
                 .window = opts.login_window}),
         factory(uniws::factory_options{.manager = {.max_thread_id_length = opts.max_thread_id_length,
+                                                   .max_threads_per_connection = opts.max_threads_per_connection,
+                                                   .max_connections = opts.max_connections_per_user,
+                                                   .max_runs = opts.max_runs_per_user,
                                                    .history = {.max_events = opts.history_events,
                                                                .max_age = opts.history_seconds,
                                                                .max_bytes = opts.history_bytes}},
@@ -98,6 +125,8 @@ struct server_state {
   std::atomic<std::uint64_t> next_run_id{1};
   // WebSockets added to a manager and not yet finished: the drain waits for this to reach 0.
   std::atomic<std::size_t> open_websockets{0};
+  // TCP connections from accept to close (connection_slot): --max-connections bounds it.
+  std::atomic<std::size_t> open_connections{0};
 
   uniws::beast::connection_options connection_options() {
     return {.queue = {.max_messages = opts.queue_messages,

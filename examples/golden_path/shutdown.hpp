@@ -1,4 +1,4 @@
-// shutdown.hpp - SIGINT/SIGTERM: stop accepting, close every WebSocket with 1001 after what it
+// shutdown.hpp - SIGINT/SIGTERM: answer new upgrades 503, close every WebSocket with 1001 after what it
 // has queued, wait for them (up to --drain-timeout-ms), then stop the io_context.
 #pragma once
 
@@ -14,7 +14,7 @@ namespace golden_path {
 
 class graceful_shutdown {
  public:
-  /// `on_stop` runs first when the signal comes (close the acceptor, cancel timers).
+  /// `on_stop` runs first when the signal comes (cancel timers).
   graceful_shutdown(net::io_context& io, server_state& s, std::function<void()> on_stop)
       : io_(io), s_(s), on_stop_(std::move(on_stop)), signals_(io, SIGINT, SIGTERM), drain_timer_(io) {
     signals_.async_wait([this](const boost::system::error_code& ec, int) {

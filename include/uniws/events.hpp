@@ -167,6 +167,9 @@ inline json_text completed_payload(std::string_view response) {
 inline json_text failed_payload(std::string_view error) {
   return json_text::object({{"status", json_text::string("error")}, {"error", json_text::string(error)}});
 }
+inline json_text cancelled_payload(std::string_view reason) {
+  return json_text::object({{"status", json_text::string("cancelled")}, {"reason", json_text::string(reason)}});
+}
 inline json_text tool_payload(std::string_view tool, std::string_view key, json_text value) {
   return json_text::object({{"tool", json_text::string(tool)}, {key, std::move(value)}});
 }
@@ -198,6 +201,8 @@ class agent_run {
   void complete(std::string_view response) && { core_.finish(detail::completed_payload(response)); }
   /// agent_completed: {"status":"error","error":ERROR}.
   void fail(std::string_view error) && { core_.finish(detail::failed_payload(error)); }
+  /// agent_completed: {"status":"cancelled","reason":REASON} (e.g. nobody is watching).
+  void cancel(std::string_view reason) && { core_.finish(detail::cancelled_payload(reason)); }
 
   [[nodiscard]] const std::string& thread_id() const { return core_.thread_id(); }
   [[nodiscard]] const std::string& run_id() const { return core_.run_id(); }
@@ -239,6 +244,7 @@ class agent_run_after_tools {
   }
   void complete(std::string_view response) && { core_.finish(detail::completed_payload(response)); }
   void fail(std::string_view error) && { core_.finish(detail::failed_payload(error)); }
+  void cancel(std::string_view reason) && { core_.finish(detail::cancelled_payload(reason)); }
 
  private:
   friend class agent_tool_call<Sink>;

@@ -58,6 +58,33 @@ class manager_factory;
   "get_websocket_manager() is synchronous: it returns the manager itself, which cannot be co_awaited. Write " \
   "`co_await factory.get_websocket_manager_async(ctx)` to await the service probe, or drop the co_await."
 
+/// The sink of a run from manager_ref::start_run: the user's manager, held until the run ends,
+/// and one of its runs in flight (released when the run ends, whichever way it ends).
+template <class ManagerRef>
+class run_lease {
+ public:
+  explicit run_lease(ManagerRef ref) noexcept : ref_(std::move(ref)) {}
+  run_lease(run_lease&& other) noexcept : ref_(std::exchange(other.ref_, {})) {}
+  run_lease& operator=(run_lease&& other) noexcept {
+    if (this != &other) {
+      release();
+      ref_ = std::exchange(other.ref_, {});
+    }
+    return *this;
+  }
+  ~run_lease() { release(); }
+
+  std::uint64_t emit(agent_event e) const { return ref_.emit(std::move(e)); }
+  [[nodiscard]] const ManagerRef& manager() const noexcept { return ref_; }
+
+ private:
+  void release() noexcept {
+    if (ref_.valid()) ref_->end_run();
+    ref_ = {};
+  }
+  ManagerRef ref_;
+};
+
 /// A counted reference to a user's manager: while one is alive the manager stays registered
 /// (the idle sweep cannot remove it). Not awaitable, and converts to nothing.
 template <connection Connection>
@@ -74,15 +101,28 @@ class manager_ref {
   [[nodiscard]] std::string_view user_id() const noexcept { return handle_.key(); }
   friend bool operator==(const manager_ref& a, const manager_ref& b) noexcept { return a.handle_ == b.handle_; }
 
-  /// Makes manager_ref an event_sink, so an agent_run can hold one (and keep the manager).
+  /// Makes manager_ref an event_sink.
   std::uint64_t emit(agent_event e) const { return handle_->emit(std::move(e)); }
 
   /// Starts a run on one of the user's threads (emits agent_started). The run holds a
-  /// reference, so the manager stays registered until the run ends.
+  /// reference, so the manager stays registered until the run ends, and counts as in flight
+  /// until then (manager_options::max_runs; this one starts whatever the count).
   template <class Self = manager_ref>  // a template: manager_ref is complete where it is used
-  [[nodiscard]] agent_run<Self> start_run(std::string thread_id, std::string run_id,
-                                          json_text payload = json_text::object()) const {
-    return agent_run<Self>(*this, std::move(thread_id), std::move(run_id), std::move(payload));
+  [[nodiscard]] agent_run<run_lease<Self>> start_run(std::string thread_id, std::string run_id,
+                                                           json_text payload = json_text::object()) const {
+    handle_->begin_run(false);
+    return agent_run<run_lease<Self>>(run_lease<Self>(Self(*this)), std::move(thread_id), std::move(run_id),
+                                            std::move(payload));
+  }
+
+  /// start_run, unless the user has manager_options::max_runs in flight: then nothing (counted
+  /// as runs_refused; no event is emitted).
+  template <class Self = manager_ref>
+  [[nodiscard]] std::optional<agent_run<run_lease<Self>>> try_start_run(std::string thread_id, std::string run_id,
+                                                                            json_text payload = json_text::object()) const {
+    if (!handle_->begin_run(true)) return std::nullopt;
+    return std::optional<agent_run<run_lease<Self>>>(
+        std::in_place, run_lease<Self>(Self(*this)), std::move(thread_id), std::move(run_id), std::move(payload));
   }
 
   /// The mistake this library exists to make impossible.

@@ -92,7 +92,8 @@ struct resume_point {
 };
 
 enum class join_status : std::uint8_t {
-  refused,        // unknown connection, bad thread id, or too many threads: nothing was sent
+  refused,           // unknown connection or bad thread id: nothing was sent
+  too_many_threads,  // the connection has joined manager_options::max_threads_per_connection
   joined,         // a plain join: `joined` was queued, live events follow
   recovered,      // the missed events, then `joined` (recovered), then live events
   not_recovered,  // no replay: `joined` (not recovered) was queued, live events follow
@@ -106,7 +107,7 @@ struct [[nodiscard("a join may be refused (unknown connection, bad thread id, to
   history_epoch epoch;
   std::uint64_t seq = 0;       // the user's last seq when the connection went live
   std::size_t replayed = 0;    // events replayed to the connection
-  explicit operator bool() const noexcept { return status != join_status::refused; }
+  explicit operator bool() const noexcept { return status != join_status::refused && status != join_status::too_many_threads; }
 };
 
 namespace detail {

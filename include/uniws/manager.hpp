@@ -34,6 +34,8 @@ namespace uniws {
 struct manager_options {
   std::size_t max_thread_id_length = 128;        // longer thread ids are refused
   std::size_t max_threads_per_connection = 256;  // bounds what one client can make us store
+  std::size_t max_connections = SIZE_MAX;        // of this user; add_connection refuses past it
+  std::size_t max_runs = SIZE_MAX;               // of this user in flight; try_start_run refuses past it
   history_options history{};                     // what a resume can recover (uniws/history.hpp)
 };
 
@@ -56,7 +58,11 @@ struct manager_options {
   X(history_bytes, gauge, "bytes of the events held in the users' histories on this node")                \
   X(events_replayed, counter, "events replayed to connections that resumed")                              \
   X(resumes_recovered, counter, "resumes answered with every missed event")                               \
-  X(resumes_not_recovered, counter, "resumes answered not recovered (history lost, exceeded or another epoch)")
+  X(resumes_not_recovered, counter, "resumes answered not recovered (history lost, exceeded or another epoch)") \
+  X(runs_in_flight, gauge, "agent runs started and not yet completed")                                    \
+  X(connections_refused, counter, "connections refused: the user had max_connections")                  \
+  X(runs_refused, counter, "runs refused: the user had max_runs in flight")                                \
+  X(joins_refused, counter, "joins refused: the connection had joined max_threads_per_connection")
 
 /// A manager's counters; sums over users with +=.
 struct manager_stats {
@@ -79,16 +85,24 @@ class unified_manager {
   // The last reference is gone, so no reader holds the roster.
   ~unified_manager() { delete roster_.load(std::memory_order_acquire); }
 
-  /// Adds a connection; false if it is null or its id is already here.
+  /// Adds a connection; false if it is null, its id is already here, or the user has
+  /// max_connections (counted: refuse the upgrade before, with has_room_for_connection()).
   bool add_connection(connection_ptr c) {
     if (!c) return false;
     const connection_id id = c->id();
-    return update([&](roster& r) {
+    bool full = false;
+    const bool added = update([&](roster& r) {
       if (r.find(id)) return false;
+      if (r.members.size() >= options_.max_connections) return !(full = true);
       r.members.push_back(member{std::move(c), {}});
       return true;
     });
+    if (full) stats_.add<&manager_stats::connections_refused>();
+    return added;
   }
+
+  /// Whether add_connection would take one more connection now (it may not, a moment later).
+  [[nodiscard]] bool has_room_for_connection() const noexcept { return connection_count() < options_.max_connections; }
 
   /// Removes a connection; false (and harmless) if it is not here.
   bool remove_connection(connection_id id) {
@@ -123,7 +137,7 @@ class unified_manager {
     if (!valid_thread_id(thread_id)) return {};
     std::unique_lock lock(emit_mutex_);
     if (link_) {
-      if (!may_ask_to_join(id, thread_id)) return {};
+      if (const join_status s = may_ask_to_join(id, thread_id); s != join_status::pending) return refuse_join(s);
       pending_.push_back(pending_join{id, std::string(thread_id), resume, seq_, {}});
       lock.unlock();
       link_->read_history(user_, id, thread_id, resume ? std::optional(resume->after_seq) : std::nullopt);
@@ -131,8 +145,9 @@ class unified_manager {
     }
     join_result r{join_status::joined, history_.epoch(), seq_, 0};
     bool already = false;  // live events flow to it already: a replay would repeat them
-    const connection_ptr conn = add_to_thread(id, thread_id, 0, already);
-    if (!conn) return {};
+    join_status refusal = join_status::refused;
+    const connection_ptr conn = add_to_thread(id, thread_id, 0, already, refusal);
+    if (!conn) return refuse_join(refusal);
     if (resume) {
       r.status = join_status::not_recovered;
       std::optional<std::size_t> replayed;
@@ -218,6 +233,7 @@ class unified_manager {
 
   [[nodiscard]] manager_stats get_stats() const {
     manager_stats s = stats_.snapshot();
+    s.runs_in_flight = runs_in_flight();
     {
       std::lock_guard lock(emit_mutex_);
       s.history_events = history_.size();
@@ -251,6 +267,30 @@ class unified_manager {
   }
 
   [[nodiscard]] const manager_options& options() const noexcept { return options_; }
+
+  /// Whether a connection of the user has joined `thread_id` now (e.g. whether a run on it still
+  /// has a reader).
+  [[nodiscard]] bool thread_has_connection(std::string_view thread_id) const {
+    detail::epoch_guard guard;
+    const roster* r = roster_.load(std::memory_order_acquire);
+    if (!r) return false;
+    return std::any_of(r->members.begin(), r->members.end(), [&](const member& m) { return m.joined(thread_id); });
+  }
+
+  /// A run in flight: counted from begin_run until end_run (manager_ref's run sink calls both).
+  /// With `limited`, false (counted, nothing begun) if max_runs are in flight.
+  bool begin_run(bool limited) noexcept {
+    std::size_t n = runs_.load(std::memory_order_relaxed);
+    do {
+      if (limited && n >= options_.max_runs) {
+        stats_.add<&manager_stats::runs_refused>();
+        return false;
+      }
+    } while (!runs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    return true;
+  }
+  void end_run() noexcept { runs_.fetch_sub(1, std::memory_order_relaxed); }
+  [[nodiscard]] std::size_t runs_in_flight() const noexcept { return runs_.load(std::memory_order_relaxed); }
 
  private:
   template <connection, service_probe, broker>
@@ -314,7 +354,8 @@ class unified_manager {
     answer.last_seq = std::max(answer.last_seq, p.asked_at);
     join_result r{join_status::joined, answer.epoch, answer.last_seq, 0};
     bool already = false;
-    const connection_ptr conn = add_to_thread(id, thread, answer.last_seq, already);
+    join_status refusal{};  // may_ask_to_join checked the bound; the connection may have left since
+    const connection_ptr conn = add_to_thread(id, thread, answer.last_seq, already, refusal);
     if (!conn) return;
     const bool resumed = p.resume.has_value();
     if (resumed) {
@@ -352,26 +393,34 @@ class unified_manager {
     }
   }
 
-  // Whether a cluster join may be asked: the connection is here, has no join of this thread in
-  // flight, and its joined and pending threads stay within the bound.
-  bool may_ask_to_join(connection_id id, std::string_view thread) const {
+  join_result refuse_join(join_status why) {
+    if (why == join_status::too_many_threads) stats_.add<&manager_stats::joins_refused>();
+    return {why, {}, 0, 0};
+  }
+
+  // Whether a cluster join may be asked (pending), and if not why: the connection must be here,
+  // have no join of this thread in flight, and its joined and pending threads stay within the bound.
+  join_status may_ask_to_join(connection_id id, std::string_view thread) const {
     std::size_t pending = 0;
     for (const pending_join& p : pending_)
       if (p.id == id) {
-        if (p.thread == thread) return false;
+        if (p.thread == thread) return join_status::refused;
         ++pending;
       }
     detail::epoch_guard guard;
     const roster* r = roster_.load(std::memory_order_acquire);
-    if (!r) return false;
+    if (!r) return join_status::refused;
     for (const member& m : r->members)
-      if (m.conn->id() == id) return m.joined(thread) || m.threads.size() + pending < options_.max_threads_per_connection;
-    return false;
+      if (m.conn->id() == id)
+        return m.joined(thread) || m.threads.size() + pending < options_.max_threads_per_connection ? join_status::pending
+                                                                                                     : join_status::too_many_threads;
+    return join_status::refused;
   }
 
   // Joins the connection to the thread in the roster; returns the connection, or null if the
   // join is refused. `already`: it had joined the thread before.
-  connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after, bool& already) {
+  connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after, bool& already,
+                               join_status& refusal) {
     connection_ptr conn;
     update([&](roster& ro) {
       member* m = ro.find(id);
@@ -381,7 +430,10 @@ class unified_manager {
         conn = m->conn;
         return false;  // nothing to publish
       }
-      if (m->threads.size() >= options_.max_threads_per_connection) return false;
+      if (m->threads.size() >= options_.max_threads_per_connection) {
+        refusal = join_status::too_many_threads;
+        return false;
+      }
       m->threads.push_back(joined_thread{std::string(thread_id), live_after});
       conn = m->conn;
       return true;
@@ -450,6 +502,7 @@ class unified_manager {
   detail::event_history history_{options_.history};  // guarded by emit_mutex_; unused in a cluster
   std::vector<pending_join> pending_;                 // guarded by emit_mutex_
   std::atomic<std::size_t> connection_count_{0};
+  std::atomic<std::size_t> runs_{0};
   std::atomic<clock::rep> idle_since_{clock::now().time_since_epoch().count()};
   std::atomic<bool> available_{true};
   detail::cluster_link* link_ = nullptr;  // null: no broker, every event delivered here

@@ -44,7 +44,8 @@ def free_port():
 
 
 def start_server(binary):
-    server = subprocess.Popen([binary, "--port", "0", "--admin-port", "0", "--agent-delay-ms", "0"],
+    server = subprocess.Popen([binary, "--port", "0", "--admin-port", "0", "--agent-delay-ms", "0",
+                               "--max-runs-per-user", "10"],
                               stdout=subprocess.PIPE, text=True)
     main = server.stdout.readline().strip().rsplit(":", 1)[1]
     admin = server.stdout.readline().strip()

@@ -127,7 +127,7 @@ TEST_CASE("2 of 2,000 padded thinking events, then a drop: the resume brings eve
 // events keep coming. The client must see one contiguous run of seqs from its first event to
 // the tenth agent_completed.
 TEST_CASE("a resume while the thread's agents emit about 10,000 events a second: the full seq list, once each", "[proto-R2]") {
-  server_process server({"--agent-delay-ms", "1", "--history-events", "65536", "--history-bytes", "268435456",
+  server_process server({"--agent-delay-ms", "1", "--max-runs-per-user", "10", "--history-events", "65536", "--history-bytes", "268435456",
                          "--queue-messages", "65536", "--queue-bytes", "268435456"});
   const std::string token = login(server.port(), "alice", "alice-pw");
   ws_client runner(server.port(), token), phone(server.port(), token);

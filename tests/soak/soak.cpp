@@ -430,8 +430,10 @@ int isolation(std::size_t user_count, std::chrono::seconds duration) {
 
 int abuse(std::size_t attempts, std::size_t flood) {
   report r("abuse");
+  // The bad-JSON flood is as fast as the client can write: the frame rate limit (limits_test.py's)
+  // is raised so that every frame is parsed and answered.
   uniws_test::server_process server({"--max-message-size", "4096", "--handshake-timeout", "1",
-                                     "--agent-delay-ms", "0"});
+                                     "--agent-delay-ms", "0", "--max-frames-per-second", "1000000"});
   const tcp::endpoint ep = endpoint_of(server);
 
   run_scenario(r, 20min, [&]() -> net::awaitable<void> {
@@ -586,7 +588,9 @@ int abuse(std::size_t attempts, std::size_t flood) {
 int faults(std::size_t connections) {
   report r("faults");
   {
-    uniws_test::server_process server({"--agent-delay-ms", "0", "--user-idle-ttl", "1"});
+    // Two users hold every connection and run: the per-user limits are raised.
+    uniws_test::server_process server({"--agent-delay-ms", "0", "--user-idle-ttl", "1", "--max-runs-per-user", "100000",
+                                       "--max-connections-per-user", "100000"});
     const tcp::endpoint ep = endpoint_of(server);
     run_scenario(r, 10min, [&]() -> net::awaitable<void> {
       // Each peer starts a run of 200 x 32 KB thoughts, reads three frames, then resets.
@@ -626,7 +630,8 @@ int faults(std::size_t connections) {
   {
     // SIGTERM while every connection's run is mid-stream: each connection gets a gap-free
     // prefix of its run (nothing queued is lost), then close 1001; the server exits 0.
-    uniws_test::server_process server({"--agent-delay-ms", "5", "--drain-timeout-ms", "5000"});
+    uniws_test::server_process server({"--agent-delay-ms", "5", "--drain-timeout-ms", "5000", "--max-runs-per-user", "100000",
+                                       "--max-connections-per-user", "100000"});
     const tcp::endpoint ep = endpoint_of(server);
     std::size_t closed_1001 = 0, broken_prefix = 0, events = 0;
     std::string why;
