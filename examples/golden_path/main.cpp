@@ -52,12 +52,14 @@ int main(int argc, char** argv) {
   const gp::options opts = gp::parse_options(argc, argv);
   raise_open_file_limit();
 
-  // The io_context outlives the server state: sockets die before their executor does.
+  // The io_context outlives the server state: sockets die before their executor does; and the
+  // queues' shared budget outlives both.
+  uniws::queue_budget queued(opts.max_queued_bytes);
   net::io_context io(static_cast<int>(opts.threads));
   std::unique_ptr<gp::server_state> state;
   std::optional<gp::tcp::acceptor> acceptor, admin_acceptor;
   try {
-    state = std::make_unique<gp::server_state>(opts, net::make_strand(io));
+    state = std::make_unique<gp::server_state>(opts, net::make_strand(io), queued);
   } catch (const std::exception& e) {
     std::cerr << "uniws-golden-path: " << e.what() << "\n";
     return 2;
@@ -71,8 +73,12 @@ int main(int argc, char** argv) {
   }
 
   gp::idle_sweeper sweeper(io, *state);
+  gp::stall_sweeper stalls(io, *state);
   // The listeners stay open through the drain: a new connection is answered 503, not refused.
-  gp::graceful_shutdown shutdown(io, *state, [&] { sweeper.cancel(); });
+  gp::graceful_shutdown shutdown(io, *state, [&] {
+    sweeper.cancel();
+    stalls.cancel();
+  });
   // Without an admin port, one listener serves everyone; with one, operators' routes move there.
   net::co_spawn(io, gp::listen(*state, *acceptor, io, admin_acceptor ? gp::audience::clients : gp::audience::everyone),
                 net::detached);

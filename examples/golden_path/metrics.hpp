@@ -24,6 +24,7 @@ void append_stats(boost::json::object& out, const S& stats, std::string_view pre
 
 inline std::string stats_body(server_state& s) {
   s.stats.set<&server_stats::tcp_connections>(s.open_connections.load());
+  s.stats.set<&server_stats::queued_bytes>(s.queued.bytes());
   const uniws::factory_stats f = s.factory.get_stats();
   boost::json::object out;
   append_stats(out, static_cast<const uniws::factory_counters&>(f));
@@ -35,6 +36,7 @@ inline std::string stats_body(server_state& s) {
 
 inline std::string metrics_body(server_state& s) {
   s.stats.set<&server_stats::tcp_connections>(s.open_connections.load());
+  s.stats.set<&server_stats::queued_bytes>(s.queued.bytes());
   const uniws::factory_stats f = s.factory.get_stats();
   std::string out;
   uniws::prometheus::text_writer w(out);

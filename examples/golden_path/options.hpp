@@ -64,6 +64,8 @@ struct options {
   std::size_t max_runs_per_user = 4;              // agent runs in flight
   std::size_t max_threads_per_connection = 64;    // threads one connection has joined
   std::chrono::seconds orphan_run{30};            // a run nobody watches is cancelled after this
+  std::size_t max_queued_bytes = std::size_t{256} << 20;  // all send queues together
+  std::chrono::seconds stall_timeout{30};         // a write the peer does not take for this long: closed
 };
 
 // Bounds of one HTTP request (H11). Not flags: a client has no reason to need more.
@@ -222,6 +224,12 @@ inline const std::vector<flag>& flags() {
        show_count<&options::max_threads_per_connection>},
       {"--orphan-run-seconds", "SECONDS", "a run whose thread no connection of its user has joined for this long is cancelled",
        number<s, &options::orphan_run>(1, 86400), "orphan_run_s", show_count<&options::orphan_run>},
+      {"--max-queued-bytes", "N", "bytes queued for all connections together; past it the queues with a backlog "
+       "are dropped-oldest or closed (--slow-consumer)",
+       number<std::size_t, &options::max_queued_bytes>(1 << 16, 1LL << 40), "max_queued_bytes",
+       show_count<&options::max_queued_bytes>},
+      {"--stall-timeout", "SECONDS", "a connection whose peer takes none of a frame for this long is closed as slow",
+       number<s, &options::stall_timeout>(1, 86400), "stall_timeout_s", show_count<&options::stall_timeout>},
   };
   return table;
 }

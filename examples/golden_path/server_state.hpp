@@ -36,6 +36,8 @@ using manager_ref = uniws::manager_ref<connection>;
 // The server's own counters, declared once (uniws/stats.hpp): X(name, kind, help).
 #define GOLDEN_PATH_SERVER_STATS(X)                                                                          \
   X(tcp_connections, gauge, "open TCP connections, HTTP and WebSocket")                                     \
+  X(queued_bytes, gauge, "bytes in every connection's send queue together (--max-queued-bytes)")             \
+  X(connections_closed_stalled, counter, "connections cut off: the peer took nothing for --stall-timeout")   \
   X(http_requests, counter, "HTTP requests read")                                                          \
   X(requests_refused, counter, "requests answered 400, 413 or 431 for their size or syntax, then closed")   \
   X(connections_refused_server_full, counter, "connections answered 503: --max-connections were open")      \
@@ -87,8 +89,11 @@ class connection_slot {
 };
 
 struct server_state {
-  server_state(options o, net::any_io_executor redis_executor)
+  /// `queued` outlives the io_context: a connection a pending handler holds gives its bytes
+  /// back as the io_context is destroyed, after this state.
+  server_state(options o, net::any_io_executor redis_executor, uniws::queue_budget& queued)
       : opts(std::move(o)),
+        queued(queued),
         tls(opts.tls_cert ? std::optional<net::ssl::context>(make_tls_context(*opts.tls_cert, *opts.tls_key)) : std::nullopt),
         origins(opts.allowed_origins),
         users(opts.users_file ? user_directory::from_file(*opts.users_file) : user_directory::demo()),
@@ -112,6 +117,7 @@ struct server_state {
                                                                  .history_age = opts.history_seconds})) {}
 
   const options opts;
+  uniws::queue_budget& queued;  // --max-queued-bytes: every connection's send queue draws on it
   std::optional<net::ssl::context> tls;  // --tls-cert: every connection speaks TLS
   const origin_policy origins;
   user_directory users;
@@ -132,7 +138,8 @@ struct server_state {
     return {.queue = {.max_messages = opts.queue_messages,
                       .max_bytes = opts.queue_bytes,
                       .policy = opts.policy,
-                      .slow_close_code = opts.slow_close_code},
+                      .slow_close_code = opts.slow_close_code,
+                      .budget = &queued},
             .read_message_max = opts.max_message_size,
             .handshake_timeout = opts.handshake_timeout,
             .idle_timeout = opts.idle_timeout,

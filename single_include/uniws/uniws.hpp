@@ -538,7 +538,8 @@ struct resume_point {
 };
 
 enum class join_status : std::uint8_t {
-  refused,        // unknown connection, bad thread id, or too many threads: nothing was sent
+  refused,           // unknown connection or bad thread id: nothing was sent
+  too_many_threads,  // the connection has joined manager_options::max_threads_per_connection
   joined,         // a plain join: `joined` was queued, live events follow
   recovered,      // the missed events, then `joined` (recovered), then live events
   not_recovered,  // no replay: `joined` (not recovered) was queued, live events follow
@@ -552,7 +553,7 @@ struct [[nodiscard("a join may be refused (unknown connection, bad thread id, to
   history_epoch epoch;
   std::uint64_t seq = 0;       // the user's last seq when the connection went live
   std::size_t replayed = 0;    // events replayed to the connection
-  explicit operator bool() const noexcept { return status != join_status::refused; }
+  explicit operator bool() const noexcept { return status != join_status::refused && status != join_status::too_many_threads; }
 };
 
 namespace detail {
@@ -813,6 +814,9 @@ inline json_text completed_payload(std::string_view response) {
 inline json_text failed_payload(std::string_view error) {
   return json_text::object({{"status", json_text::string("error")}, {"error", json_text::string(error)}});
 }
+inline json_text cancelled_payload(std::string_view reason) {
+  return json_text::object({{"status", json_text::string("cancelled")}, {"reason", json_text::string(reason)}});
+}
 inline json_text tool_payload(std::string_view tool, std::string_view key, json_text value) {
   return json_text::object({{"tool", json_text::string(tool)}, {key, std::move(value)}});
 }
@@ -844,6 +848,8 @@ class agent_run {
   void complete(std::string_view response) && { core_.finish(detail::completed_payload(response)); }
   /// agent_completed: {"status":"error","error":ERROR}.
   void fail(std::string_view error) && { core_.finish(detail::failed_payload(error)); }
+  /// agent_completed: {"status":"cancelled","reason":REASON} (e.g. nobody is watching).
+  void cancel(std::string_view reason) && { core_.finish(detail::cancelled_payload(reason)); }
 
   [[nodiscard]] const std::string& thread_id() const { return core_.thread_id(); }
   [[nodiscard]] const std::string& run_id() const { return core_.run_id(); }
@@ -885,6 +891,7 @@ class agent_run_after_tools {
   }
   void complete(std::string_view response) && { core_.finish(detail::completed_payload(response)); }
   void fail(std::string_view error) && { core_.finish(detail::failed_payload(error)); }
+  void cancel(std::string_view reason) && { core_.finish(detail::cancelled_payload(reason)); }
 
  private:
   friend class agent_tool_call<Sink>;
@@ -1452,6 +1459,8 @@ namespace uniws {
 struct manager_options {
   std::size_t max_thread_id_length = 128;        // longer thread ids are refused
   std::size_t max_threads_per_connection = 256;  // bounds what one client can make us store
+  std::size_t max_connections = SIZE_MAX;        // of this user; add_connection refuses past it
+  std::size_t max_runs = SIZE_MAX;               // of this user in flight; try_start_run refuses past it
   history_options history{};                     // what a resume can recover (uniws/history.hpp)
 };
 
@@ -1474,7 +1483,11 @@ struct manager_options {
   X(history_bytes, gauge, "bytes of the events held in the users' histories on this node")                \
   X(events_replayed, counter, "events replayed to connections that resumed")                              \
   X(resumes_recovered, counter, "resumes answered with every missed event")                               \
-  X(resumes_not_recovered, counter, "resumes answered not recovered (history lost, exceeded or another epoch)")
+  X(resumes_not_recovered, counter, "resumes answered not recovered (history lost, exceeded or another epoch)") \
+  X(runs_in_flight, gauge, "agent runs started and not yet completed")                                    \
+  X(connections_refused, counter, "connections refused: the user had max_connections")                  \
+  X(runs_refused, counter, "runs refused: the user had max_runs in flight")                                \
+  X(joins_refused, counter, "joins refused: the connection had joined max_threads_per_connection")
 
 /// A manager's counters; sums over users with +=.
 struct manager_stats {
@@ -1497,16 +1510,24 @@ class unified_manager {
   // The last reference is gone, so no reader holds the roster.
   ~unified_manager() { delete roster_.load(std::memory_order_acquire); }
 
-  /// Adds a connection; false if it is null or its id is already here.
+  /// Adds a connection; false if it is null, its id is already here, or the user has
+  /// max_connections (counted: refuse the upgrade before, with has_room_for_connection()).
   bool add_connection(connection_ptr c) {
     if (!c) return false;
     const connection_id id = c->id();
-    return update([&](roster& r) {
+    bool full = false;
+    const bool added = update([&](roster& r) {
       if (r.find(id)) return false;
+      if (r.members.size() >= options_.max_connections) return !(full = true);
       r.members.push_back(member{std::move(c), {}});
       return true;
     });
+    if (full) stats_.add<&manager_stats::connections_refused>();
+    return added;
   }
+
+  /// Whether add_connection would take one more connection now (it may not, a moment later).
+  [[nodiscard]] bool has_room_for_connection() const noexcept { return connection_count() < options_.max_connections; }
 
   /// Removes a connection; false (and harmless) if it is not here.
   bool remove_connection(connection_id id) {
@@ -1541,7 +1562,7 @@ class unified_manager {
     if (!valid_thread_id(thread_id)) return {};
     std::unique_lock lock(emit_mutex_);
     if (link_) {
-      if (!may_ask_to_join(id, thread_id)) return {};
+      if (const join_status s = may_ask_to_join(id, thread_id); s != join_status::pending) return refuse_join(s);
       pending_.push_back(pending_join{id, std::string(thread_id), resume, seq_, {}});
       lock.unlock();
       link_->read_history(user_, id, thread_id, resume ? std::optional(resume->after_seq) : std::nullopt);
@@ -1549,8 +1570,9 @@ class unified_manager {
     }
     join_result r{join_status::joined, history_.epoch(), seq_, 0};
     bool already = false;  // live events flow to it already: a replay would repeat them
-    const connection_ptr conn = add_to_thread(id, thread_id, 0, already);
-    if (!conn) return {};
+    join_status refusal = join_status::refused;
+    const connection_ptr conn = add_to_thread(id, thread_id, 0, already, refusal);
+    if (!conn) return refuse_join(refusal);
     if (resume) {
       r.status = join_status::not_recovered;
       std::optional<std::size_t> replayed;
@@ -1636,6 +1658,7 @@ class unified_manager {
 
   [[nodiscard]] manager_stats get_stats() const {
     manager_stats s = stats_.snapshot();
+    s.runs_in_flight = runs_in_flight();
     {
       std::lock_guard lock(emit_mutex_);
       s.history_events = history_.size();
@@ -1669,6 +1692,30 @@ class unified_manager {
   }
 
   [[nodiscard]] const manager_options& options() const noexcept { return options_; }
+
+  /// Whether a connection of the user has joined `thread_id` now (e.g. whether a run on it still
+  /// has a reader).
+  [[nodiscard]] bool thread_has_connection(std::string_view thread_id) const {
+    detail::epoch_guard guard;
+    const roster* r = roster_.load(std::memory_order_acquire);
+    if (!r) return false;
+    return std::any_of(r->members.begin(), r->members.end(), [&](const member& m) { return m.joined(thread_id); });
+  }
+
+  /// A run in flight: counted from begin_run until end_run (manager_ref's run sink calls both).
+  /// With `limited`, false (counted, nothing begun) if max_runs are in flight.
+  bool begin_run(bool limited) noexcept {
+    std::size_t n = runs_.load(std::memory_order_relaxed);
+    do {
+      if (limited && n >= options_.max_runs) {
+        stats_.add<&manager_stats::runs_refused>();
+        return false;
+      }
+    } while (!runs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
+    return true;
+  }
+  void end_run() noexcept { runs_.fetch_sub(1, std::memory_order_relaxed); }
+  [[nodiscard]] std::size_t runs_in_flight() const noexcept { return runs_.load(std::memory_order_relaxed); }
 
  private:
   template <connection, service_probe, broker>
@@ -1732,7 +1779,8 @@ class unified_manager {
     answer.last_seq = std::max(answer.last_seq, p.asked_at);
     join_result r{join_status::joined, answer.epoch, answer.last_seq, 0};
     bool already = false;
-    const connection_ptr conn = add_to_thread(id, thread, answer.last_seq, already);
+    join_status refusal{};  // may_ask_to_join checked the bound; the connection may have left since
+    const connection_ptr conn = add_to_thread(id, thread, answer.last_seq, already, refusal);
     if (!conn) return;
     const bool resumed = p.resume.has_value();
     if (resumed) {
@@ -1770,26 +1818,34 @@ class unified_manager {
     }
   }
 
-  // Whether a cluster join may be asked: the connection is here, has no join of this thread in
-  // flight, and its joined and pending threads stay within the bound.
-  bool may_ask_to_join(connection_id id, std::string_view thread) const {
+  join_result refuse_join(join_status why) {
+    if (why == join_status::too_many_threads) stats_.add<&manager_stats::joins_refused>();
+    return {why, {}, 0, 0};
+  }
+
+  // Whether a cluster join may be asked (pending), and if not why: the connection must be here,
+  // have no join of this thread in flight, and its joined and pending threads stay within the bound.
+  join_status may_ask_to_join(connection_id id, std::string_view thread) const {
     std::size_t pending = 0;
     for (const pending_join& p : pending_)
       if (p.id == id) {
-        if (p.thread == thread) return false;
+        if (p.thread == thread) return join_status::refused;
         ++pending;
       }
     detail::epoch_guard guard;
     const roster* r = roster_.load(std::memory_order_acquire);
-    if (!r) return false;
+    if (!r) return join_status::refused;
     for (const member& m : r->members)
-      if (m.conn->id() == id) return m.joined(thread) || m.threads.size() + pending < options_.max_threads_per_connection;
-    return false;
+      if (m.conn->id() == id)
+        return m.joined(thread) || m.threads.size() + pending < options_.max_threads_per_connection ? join_status::pending
+                                                                                                     : join_status::too_many_threads;
+    return join_status::refused;
   }
 
   // Joins the connection to the thread in the roster; returns the connection, or null if the
   // join is refused. `already`: it had joined the thread before.
-  connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after, bool& already) {
+  connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after, bool& already,
+                               join_status& refusal) {
     connection_ptr conn;
     update([&](roster& ro) {
       member* m = ro.find(id);
@@ -1799,7 +1855,10 @@ class unified_manager {
         conn = m->conn;
         return false;  // nothing to publish
       }
-      if (m->threads.size() >= options_.max_threads_per_connection) return false;
+      if (m->threads.size() >= options_.max_threads_per_connection) {
+        refusal = join_status::too_many_threads;
+        return false;
+      }
       m->threads.push_back(joined_thread{std::string(thread_id), live_after});
       conn = m->conn;
       return true;
@@ -1868,6 +1927,7 @@ class unified_manager {
   detail::event_history history_{options_.history};  // guarded by emit_mutex_; unused in a cluster
   std::vector<pending_join> pending_;                 // guarded by emit_mutex_
   std::atomic<std::size_t> connection_count_{0};
+  std::atomic<std::size_t> runs_{0};
   std::atomic<clock::rep> idle_since_{clock::now().time_since_epoch().count()};
   std::atomic<bool> available_{true};
   detail::cluster_link* link_ = nullptr;  // null: no broker, every event delivered here
@@ -3010,6 +3070,33 @@ class manager_factory;
   "get_websocket_manager() is synchronous: it returns the manager itself, which cannot be co_awaited. Write " \
   "`co_await factory.get_websocket_manager_async(ctx)` to await the service probe, or drop the co_await."
 
+/// The sink of a run from manager_ref::start_run: the user's manager, held until the run ends,
+/// and one of its runs in flight (released when the run ends, whichever way it ends).
+template <class ManagerRef>
+class run_lease {
+ public:
+  explicit run_lease(ManagerRef ref) noexcept : ref_(std::move(ref)) {}
+  run_lease(run_lease&& other) noexcept : ref_(std::exchange(other.ref_, {})) {}
+  run_lease& operator=(run_lease&& other) noexcept {
+    if (this != &other) {
+      release();
+      ref_ = std::exchange(other.ref_, {});
+    }
+    return *this;
+  }
+  ~run_lease() { release(); }
+
+  std::uint64_t emit(agent_event e) const { return ref_.emit(std::move(e)); }
+  [[nodiscard]] const ManagerRef& manager() const noexcept { return ref_; }
+
+ private:
+  void release() noexcept {
+    if (ref_.valid()) ref_->end_run();
+    ref_ = {};
+  }
+  ManagerRef ref_;
+};
+
 /// A counted reference to a user's manager: while one is alive the manager stays registered
 /// (the idle sweep cannot remove it). Not awaitable, and converts to nothing.
 template <connection Connection>
@@ -3026,15 +3113,28 @@ class manager_ref {
   [[nodiscard]] std::string_view user_id() const noexcept { return handle_.key(); }
   friend bool operator==(const manager_ref& a, const manager_ref& b) noexcept { return a.handle_ == b.handle_; }
 
-  /// Makes manager_ref an event_sink, so an agent_run can hold one (and keep the manager).
+  /// Makes manager_ref an event_sink.
   std::uint64_t emit(agent_event e) const { return handle_->emit(std::move(e)); }
 
   /// Starts a run on one of the user's threads (emits agent_started). The run holds a
-  /// reference, so the manager stays registered until the run ends.
+  /// reference, so the manager stays registered until the run ends, and counts as in flight
+  /// until then (manager_options::max_runs; this one starts whatever the count).
   template <class Self = manager_ref>  // a template: manager_ref is complete where it is used
-  [[nodiscard]] agent_run<Self> start_run(std::string thread_id, std::string run_id,
-                                          json_text payload = json_text::object()) const {
-    return agent_run<Self>(*this, std::move(thread_id), std::move(run_id), std::move(payload));
+  [[nodiscard]] agent_run<run_lease<Self>> start_run(std::string thread_id, std::string run_id,
+                                                           json_text payload = json_text::object()) const {
+    handle_->begin_run(false);
+    return agent_run<run_lease<Self>>(run_lease<Self>(Self(*this)), std::move(thread_id), std::move(run_id),
+                                            std::move(payload));
+  }
+
+  /// start_run, unless the user has manager_options::max_runs in flight: then nothing (counted
+  /// as runs_refused; no event is emitted).
+  template <class Self = manager_ref>
+  [[nodiscard]] std::optional<agent_run<run_lease<Self>>> try_start_run(std::string thread_id, std::string run_id,
+                                                                            json_text payload = json_text::object()) const {
+    if (!handle_->begin_run(true)) return std::nullopt;
+    return std::optional<agent_run<run_lease<Self>>>(
+        std::in_place, run_lease<Self>(Self(*this)), std::move(thread_id), std::move(run_id), std::move(payload));
   }
 
   /// The mistake this library exists to make impossible.

@@ -116,6 +116,26 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   }
   [[nodiscard]] std::uint64_t messages_written() const noexcept { return written_.load(std::memory_order_relaxed); }
 
+  /// How long the frame being written has waited for the peer (zero if none is): a peer that
+  /// stopped reading leaves its write pending however small its queue is. Any thread.
+  [[nodiscard]] std::chrono::steady_clock::duration write_pending_for(std::chrono::steady_clock::time_point now) const noexcept {
+    const auto since = write_started_.load(std::memory_order_relaxed);
+    if (since == 0) return {};
+    return now - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(since));
+  }
+
+  /// Cuts the connection off now, with no close frame (a peer that reads nothing would never
+  /// get one): the socket is closed on the stream's executor and every pending operation ends
+  /// with an error, so the read loop and the write loop finish as for a lost peer. Any thread.
+  void abort() {
+    boost::asio::post(ws_.get_executor(), [self = this->shared_from_this()] {
+      auto& lowest = boost::beast::get_lowest_layer(self->ws_);
+      boost::beast::error_code ignored;
+      if constexpr (requires { lowest.socket().close(ignored); }) lowest.socket().close(ignored);
+      else lowest.close(ignored);
+    });
+  }
+
  private:
   enum class state : std::uint8_t { open, closing, close_sent, closed };
 
@@ -159,8 +179,12 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
       if (state_ == state::closing) {
         state_ = state::close_sent;  // writing_ stays set: nothing else starts
         lock.unlock();
+        mark_write_started();
         ws_.async_close(boost::beast::websocket::close_reason(static_cast<std::uint16_t>(close_code_)),
-                        [self = this->shared_from_this()](boost::beast::error_code) { self->mark_closed(); });
+                        [self = this->shared_from_this()](boost::beast::error_code) {
+                          self->write_started_.store(0, std::memory_order_relaxed);
+                          self->mark_closed();
+                        });
         return;
       }
       writing_ = false;
@@ -172,6 +196,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     const bool more = !queue_.empty();
     lock.unlock();
     set_corked(more);
+    mark_write_started();
     ws_.text(true);
     ws_.async_write(boost::asio::buffer(current_.data(), current_.size()),
                     [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t) { self->on_write(ec); });
@@ -199,7 +224,12 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
 #endif
   }
 
+  void mark_write_started() noexcept {
+    write_started_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+  }
+
   void on_write(boost::beast::error_code ec) {
+    write_started_.store(0, std::memory_order_relaxed);
     if (!ec && metrics_ && current_.is_stamped())
       metrics_->delivery_seconds.observe(message::clock::now() - current_.emitted_at());
     current_ = message();
@@ -226,6 +256,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   message current_;  // the message being written: its buffer must outlive async_write
   bool corked_ = false;  // owned by the write loop
   std::atomic<std::uint64_t> written_{0};
+  std::atomic<std::chrono::steady_clock::rep> write_started_{0};  // 0: no write pending
   delivery_metrics* const metrics_;
 };
 
