@@ -166,6 +166,33 @@ TEST_CASE("send_queue: the close policy closes the connection as slow and keeps 
   CHECK(q.dropped() == 0);
 }
 
+TEST_CASE("send_queue: a shared budget bounds many queues; past it only queues with a backlog pay") {
+  uniws::queue_budget budget(10);
+  {
+    uniws::send_queue slow({.max_messages = 100, .max_bytes = 1000, .budget = &budget});
+    uniws::send_queue closing({.max_messages = 100, .max_bytes = 1000, .policy = uniws::slow_consumer_policy::close,
+                               .budget = &budget});
+    uniws::send_queue fast({.max_messages = 100, .max_bytes = 1000, .budget = &budget});
+    CHECK(slow.push(uniws::message::copy_of("1234")) == uniws::send_result::queued);
+    CHECK(slow.push(uniws::message::copy_of("5678")) == uniws::send_result::queued);
+    CHECK(budget.bytes() == 8);
+    // Over the budget: the slow queue drops its own oldest to make room, counted.
+    CHECK(slow.push(uniws::message::copy_of("abcd")) == uniws::send_result::dropped);
+    CHECK(slow.dropped() == 1);
+    CHECK(slow.front().text() == "5678");
+    CHECK(budget.bytes() == 8);
+    // A queue with no backlog still takes a message: the bound is the budget plus one message each.
+    CHECK(closing.push(uniws::message::copy_of("wxyz")) == uniws::send_result::queued);
+    CHECK(budget.bytes() == 12);
+    // Past it, a backlogged queue under the close policy is closed as slow.
+    CHECK(closing.push(uniws::message::copy_of("more")) == uniws::send_result::closed_slow);
+    CHECK(fast.push(uniws::message::copy_of("ok")) == uniws::send_result::queued);
+    fast.pop();
+    CHECK(budget.bytes() == 12);
+  }
+  CHECK(budget.bytes() == 0);  // queues give back what they held when they go
+}
+
 TEST_CASE("send_queue: wraps around its ring in order") {
   uniws::send_queue q({.max_messages = 8, .max_bytes = 1 << 20});
   int next_in = 0, next_out = 0;

@@ -72,8 +72,8 @@ class idle_sweeper {
   net::steady_timer timer_;
 };
 
-/// Cuts off, every second, the connections whose peer has taken nothing for --stall-timeout:
-/// a peer that stopped reading holds its queue (and a write) until then, however small.
+/// Cuts off, every second, the connections whose peer has taken none of what waits for it for
+/// --stall-timeout: a peer that stopped reading holds its queue until then, however small.
 class stall_sweeper {
  public:
   stall_sweeper(net::io_context& io, server_state& s) : s_(s), timer_(io) { schedule(); }
@@ -84,12 +84,9 @@ class stall_sweeper {
     timer_.expires_after(std::chrono::seconds(1));
     timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      const auto now = std::chrono::steady_clock::now();
       s_.factory.for_each_manager([&](std::string_view, auto& mgr) {
         mgr.for_each_connection([&](connection& c) {
-          if (c.write_pending_for(now) < s_.opts.stall_timeout) return;
-          s_.stats.add<&server_stats::connections_closed_stalled>();
-          c.abort();
+          c.cut_off_if_stalled(s_.opts.stall_timeout, [&s = s_] { s.stats.add<&server_stats::connections_closed_stalled>(); });
         });
       });
       schedule();

@@ -3533,11 +3533,33 @@ inline constexpr std::pair<slow_consumer_policy, std::string_view> slow_consumer
   return std::nullopt;
 }
 
+/// Bytes queued by many queues together (a server's connections) under one bound. Past it, a
+/// queue that has a backlog is treated as full (its slow-consumer policy applies to it) while a
+/// queue with none still takes the message: the readers that keep up are not punished for the
+/// slow ones, and the total stays within max_bytes plus one message per queue. Thread-safe.
+class queue_budget {
+ public:
+  explicit queue_budget(std::size_t max_bytes) noexcept : max_(max_bytes) {}
+  queue_budget(const queue_budget&) = delete;
+  queue_budget& operator=(const queue_budget&) = delete;
+
+  [[nodiscard]] bool has_room_for(std::size_t n) const noexcept { return bytes_.load(std::memory_order_relaxed) + n <= max_; }
+  [[nodiscard]] std::size_t bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::size_t max_bytes() const noexcept { return max_; }
+  void add(std::size_t n) noexcept { bytes_.fetch_add(n, std::memory_order_relaxed); }
+  void release(std::size_t n) noexcept { bytes_.fetch_sub(n, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::size_t> bytes_{0};
+  const std::size_t max_;
+};
+
 struct send_queue_limits {
   std::size_t max_messages = 1024;
   std::size_t max_bytes = std::size_t{8} << 20;
   slow_consumer_policy policy = slow_consumer_policy::drop_oldest;
   close_code slow_close_code = close_code::try_again_later;  // 1013; 1008 is the other common choice
+  queue_budget* budget = nullptr;  // shared by many queues; must outlive them (none: no shared bound)
 };
 
 /// Single-owner (not thread-safe): its connection serialises access, as a strand does.
@@ -3546,13 +3568,18 @@ struct send_queue_limits {
 class send_queue {
  public:
   explicit send_queue(send_queue_limits limits = {}) : limits_(limits) {}
+  send_queue(const send_queue&) = delete;  // its bytes are counted in the budget once
+  send_queue& operator=(const send_queue&) = delete;
+  ~send_queue() {
+    if (limits_.budget) limits_.budget->release(bytes_);
+  }
 
   /// Queues `m` under the limits. A message larger than max_bytes on its own can never be
   /// queued: it is dropped (counted) under drop_oldest, or closes the connection under close.
   send_result push(message m) {
     if (closed_) return send_result::closed;
     const bool fits_alone = m.size() <= limits_.max_bytes && limits_.max_messages > 0;
-    if (!fits_alone || count_ == limits_.max_messages || bytes_ + m.size() > limits_.max_bytes) {
+    if (!fits_alone || full_for(m.size())) {
       if (limits_.policy == slow_consumer_policy::close) {
         closed_ = true;
         closed_as_slow_ = true;
@@ -3562,7 +3589,7 @@ class send_queue {
         ++dropped_;
         return send_result::dropped;
       }
-      while (count_ == limits_.max_messages || bytes_ + m.size() > limits_.max_bytes) {
+      while (full_for(m.size())) {
         pop();
         ++dropped_;
       }
@@ -3588,6 +3615,7 @@ class send_queue {
 
   void pop() noexcept {
     bytes_ -= ring_[head_].size();
+    if (limits_.budget) limits_.budget->release(ring_[head_].size());
     ring_[head_] = message();
     head_ = (head_ + 1) & (ring_.size() - 1);
     --count_;
@@ -3604,10 +3632,19 @@ class send_queue {
   void close() noexcept { closed_ = true; }
 
  private:
+  // Whether `size` more bytes overflow this queue, or the shared budget while this queue has a
+  // backlog of its own.
+  [[nodiscard]] bool full_for(std::size_t size) const noexcept {
+    return count_ == limits_.max_messages || bytes_ + size > limits_.max_bytes ||
+           (count_ > 0 && limits_.budget && !limits_.budget->has_room_for(size));
+  }
+
   void push_back(message m) {
     if (count_ == ring_.size()) grow();
     ring_[(head_ + count_) & (ring_.size() - 1)] = std::move(m);
-    bytes_ += ring_[(head_ + count_) & (ring_.size() - 1)].size();
+    const std::size_t size = ring_[(head_ + count_) & (ring_.size() - 1)].size();
+    bytes_ += size;
+    if (limits_.budget) limits_.budget->add(size);
     ++count_;
   }
 

@@ -4,7 +4,7 @@
 tokens from PyJWT; every check also asks whether the server is still alive and answering.
 
 Usage: limits_test.py PATH/TO/uniws-golden-path
-Rules checked: proto-H11 proto-E5 proto-L1 proto-L2 proto-L3 proto-L4 proto-L5 proto-L6 proto-M2
+Rules checked: proto-H11 proto-E5 proto-L1 proto-L2 proto-L3 proto-L4 proto-L5 proto-L6 proto-L7 proto-L8 proto-M2
 """
 import asyncio
 import concurrent.futures
@@ -274,6 +274,52 @@ def drain_and_early_bytes():
         s.stop()
 
 
+# --- Readers that stop reading (finding 4) ---------------------------------------------------------
+
+def stalled_reader(port, user, frame):
+    """A WebSocket that sends one frame and then reads nothing (its receive buffer kept small)."""
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.connect(("127.0.0.1", port))
+    c.sendall(upgrade_request(port, user))
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += c.recv(1)  # byte by byte: nothing past the handshake's answer is read
+    c.sendall(masked_text(frame))
+    return c
+
+
+def stalled_readers_are_bounded():
+    budget_mb = 32
+    s = Server("--agent-delay-ms", "0", "--max-queued-bytes", str(budget_mb << 20), "--stall-timeout", "2")
+    try:
+        unloaded = min(asyncio.new_event_loop().run_until_complete(golden_path_seconds(s.port)) for _ in range(3))
+        peak_before = s.peak_rss_mb()
+        run = json.dumps({"type": "run_agent", "thread_id": "t", "message": "x", "steps": 2000, "pad": 65536})
+        readers = [stalled_reader(s.port, f"reader{i}", run) for i in range(40)]
+        time.sleep(0.5)
+        st = s.stats()
+        check(st["queued_bytes"] <= (budget_mb << 20) + 40 * 70000,
+              f"40 stalled readers of 64 KiB events: {st['queued_bytes'] >> 20} MiB queued (budget {budget_mb} MiB)")
+        ms = health_ms(s.port)
+        check(ms is not None and ms < 100, f"/health during the stall in {ms and round(ms)} ms")
+        loaded = asyncio.new_event_loop().run_until_complete(golden_path_seconds(s.port))
+        check(loaded < max(2 * unloaded, 0.25), f"bob's golden path {loaded:.3f} s under the stall ({unloaded:.3f} s unloaded)")
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline and s.stats()["connections_closed_stalled"] < 40:
+            time.sleep(0.2)
+        st = s.stats()
+        grown = s.peak_rss_mb() - peak_before
+        check(st["connections_closed_stalled"] >= 40 and st["connections"] == 0,
+              f"cut off after --stall-timeout: {st['connections_closed_stalled']} (open {st['connections']})")
+        check(st["messages_dropped"] > 0, f"what the budget dropped is counted: {st['messages_dropped']}")
+        check(grown < 120, f"peak RSS grew {grown:.0f} MB (< 120: the budget, plus 1 MiB history per user)")
+        for c in readers:
+            c.close()
+    finally:
+        s.stop()
+
+
 # --- §L limits of a user and a connection ----------------------------------------------------------
 
 async def user_limits():
@@ -387,6 +433,7 @@ def main():
     requests_are_bounded()
     connections_are_bounded()
     drain_and_early_bytes()
+    stalled_readers_are_bounded()
     asyncio.new_event_loop().run_until_complete(user_limits())
     if failures:
         print(f"{len(failures)} failed")

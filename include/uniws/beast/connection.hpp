@@ -26,7 +26,9 @@
 
 #if defined(__linux__)
 #include <netinet/in.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #endif
 
@@ -116,23 +118,29 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   }
   [[nodiscard]] std::uint64_t messages_written() const noexcept { return written_.load(std::memory_order_relaxed); }
 
-  /// How long the frame being written has waited for the peer (zero if none is): a peer that
-  /// stopped reading leaves its write pending however small its queue is. Any thread.
-  [[nodiscard]] std::chrono::steady_clock::duration write_pending_for(std::chrono::steady_clock::time_point now) const noexcept {
-    const auto since = write_started_.load(std::memory_order_relaxed);
-    if (since == 0) return {};
-    return now - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(since));
-  }
-
-  /// Cuts the connection off now, with no close frame (a peer that reads nothing would never
-  /// get one): the socket is closed on the stream's executor and every pending operation ends
-  /// with an error, so the read loop and the write loop finish as for a lost peer. Any thread.
-  void abort() {
-    boost::asio::post(ws_.get_executor(), [self = this->shared_from_this()] {
-      auto& lowest = boost::beast::get_lowest_layer(self->ws_);
+  /// Checks, on the stream's executor, whether the peer has taken any of what was sent to it
+  /// (the kernel's acknowledged bytes, not only what the socket buffered) since the last check
+  /// that saw progress. If it has taken nothing for `timeout` while bytes were waiting for it,
+  /// calls `on_cut()` and cuts the connection off with no close frame (a peer that reads
+  /// nothing would never get one): pending operations end with an error, so the read loop and
+  /// the write loop finish as for a lost peer. Call it periodically, from any thread.
+  template <class OnCut>
+  void cut_off_if_stalled(std::chrono::steady_clock::duration timeout, OnCut on_cut) {
+    boost::asio::post(ws_.get_executor(), [self = this->shared_from_this(), timeout, on_cut = std::move(on_cut)]() mutable {
+      auto& socket = self->lowest_socket();
+      const auto now = std::chrono::steady_clock::now();
+      const peer_progress p = progress_of(socket);
+      const bool waiting = p.unacknowledged > 0 || self->write_started_.load(std::memory_order_relaxed) != 0;
+      const std::uint64_t taken = p.acknowledged;
+      if (!waiting || taken != self->bytes_taken_) {
+        self->bytes_taken_ = taken;
+        self->progress_at_ = now;
+        return;
+      }
+      if (now - self->progress_at_ < timeout) return;
+      on_cut();
       boost::beast::error_code ignored;
-      if constexpr (requires { lowest.socket().close(ignored); }) lowest.socket().close(ignored);
-      else lowest.close(ignored);
+      socket.close(ignored);
     });
   }
 
@@ -224,6 +232,41 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
 #endif
   }
 
+  // The socket under the WebSocket (and TLS, if any).
+  auto& lowest_socket() {
+    auto& lowest = boost::beast::get_lowest_layer(ws_);
+    if constexpr (requires { lowest.socket().native_handle(); }) return lowest.socket();
+    else return lowest;
+  }
+
+  // What the peer has taken: the bytes its TCP acknowledged so far, and those it has not yet.
+  // Linux; elsewhere both 0, so only a write pending in the application counts as waiting, and
+  // a write that never completes as no progress.
+  struct peer_progress {
+    std::uint64_t acknowledged = 0, unacknowledged = 0;
+  };
+  template <class Socket>
+  static peer_progress progress_of(Socket& socket) noexcept {
+    peer_progress p;
+#if defined(__linux__) && defined(SIOCOUTQ) && defined(TCP_INFO)
+    if (!socket.is_open()) return p;
+    int queued = 0;
+    if (::ioctl(socket.native_handle(), SIOCOUTQ, &queued) == 0 && queued > 0) p.unacknowledged = static_cast<std::uint64_t>(queued);
+    // The kernel's tcp_info only grows at its end: glibc's struct is its prefix (to
+    // tcpi_total_retrans), and tcpi_bytes_acked (Linux 4.1) follows two pacing rates.
+    struct {
+      ::tcp_info prefix;
+      std::uint64_t pacing_rate, max_pacing_rate, bytes_acked;
+    } info{};
+    socklen_t size = sizeof info;
+    if (::getsockopt(socket.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size) == 0 && size == sizeof info)
+      p.acknowledged = info.bytes_acked;
+#else
+    (void)socket;
+#endif
+    return p;
+  }
+
   void mark_write_started() noexcept {
     write_started_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   }
@@ -257,6 +300,9 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   bool corked_ = false;  // owned by the write loop
   std::atomic<std::uint64_t> written_{0};
   std::atomic<std::chrono::steady_clock::rep> write_started_{0};  // 0: no write pending
+  // Owned by the stream's executor: what cut_off_if_stalled compares.
+  std::uint64_t bytes_taken_ = 0;  // the peer's acknowledged bytes at the last progress
+  std::chrono::steady_clock::time_point progress_at_{};
   delivery_metrics* const metrics_;
 };
 
