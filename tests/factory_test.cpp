@@ -235,7 +235,7 @@ TEST_CASE("the idle sweep never drops a live connection (stress)") {
 
 // ---- per-user limits (manager_options: max_connections, max_runs, max_threads_per_connection) ----
 
-TEST_CASE("per-user limits: past each bound a refusal, counted; below it again, accepted") {
+TEST_CASE("per-user limits: past each bound a refusal is counted, below it again accepted") {
   factory_type factory({.manager = {.max_threads_per_connection = 2, .max_connections = 2, .max_runs = 2}});
   auto m = factory.get_websocket_manager(basic_user_context("alice"));
   auto a = std::make_shared<memory_connection>(1), b = std::make_shared<memory_connection>(2);
@@ -283,7 +283,7 @@ TEST_CASE("per-user limits: past each bound a refusal, counted; below it again, 
   CHECK(m.try_start_run("t3", "r6"));
 }
 
-TEST_CASE("a cancelled run ends with agent_completed, status cancelled; thread_has_connection sees joins") {
+TEST_CASE("a cancelled run ends with agent_completed, status cancelled, and thread_has_connection sees joins") {
   factory_type factory;
   auto m = factory.get_websocket_manager(basic_user_context("alice"));
   auto a = std::make_shared<memory_connection>(1);

@@ -166,7 +166,7 @@ TEST_CASE("send_queue: the close policy closes the connection as slow and keeps 
   CHECK(q.dropped() == 0);
 }
 
-TEST_CASE("send_queue: a shared budget bounds many queues; past it only queues with a backlog pay") {
+TEST_CASE("send_queue: a shared budget bounds many queues, and past it only queues with a backlog pay") {
   uniws::queue_budget budget(10);
   {
     uniws::send_queue slow({.max_messages = 100, .max_bytes = 1000, .budget = &budget});

@@ -44,7 +44,8 @@ TEST_CASE("manager, factory and broker stats: fields, +=, names and help come fr
                                        "connections_closed_slow", "sends_to_closed", "events_emitted", "runs_started",
                                        "unavailable_reports", "events_published", "publish_failures", "restamped",
                                        "history_events", "history_bytes", "events_replayed", "resumes_recovered",
-                                       "resumes_not_recovered"});
+                                       "resumes_not_recovered", "runs_in_flight", "connections_refused", "runs_refused",
+                                       "joins_refused"});
   check_derived<uniws::factory_counters>({"users", "probe_failures", "unrouted"});
   check_derived<uniws::broker_stats>({"connected", "published", "publish_failed", "received", "reconnects"});
 }
@@ -52,7 +53,8 @@ TEST_CASE("manager, factory and broker stats: fields, +=, names and help come fr
 TEST_CASE("kinds: levels are gauges, everything that only grows is a counter") {
   for (const auto& f : uniws::manager_stats::fields()) {
     INFO(f.name);
-    const bool level = f.name == "connections" || f.name == "threads" || f.name.starts_with("history_");
+    const bool level = f.name == "connections" || f.name == "threads" || f.name.starts_with("history_") ||
+                       f.name == "runs_in_flight";
     CHECK(f.kind == (level ? uniws::stat_kind::gauge : uniws::stat_kind::counter));
   }
   CHECK(uniws::to_string(uniws::stat_kind::counter) == "counter");
