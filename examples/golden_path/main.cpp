@@ -13,6 +13,8 @@
 
 #include <sys/resource.h>
 
+#include <atomic>
+#include <cstddef>
 #include <exception>
 #include <iostream>
 #include <memory>
@@ -52,14 +54,15 @@ int main(int argc, char** argv) {
   const gp::options opts = gp::parse_options(argc, argv);
   raise_open_file_limit();
 
-  // The io_context outlives the server state: sockets die before their executor does; and the
-  // queues' shared budget outlives both.
+  // The io_context outlives the server state: sockets die before their executor does; and what
+  // connections count themselves in (the queues' budget, the open connections) outlives both.
   uniws::queue_budget queued(opts.max_queued_bytes);
+  std::atomic<std::size_t> open_connections{0};
   net::io_context io(static_cast<int>(opts.threads));
   std::unique_ptr<gp::server_state> state;
   std::optional<gp::tcp::acceptor> acceptor, admin_acceptor;
   try {
-    state = std::make_unique<gp::server_state>(opts, net::make_strand(io), queued);
+    state = std::make_unique<gp::server_state>(opts, net::make_strand(io), queued, open_connections);
   } catch (const std::exception& e) {
     std::cerr << "uniws-golden-path: " << e.what() << "\n";
     return 2;

@@ -89,11 +89,13 @@ class connection_slot {
 };
 
 struct server_state {
-  /// `queued` outlives the io_context: a connection a pending handler holds gives its bytes
-  /// back as the io_context is destroyed, after this state.
-  server_state(options o, net::any_io_executor redis_executor, uniws::queue_budget& queued)
+  /// `queued` and `open_connections` outlive the io_context: a connection a pending handler
+  /// holds gives its bytes and its slot back as the io_context is destroyed, after this state.
+  server_state(options o, net::any_io_executor redis_executor, uniws::queue_budget& queued,
+               std::atomic<std::size_t>& open_connections)
       : opts(std::move(o)),
         queued(queued),
+        open_connections(open_connections),
         tls(opts.tls_cert ? std::optional<net::ssl::context>(make_tls_context(*opts.tls_cert, *opts.tls_key)) : std::nullopt),
         origins(opts.allowed_origins),
         users(opts.users_file ? user_directory::from_file(*opts.users_file) : user_directory::demo()),
@@ -118,6 +120,8 @@ struct server_state {
 
   const options opts;
   uniws::queue_budget& queued;  // --max-queued-bytes: every connection's send queue draws on it
+  // TCP connections from accept to close (connection_slot): --max-connections bounds it.
+  std::atomic<std::size_t>& open_connections;
   std::optional<net::ssl::context> tls;  // --tls-cert: every connection speaks TLS
   const origin_policy origins;
   user_directory users;
@@ -131,8 +135,6 @@ struct server_state {
   std::atomic<std::uint64_t> next_run_id{1};
   // WebSockets added to a manager and not yet finished: the drain waits for this to reach 0.
   std::atomic<std::size_t> open_websockets{0};
-  // TCP connections from accept to close (connection_slot): --max-connections bounds it.
-  std::atomic<std::size_t> open_connections{0};
 
   uniws::beast::connection_options connection_options() {
     return {.queue = {.max_messages = opts.queue_messages,
