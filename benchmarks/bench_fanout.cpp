@@ -16,6 +16,10 @@
 // uniws_emit and uniws_emit_history fan out agent events through emit() (seq, encoding, one
 // stamp), without and with the per-user history (default bounds): their ratio is what resume
 // costs on the event path. resume_1000_missed is one resume that replays 1,000 events.
+//
+// join_leave: one connection joins and leaves a thread while its user has C connections, each
+// joined to 255 threads with 128-byte ids (C = 1, 120: the proto-H11 finding 6 shape). A
+// change should cost the same at both, and retire only that connection's threads.
 #include "alloc_counter.hpp"
 #include "ratio_reporter.hpp"
 
@@ -231,6 +235,30 @@ void chat_multi(benchmark::State& state) {
 
 }  // namespace
 
+void join_leave(benchmark::State& state) {
+  const auto n = state.range(0);
+  uniws::manager_options options;
+  options.max_threads_per_connection = 256;
+  uniws::unified_manager<uniws::testing::memory_connection> manager(options);
+  std::vector<std::shared_ptr<uniws::testing::memory_connection>> connections;
+  auto thread_id = [](std::int64_t t) { return std::string(120, 't') + std::to_string(10'000'000 + t); };  // 128 bytes
+  for (std::int64_t i = 0; i < n; ++i) {
+    connections.push_back(std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
+    manager.add_connection(connections.back());
+    for (std::int64_t t = 0; t < 255; ++t) (void)manager.join_thread(static_cast<uniws::connection_id>(i), thread_id(t));
+  }
+  const std::string extra = thread_id(999);
+  const long before = uniws_bench::heap_allocations.load();
+  for (auto _ : state) {
+    (void)manager.join_thread(0, extra);
+    manager.leave_thread(0, extra);
+    connections[0]->clear_received();
+  }
+  state.SetItemsProcessed(state.iterations() * 2);  // changes
+  state.counters["allocs_per_change"] =
+      static_cast<double>(uniws_bench::heap_allocations.load() - before) / static_cast<double>(state.iterations() * 2);
+}
+
 void fanout_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"connections", "burst"});
   for (std::int64_t burst : {1, 64})
@@ -244,5 +272,6 @@ BENCHMARK(delivery_metrics_per_write);
 BENCHMARK(uniws_emit)->Apply(fanout_args);
 BENCHMARK(uniws_emit_history)->Apply(fanout_args);
 BENCHMARK(resume_1000_missed);
+BENCHMARK(join_leave)->Arg(1)->Arg(120);
 
 int main(int argc, char** argv) { return uniws_bench::run_with_ratios(argc, argv, {"chat_multi", "uniws_manager", "uniws_emit"}); }

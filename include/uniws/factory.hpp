@@ -289,7 +289,7 @@ class manager_factory {
   Broker broker_;
   link link_{*this};
   atomic_stats<factory_counters> stats_;
-  // Destroyed after the registry: what its managers retired (rosters, which hold connections)
+  // Destroyed after the registry: what its managers retired (members, which hold connections)
   // is reclaimed before the factory is gone, while the connections' executors still exist.
   struct reclaim_retired {
     ~reclaim_retired() { detail::epoch_domain::instance().barrier(); }

@@ -1448,9 +1448,12 @@ class epoch_guard {
 // uniws/manager.hpp - unified_manager<Connection>: the one manager implementation. It holds
 // one user's live connections and the threads each has joined, and fans messages out to them.
 //
-// Sends never take a lock: the set of connections is an immutable snapshot (a "roster"),
-// replaced as a whole by add/remove/join/leave under a writers' mutex and reclaimed through
-// detail::epoch_domain. A fan-out shares one message buffer across all connections.
+// Sends never take a lock and never allocate: the set of connections is an immutable snapshot
+// (a "roster" of members), replaced by add/remove under a writers' mutex; each member's joined
+// threads are an immutable set of their own, replaced by that connection's join/leave. So a
+// change copies what it changes (the member list, or one connection's threads), never the
+// user's whole roster. What a change replaces is reclaimed through detail::epoch_domain.
+// A fan-out shares one message buffer across all connections.
 
 
 
@@ -1507,23 +1510,36 @@ class unified_manager {
   explicit unified_manager(manager_options options = {}) : options_(options) {}
   unified_manager(const unified_manager&) = delete;
   unified_manager& operator=(const unified_manager&) = delete;
-  // The last reference is gone, so no reader holds the roster.
-  ~unified_manager() { delete roster_.load(std::memory_order_acquire); }
+  // The last reference is gone, so no reader holds the roster or its members.
+  ~unified_manager() {
+    if (const roster* r = roster_.load(std::memory_order_acquire)) {
+      for (member* m : r->members) delete m;
+      delete r;
+    }
+  }
 
   /// Adds a connection; false if it is null, its id is already here, or the user has
   /// max_connections (counted: refuse the upgrade before, with has_room_for_connection()).
   bool add_connection(connection_ptr c) {
     if (!c) return false;
     const connection_id id = c->id();
-    bool full = false;
-    const bool added = update([&](roster& r) {
-      if (r.find(id)) return false;
-      if (r.members.size() >= options_.max_connections) return !(full = true);
-      r.members.push_back(member{std::move(c), {}});
-      return true;
-    });
-    if (full) stats_.add<&manager_stats::connections_refused>();
-    return added;
+    std::lock_guard lock(writers_);
+    const roster* old = roster_.load(std::memory_order_relaxed);
+    if (old && old->find(id)) return false;
+    if ((old ? old->members.size() : 0) >= options_.max_connections) {
+      stats_.add<&manager_stats::connections_refused>();
+      return false;
+    }
+    auto next = std::make_unique<roster>();
+    if (old) {
+      next->members.reserve(old->members.size() + 1);
+      next->members = old->members;
+    }
+    auto m = std::make_unique<member>(std::move(c));
+    next->members.push_back(m.get());
+    publish(std::move(next), old);
+    (void)m.release();  // the roster owns it now
+    return true;
   }
 
   /// Whether add_connection would take one more connection now (it may not, a moment later).
@@ -1531,12 +1547,20 @@ class unified_manager {
 
   /// Removes a connection; false (and harmless) if it is not here.
   bool remove_connection(connection_id id) {
-    return update([&](roster& r) {
-      auto it = std::find_if(r.members.begin(), r.members.end(), [&](const member& m) { return m.conn->id() == id; });
-      if (it == r.members.end()) return false;
-      r.members.erase(it);
-      return true;
-    });
+    std::lock_guard lock(writers_);
+    const roster* old = roster_.load(std::memory_order_relaxed);
+    member* gone = old ? old->find(id) : nullptr;
+    if (!gone) return false;
+    std::unique_ptr<roster> next;
+    if (old->members.size() > 1) {
+      next = std::make_unique<roster>();
+      next->members.reserve(old->members.size() - 1);
+      for (member* m : old->members)
+        if (m != gone) next->members.push_back(m);
+    }
+    publish(std::move(next), old);
+    detail::epoch_domain::instance().retire(gone, &delete_member);
+    return true;
   }
 
   /// Calls `fn(Connection&)` once for each connection the manager holds at the call, e.g. to
@@ -1546,7 +1570,7 @@ class unified_manager {
     detail::epoch_guard guard;  // the roster read here stays alive if `fn` changes it
     const roster* r = roster_.load(std::memory_order_acquire);
     if (!r) return;
-    for (const member& m : r->members) fn(*m.conn);
+    for (const member* m : r->members) fn(*m->conn);
   }
 
   /// The connection receives the thread's events from now on, and first the answer
@@ -1590,24 +1614,31 @@ class unified_manager {
 
   /// False if the connection is unknown or had not joined the thread.
   bool leave_thread(connection_id id, std::string_view thread_id) {
-    return update([&](roster& r) {
-      member* m = r.find(id);
-      if (!m) return false;
-      auto it = std::find_if(m->threads.begin(), m->threads.end(), [&](const joined_thread& j) { return j.id == thread_id; });
-      if (it == m->threads.end()) return false;
-      m->threads.erase(it);
-      return true;
-    });
+    std::lock_guard lock(writers_);
+    const roster* r = roster_.load(std::memory_order_relaxed);
+    member* m = r ? r->find(id) : nullptr;
+    const thread_set* old = m ? m->threads.load(std::memory_order_relaxed) : nullptr;
+    if (!old || !old->find(thread_id)) return false;
+    std::unique_ptr<thread_set> next;
+    if (old->threads.size() > 1) {
+      next = std::make_unique<thread_set>();
+      next->threads.reserve(old->threads.size() - 1);
+      for (const joined_thread& j : old->threads)
+        if (j.id != thread_id) next->threads.push_back(j);
+    }
+    m->threads.store(next.release(), std::memory_order_release);
+    detail::epoch_domain::instance().retire(const_cast<thread_set*>(old), &delete_thread_set);
+    return true;
   }
 
   /// Offers `m` to every connection of the user; returns how many accepted it.
   std::size_t send_to_user(const message& m) {
-    return deliver(m, [](const member&) { return true; });
+    return deliver(m, [](const member&) noexcept { return true; });
   }
 
   /// Offers `m` to every connection that joined `thread_id`; returns how many accepted it.
   std::size_t send_to_thread(std::string_view thread_id, const message& m) {
-    return deliver(m, [thread_id](const member& mem) { return mem.joined(thread_id); });
+    return deliver(m, [thread_id](const member& mem) noexcept { return mem.joined(thread_id); });
   }
 
   /// Stamps the event with the user's next sequence number and delivers it to the
@@ -1668,8 +1699,9 @@ class unified_manager {
     if (const roster* r = roster_.load(std::memory_order_acquire)) {
       s.connections = r->members.size();
       std::set<std::string_view> threads;
-      for (const member& m : r->members)
-        for (const joined_thread& j : m.threads) threads.insert(j.id);
+      for (const member* m : r->members)
+        if (const thread_set* t = m->threads.load(std::memory_order_acquire))
+          for (const joined_thread& j : t->threads) threads.insert(j.id);
       s.threads = threads.size();
     }
     return s;
@@ -1699,7 +1731,7 @@ class unified_manager {
     detail::epoch_guard guard;
     const roster* r = roster_.load(std::memory_order_acquire);
     if (!r) return false;
-    return std::any_of(r->members.begin(), r->members.end(), [&](const member& m) { return m.joined(thread_id); });
+    return std::any_of(r->members.begin(), r->members.end(), [&](const member* m) { return m->joined(thread_id); });
   }
 
   /// A run in flight: counted from begin_run until end_run (manager_ref's run sink calls both).
@@ -1731,22 +1763,45 @@ class unified_manager {
     // store answers while the broker's deliveries are still in flight): not again live.
     std::uint64_t live_after = 0;
   };
-  struct member {
-    connection_ptr conn;
+  // One connection's joined threads, sorted by id: immutable once published, replaced whole by
+  // that connection's join or leave.
+  struct thread_set {
     std::vector<joined_thread> threads;
+    const joined_thread* find(std::string_view t) const noexcept {
+      auto it = std::lower_bound(threads.begin(), threads.end(), t, [](const joined_thread& j, std::string_view v) { return j.id < v; });
+      return it != threads.end() && it->id == t ? &*it : nullptr;
+    }
+  };
+  // A connection: shared by every roster that holds it, freed (through the epoch) when removed.
+  struct member {
+    explicit member(connection_ptr c) noexcept : conn(std::move(c)) {}
+    member(const member&) = delete;
+    member& operator=(const member&) = delete;
+    ~member() { delete threads.load(std::memory_order_relaxed); }
+
+    const connection_ptr conn;
+    std::atomic<const thread_set*> threads{nullptr};  // null: none joined; written under writers_
+
     bool joined(std::string_view t) const noexcept {
-      return std::any_of(threads.begin(), threads.end(), [t](const joined_thread& j) { return j.id == t; });
+      const thread_set* s = threads.load(std::memory_order_acquire);
+      return s && s->find(t);
     }
     // A broker event: for the thread, and not one the connection's join answer covered.
     bool receives(std::string_view t, std::uint64_t seq) const noexcept {
-      return std::any_of(threads.begin(), threads.end(), [t, seq](const joined_thread& j) { return j.id == t && seq > j.live_after; });
+      const thread_set* s = threads.load(std::memory_order_acquire);
+      const joined_thread* j = s ? s->find(t) : nullptr;
+      return j && seq > j->live_after;
+    }
+    std::size_t thread_count() const noexcept {
+      const thread_set* s = threads.load(std::memory_order_acquire);
+      return s ? s->threads.size() : 0;
     }
   };
   struct roster {
-    std::vector<member> members;
-    member* find(connection_id id) noexcept {
-      for (member& m : members)
-        if (m.conn->id() == id) return &m;
+    std::vector<member*> members;  // never empty; the manager owns those of the newest roster
+    member* find(connection_id id) const noexcept {
+      for (member* m : members)
+        if (m->conn->id() == id) return m;
       return nullptr;
     }
   };
@@ -1835,9 +1890,8 @@ class unified_manager {
     detail::epoch_guard guard;
     const roster* r = roster_.load(std::memory_order_acquire);
     if (!r) return join_status::refused;
-    for (const member& m : r->members)
-      if (m.conn->id() == id)
-        return m.joined(thread) || m.threads.size() + pending < options_.max_threads_per_connection ? join_status::pending
+    if (const member* m = r->find(id))
+      return m->joined(thread) || m->thread_count() + pending < options_.max_threads_per_connection ? join_status::pending
                                                                                                      : join_status::too_many_threads;
     return join_status::refused;
   }
@@ -1846,50 +1900,52 @@ class unified_manager {
   // join is refused. `already`: it had joined the thread before.
   connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after, bool& already,
                                join_status& refusal) {
-    connection_ptr conn;
-    update([&](roster& ro) {
-      member* m = ro.find(id);
-      if (!m) return false;
-      if (m->joined(thread_id)) {
-        already = true;
-        conn = m->conn;
-        return false;  // nothing to publish
-      }
-      if (m->threads.size() >= options_.max_threads_per_connection) {
-        refusal = join_status::too_many_threads;
-        return false;
-      }
-      m->threads.push_back(joined_thread{std::string(thread_id), live_after});
-      conn = m->conn;
-      return true;
-    });
-    return conn;
+    std::lock_guard lock(writers_);
+    const roster* r = roster_.load(std::memory_order_relaxed);
+    member* m = r ? r->find(id) : nullptr;
+    if (!m) return nullptr;
+    const thread_set* old = m->threads.load(std::memory_order_relaxed);
+    if (old && old->find(thread_id)) {
+      already = true;
+      return m->conn;  // nothing to publish
+    }
+    const std::size_t n = old ? old->threads.size() : 0;
+    if (n >= options_.max_threads_per_connection) {
+      refusal = join_status::too_many_threads;
+      return nullptr;
+    }
+    auto next = std::make_unique<thread_set>();
+    next->threads.reserve(n + 1);
+    if (old) next->threads = old->threads;
+    auto at = std::lower_bound(next->threads.begin(), next->threads.end(), thread_id,
+                               [](const joined_thread& j, std::string_view v) { return j.id < v; });
+    next->threads.insert(at, joined_thread{std::string(thread_id), live_after});
+    m->threads.store(next.release(), std::memory_order_release);
+    if (old) detail::epoch_domain::instance().retire(const_cast<thread_set*>(old), &delete_thread_set);
+    return m->conn;
   }
 
   bool valid_thread_id(std::string_view t) const noexcept {
     return !t.empty() && t.size() <= options_.max_thread_id_length;
   }
 
-  // Copy, change, publish, retire the old roster. `change` returns whether it changed it.
-  template <class Change>
-  bool update(Change&& change) {
-    std::lock_guard lock(writers_);
-    const roster* old = roster_.load(std::memory_order_relaxed);
-    auto next = old ? std::make_unique<roster>(*old) : std::make_unique<roster>();
-    if (!change(*next)) return false;
-    const std::size_t count = next->members.size();
+  // Publishes the next member list (null: no connection) in place of `old`, which it retires.
+  // Called under writers_.
+  void publish(std::unique_ptr<roster> next, const roster* old) {
+    const std::size_t count = next ? next->members.size() : 0;
     const std::size_t before = old ? old->members.size() : 0;
-    roster_.store(count == 0 ? nullptr : next.release(), std::memory_order_release);
+    roster_.store(next.release(), std::memory_order_release);
     // The node subscribes to the user while it holds one of its connections (under writers_,
     // so presence changes reach the broker in order).
     if (link_ && (before == 0) != (count == 0)) link_->presence(user_, count != 0);
     if (count == 0) idle_since_.store(clock::now().time_since_epoch().count(), std::memory_order_release);
     connection_count_.store(count, std::memory_order_release);
     if (old) detail::epoch_domain::instance().retire(const_cast<roster*>(old), &delete_roster);
-    return true;
   }
 
   static void delete_roster(void* p) noexcept { delete static_cast<roster*>(p); }
+  static void delete_member(void* p) noexcept { delete static_cast<member*>(p); }
+  static void delete_thread_set(void* p) noexcept { delete static_cast<thread_set*>(p); }
 
   template <class Selected>
   std::size_t deliver(const message& m, Selected&& selected) {
@@ -1898,9 +1954,9 @@ class unified_manager {
       detail::epoch_guard guard;
       const roster* r = roster_.load(std::memory_order_acquire);
       if (!r) return 0;
-      for (const member& mem : r->members) {
-        if (!selected(mem)) continue;
-        switch (mem.conn->try_send(m)) {
+      for (const member* mem : r->members) {
+        if (!selected(*mem)) continue;
+        switch (mem->conn->try_send(m)) {
           case send_result::queued: ++accepted; break;
           case send_result::dropped: ++accepted; ++dropped; break;
           case send_result::closed_slow: ++slow; break;
@@ -1921,7 +1977,7 @@ class unified_manager {
 
   manager_options options_;
   std::atomic<const roster*> roster_{nullptr};  // null: no connections
-  std::mutex writers_;
+  std::mutex writers_;  // serialises roster and thread-set changes
   mutable std::mutex emit_mutex_;
   std::uint64_t seq_ = 0;  // guarded by emit_mutex_
   detail::event_history history_{options_.history};  // guarded by emit_mutex_; unused in a cluster
@@ -3301,7 +3357,7 @@ class manager_factory {
   Broker broker_;
   link link_{*this};
   atomic_stats<factory_counters> stats_;
-  // Destroyed after the registry: what its managers retired (rosters, which hold connections)
+  // Destroyed after the registry: what its managers retired (members, which hold connections)
   // is reclaimed before the factory is gone, while the connections' executors still exist.
   struct reclaim_retired {
     ~reclaim_retired() { detail::epoch_domain::instance().barrier(); }

@@ -3,7 +3,7 @@
 §L, each at the limit, just past it, and after (recovery). Real sockets, python3-websockets,
 tokens from PyJWT; every check also asks whether the server is still alive and answering.
 
-Usage: limits_test.py PATH/TO/uniws-golden-path
+Usage: limits_test.py PATH/TO/uniws-golden-path [SECTION...]   (sections: see SECTIONS; default all)
 Rules checked: proto-H11 proto-E5 proto-L1 proto-L2 proto-L3 proto-L4 proto-L5 proto-L6 proto-L7 proto-L8 proto-M2
 """
 import asyncio
@@ -429,12 +429,90 @@ def get_text(port, path):
     return text
 
 
+# --- Work for nobody (finding 5) and the roster (finding 6) ----------------------------------------
+
+async def runs_for_nobody():
+    s = Server("--agent-delay-ms", "0", "--orphan-run-seconds", "1")
+    try:
+        unloaded = min([await golden_path_seconds(s.port) for _ in range(3)])
+        m = await ws_connect(s.port, "mallory")
+        for i in range(4):  # --max-runs-per-user (L4 checks the fifth)
+            await m.send(json.dumps({"type": "run_agent", "thread_id": f"t{i}", "message": "x", "steps": 10000, "pad": 65536}))
+        await m.close()  # and nobody watches them
+        loaded = await golden_path_seconds(s.port)
+        check(loaded < max(2 * unloaded, 0.25), f"bob's golden path {loaded:.3f} s beside four runs for nobody ({unloaded:.3f} s unloaded)")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and s.stats()["runs_cancelled"] < 4:
+            await asyncio.sleep(0.2)
+        st = s.stats()
+        check(st["runs_cancelled"] >= 4 and st["runs_in_flight"] == 0,
+              f"runs for nobody cancelled after --orphan-run-seconds: {st['runs_cancelled']} (in flight {st['runs_in_flight']})")
+        cpu_before, start = s.cpu_seconds(), time.monotonic()
+        await asyncio.sleep(1.0)
+        busy = (s.cpu_seconds() - cpu_before) / (time.monotonic() - start)
+        check(busy < 0.2, f"then the server idles at {busy:.0%} CPU (< 20 %)")
+    finally:
+        s.stop()
+
+
+async def crowded_roster():
+    s = Server("--max-connections-per-user", "120", "--max-threads-per-connection", "256", "--max-frames-per-second", "100000")
+    try:
+        unloaded = min([await golden_path_seconds(s.port) for _ in range(3)])
+        rss_before = s.peak_rss_mb()
+        conns = [await ws_connect(s.port, "crowd") for _ in range(120)]
+        ids = [("t" * 120) + str(10_000_000 + t) for t in range(256)]  # 128 bytes each
+
+        async def join_all(ws):
+            for t in ids:
+                await ws.send(json.dumps({"type": "join", "thread_id": t}))
+            for _ in ids:
+                await next_frame(ws, "joined", timeout=30)
+        await asyncio.gather(*(join_all(ws) for ws in conns))
+        grown = s.peak_rss_mb() - rss_before
+        check(grown < 60, f"120 connections x 256 joins of 128-byte ids raised peak RSS by {grown:.0f} MB (< 60)")
+
+        churning = True
+
+        async def churn(ws):
+            n = 0
+            while churning:
+                await ws.send(json.dumps({"type": "leave", "thread_id": ids[n % 256]}))
+                await ws.send(json.dumps({"type": "join", "thread_id": ids[n % 256]}))
+                await next_frame(ws, "joined", timeout=30)
+                n += 1
+            return n
+        churner = asyncio.ensure_future(churn(conns[0]))
+        await asyncio.sleep(0.5)
+        loaded = await golden_path_seconds(s.port)
+        ms = await asyncio.get_running_loop().run_in_executor(None, health_ms, s.port)
+        churning = False
+        changes = 2 * await churner
+        check(loaded < max(2 * unloaded, 0.25), f"bob's golden path {loaded:.3f} s beside the churn ({unloaded:.3f} s unloaded)")
+        check(ms is not None and ms < 100, f"/health beside the churn in {ms and round(ms)} ms")
+        check(changes > 100, f"{changes} roster changes made meanwhile")
+        st = s.stats()
+        check(st["connections"] >= 120, f"every crowd connection still open: {st['connections']}")
+        for ws in conns:
+            await ws.close()
+    finally:
+        s.stop()
+
+
+SECTIONS = {
+    "requests": requests_are_bounded,
+    "connections": connections_are_bounded,
+    "drain": drain_and_early_bytes,
+    "stalls": stalled_readers_are_bounded,
+    "user": lambda: asyncio.new_event_loop().run_until_complete(user_limits()),
+    "nobody": lambda: asyncio.new_event_loop().run_until_complete(runs_for_nobody()),
+    "roster": lambda: asyncio.new_event_loop().run_until_complete(crowded_roster()),
+}
+
+
 def main():
-    requests_are_bounded()
-    connections_are_bounded()
-    drain_and_early_bytes()
-    stalled_readers_are_bounded()
-    asyncio.new_event_loop().run_until_complete(user_limits())
+    for name in sys.argv[2:] or SECTIONS:
+        SECTIONS[name]()
     if failures:
         print(f"{len(failures)} failed")
         return 1

@@ -17,6 +17,7 @@
 #include <uniws/send_queue.hpp>
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/role.hpp>
@@ -95,11 +96,18 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     kick_locked(lock);
   }
 
-  /// The read loop saw the connection end: nothing more can be written.
+  /// The read loop saw the connection end: nothing more can be written. The descriptor is
+  /// given back now, not when the last reference goes (a manager may hold one a while longer).
   void mark_closed() {
-    std::lock_guard lock(mutex_);
-    state_ = state::closed;
-    discard_queued_locked();
+    {
+      std::lock_guard lock(mutex_);
+      state_ = state::closed;
+      discard_queued_locked();
+    }
+    boost::asio::dispatch(ws_.get_executor(), [self = this->shared_from_this()] {
+      boost::beast::error_code ignored;
+      self->lowest_socket().close(ignored);
+    });
   }
 
   [[nodiscard]] bool is_open() const {
