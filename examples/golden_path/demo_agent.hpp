@@ -6,6 +6,7 @@
 
 #include <boost/asio.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <string>
@@ -35,11 +36,13 @@ class reader_watch {
  public:
   reader_watch(manager_ref mgr, std::string thread_id, std::chrono::seconds orphan)
       : mgr_(std::move(mgr)), thread_id_(std::move(thread_id)), orphan_(orphan) {}
-  bool abandoned() {
-    const auto now = std::chrono::steady_clock::now();
-    if (mgr_->thread_has_connection(thread_id_)) last_seen_ = now;
-    return now - last_seen_ >= orphan_;
+  // Whether a connection has joined the thread now.
+  bool watched() {
+    const bool now_watched = mgr_->thread_has_connection(thread_id_);
+    if (now_watched) last_seen_ = std::chrono::steady_clock::now();
+    return now_watched;
   }
+  bool abandoned() const { return std::chrono::steady_clock::now() - last_seen_ >= orphan_; }
 
  private:
   manager_ref mgr_;
@@ -48,6 +51,10 @@ class reader_watch {
   std::chrono::steady_clock::time_point last_seen_ = std::chrono::steady_clock::now();
 };
 
+// A run nobody watches goes on (its events wait in the history for a resume) but at a walk, one
+// step per this at most: work for nobody must not take the CPU from runs someone reads.
+inline constexpr std::chrono::milliseconds unwatched_step{20};
+
 inline constexpr std::string_view orphan_reason = "no connection of the user watched this thread";
 
 // Parameters by value: the coroutine outlives the caller's frame.
@@ -55,7 +62,7 @@ inline net::awaitable<void> demo_agent(server_state& s, manager_ref mgr, demo_ru
   reader_watch watch(std::move(mgr), run.thread_id(), s.opts.orphan_run);
   const auto delay = s.opts.agent_delay;
   for (int i = 1; i <= steps; ++i) {
-    co_await pause(delay);
+    co_await pause(watch.watched() ? delay : std::max(delay, std::chrono::milliseconds(unwatched_step)));
     if (watch.abandoned()) {
       s.stats.add<&server_stats::runs_cancelled>();
       std::move(run).cancel(orphan_reason);
