@@ -75,8 +75,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  gp::idle_sweeper sweeper(io, *state);
-  gp::stall_sweeper stalls(io, *state);
+  auto sweeper = gp::idle_sweeper(io, *state);
+  auto stalls = gp::stall_sweeper(io, *state);
   // The listeners stay open through the drain: a new connection is answered 503, not refused.
   gp::graceful_shutdown shutdown(io, *state, [&] {
     sweeper.cancel();

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <algorithm>
 #include <functional>
 
 namespace golden_path {
@@ -52,49 +53,47 @@ class graceful_shutdown {
   std::chrono::steady_clock::time_point deadline_;
 };
 
-/// Forgets users that have had no connection for --user-idle-ttl, every half of it.
-class idle_sweeper {
+/// Calls `work()` every `period` on the io_context until cancelled.
+class every {
  public:
-  idle_sweeper(net::io_context& io, server_state& s) : s_(s), timer_(io) { schedule(); }
+  every(net::io_context& io, std::chrono::steady_clock::duration period, std::function<void()> work)
+      : timer_(io), period_(period), work_(std::move(work)) {
+    schedule();
+  }
+  every(const every&) = delete;  // its timer's handler holds `this`
+  every& operator=(const every&) = delete;
   void cancel() { timer_.cancel(); }
 
  private:
   void schedule() {
-    timer_.expires_after(std::chrono::seconds(std::max<long>(1, s_.opts.user_idle_ttl.count() / 2)));
+    timer_.expires_after(period_);
     timer_.async_wait([this](const boost::system::error_code& ec) {
       if (ec) return;
-      s_.factory.sweep_idle();
+      work_();
       schedule();
     });
   }
 
-  server_state& s_;
   net::steady_timer timer_;
+  std::chrono::steady_clock::duration period_;
+  std::function<void()> work_;
 };
+
+/// Forgets users that have had no connection for --user-idle-ttl, every half of it.
+inline every idle_sweeper(net::io_context& io, server_state& s) {
+  return every(io, std::chrono::seconds(std::max<long>(1, s.opts.user_idle_ttl.count() / 2)), [&s] { s.factory.sweep_idle(); });
+}
 
 /// Cuts off, every second, the connections whose peer has taken none of what waits for it for
 /// --stall-timeout: a peer that stopped reading holds its queue until then, however small.
-class stall_sweeper {
- public:
-  stall_sweeper(net::io_context& io, server_state& s) : s_(s), timer_(io) { schedule(); }
-  void cancel() { timer_.cancel(); }
-
- private:
-  void schedule() {
-    timer_.expires_after(std::chrono::seconds(1));
-    timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      s_.factory.for_each_manager([&](std::string_view, auto& mgr) {
-        mgr.for_each_connection([&](connection& c) {
-          c.cut_off_if_stalled(s_.opts.stall_timeout, [&s = s_] { s.stats.add<&server_stats::connections_closed_stalled>(); });
-        });
+inline every stall_sweeper(net::io_context& io, server_state& s) {
+  return every(io, std::chrono::seconds(1), [&s] {
+    s.factory.for_each_manager([&s](std::string_view, auto& mgr) {
+      mgr.for_each_connection([&s](connection& c) {
+        c.cut_off_if_stalled(s.opts.stall_timeout, [&s] { s.stats.add<&server_stats::connections_closed_stalled>(); });
       });
-      schedule();
     });
-  }
-
-  server_state& s_;
-  net::steady_timer timer_;
-};
+  });
+}
 
 }  // namespace golden_path

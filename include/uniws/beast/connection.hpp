@@ -9,6 +9,13 @@
 // better with a bare socket whose executor type is named, e.g.
 // basic_stream_socket<tcp, strand<io_context::executor_type>> (Beast's WebSocket keeps its
 // own timers): examples/golden_path/ does so (server_state.hpp), at 3.9 KiB per idle connection.
+//
+// What a peer can make it hold: one message of read_message_max (64 KiB; larger closes 1009)
+// and the send queue's bound (send_queue_limits, shared ones through queue_budget). The HTTP
+// upgrade request comes before it and is the caller's to read: bound it there, with a
+// flat_buffer of fixed capacity (chunk lines and trailers otherwise grow without limit),
+// header_limit and body_limit, as examples/golden_path/http_session.hpp does (16 KiB, 8 KiB,
+// 16 KiB).
 #pragma once
 
 #include <uniws/connection.hpp>
