@@ -315,3 +315,29 @@ TEST_CASE("roster changes race sends without losing or duplicating a delivery") 
   CHECK(accepted >= 20000);
   CHECK(m.connection_count() == 1);
 }
+
+// A connection's threads are replaced whole by its joins and leaves while fan-outs read them
+// without a lock: a reader must never see a set half-built or freed (ASan, TSan), and a
+// connection that stays joined to "t" through the churn gets every event of "t".
+TEST_CASE("joins and leaves race fan-outs to the same connection without losing its other threads", "[proto-H11]") {
+  manager m;
+  auto steady = make_connection(0, {.max_messages = 1 << 20});
+  m.add_connection(steady);
+  REQUIRE(m.join_thread(0, "t").status == uniws::join_status::joined);
+  std::atomic<bool> stop{false};
+  uniws_test::jthread churn([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      const std::string other = "other-" + std::to_string(i % 50);
+      (void)m.join_thread(0, other);
+      m.leave_thread(0, other);
+    }
+  });
+  long accepted = 0;
+  for (int i = 0; i < 20000; ++i) accepted += static_cast<long>(m.send_to_thread("t", uniws::message::copy_of("x")));
+  stop = true;
+  churn.join();
+  CHECK(accepted == 20000);
+  std::size_t xs = 0;
+  for (const auto& r : steady->received()) xs += r.text() == "x";
+  CHECK(xs == 20000);
+}
