@@ -18,6 +18,7 @@ packages=(
   libhiredis-dev redis-server  # the Redis broker (uniws/redis/) and its cluster tests
   prometheus python3-prometheus-client  # /metrics read by a real Prometheus and a parser nobody here wrote
   chromium               # the demo page tested in a real browser (headless, DevTools protocol)
+  node-ws                # the Node.js peer of the end-to-end benchmark (benchmarks/load/node_server.js)
 )
 
 missing=()

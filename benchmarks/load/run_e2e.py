@@ -1,8 +1,14 @@
 #!/usr/bin/python3
-"""End-to-end comparison: uniws-golden-path against uniws-load-baseline (Beast chat-multi's
-design), driven by uniws-load over loopback in the same run, interleaved. Prints figures and
-the ratios; --json FILE writes them all. Benchmarks, not tests: it asserts nothing about speed
+"""End-to-end comparison: uniws-golden-path against the servers a user would write instead
+(uniws-load-baseline: Beast chat-multi's design; node_server.js: Node.js with `ws`, indexed by
+user), driven by uniws-load over loopback in the same run, interleaved. Prints figures and the
+ratios; --json FILE writes them all. Benchmarks, not tests: it asserts nothing about speed
 (ctest runs it with --quick only to prove it works).
+
+Beside deliveries/s, each throughput run reports a figure the client cannot skew: the server's
+CPU time (user + system, /proc/PID/stat) over the measured window divided by the deliveries in
+it, and how busy the server and the load client were. A run whose client was busier than its
+server was client-bound: its deliveries/s understate the server.
 """
 import argparse
 import json
@@ -12,6 +18,26 @@ import subprocess
 import sys
 import tempfile
 import time
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NODE_ENV = dict(os.environ, NODE_PATH="/usr/share/nodejs")
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def node_missing():
+    """Why the Node.js peer cannot run here, or None."""
+    try:
+        r = subprocess.run(["node", "-e", "require('ws')"], env=NODE_ENV, capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        return "no `node` on PATH"
+    return None if r.returncode == 0 else "node cannot load `ws` (Debian: node-ws)"
 
 
 def status_kib(pid, key):
@@ -31,8 +57,10 @@ class Server:
     def __init__(self, binary, users_file, args):
         if binary.endswith("uniws-golden-path"):
             args = args + self.WORKLOAD_LIMITS
-        self.proc = subprocess.Popen([binary, "--port", "0", "--address", "127.0.0.1", "--users", users_file] + args,
-                                     stdout=subprocess.PIPE, text=True)
+        command = [binary, "--port", "0", "--address", "127.0.0.1", "--users", users_file] + args
+        if binary.endswith(".js"):
+            command = ["node", binary] + command[1:]
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=NODE_ENV)
         line = self.proc.stdout.readline()
         m = re.match(r"listening on http://127\.0\.0\.1:(\d+)", line)
         if not m:
@@ -88,11 +116,33 @@ class Redis:
         subprocess.run(["rm", "-rf", self.dir])
 
 
-def run_load(load, port, args, timeout=600):
-    out = subprocess.run([load, "--port", port] + args, capture_output=True, text=True, timeout=timeout)
-    if out.returncode != 0:
-        raise RuntimeError(f"uniws-load {' '.join(args)} failed: {out.stderr.strip()}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def run_load(load, port, args, timeout=600, server=None, warmup=0.0, seconds=0.0):
+    """Runs uniws-load; with `server`, also measures its CPU and the client's over the window the
+    load measures (from `warmup` after "ready", for `seconds`)."""
+    p = subprocess.Popen([load, "--port", port] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cpu = None
+    if server is not None:
+        ready = p.stdout.readline()
+        if not ready.startswith("ready"):
+            p.kill()
+            raise RuntimeError(f"uniws-load {' '.join(args)} said {ready!r}: {p.stderr.read().strip()}")
+        time.sleep(warmup)
+        s0, c0, t0 = cpu_seconds(server.proc.pid), cpu_seconds(p.pid), time.monotonic()
+        time.sleep(seconds)
+        s1, c1, t1 = cpu_seconds(server.proc.pid), cpu_seconds(p.pid), time.monotonic()
+        cpu = (s1 - s0, c1 - c0, t1 - t0)
+    out, err = p.communicate(timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError(f"uniws-load {' '.join(args)} failed: {err.strip()}")
+    res = json.loads(out.strip().splitlines()[-1])
+    if cpu:
+        server_cpu, client_cpu, wall = cpu
+        deliveries = res["deliveries_per_s"] * res["seconds"]
+        res["server_cpu_us_per_delivery"] = server_cpu * 1e6 / deliveries if deliveries else 0
+        res["server_busy"] = server_cpu / wall
+        res["client_busy"] = client_cpu / wall
+        res["client_bound"] = res["client_busy"] > res["server_busy"]
+    return res
 
 
 def idle_rss(server, load, users, per_user, hold):
@@ -137,7 +187,14 @@ def main():
     binaries = {
         "uniws": os.path.join(a.bin_dir, "examples", "uniws-golden-path"),
         "baseline": os.path.join(a.bin_dir, "benchmarks", "uniws-load-baseline"),
+        "node": os.path.join(HERE, "node_server.js"),
     }
+    peers = ["baseline"]
+    why_not_node = node_missing()
+    if why_not_node:
+        print(f"skipped    node: {why_not_node}", flush=True)
+    else:
+        peers.append("node")
     load = os.path.join(a.bin_dir, "benchmarks", "uniws-load")
     results = {"throughput": [], "latency": {}, "idle": {}, "stalled": {}, "cluster": {}}
 
@@ -151,23 +208,29 @@ def main():
         for threads in (["1"] if quick else ["1", "2"]):
             for r in range(rounds):
                 # uniws-no-history: the same server with --history-events 0 (what resume costs).
-                for name in ("uniws", "uniws-no-history", "baseline"):
+                for name in ["uniws", "uniws-no-history"] + peers:
+                    if name == "node" and threads != "1":
+                        continue  # one process, one thread
                     extra = ["--history-events", "0"] if name == "uniws-no-history" else []
                     with Server(binaries[name.replace("-no-history", "")], users_file,
                                 ["--threads", threads, "--agent-delay-ms", "0"] + extra) as s:
                         res = run_load(load, s.port, ["--mode", "agents", "--users", "100", "--connections", "10",
-                                                      "--steps", "8", "--seconds", seconds, "--warmup", warmup])
+                                                      "--steps", "8", "--seconds", seconds, "--warmup", warmup],
+                                       server=s, warmup=float(warmup), seconds=float(seconds))
                     res.update(server=name, threads=int(threads), round=r + 1)
                     results["throughput"].append(res)
-                    print(f"throughput {name:8} threads={threads} round={r + 1}: "
-                          f"{res['deliveries_per_s']:10.0f} deliveries/s  p99 {res['p99_ms']:.1f} ms", flush=True)
+                    print(f"throughput {name:16} threads={threads} round={r + 1}: "
+                          f"{res['deliveries_per_s']:10.0f} deliveries/s  p99 {res['p99_ms']:.1f} ms  "
+                          f"server {res['server_cpu_us_per_delivery']:.2f} us CPU/delivery, busy {res['server_busy']:.0%}; "
+                          f"client busy {res['client_busy']:.0%}" + ("  CLIENT-BOUND" if res["client_bound"] else ""),
+                          flush=True)
 
         # 2. Golden-path latency at 1k users: a run per user per second, agent delays 4 x 10 ms.
         floor = host_timer_floor(int(seconds))
         results["latency"]["host_floor"] = floor
         print(f"latency    host floor, 4 x 10 ms sleeps in this script: p50 {floor['p50_ms']:.1f}  "
               f"p99 {floor['p99_ms']:.1f}  p99.9 {floor['p99.9_ms']:.1f} ms", flush=True)
-        for name in ("uniws", "baseline"):
+        for name in ["uniws"] + peers:
             with Server(binaries[name], users_file, ["--agent-delay-ms", "10"]) as s:
                 res = run_load(load, s.port, ["--mode", "broadcast", "--rate", "1000", "--users", "1000",
                                               "--connections", "1", "--steps", "1", "--seconds", seconds,
@@ -179,7 +242,7 @@ def main():
 
         # 3. Idle memory: RSS with 0, 1k and 10k authenticated, joined, idle connections.
         sizes = [(100, 10)] if quick else [(100, 10), (1000, 10)]
-        for name in ("uniws", "baseline"):
+        for name in ["uniws"] + peers:
             with Server(binaries[name], users_file, []) as s:
                 base = s.rss()
                 entry = {"rss_kib_0": base}
@@ -258,11 +321,23 @@ def main():
         xs = [r["deliveries_per_s"] for r in results["throughput"] if r["server"] == name and r["threads"] == threads]
         return sum(xs) / len(xs) if xs else 0
 
+    def mean_cpu(name, threads):
+        xs = [r["server_cpu_us_per_delivery"] for r in results["throughput"] if r["server"] == name and r["threads"] == threads]
+        return sum(xs) / len(xs) if xs else 0
+
     ratios = {}
     for threads in sorted({r["threads"] for r in results["throughput"]}):
         u, b = mean("uniws", threads), mean("baseline", threads)
         ratios[f"deliveries_threads_{threads}"] = u / b if b else 0
         print(f"ratio uniws/baseline deliveries/s, {threads} server thread(s): {ratios[f'deliveries_threads_{threads}']:.2f}x")
+        for peer in peers:
+            pu, pc = mean(peer, threads), mean_cpu(peer, threads)
+            if not pu:
+                continue
+            ratios[f"deliveries_vs_{peer}_threads_{threads}"] = u / pu
+            ratios[f"cpu_per_delivery_{peer}_over_uniws_threads_{threads}"] = pc / mean_cpu("uniws", threads) if mean_cpu("uniws", threads) else 0
+            print(f"ratio uniws/{peer}, {threads} server thread(s): deliveries/s {u / pu:.2f}x, server CPU per delivery "
+                  f"{peer}/uniws {ratios[f'cpu_per_delivery_{peer}_over_uniws_threads_{threads}']:.2f}x")
         n = mean("uniws-no-history", threads)
         ratios[f"history_on_off_threads_{threads}"] = u / n if n else 0
         print(f"ratio uniws with/without history deliveries/s, {threads} server thread(s): "
