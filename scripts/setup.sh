@@ -19,6 +19,7 @@ packages=(
   prometheus python3-prometheus-client  # /metrics read by a real Prometheus and a parser nobody here wrote
   chromium               # the demo page tested in a real browser (headless, DevTools protocol)
   node-ws                # the Node.js peer of the end-to-end benchmark (benchmarks/load/node_server.js)
+  python3-fastapi python3-uvicorn  # its FastAPI peer, the seeds' own stack (benchmarks/load/fastapi_server.py)
 )
 
 missing=()

@@ -5,7 +5,8 @@
 //
 // The design under test, as chat-multi has it:
 //   - one global mutex-protected set of every session; no index by user, so each event scans
-//     all sessions and filters by user and thread;
+//     all sessions and filters by user and thread (with --index-by-user 1, what a competent
+//     user adds first: the sessions of each user in a map, so an event visits only its user's);
 //   - one std::shared_ptr<std::string const> per event, posted to each session's strand;
 //   - a per-session std::vector queue with no bound, written one message at a time.
 // Login, tokens, frame parsing and the demo agent's script are the example server's own
@@ -48,14 +49,9 @@ class session;
 // Everything shared: chat-multi's shared_state, plus the per-user seq the protocol needs.
 class shared_state {
  public:
-  void join(session* s) {
-    std::lock_guard lock(mutex_);
-    sessions_.insert(s);
-  }
-  void leave(session* s) {
-    std::lock_guard lock(mutex_);
-    sessions_.erase(s);
-  }
+  void index_by_user() { indexed_ = true; }  // before the first session
+  void join(session* s);
+  void leave(session* s);
   void subscribe(session* s, std::string thread);
 
   // One event to every session of `user` joined to `thread`.
@@ -70,8 +66,10 @@ class shared_state {
   std::atomic<std::uint64_t> messages_sent{0};
 
  private:
+  bool indexed_ = false;
   std::mutex mutex_;
   std::unordered_set<session*> sessions_;
+  std::unordered_map<std::string, std::unordered_set<session*>> by_user_;  // with indexed_ only
   std::unordered_map<std::string, std::int64_t> seq_;
 };
 
@@ -114,6 +112,20 @@ class session : public std::enable_shared_from_this<session> {
   std::vector<std::shared_ptr<const std::string>> queue_;
 };
 
+void shared_state::join(session* s) {
+  std::lock_guard lock(mutex_);
+  sessions_.insert(s);
+  if (indexed_) by_user_[s->user()].insert(s);
+}
+
+void shared_state::leave(session* s) {
+  std::lock_guard lock(mutex_);
+  sessions_.erase(s);
+  if (!indexed_) return;
+  auto it = by_user_.find(s->user());
+  if (it != by_user_.end() && it->second.erase(s) && it->second.empty()) by_user_.erase(it);
+}
+
 void shared_state::subscribe(session* s, std::string thread) {
   std::lock_guard lock(mutex_);
   s->threads().insert(std::move(thread));
@@ -128,8 +140,14 @@ void shared_state::send(const std::string& user, const std::string& thread, cons
     const std::int64_t seq = ++seq_[user];
     message = std::make_shared<const std::string>(json::serialize(json::object{
         {"type", type}, {"thread_id", thread}, {"run_id", run_id}, {"seq", seq}, {"payload", std::move(payload)}}));
-    for (session* s : sessions_)
-      if (s->user() == user && s->threads().count(thread)) targets.push_back(s->weak_from_this());
+    if (indexed_) {
+      if (auto it = by_user_.find(user); it != by_user_.end())
+        for (session* s : it->second)
+          if (s->threads().count(thread)) targets.push_back(s->weak_from_this());
+    } else {
+      for (session* s : sessions_)
+        if (s->user() == user && s->threads().count(thread)) targets.push_back(s->weak_from_this());
+    }
   }
   for (const auto& weak : targets)
     if (auto s = weak.lock()) s->send(message);
@@ -278,6 +296,7 @@ int main(int argc, char** argv) try {
     else if (flag == "--threads") threads = static_cast<unsigned>(number(value));
     else if (flag == "--users") users_file = value;
     else if (flag == "--agent-delay-ms") s->agent_delay = std::chrono::milliseconds(number(value));
+    else if (flag == "--index-by-user") { if (number(value)) s->state.index_by_user(); }
     else throw std::invalid_argument("unknown option " + std::string(flag));
   }
   s->users = users_file.empty() ? golden_path::user_directory::demo() : golden_path::user_directory::from_file(users_file);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """End-to-end comparison: uniws-golden-path against the servers a user would write instead
 (uniws-load-baseline: Beast chat-multi's design; node_server.js: Node.js with `ws`, indexed by
-user), driven by uniws-load over loopback in the same run, interleaved. Prints figures and the
+user; fastapi_server.py: FastAPI + uvicorn, the seeds' own stack), driven by uniws-load over loopback in the same run, interleaved. Prints figures and the
 ratios; --json FILE writes them all. Benchmarks, not tests: it asserts nothing about speed
 (ctest runs it with --quick only to prove it works).
 
@@ -40,6 +40,12 @@ def node_missing():
     return None if r.returncode == 0 else "node cannot load `ws` (Debian: node-ws)"
 
 
+def fastapi_missing():
+    """Why the FastAPI peer cannot run here, or None."""
+    r = subprocess.run(["/usr/bin/python3", "-c", "import fastapi, uvicorn, jwt, websockets"], capture_output=True, text=True)
+    return None if r.returncode == 0 else "/usr/bin/python3 lacks fastapi, uvicorn, jwt or websockets (Debian: python3-fastapi python3-uvicorn)"
+
+
 def status_kib(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -54,12 +60,16 @@ class Server:
     WORKLOAD_LIMITS = ["--max-runs-per-user", "100000", "--max-connections", "1000000",
                        "--max-connections-per-user", "100000", "--max-frames-per-second", "1000000"]
 
-    def __init__(self, binary, users_file, args):
+    def __init__(self, binary, users_file, args, indexed=False):
         if binary.endswith("uniws-golden-path"):
             args = args + self.WORKLOAD_LIMITS
+        if indexed:
+            args = args + ["--index-by-user", "1"]
         command = [binary, "--port", "0", "--address", "127.0.0.1", "--users", users_file] + args
         if binary.endswith(".js"):
             command = ["node", binary] + command[1:]
+        elif binary.endswith(".py"):
+            command = ["/usr/bin/python3", binary] + command[1:]
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=NODE_ENV)
         line = self.proc.stdout.readline()
         m = re.match(r"listening on http://127\.0\.0\.1:(\d+)", line)
@@ -187,14 +197,17 @@ def main():
     binaries = {
         "uniws": os.path.join(a.bin_dir, "examples", "uniws-golden-path"),
         "baseline": os.path.join(a.bin_dir, "benchmarks", "uniws-load-baseline"),
+        "baseline-indexed": os.path.join(a.bin_dir, "benchmarks", "uniws-load-baseline"),
         "node": os.path.join(HERE, "node_server.js"),
+        "fastapi": os.path.join(HERE, "fastapi_server.py"),
     }
-    peers = ["baseline"]
-    why_not_node = node_missing()
-    if why_not_node:
-        print(f"skipped    node: {why_not_node}", flush=True)
-    else:
-        peers.append("node")
+    peers = ["baseline-indexed", "baseline"]  # chat-multi's design with a per-user index, and as it is (a scan)
+    for peer, why_not in (("node", node_missing()), ("fastapi", fastapi_missing())):
+        if why_not:
+            print(f"skipped    {peer}: {why_not}", flush=True)
+        else:
+            peers.append(peer)
+    single_process = {"node", "fastapi"}  # one thread each: run at --threads 1 only
     load = os.path.join(a.bin_dir, "benchmarks", "uniws-load")
     results = {"throughput": [], "latency": {}, "idle": {}, "stalled": {}, "cluster": {}}
 
@@ -209,11 +222,11 @@ def main():
             for r in range(rounds):
                 # uniws-no-history: the same server with --history-events 0 (what resume costs).
                 for name in ["uniws", "uniws-no-history"] + peers:
-                    if name == "node" and threads != "1":
-                        continue  # one process, one thread
+                    if name in single_process and threads != "1":
+                        continue
                     extra = ["--history-events", "0"] if name == "uniws-no-history" else []
                     with Server(binaries[name.replace("-no-history", "")], users_file,
-                                ["--threads", threads, "--agent-delay-ms", "0"] + extra) as s:
+                                ["--threads", threads, "--agent-delay-ms", "0"] + extra, indexed=name.endswith("-indexed")) as s:
                         res = run_load(load, s.port, ["--mode", "agents", "--users", "100", "--connections", "10",
                                                       "--steps", "8", "--seconds", seconds, "--warmup", warmup],
                                        server=s, warmup=float(warmup), seconds=float(seconds))
@@ -231,7 +244,7 @@ def main():
         print(f"latency    host floor, 4 x 10 ms sleeps in this script: p50 {floor['p50_ms']:.1f}  "
               f"p99 {floor['p99_ms']:.1f}  p99.9 {floor['p99.9_ms']:.1f} ms", flush=True)
         for name in ["uniws"] + peers:
-            with Server(binaries[name], users_file, ["--agent-delay-ms", "10"]) as s:
+            with Server(binaries[name], users_file, ["--agent-delay-ms", "10"], indexed=name.endswith("-indexed")) as s:
                 res = run_load(load, s.port, ["--mode", "broadcast", "--rate", "1000", "--users", "1000",
                                               "--connections", "1", "--steps", "1", "--seconds", seconds,
                                               "--warmup", warmup])
@@ -243,7 +256,7 @@ def main():
         # 3. Idle memory: RSS with 0, 1k and 10k authenticated, joined, idle connections.
         sizes = [(100, 10)] if quick else [(100, 10), (1000, 10)]
         for name in ["uniws"] + peers:
-            with Server(binaries[name], users_file, []) as s:
+            with Server(binaries[name], users_file, [], indexed=name.endswith("-indexed")) as s:
                 base = s.rss()
                 entry = {"rss_kib_0": base}
                 for users, per_user in sizes:
