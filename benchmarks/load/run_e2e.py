@@ -238,6 +238,27 @@ def main():
                           f"client busy {res['client_busy']:.0%}" + ("  CLIENT-BOUND" if res["client_bound"] else ""),
                           flush=True)
 
+        # 1b. Latency under load, open loop: the same workload offered at 25, 50 and 90 % of each
+        #     server's own best deliveries/s above (1 thread); run_agent -> agent_completed, agent
+        #     delay 0. A run is 12 events to each of a user's 10 connections: 120 deliveries.
+        results["load_curve"] = {}
+        for name in ["uniws"] + (peers[:1] if quick else peers):  # quick: prove it works
+            best = max((r["deliveries_per_s"] for r in results["throughput"] if r["server"] == name and r["threads"] == 1), default=0)
+            if not best:
+                continue
+            curve = {}
+            for fraction in ((0.5,) if quick else (0.25, 0.5, 0.9)):
+                rate = max(1.0, fraction * best / 120)
+                with Server(binaries[name], users_file, ["--agent-delay-ms", "0"], indexed=name.endswith("-indexed")) as s:
+                    res = run_load(load, s.port, ["--mode", "broadcast", "--rate", f"{rate:.1f}", "--users", "100",
+                                                  "--connections", "10", "--steps", "8", "--seconds", seconds,
+                                                  "--warmup", warmup])
+                curve[f"{int(fraction * 100)}%"] = {"runs_per_s": rate, "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
+                                                    "p999_ms": res["p999_ms"], "deliveries_per_s": res["deliveries_per_s"]}
+            results["load_curve"][name] = curve
+            print(f"curve      {name:16} " + "  ".join(f"{k} ({v['runs_per_s']:.0f} runs/s): p50 {v['p50_ms']:.1f} p99 {v['p99_ms']:.1f} "
+                                                      f"p99.9 {v['p999_ms']:.1f} ms" for k, v in curve.items()), flush=True)
+
         # 2. Golden-path latency at 1k users: a run per user per second, agent delays 4 x 10 ms.
         floor = host_timer_floor(int(seconds))
         results["latency"]["host_floor"] = floor
