@@ -250,18 +250,24 @@ def masked_text(text):
     return bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
+def ping_behind_upgrade(port, user):
+    """A client that sends its first frame (a ping) right behind the upgrade request, in one write;
+    returns the socket and what it read, up to the pong."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=5)
+    c.sendall(upgrade_request(port, user) + masked_text('{"type":"ping"}'))
+    data = b""
+    while b"pong" not in data:
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return c, data
+
+
 def drain_and_early_bytes():
     s = Server("--drain-timeout-ms", "3000")
     try:
-        # A client that sends its first frame right behind the upgrade request, in one write.
-        c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
-        c.sendall(upgrade_request(s.port, "alice") + masked_text('{"type":"ping"}'))
-        data = b""
-        while b"pong" not in data:
-            chunk = c.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        c, data = ping_behind_upgrade(s.port, "alice")
         check(data.startswith(b"HTTP/1.1 101") and b'"pong"' in data, "a frame sent right behind the upgrade is answered")
         # c now never answers the close: the drain waits for it. New upgrades get 503.
         s.proc.send_signal(signal.SIGTERM)

@@ -80,14 +80,9 @@ async def crowded_roster(port):  # finding 6: 60 connections x 256 joins, one ch
 
 def smaller(port):  # finding 7: an oversized header and early bytes behind an upgrade
     lt.raw_answer(port, b"GET /health HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 9000 + b"\r\n\r\n")
-    c = socket.create_connection(("127.0.0.1", port), timeout=5)
-    c.sendall(lt.upgrade_request(port, "early") + lt.masked_text('{"type":"ping"}'))
-    data = b""
-    while b"pong" not in data:
-        chunk = c.recv(4096)
-        if not chunk:
-            break
-        data += chunk
+    c, data = lt.ping_behind_upgrade(port, "early")
+    if b'"pong"' not in data:
+        lt.check(False, "a frame right behind the upgrade is answered")
     c.close()
 
 
