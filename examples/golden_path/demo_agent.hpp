@@ -62,7 +62,7 @@ inline net::awaitable<void> demo_agent(server_state& s, manager_ref mgr, demo_ru
   reader_watch watch(std::move(mgr), run.thread_id(), s.opts.orphan_run);
   const auto delay = s.opts.agent_delay;
   for (int i = 1; i <= steps; ++i) {
-    co_await pause(watch.watched() ? delay : std::max(delay, std::chrono::milliseconds(unwatched_step)));
+    co_await pause(watch.watched() ? delay : std::max(delay, unwatched_step));
     if (watch.abandoned()) {
       s.stats.add<&server_stats::runs_cancelled>();
       std::move(run).cancel(orphan_reason);

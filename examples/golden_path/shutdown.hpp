@@ -6,9 +6,9 @@
 
 #include <boost/asio.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
-#include <algorithm>
 #include <functional>
 
 namespace golden_path {

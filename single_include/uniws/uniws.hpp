@@ -1530,15 +1530,12 @@ class unified_manager {
       stats_.add<&manager_stats::connections_refused>();
       return false;
     }
-    auto next = std::make_unique<roster>();
-    if (old) {
-      next->members.reserve(old->members.size() + 1);
-      next->members = old->members;
-    }
     auto m = std::make_unique<member>(std::move(c));
-    next->members.push_back(m.get());
+    auto next = std::make_unique<roster>();
+    next->members.reserve((old ? old->members.size() : 0) + 1);  // the push_back below cannot throw
+    if (old) next->members.assign(old->members.begin(), old->members.end());
+    next->members.push_back(m.release());  // the roster owns it now
     publish(std::move(next), old);
-    (void)m.release();  // the roster owns it now
     return true;
   }
 
@@ -1767,8 +1764,13 @@ class unified_manager {
   // that connection's join or leave.
   struct thread_set {
     std::vector<joined_thread> threads;
+    // Where `t` is, or would go.
+    template <class Threads>
+    static auto position(Threads& threads, std::string_view t) noexcept {
+      return std::lower_bound(threads.begin(), threads.end(), t, [](const joined_thread& j, std::string_view v) { return j.id < v; });
+    }
     const joined_thread* find(std::string_view t) const noexcept {
-      auto it = std::lower_bound(threads.begin(), threads.end(), t, [](const joined_thread& j, std::string_view v) { return j.id < v; });
+      auto it = position(threads, t);
       return it != threads.end() && it->id == t ? &*it : nullptr;
     }
   };
@@ -1916,10 +1918,8 @@ class unified_manager {
     }
     auto next = std::make_unique<thread_set>();
     next->threads.reserve(n + 1);
-    if (old) next->threads = old->threads;
-    auto at = std::lower_bound(next->threads.begin(), next->threads.end(), thread_id,
-                               [](const joined_thread& j, std::string_view v) { return j.id < v; });
-    next->threads.insert(at, joined_thread{std::string(thread_id), live_after});
+    if (old) next->threads.assign(old->threads.begin(), old->threads.end());
+    next->threads.insert(thread_set::position(next->threads, thread_id), joined_thread{std::string(thread_id), live_after});
     m->threads.store(next.release(), std::memory_order_release);
     if (old) detail::epoch_domain::instance().retire(const_cast<thread_set*>(old), &delete_thread_set);
     return m->conn;
