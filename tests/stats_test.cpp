@@ -47,7 +47,8 @@ TEST_CASE("manager, factory and broker stats: fields, +=, names and help come fr
                                        "resumes_not_recovered", "runs_in_flight", "connections_refused", "runs_refused",
                                        "joins_refused"});
   check_derived<uniws::factory_counters>({"users", "probe_failures", "unrouted"});
-  check_derived<uniws::broker_stats>({"connected", "published", "publish_failed", "received", "reconnects"});
+  check_derived<uniws::broker_stats>({"connected", "published", "publish_failed", "received", "reconnects", "resubscribes",
+                                      "slot_map_refreshes", "events_recovered", "gaps_unrecovered"});
 }
 
 TEST_CASE("kinds: levels are gauges, everything that only grows is a counter") {

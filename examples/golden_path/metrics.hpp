@@ -30,6 +30,15 @@ inline std::string stats_body(server_state& s) {
   append_stats(out, static_cast<const uniws::factory_counters&>(f));
   append_stats(out, f.managers);
   append_stats(out, s.factory.get_broker().stats(), "broker_");
+  if (const auto* cluster = s.factory.get_broker().get_if<uniws::redis::cluster_broker>()) {
+    boost::json::object shards;
+    for (const auto& [address, shard] : cluster->shards()) {
+      boost::json::object one;
+      append_stats(one, shard);
+      shards[address] = std::move(one);
+    }
+    out["broker_shards"] = std::move(shards);
+  }
   append_stats(out, s.stats.snapshot());
   return boost::json::serialize(out);
 }
@@ -43,6 +52,8 @@ inline std::string metrics_body(server_state& s) {
   w.stats(static_cast<const uniws::factory_counters&>(f));
   w.stats(f.managers);
   w.stats(s.factory.get_broker().stats(), "broker_");
+  if (const auto* cluster = s.factory.get_broker().get_if<uniws::redis::cluster_broker>())
+    w.stats_by("shard", cluster->shards(), "broker_shard_");
   w.stats(s.stats.snapshot());
   w.histogram("delivery_seconds", "an event emitted -> its frame written to the socket, per delivery",
               s.metrics.delivery_seconds.read());

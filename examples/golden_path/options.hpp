@@ -40,8 +40,9 @@ struct options {
   unsigned login_failures_per_address = 20;
   unsigned login_failures_per_user = 100;
   std::chrono::seconds login_window{60};
-  std::string redis_host;    // empty: no cluster
+  std::string redis_host;    // empty: no cluster (or a Redis Cluster, below)
   int redis_port = 6379;
+  std::vector<std::string> redis_cluster;  // HOST:PORT of Redis Cluster nodes to read the slot map from
   std::chrono::milliseconds agent_delay{50};
   std::size_t max_message_size = 64 * 1024;
   std::size_t queue_messages = 1024;
@@ -178,7 +179,24 @@ inline const std::vector<flag>& flags() {
          o.redis_host = v.substr(0, colon);
          o.redis_port = parse_number<int>(v.substr(colon + 1), 1, 65535);
        },
-       "cluster", [](const options& o) -> boost::json::value { return o.redis_host.empty() ? "none" : "redis"; }},
+       "cluster", [](const options& o) -> boost::json::value {
+         return !o.redis_cluster.empty() ? "redis-cluster" : o.redis_host.empty() ? "none" : "redis";
+       }},
+      {"--redis-cluster", "HOST:PORT[,HOST:PORT...]", "join a cluster through a Redis Cluster (sharded pub/sub), found from these nodes",
+       [](options& o, std::string_view v) {
+         o.redis_cluster.clear();
+         while (!v.empty()) {
+           const auto comma = v.find(',');
+           const std::string_view node = v.substr(0, comma);
+           const auto colon = node.rfind(':');
+           if (colon == std::string_view::npos || colon == 0) throw bad_value("expects HOST:PORT[,HOST:PORT...]");
+           parse_number<int>(node.substr(colon + 1), 1, 65535);
+           o.redis_cluster.emplace_back(node);
+           v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+         }
+         if (o.redis_cluster.empty()) throw bad_value("expects HOST:PORT[,HOST:PORT...]");
+       },
+       "redis_cluster_nodes", [](const options& o) -> boost::json::value { return o.redis_cluster.size(); }},
       {"--agent-delay-ms", "N", "the demo agent's pause between events", number<ms, &options::agent_delay>(0, 60000),
        "agent_delay_ms", show_count<&options::agent_delay>},
       {"--max-message-size", "BYTES", "larger client frames close with 1009",
@@ -287,6 +305,7 @@ inline options parse_options(int argc, char** argv) {
   if (!o.jwt_secret.empty() && o.jwt_secret.size() < 16) usage_error("--jwt-secret must be at least 16 bytes");
   if (!o.jwt_secret.empty() && o.jwt_public_key) usage_error("give --jwt-secret or --jwt-public-key, not both");
   if (o.tls_cert.has_value() != o.tls_key.has_value()) usage_error("--tls-cert and --tls-key go together");
+  if (!o.redis_host.empty() && !o.redis_cluster.empty()) usage_error("give --redis or --redis-cluster, not both");
   return o;
 }
 

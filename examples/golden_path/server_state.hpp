@@ -8,8 +8,10 @@
 #include "server_stream.hpp"
 
 #include <uniws/beast/connection.hpp>
+#include <uniws/broker_variant.hpp>
 #include <uniws/factory.hpp>
 #include <uniws/redis/broker.hpp>
+#include <uniws/redis/cluster_broker.hpp>
 #include <uniws/stats.hpp>
 
 #include <boost/asio.hpp>
@@ -29,8 +31,10 @@ namespace golden_path {
 // The WebSocket runs straight on the socket (or TLS over it: server_stream.hpp): Beast's stream
 // keeps its own handshake and idle timers, so basic_stream's three more timers are not needed.
 using connection = uniws::beast::basic_websocket_connection<server_stream>;
-// With --redis, a user's events reach its connections on every node; without, one node.
-using factory_type = uniws::manager_factory<connection, uniws::always_available, uniws::redis::broker>;
+// With --redis or --redis-cluster, a user's events reach its connections on every node;
+// without, one node.
+using broker_type = uniws::broker_variant<uniws::redis::broker, uniws::redis::cluster_broker>;
+using factory_type = uniws::manager_factory<connection, uniws::always_available, broker_type>;
 using manager_ref = uniws::manager_ref<connection>;
 
 // The server's own counters, declared once (uniws/stats.hpp): X(name, kind, help).
@@ -88,6 +92,17 @@ class connection_slot {
   std::atomic<std::size_t>* open_;
 };
 
+inline broker_type make_broker(const options& o, net::any_io_executor ex) {
+  if (!o.redis_cluster.empty())
+    return uniws::redis::cluster_broker(std::move(ex), {.seeds = o.redis_cluster,
+                                                        .history_events = o.history_events,
+                                                        .history_age = o.history_seconds});
+  return uniws::redis::broker(std::move(ex), {.host = o.redis_host,
+                                              .port = o.redis_port,
+                                              .history_events = o.history_events,
+                                              .history_age = o.history_seconds});
+}
+
 struct server_state {
   /// `queued` and `open_connections` outlive the io_context: a connection a pending handler
   /// holds gives its bytes and its slot back as the io_context is destroyed, after this state.
@@ -113,10 +128,7 @@ struct server_state {
                                                                .max_bytes = opts.history_bytes}},
                                        .idle_ttl = opts.user_idle_ttl},
                 uniws::always_available{},
-                uniws::redis::broker(std::move(redis_executor), {.host = opts.redis_host,
-                                                                 .port = opts.redis_port,
-                                                                 .history_events = opts.history_events,
-                                                                 .history_age = opts.history_seconds})) {}
+                make_broker(opts, std::move(redis_executor))) {}
 
   const options opts;
   uniws::queue_budget& queued;  // --max-queued-bytes: every connection's send queue draws on it

@@ -51,7 +51,11 @@ using history_receiver = std::function<void(stored_history)>;
   X(published, counter, "events the broker's store accepted")                            \
   X(publish_failed, counter, "events refused while down or lost in flight (delivered locally)") \
   X(received, counter, "events delivered to this node from the users' channels")         \
-  X(reconnects, counter, "connections to the store established after the first")
+  X(reconnects, counter, "connections to the store established after the first")             \
+  X(resubscribes, counter, "users' channels subscribed again after a connection, shard or slot came back or moved") \
+  X(slot_map_refreshes, counter, "Redis Cluster slot maps read (--redis-cluster)")              \
+  X(events_recovered, counter, "events a node read back from the store: published while it was not subscribed") \
+  X(gaps_unrecovered, counter, "resubscriptions after which the store no longer held every missed event")
 
 struct broker_stats {
   UNIWS_STATS(broker_stats, UNIWS_BROKER_STATS)

@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace uniws::prometheus {
 
@@ -77,6 +78,25 @@ class text_writer {
       if (f.kind == stat_kind::counter) counter(name, f.help, value);
       else gauge(name, f.help, value);
     });
+  }
+
+  /// Every field of `S` as one family with a sample per labelled record (e.g. one per shard).
+  template <stats_record S>
+  void stats_by(std::string_view label_name, const std::vector<std::pair<std::string, S>>& records, std::string_view name_prefix = {}) {
+    if (records.empty()) return;
+    for (const auto& f : S::fields()) {
+      std::vector<std::pair<std::string, std::uint64_t>> samples;
+      for (const auto& [label_value, r] : records) samples.emplace_back(label_value, r.*f.member);
+      family(std::string(name_prefix) + std::string(f.name), f.help, f.kind, label_name, samples);
+    }
+  }
+
+  /// One family with a sample per value of one label.
+  void family(std::string_view name, std::string_view help, stat_kind kind, std::string_view label_name,
+              const std::vector<std::pair<std::string, std::uint64_t>>& samples) {
+    const std::string full = std::string(prefix_) + std::string(name) + (kind == stat_kind::counter ? "_total" : "");
+    header(full, help, kind == stat_kind::counter ? "counter" : "gauge");
+    for (const auto& [label_value, value] : samples) sample(full, {{label_name, label_value}}, std::to_string(value));
   }
 
   void histogram(std::string_view name, std::string_view help, const uniws::histogram::snapshot& h) {

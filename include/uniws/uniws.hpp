@@ -3,6 +3,7 @@
 #pragma once
 
 #include <uniws/broker.hpp>
+#include <uniws/broker_variant.hpp>
 #include <uniws/concepts.hpp>
 #include <uniws/connection.hpp>
 #include <uniws/events.hpp>

@@ -1055,7 +1055,11 @@ using history_receiver = std::function<void(stored_history)>;
   X(published, counter, "events the broker's store accepted")                            \
   X(publish_failed, counter, "events refused while down or lost in flight (delivered locally)") \
   X(received, counter, "events delivered to this node from the users' channels")         \
-  X(reconnects, counter, "connections to the store established after the first")
+  X(reconnects, counter, "connections to the store established after the first")             \
+  X(resubscribes, counter, "users' channels subscribed again after a connection, shard or slot came back or moved") \
+  X(slot_map_refreshes, counter, "Redis Cluster slot maps read (--redis-cluster)")              \
+  X(events_recovered, counter, "events a node read back from the store: published while it was not subscribed") \
+  X(gaps_unrecovered, counter, "resubscriptions after which the store no longer held every missed event")
 
 struct broker_stats {
   UNIWS_STATS(broker_stats, UNIWS_BROKER_STATS)
@@ -1116,6 +1120,60 @@ class cluster_link {
 };
 
 }  // namespace detail
+}  // namespace uniws
+// ---- uniws/broker_variant.hpp ----
+// uniws/broker_variant.hpp - one of several brokers, chosen at run time (e.g. by a flag:
+// one Redis, or a Redis Cluster), behind the one broker type a manager_factory names.
+//
+//   using any_redis = uniws::broker_variant<uniws::redis::broker, uniws::redis::cluster_broker>;
+//   any_redis b = cluster ? any_redis(uniws::redis::cluster_broker(ex, c)) : any_redis(uniws::redis::broker(ex, o));
+
+
+
+namespace uniws {
+
+template <broker... Brokers>
+class broker_variant {
+ public:
+  template <class B>
+    requires(std::same_as<B, Brokers> || ...)
+  broker_variant(B b) : brokers_(std::move(b)) {}  // NOLINT(google-explicit-constructor): a broker is one of these
+
+  bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) {
+    return std::visit([&](auto& b) { return b.publish(user, e, floor); }, brokers_);
+  }
+  void subscribe(std::string_view user) {
+    std::visit([&](auto& b) { b.subscribe(user); }, brokers_);
+  }
+  void unsubscribe(std::string_view user) {
+    std::visit([&](auto& b) { b.unsubscribe(user); }, brokers_);
+  }
+  void set_receiver(broker_receiver r) {
+    std::visit([&](auto& b) { b.set_receiver(std::move(r)); }, brokers_);
+  }
+  [[nodiscard]] bool enabled() const {
+    return std::visit([](const auto& b) -> bool { return b.enabled(); }, brokers_);
+  }
+  [[nodiscard]] broker_stats stats() const {
+    return std::visit([](const auto& b) { return b.stats(); }, brokers_);
+  }
+  void stop() {
+    std::visit([](auto& b) { b.stop(); }, brokers_);
+  }
+  void read_history(std::string_view user, std::string_view thread, std::optional<std::uint64_t> after, history_receiver r) {
+    std::visit([&](auto& b) { b.read_history(user, thread, after, std::move(r)); }, brokers_);
+  }
+
+  /// The broker, if it is a `B`; for what only that kind has (e.g. a cluster's shards).
+  template <class B>
+  [[nodiscard]] const B* get_if() const noexcept {
+    return std::get_if<B>(&brokers_);
+  }
+
+ private:
+  std::variant<Brokers...> brokers_;
+};
+
 }  // namespace uniws
 // ---- uniws/concepts.hpp ----
 // uniws/concepts.hpp - the coroutine concepts (awaitable, awaitable_of) and the ones a factory
@@ -3517,6 +3575,25 @@ class text_writer {
       if (f.kind == stat_kind::counter) counter(name, f.help, value);
       else gauge(name, f.help, value);
     });
+  }
+
+  /// Every field of `S` as one family with a sample per labelled record (e.g. one per shard).
+  template <stats_record S>
+  void stats_by(std::string_view label_name, const std::vector<std::pair<std::string, S>>& records, std::string_view name_prefix = {}) {
+    if (records.empty()) return;
+    for (const auto& f : S::fields()) {
+      std::vector<std::pair<std::string, std::uint64_t>> samples;
+      for (const auto& [label_value, r] : records) samples.emplace_back(label_value, r.*f.member);
+      family(std::string(name_prefix) + std::string(f.name), f.help, f.kind, label_name, samples);
+    }
+  }
+
+  /// One family with a sample per value of one label.
+  void family(std::string_view name, std::string_view help, stat_kind kind, std::string_view label_name,
+              const std::vector<std::pair<std::string, std::uint64_t>>& samples) {
+    const std::string full = std::string(prefix_) + std::string(name) + (kind == stat_kind::counter ? "_total" : "");
+    header(full, help, kind == stat_kind::counter ? "counter" : "gauge");
+    for (const auto& [label_value, value] : samples) sample(full, {{label_name, label_value}}, std::to_string(value));
   }
 
   void histogram(std::string_view name, std::string_view help, const uniws::histogram::snapshot& h) {

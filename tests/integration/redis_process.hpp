@@ -24,7 +24,8 @@ namespace uniws_test {
 
 class redis_process {
  public:
-  redis_process() : port_(free_port()) {
+  /// `extra`: more redis-server arguments (e.g. --cluster-enabled yes).
+  explicit redis_process(std::vector<std::string> extra = {}) : port_(free_port()), extra_(std::move(extra)) {
     dir_ = std::filesystem::temp_directory_path() / ("uniws-redis-" + std::to_string(getpid()) + "-" + std::to_string(port_));
     std::filesystem::create_directories(dir_);
     start();
@@ -43,6 +44,7 @@ class redis_process {
   void start() {
     std::vector<std::string> args{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
                                   "--save", "", "--appendonly", "no", "--dir", dir_.string()};
+    args.insert(args.end(), extra_.begin(), extra_.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -93,16 +95,27 @@ class redis_process {
   }
 
  private:
+  // A free port below 55536 whose port + 10000 is free too: a cluster-enabled Redis listens
+  // there for its cluster bus.
   static unsigned short free_port() {
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      const unsigned short port = bound_port(0);
+      if (port < 55536 && bound_port(static_cast<unsigned short>(port + 10000)) != 0) return port;
+    }
+    throw std::runtime_error("no free port");
+  }
+  // Binds `port` (0: any) and lets it go: the port bound, or 0 if it is taken.
+  static unsigned short bound_port(unsigned short port) {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
     socklen_t len = sizeof a;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      throw std::runtime_error("no free port");
+    const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
     close(fd);
-    return ntohs(a.sin_port);
+    return ok ? ntohs(a.sin_port) : 0;
   }
   bool accepts() const {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -116,6 +129,7 @@ class redis_process {
   }
 
   unsigned short port_;
+  std::vector<std::string> extra_;
   std::filesystem::path dir_;
   pid_t pid_ = -1;
 };

@@ -22,6 +22,7 @@
 #include <uniws/broker.hpp>
 #include <uniws/events.hpp>
 #include <uniws/message.hpp>
+#include <uniws/redis/detail/scripts.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
@@ -219,53 +220,6 @@ class broker {
   }
 
  private:
-  // KEYS: seq, channel, history stream, epoch. ARGV: floor, "<thread length> <thread>",
-  // envelope before and after its seq, a new epoch, history_events, thread, history_age in s.
-  // INCR the user's counter (never below the node's floor); a missing epoch starts a new
-  // history (the old stream, if any, goes); XADD the envelope with that seq as its id; PUBLISH
-  // "<seq> <thread length> <thread><envelope>"; return the seq. Atomic: the channel and the
-  // stream are in seq order.
-  static constexpr const char* publish_script =
-      "local s = redis.call('INCR', KEYS[1]) "
-      "local floor = tonumber(ARGV[1]) "
-      "if s <= floor then s = floor + 1 redis.call('SET', KEYS[1], s) end "
-      "local env = ARGV[3] .. s .. ARGV[4] "
-      "if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('DEL', KEYS[3]) redis.call('SET', KEYS[4], ARGV[5]) end "
-      "local t = redis.call('TIME') "
-      "redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], s .. '-0', 't', ARGV[7], 'e', env, "
-      "  'ms', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) "
-      "redis.call('EXPIRE', KEYS[3], ARGV[8]) redis.call('EXPIRE', KEYS[4], ARGV[8]) "
-      "redis.call('PUBLISH', KEYS[2], s .. ' ' .. ARGV[2] .. env) "
-      "return s";
-
-  // KEYS: seq, history stream, epoch. ARGV: after ("" for a plain join), a new epoch,
-  // thread, history_age in s, history_events. Returns {epoch, last seq} and, to resume,
-  // {complete 0|1, seq, envelope, seq, envelope, ...}: the thread's events after `after`.
-  // Complete: `after` is within [the last seq the stream no longer holds, the last seq], and
-  // no event after it is older than history_age.
-  static constexpr const char* read_script =
-      "local epoch = redis.call('GET', KEYS[3]) "
-      "if not epoch then epoch = ARGV[2] redis.call('SET', KEYS[3], epoch, 'EX', ARGV[4]) end "
-      "local last = tonumber(redis.call('GET', KEYS[1]) or '0') "
-      "if ARGV[1] == '' then return {epoch, last} end "
-      "local after = tonumber(ARGV[1]) "
-      "local gone = last "
-      "local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1) "
-      "if #first > 0 then gone = tonumber(string.match(first[1][1], '^(%d+)')) - 1 end "
-      "local t = redis.call('TIME') "
-      "local oldest = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[4]) * 1000 "
-      "local complete = after >= gone and after <= last "
-      "local out = {epoch, last, 0} "
-      "if not complete then return out end "
-      "local entries = redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+', 'COUNT', tonumber(ARGV[5]) * 2) "
-      "for i, e in ipairs(entries) do "
-      "  local f = {} for k = 1, #e[2], 2 do f[e[2][k]] = e[2][k + 1] end "
-      "  if i == 1 and tonumber(f['ms']) < oldest then return out end "
-      "  if f['t'] == ARGV[3] then out[#out + 1] = tonumber(string.match(e[1], '^(%d+)')) out[#out + 1] = f['e'] end "
-      "end "
-      "out[3] = 1 "
-      "return out";
-
   struct impl : std::enable_shared_from_this<impl> {
     impl(boost::asio::any_io_executor e, broker_options o) : ex(std::move(e)), options(std::move(o)), retry(ex) {}
 
@@ -314,6 +268,7 @@ class broker {
       if (ever_connected) stats.add<&broker_stats::reconnects>();
       ever_connected = true;
       for (const auto& [user, count] : subscriptions) send_subscribe(user);
+      stats.add<&broker_stats::resubscribes>(subscriptions.size());
       connected.store(true, std::memory_order_release);
     }
 
@@ -362,8 +317,8 @@ class broker {
       const std::string stream = key("h", p->user), epoch_key = key("epoch", p->user);
       const std::string new_epoch = history_epoch::random().to_string(), limit = std::to_string(options.history_events),
                         age = std::to_string(options.history_age.count());
-      const std::string_view args[] = {"EVAL", publish_script, "4", seq_key, chan, stream, epoch_key, floor_text, route,
-                                       prefix, suffix, new_epoch, limit, p->thread, age};
+      const std::string_view args[] = {"EVAL", detail::publish_script, "4", seq_key, chan, stream, epoch_key, floor_text, route,
+                                       prefix, suffix, new_epoch, limit, p->thread, age, "PUBLISH"};
       if (!ctx || at == std::string_view::npos || !command(ctx, &on_published, p, args)) on_published(nullptr, nullptr, p);
     }
 
@@ -397,33 +352,12 @@ class broker {
       const std::string after = p->q.after ? std::to_string(*p->q.after) : std::string(),
                         new_epoch = history_epoch::random().to_string(), age = std::to_string(options.history_age.count()),
                         limit = std::to_string(options.history_events);
-      const std::string_view args[] = {"EVAL", read_script, "3", seq_key, stream, epoch_key, after, new_epoch, p->q.thread, age, limit};
+      const std::string_view args[] = {"EVAL", detail::read_script, "3", seq_key, stream, epoch_key, after, new_epoch, p->q.thread, age, limit};
       redisCallbackFn* done = [](redisAsyncContext*, void* r, void* privdata) {
         std::unique_ptr<pending_read> p(static_cast<pending_read*>(privdata));
-        p->q.receiver(parse_history(static_cast<const redisReply*>(r)));
+        p->q.receiver(detail::parse_history(static_cast<const redisReply*>(r)));
       };
       if (!commands || !commands_up || !command(commands->context(), done, p, args)) done(nullptr, nullptr, p);
-    }
-
-    static stored_history parse_history(const redisReply* reply) {
-      stored_history h;
-      if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) return h;
-      const redisReply* epoch = reply->element[0];
-      if (epoch->type != REDIS_REPLY_STRING) return h;
-      const auto parsed = history_epoch::parse(std::string_view(epoch->str, epoch->len));
-      if (!parsed || reply->element[1]->type != REDIS_REPLY_INTEGER) return h;
-      h.answered = true;
-      h.epoch = *parsed;
-      h.last_seq = static_cast<std::uint64_t>(reply->element[1]->integer);
-      if (reply->elements < 3 || reply->element[2]->type != REDIS_REPLY_INTEGER) return h;
-      h.complete = reply->element[2]->integer == 1;
-      for (std::size_t i = 3; i + 1 < reply->elements; i += 2) {
-        const redisReply* seq = reply->element[i];
-        const redisReply* envelope = reply->element[i + 1];
-        if (seq->type != REDIS_REPLY_INTEGER || envelope->type != REDIS_REPLY_STRING) return stored_history{};
-        h.events.emplace_back(static_cast<std::uint64_t>(seq->integer), message::copy_of(std::string_view(envelope->str, envelope->len)));
-      }
-      return h;
     }
 
     // Redis is gone (or we stop): the joins waiting for a confirmation are answered without it.

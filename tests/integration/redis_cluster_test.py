@@ -1,0 +1,393 @@
+#!/usr/bin/python3
+"""Two uniws-golden-path nodes on a real Redis Cluster (3 masters + 3 replicas, started here
+with redis-server --cluster-enabled and redis-cli --cluster create), driven by Debian's
+python3-websockets with tokens minted by PyJWT.
+
+Usage: redis_cluster_test.py PATH/TO/uniws-golden-path SECTION   (spread, cut, failover)
+Rules checked: proto-C3
+
+  spread    1,000 users, a connection of each on both nodes, runs started on either node:
+            every event exactly once and in one seq order on both connections of its user; the
+            users' keys are on all three masters, no publish failed.
+  cut       under load, every shard-channel subscription of one master is killed (CLIENT KILL
+            TYPE pubsub): both nodes subscribe again and read back what they missed, so still
+            every event exactly once and in order; events_recovered counts the read-back ones.
+  failover  under load, one master is SIGKILLed and its replica promoted: users on the other
+            shards see nothing of it (every event once, in order, nothing failed on their
+            shards); users of the failed shard never see an event twice or out of order, each
+            node keeps delivering its own runs (counted as publish failures, not lost
+            silently), and after the promotion their events reach both nodes again.
+"""
+import asyncio
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import jwt  # PyJWT
+import websockets
+
+SERVER = sys.argv[1]
+SECTION = sys.argv[2] if len(sys.argv) > 2 else "spread"
+SECRET = "a-redis-cluster-secret-0123456789"
+FIVE = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
+
+
+def check(condition, what):
+    if not condition:
+        print("FAIL:", what, flush=True)
+        sys.exit(1)
+    print("ok:", what, flush=True)
+
+
+def free_port():
+    """A port p with p + 10000 free too: the cluster bus listens there."""
+    while True:
+        port = random.randint(20000, 40000)
+        try:
+            with socket.socket() as s1, socket.socket() as s2:
+                s1.bind(("127.0.0.1", port))
+                s2.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+
+
+def cli(port, *args, check_rc=True):
+    r = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=30)
+    if check_rc and r.returncode != 0:
+        raise RuntimeError(f"redis-cli -p {port} {' '.join(args)}: {r.stderr}")
+    return r.stdout
+
+
+class RedisCluster:
+    """Six redis-server processes in cluster mode, three masters with a replica each."""
+
+    def __init__(self, work):
+        self.work = work
+        self.ports = []
+        while len(self.ports) < 6:
+            p = free_port()
+            if all(abs(p - q) > 1 for q in self.ports):
+                self.ports.append(p)
+        self.procs = {}
+        for p in self.ports:
+            d = os.path.join(work, str(p))
+            os.makedirs(d)
+            self.procs[p] = subprocess.Popen(
+                ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
+                 "--cluster-require-full-coverage", "no", "--save", "",
+                 "--appendonly", "no", "--dir", d, "--logfile", os.path.join(d, "log")])
+        for p in self.ports:
+            self.wait(lambda: cli(p, "PING", check_rc=False).strip() == "PONG", f"redis-server on {p} answers")
+        out = subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
+                              "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError("cluster create failed: " + out.stdout + out.stderr)
+        self.wait(self.healthy, "cluster ok, every replica in sync")
+
+    def role(self, port):
+        return cli(port, "ROLE").split("\n")[0].strip()
+
+    def masters(self):
+        return [p for p in self.ports if p in self.procs and self.role(p) == "master"]
+
+    def healthy(self):
+        alive = [p for p in self.ports if p in self.procs]
+        if any("cluster_state:ok" not in cli(p, "CLUSTER", "INFO", check_rc=False) for p in alive):
+            return False
+        replicas = [p for p in alive if self.role(p) == "slave"]
+        return len(self.masters()) == 3 and all(
+            "master_link_status:up" in cli(p, "INFO", "replication", check_rc=False) for p in replicas)
+
+    def replica_of(self, master):
+        for p in self.ports:
+            lines = cli(p, "ROLE").split("\n")
+            if lines[0].strip() == "slave" and int(lines[2].strip()) == master:
+                return p
+        return None
+
+    def kill(self, port):
+        self.procs[port].send_signal(signal.SIGKILL)
+        self.procs[port].wait()
+        del self.procs[port]
+
+    @staticmethod
+    def wait(condition, what, seconds=30):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            try:
+                if condition():
+                    return
+            except (RuntimeError, subprocess.TimeoutExpired):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("timed out: " + what)
+
+    def stop(self):
+        for proc in self.procs.values():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+
+class Node:
+    def __init__(self, cluster):
+        seeds = ",".join(f"127.0.0.1:{p}" for p in cluster.ports[:2])
+        self.proc = subprocess.Popen([SERVER, "--port", "0", "--agent-delay-ms", "2", "--jwt-secret", SECRET,
+                                      "--redis-cluster", seeds, "--max-runs-per-user", "64"],
+                                     stdout=subprocess.PIPE, text=True)
+        self.port = int(self.proc.stdout.readline().strip().rsplit(":", 1)[1])
+
+    def stats(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=20)
+
+
+def token(user):
+    now = int(time.time())
+    return jwt.encode({"sub": user, "iat": now, "exp": now + 600}, SECRET, algorithm="HS256")
+
+
+class Reader:
+    """One WebSocket of a user, joined to thread t, keeping every event it receives."""
+
+    def __init__(self, node, user):
+        self.node, self.user, self.events = node, user, []
+
+    async def open(self):
+        self.ws = await websockets.connect(f"ws://127.0.0.1:{self.node.port}/ws?token={token(self.user)}",
+                                           max_queue=None, open_timeout=30)
+        await self.ws.send(json.dumps({"type": "join", "thread_id": "t"}))
+        while True:
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
+            if frame["type"] == "joined":
+                break
+        self.task = asyncio.get_running_loop().create_task(self.read())
+
+    async def read(self):
+        try:
+            async for raw in self.ws:
+                frame = json.loads(raw)
+                if frame["type"] in FIVE:
+                    self.events.append((frame["seq"], frame["type"], frame["run_id"]))
+        except websockets.exceptions.ConnectionClosed:
+            pass
+
+    def completed(self):
+        return sum(1 for e in self.events if e[1] == "agent_completed")
+
+    async def close(self):
+        await self.ws.close()
+        await self.task
+
+
+def in_order_once(events):
+    seqs = [e[0] for e in events]
+    return all(b > a for a, b in zip(seqs, seqs[1:]))
+
+
+async def settle(readers, expected_completed, seconds=60):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if all(r.completed() >= expected_completed(r) for r in readers):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # nothing more may come
+
+
+async def open_all(readers, batch=100):
+    for i in range(0, len(readers), batch):
+        await asyncio.gather(*(r.open() for r in readers[i:i + batch]))
+
+
+def users_of(n, prefix="u"):
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+async def spread(cluster, a, b):
+    users = users_of(1000)
+    pairs = [(Reader(a, u), Reader(b, u)) for u in users]
+    await open_all([r for p in pairs for r in p])
+    for i, (ra, rb) in enumerate(pairs):  # half the runs start on A, half on B
+        await (ra if i % 2 == 0 else rb).ws.send(json.dumps({"type": "run_agent", "thread_id": "t", "message": "hi", "steps": 2}))
+    await settle([r for p in pairs for r in p], lambda r: 1)
+    exact = sum(1 for ra, rb in pairs if ra.events == rb.events and len(ra.events) == 6 and in_order_once(ra.events)
+                and [e[1] for e in ra.events] == ["agent_started", "agent_thinking", "agent_thinking", "tool_executing",
+                                                   "tool_completed", "agent_completed"])
+    check(exact == len(pairs), f"all 1,000 users: one run's 6 events once, in order, identical on both nodes ({exact})")
+    keys = {p: int(cli(p, "DBSIZE").strip()) for p in cluster.masters()}
+    check(len(keys) == 3 and all(k > 0 for k in keys.values()), f"the users' keys are on all three masters {keys}")
+    for node in (a, b):
+        s = node.stats()
+        shards = s["broker_shards"]
+        check(len(shards) == 3 and all(v["up"] == 1 and v["published"] > 0 for v in shards.values()),
+              f"node {node.port}: three shards up, each published ({ {k: v['published'] for k, v in shards.items()} })")
+        check(s["broker_publish_failed"] == 0 and s["publish_failures"] == 0 and s["restamped"] == 0,
+              f"node {node.port}: nothing failed or re-stamped")
+    for ra, rb in pairs:
+        await ra.close()
+        await rb.close()
+
+
+async def load(pairs, until, steps=6):
+    """Runs back to back for every user, alternating the node that starts them, until `until`."""
+    started = {}
+
+    async def runs(i, ra, rb):
+        n = 0
+        while time.time() < until:
+            starter = ra if n % 2 == 0 else rb
+            done = starter.completed()
+            await starter.ws.send(json.dumps({"type": "run_agent", "thread_id": "t", "message": "hi", "steps": steps}))
+            n += 1
+            deadline = time.time() + 10
+            while starter.completed() <= done and time.time() < deadline:
+                await asyncio.sleep(0.01)
+        started[i] = n
+
+    await asyncio.gather(*(runs(i, ra, rb) for i, (ra, rb) in enumerate(pairs)))
+    return started
+
+
+def shard_of(cluster, user):
+    """The port of the master that serves the user's channel (CLUSTER NODES' slot ranges)."""
+    slot = int(cli(cluster.masters()[0], "CLUSTER", "KEYSLOT", "uniws:u:{" + user + "}").strip())
+    for line in cli(cluster.masters()[0], "CLUSTER", "NODES").splitlines():
+        fields = line.split()
+        if "master" not in fields[2] or "fail" in fields[2]:
+            continue
+        for r in fields[8:]:
+            first, _, last = r.partition("-")
+            if first.isdigit() and int(first) <= slot <= int(last or first):
+                return int(fields[1].split("@")[0].rsplit(":", 1)[1])
+    return None
+
+
+async def cut(cluster, a, b):
+    users = users_of(150, "c")
+    pairs = [(Reader(a, u), Reader(b, u)) for u in users]
+    await open_all([r for p in pairs for r in p])
+    victim = cluster.masters()[0]
+    until = time.time() + 6
+
+    async def killer():
+        for _ in range(3):
+            await asyncio.sleep(1.5)
+            out = cli(victim, "CLIENT", "KILL", "TYPE", "pubsub")
+            print("killed pubsub clients on", victim, ":", out.strip(), flush=True)
+
+    started, _ = await asyncio.gather(load(pairs, until), killer())
+    await settle([r for p in pairs for r in p], lambda r: 0, 5)
+    total = sum(started.values())
+    exact = sum(1 for ra, rb in pairs if ra.events == rb.events and in_order_once(ra.events))
+    for ra, rb in pairs:
+        if ra.events != rb.events or not in_order_once(ra.events):
+            print("first mismatch,", ra.user, "A:", ra.events, "\nB:", rb.events, flush=True)
+            print(a.stats(), b.stats())
+            break
+    check(exact == len(pairs), f"every user: identical, in order, nothing twice on both nodes ({exact}/{len(pairs)})")
+    runs_seen = sum(ra.completed() for ra, _ in pairs)
+    check(runs_seen == total, f"every run completed on both nodes ({runs_seen} of {total})")
+    sa, sb = a.stats(), b.stats()
+    check(sa["broker_resubscribes"] > 0 and sb["broker_resubscribes"] > 0,
+          f"both nodes subscribed again ({sa['broker_resubscribes']}, {sb['broker_resubscribes']})")
+    recovered = sa["broker_events_recovered"] + sb["broker_events_recovered"]
+    print("events read back after the cuts:", recovered, flush=True)
+    check(sa["restamped"] == 0 and sb["restamped"] == 0 and sa["broker_gaps_unrecovered"] == 0,
+          "nothing re-stamped, no gap left")
+    for ra, rb in pairs:
+        await ra.close()
+        await rb.close()
+
+
+async def failover(cluster, a, b):
+    users = users_of(150, "f")
+    pairs = [(Reader(a, u), Reader(b, u)) for u in users]
+    await open_all([r for p in pairs for r in p])
+    victim = cluster.masters()[0]
+    successor = cluster.replica_of(victim)
+    owner = {u: shard_of(cluster, u) for u in users}
+    check(any(o == victim for o in owner.values()) and any(o != victim for o in owner.values()),
+          "users on the victim shard and on others")
+    until = time.time() + 9
+
+    async def killer():
+        await asyncio.sleep(2)
+        cluster.kill(victim)
+        print("SIGKILLed master", victim, flush=True)
+
+    started, _ = await asyncio.gather(load(pairs, until), killer())
+    await settle([r for p in pairs for r in p], lambda r: 0, 5)
+    cluster.wait(cluster.healthy, "a replica promoted, cluster ok")
+    others = [(ra, rb) for (ra, rb), u in zip(pairs, users) if owner[u] != victim]
+    hit = [(ra, rb) for (ra, rb), u in zip(pairs, users) if owner[u] == victim]
+    exact = sum(1 for ra, rb in others if ra.events == rb.events and in_order_once(ra.events)
+                and ra.completed() == started[users.index(ra.user)])
+    for ra, rb in others:
+        if not (ra.events == rb.events and in_order_once(ra.events) and ra.completed() == started[users.index(ra.user)]):
+            print("first mismatch,", ra.user, started[users.index(ra.user)], ra.completed(), rb.completed(), len(ra.events), len(rb.events),
+                  ra.events == rb.events, in_order_once(ra.events), in_order_once(rb.events), flush=True)
+            print([e for e in ra.events if e not in rb.events], [e for e in rb.events if e not in ra.events])
+            print(json.dumps(a.stats()), json.dumps(b.stats()))
+            break
+    check(exact == len(others), f"users on other shards: every run once, in order, on both nodes ({exact}/{len(others)})")
+    check(all(in_order_once(r.events) for p in hit for r in p), "users of the failed shard: nothing twice, never backwards")
+    # Each node delivered the runs it started (its own connection saw them complete).
+    own = sum(1 for ra, rb in hit for r in (ra, rb) if r.events and r.events[-1][1] == "agent_completed")
+    check(own == 2 * len(hit), f"users of the failed shard: the last run completed on both connections ({own})")
+    # After the promotion: one order again across nodes.
+    for ra, rb in hit:
+        await ra.ws.send(json.dumps({"type": "run_agent", "thread_id": "t", "message": "hi", "steps": 1}))
+    before = {id(r): r.completed() for p in hit for r in p}
+    await settle([r for p in hit for r in p], lambda r: before[id(r)] + 1, 30)
+    after = sum(1 for ra, rb in hit if ra.events[-5:] == rb.events[-5:] and ra.events[-1][1] == "agent_completed")
+    check(after == len(hit), f"after the promotion: a run reaches both nodes identically ({after}/{len(hit)})")
+    sa, sb = a.stats(), b.stats()
+    failed = {k: v["publish_failed"] for s in (sa, sb) for k, v in s["broker_shards"].items() if v["publish_failed"]}
+    check(all(k.endswith(f":{victim}") or k.endswith(f":{successor}") for k in failed),
+          f"publish failures only on the failed shard or its promoted replica {failed}")
+    check(sa["broker_connected"] == 1 and sb["broker_connected"] == 1, "both nodes connected to the new map")
+    check(sa["broker_slot_map_refreshes"] >= 2, f"slot map read again ({sa['broker_slot_map_refreshes']})")
+    lost_a = sa["publish_failures"] + sb["publish_failures"]
+    print("events delivered by their own node only while the shard failed over:", lost_a, flush=True)
+    for ra, rb in pairs:
+        await ra.close()
+        await rb.close()
+
+
+def main():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    work = tempfile.mkdtemp(prefix="uniws-redis-cluster-")
+    cluster = RedisCluster(work)
+    nodes = []
+    try:
+        nodes = [Node(cluster), Node(cluster)]
+        for n in nodes:
+            RedisCluster.wait(lambda: n.stats()["broker_connected"] == 1, "node connected to the cluster")
+        asyncio.run({"spread": spread, "cut": cut, "failover": failover}[SECTION](cluster, *nodes))
+        for n in nodes:
+            check(n.stop() == 0, "node stops cleanly")
+        nodes = []
+    finally:
+        for n in nodes:
+            n.proc.kill()
+        cluster.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+// The cluster broker's key -> slot routing (uniws/redis/detail/slot.hpp) against a real
+// redis-server in cluster mode: CLUSTER KEYSLOT, asked for every key, must agree.
+#include "integration/redis_process.hpp"
+
+#include <uniws/redis/detail/slot.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+using uniws::redis::detail::key_slot;
+using uniws::redis::detail::user_tag;
+
+namespace {
+
+// CLUSTER KEYSLOT for each key, through one redis-cli reading the commands from a file.
+std::vector<int> keyslots(const uniws_test::redis_process& redis, const std::vector<std::string>& keys) {
+  const std::string path = std::filesystem::temp_directory_path() / ("uniws-keyslot-" + std::to_string(getpid()));
+  {
+    std::ofstream out(path);
+    // --pipe-free: one command per line, each argument quoted so braces and spaces pass as they are.
+    for (const auto& k : keys) {
+      out << "CLUSTER KEYSLOT \"";
+      for (const char c : k) {
+        if (c == '"' || c == '\\') out << '\\';
+        out << c;
+      }
+      out << "\"\n";
+    }
+  }
+  FILE* p = popen(("redis-cli -p " + std::to_string(redis.port()) + " < " + path).c_str(), "r");
+  REQUIRE(p);
+  std::vector<int> slots;
+  char line[64];
+  while (std::fgets(line, sizeof line, p)) slots.push_back(std::atoi(line));
+  pclose(p);
+  std::filesystem::remove(path);
+  return slots;
+}
+
+}  // namespace
+
+TEST_CASE("key_slot agrees with CLUSTER KEYSLOT of a real redis-server, hash tags included") {
+  uniws_test::redis_process redis({"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"});
+  std::vector<std::string> keys = {"foo", "bar", "123456789", "{user1000}.following", "{user1000}.followers",
+                                   "foo{}{bar}", "foo{{bar}}zap", "foo{bar}{zap}", "{}", "{", "}", "", "a{b",
+                                   "uniws:seq:{alice}", "uniws:u:{alice}"};
+  std::mt19937 random(42);
+  const std::string alphabet = "ab{}:_-xyz0189";
+  for (int i = 0; i < 2000; ++i) {
+    std::string k;
+    for (int n = static_cast<int>(random() % 12); n > 0; --n) k += alphabet[random() % alphabet.size()];
+    keys.push_back(k);
+  }
+  const auto slots = keyslots(redis, keys);
+  REQUIRE(slots.size() == keys.size());
+  std::size_t agree = 0;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    INFO(keys[i]);
+    CHECK(key_slot(keys[i]) == slots[i]);
+    agree += key_slot(keys[i]) == slots[i];
+  }
+  CHECK(agree == keys.size());
+}
+
+TEST_CASE("a user's keys and channel share one slot, whatever braces the user id holds") {
+  for (const std::string user : {"alice", "a{b", "a}b", "{}", "}{", "{x}", "", "_alice", "x}y{z"}) {
+    INFO(user);
+    const auto tag = user_tag(user);
+    CHECK(key_slot("uniws:seq:" + tag) == key_slot("uniws:u:" + tag));
+    CHECK(key_slot("uniws:h:" + tag) == key_slot("uniws:epoch:" + tag));
+    CHECK(key_slot("uniws:seq:" + tag) == key_slot("uniws:h:" + tag));
+  }
+  // Distinct users keep distinct names even when their tags are alike.
+  CHECK(user_tag("ab") != user_tag("a{b"));
+  CHECK(user_tag("_ab") != user_tag("a{b"));
+  CHECK(user_tag("{}") != user_tag(""));
+}
