@@ -21,11 +21,9 @@ Rules checked: proto-C3
 import asyncio
 import json
 import os
-import random
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +32,9 @@ import urllib.request
 
 import jwt  # PyJWT
 import websockets
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from redis_cluster import RedisCluster, cli  # noqa: E402
 
 SERVER = sys.argv[1]
 SECTION = sys.argv[2] if len(sys.argv) > 2 else "spread"
@@ -46,97 +47,6 @@ def check(condition, what):
         print("FAIL:", what, flush=True)
         sys.exit(1)
     print("ok:", what, flush=True)
-
-
-def free_port():
-    """A port p with p + 10000 free too: the cluster bus listens there."""
-    while True:
-        port = random.randint(20000, 40000)
-        try:
-            with socket.socket() as s1, socket.socket() as s2:
-                s1.bind(("127.0.0.1", port))
-                s2.bind(("127.0.0.1", port + 10000))
-            return port
-        except OSError:
-            continue
-
-
-def cli(port, *args, check_rc=True):
-    r = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=30)
-    if check_rc and r.returncode != 0:
-        raise RuntimeError(f"redis-cli -p {port} {' '.join(args)}: {r.stderr}")
-    return r.stdout
-
-
-class RedisCluster:
-    """Six redis-server processes in cluster mode, three masters with a replica each."""
-
-    def __init__(self, work):
-        self.work = work
-        self.ports = []
-        while len(self.ports) < 6:
-            p = free_port()
-            if all(abs(p - q) > 1 for q in self.ports):
-                self.ports.append(p)
-        self.procs = {}
-        for p in self.ports:
-            d = os.path.join(work, str(p))
-            os.makedirs(d)
-            self.procs[p] = subprocess.Popen(
-                ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
-                 "--cluster-require-full-coverage", "no", "--save", "",
-                 "--appendonly", "no", "--dir", d, "--logfile", os.path.join(d, "log")])
-        for p in self.ports:
-            self.wait(lambda: cli(p, "PING", check_rc=False).strip() == "PONG", f"redis-server on {p} answers")
-        out = subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
-                              "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, text=True, timeout=60)
-        if out.returncode != 0:
-            raise RuntimeError("cluster create failed: " + out.stdout + out.stderr)
-        self.wait(self.healthy, "cluster ok, every replica in sync")
-
-    def role(self, port):
-        return cli(port, "ROLE").split("\n")[0].strip()
-
-    def masters(self):
-        return [p for p in self.ports if p in self.procs and self.role(p) == "master"]
-
-    def healthy(self):
-        alive = [p for p in self.ports if p in self.procs]
-        if any("cluster_state:ok" not in cli(p, "CLUSTER", "INFO", check_rc=False) for p in alive):
-            return False
-        replicas = [p for p in alive if self.role(p) == "slave"]
-        return len(self.masters()) == 3 and all(
-            "master_link_status:up" in cli(p, "INFO", "replication", check_rc=False) for p in replicas)
-
-    def replica_of(self, master):
-        for p in self.ports:
-            lines = cli(p, "ROLE").split("\n")
-            if lines[0].strip() == "slave" and int(lines[2].strip()) == master:
-                return p
-        return None
-
-    def kill(self, port):
-        self.procs[port].send_signal(signal.SIGKILL)
-        self.procs[port].wait()
-        del self.procs[port]
-
-    @staticmethod
-    def wait(condition, what, seconds=30):
-        deadline = time.time() + seconds
-        while time.time() < deadline:
-            try:
-                if condition():
-                    return
-            except (RuntimeError, subprocess.TimeoutExpired):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("timed out: " + what)
-
-    def stop(self):
-        for proc in self.procs.values():
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
 
 
 class Node:

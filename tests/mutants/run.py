@@ -41,7 +41,8 @@ def patched_files(patch):
 shutil.rmtree(work, ignore_errors=True)
 shutil.copytree(source, src, ignore=shutil.ignore_patterns("build", ".git", "__pycache__"))
 r = run(["cmake", "-S", src, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_CXX_COMPILER={cxx}",
-         "-DUNIWS_BUILD_BENCHMARKS=OFF", "-DUNIWS_WERROR=ON"])
+         "-DUNIWS_BUILD_BENCHMARKS=OFF", "-DUNIWS_WERROR=ON",
+         "-DUNIWS_HEAVY_TESTS=ON"])  # the tests of some mutants (a Redis Cluster) are heavy ones
 if r.returncode:
     sys.exit("configure failed:\n" + r.stdout + r.stderr)
 
