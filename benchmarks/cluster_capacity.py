@@ -13,7 +13,10 @@ measured window it reads, from /proc and from the servers' own counters:
 A benchmark, not a test: it asserts nothing. One machine runs everything (client, nodes, six
 Redis processes), so the figures are per event and per delivery, not capacity.
 
-Usage: cluster_capacity.py BUILD_DIR [--users K] [--connections C] [--seconds S] [--json FILE]
+With --single, the same against one redis-server and --redis (no replica): what the cluster
+costs per event beside it.
+
+Usage: cluster_capacity.py BUILD_DIR [--single] [--users K] [--connections C] [--seconds S] [--json FILE]
 """
 import argparse
 import json
@@ -27,7 +30,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-from redis_cluster import RedisCluster, cli  # noqa: E402
+from redis_cluster import RedisCluster, cli, free_port  # noqa: E402
 
 
 def cpu_seconds(pid):
@@ -54,11 +57,35 @@ def stream_events(port):
     return total
 
 
+class SingleRedis:
+    """One redis-server, no cluster, no replica: the --redis broker's store."""
+
+    def __init__(self, work):
+        self.port = free_port()
+        os.makedirs(work)
+        self.procs = {self.port: subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                                   "--save", "", "--appendonly", "no", "--dir", work,
+                                                   "--logfile", os.path.join(work, "log")])}
+        self.ports = [self.port]
+        RedisCluster.wait(lambda: cli(self.port, "PING", check_rc=False).strip() == "PONG", "redis-server answers")
+
+    def masters(self):
+        return self.ports
+
+    def stop(self):
+        for p in self.procs.values():
+            p.kill()
+            p.wait()
+
+
 class Node:
-    def __init__(self, server, cluster, users_file):
-        seeds = ",".join(f"127.0.0.1:{p}" for p in cluster.ports[:2])
+    def __init__(self, server, store, users_file):
+        if isinstance(store, SingleRedis):
+            broker = ["--redis", f"127.0.0.1:{store.port}"]
+        else:
+            broker = ["--redis-cluster", ",".join(f"127.0.0.1:{p}" for p in store.ports[:2])]
         self.proc = subprocess.Popen([server, "--port", "0", "--agent-delay-ms", "0", "--users", users_file,
-                                      "--jwt-secret", "capacity-benchmark-secret-0123", "--redis-cluster", seeds],
+                                      "--jwt-secret", "capacity-benchmark-secret-0123", *broker],
                                      stdout=subprocess.PIPE, text=True)
         self.port = int(self.proc.stdout.readline().strip().rsplit(":", 1)[1])
 
@@ -77,6 +104,7 @@ def main():
     ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--single", action="store_true", help="one redis-server and --redis instead of a cluster")
     ap.add_argument("--json")
     a = ap.parse_args()
     server = os.path.join(a.build_dir, "examples", "uniws-golden-path")
@@ -85,7 +113,7 @@ def main():
     users_file = os.path.join(work, "users")
     with open(users_file, "w") as f:
         f.writelines(f"u{i}:pw-{i}\n" for i in range(a.users))
-    cluster = RedisCluster(os.path.join(work, "redis"))
+    cluster = SingleRedis(os.path.join(work, "redis")) if a.single else RedisCluster(os.path.join(work, "redis"))
     nodes = []
     try:
         nodes = [Node(server, cluster, users_file), Node(server, cluster, users_file)]
@@ -118,6 +146,7 @@ def main():
         held = sum(stream_events(m) for m in masters)
         memory = sum(used_memory(m) for m in masters) - memory0
         figures = {
+            "store": "one redis-server" if a.single else "Redis Cluster, 3 masters + 3 replicas",
             "users": a.users, "connections_per_user": a.connections, "seconds": round(wall, 2),
             "events_per_s": round(events / wall), "deliveries_per_s": round(deliveries / wall),
             "load_deliveries_per_s": res.get("deliveries_per_s"),
