@@ -26,11 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-from redis_cluster import RedisCluster, cli, free_port  # noqa: E402
+from redis_cluster import RedisCluster, ServerNode, cli, free_port  # noqa: E402
 
 
 def cpu_seconds(pid):
@@ -78,24 +77,13 @@ class SingleRedis:
             p.wait()
 
 
-class Node:
-    def __init__(self, server, store, users_file):
-        if isinstance(store, SingleRedis):
-            broker = ["--redis", f"127.0.0.1:{store.port}"]
-        else:
-            broker = ["--redis-cluster", ",".join(f"127.0.0.1:{p}" for p in store.ports[:2])]
-        self.proc = subprocess.Popen([server, "--port", "0", "--agent-delay-ms", "0", "--users", users_file,
-                                      "--jwt-secret", "capacity-benchmark-secret-0123", *broker],
-                                     stdout=subprocess.PIPE, text=True)
-        self.port = int(self.proc.stdout.readline().strip().rsplit(":", 1)[1])
-
-    def stats(self):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
-            return json.loads(r.read())
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
+def Node(server, store, users_file):
+    if isinstance(store, SingleRedis):
+        broker = ["--redis", f"127.0.0.1:{store.port}"]
+    else:
+        broker = ["--redis-cluster", ",".join(f"127.0.0.1:{p}" for p in store.ports[:2])]
+    return ServerNode(server, "--agent-delay-ms", "0", "--users", users_file,
+                      "--jwt-secret", "capacity-benchmark-secret-0123", *broker)
 
 
 def main():

@@ -1,7 +1,9 @@
-// The cluster broker's key -> slot routing (uniws/redis/detail/slot.hpp) against a real
-// redis-server in cluster mode: CLUSTER KEYSLOT, asked for every key, must agree.
+// The Redis brokers' small parts: the cluster's key -> slot routing (detail/slot.hpp) against a real
+// redis-server in cluster mode (CLUSTER KEYSLOT, asked for every key, must agree), and the
+// parser of what the brokers publish on a channel.
 #include "integration/redis_process.hpp"
 
+#include <uniws/redis/detail/posted_broker.hpp>
 #include <uniws/redis/detail/slot.hpp>
 
 #include <catch2/catch.hpp>
@@ -79,4 +81,21 @@ TEST_CASE("a user's keys and channel share one slot, whatever braces the user id
   CHECK(user_tag("ab") != user_tag("a{b"));
   CHECK(user_tag("_ab") != user_tag("a{b"));
   CHECK(user_tag("{}") != user_tag(""));
+}
+
+TEST_CASE("a channel message is taken apart, and a cut or malformed one is refused") {
+  using uniws::redis::detail::parse_channel_message;
+  const auto m = parse_channel_message("42 2 t1{\"type\":\"x\"}");
+  REQUIRE(m);
+  CHECK(m->seq == 42);
+  CHECK(m->thread == "t1");
+  CHECK(m->envelope == "{\"type\":\"x\"}");
+  const auto empty_thread = parse_channel_message("7 0 {}");
+  REQUIRE(empty_thread);
+  CHECK(empty_thread->thread.empty());
+  CHECK(empty_thread->envelope == "{}");
+  for (const char* bad : {"", "42", "42 ", "42 2", "42 9 t1{}", "x 2 t1{}", "42 y t1{}"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_channel_message(bad));
+  }
 }

@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import time
+import json
+import urllib.request
 
 
 def free_port():
@@ -104,3 +106,19 @@ class RedisCluster:
             proc.wait()
 
 
+
+
+class ServerNode:
+    """A uniws-golden-path process on a port of its own choosing, its /stats, SIGTERM to stop."""
+
+    def __init__(self, server, *flags):
+        self.proc = subprocess.Popen([server, "--port", "0", *flags], stdout=subprocess.PIPE, text=True)
+        self.port = int(self.proc.stdout.readline().strip().rsplit(":", 1)[1])
+
+    def stats(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=20)

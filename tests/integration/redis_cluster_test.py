@@ -23,18 +23,15 @@ import json
 import os
 import resource
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import jwt  # PyJWT
 import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from redis_cluster import RedisCluster, cli  # noqa: E402
+from redis_cluster import RedisCluster, ServerNode, cli  # noqa: E402
 
 SERVER = sys.argv[1]
 SECTION = sys.argv[2] if len(sys.argv) > 2 else "spread"
@@ -49,21 +46,10 @@ def check(condition, what):
     print("ok:", what, flush=True)
 
 
-class Node:
-    def __init__(self, cluster):
-        seeds = ",".join(f"127.0.0.1:{p}" for p in cluster.ports[:2])
-        self.proc = subprocess.Popen([SERVER, "--port", "0", "--agent-delay-ms", "2", "--jwt-secret", SECRET,
-                                      "--redis-cluster", seeds, "--max-runs-per-user", "64"],
-                                     stdout=subprocess.PIPE, text=True)
-        self.port = int(self.proc.stdout.readline().strip().rsplit(":", 1)[1])
-
-    def stats(self):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as r:
-            return json.loads(r.read())
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=20)
+def Node(cluster):
+    seeds = ",".join(f"127.0.0.1:{p}" for p in cluster.ports[:2])
+    return ServerNode(SERVER, "--agent-delay-ms", "2", "--jwt-secret", SECRET, "--redis-cluster", seeds,
+                      "--max-runs-per-user", "64")
 
 
 def token(user):

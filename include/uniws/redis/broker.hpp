@@ -22,6 +22,7 @@
 #include <uniws/broker.hpp>
 #include <uniws/events.hpp>
 #include <uniws/message.hpp>
+#include <uniws/redis/detail/posted_broker.hpp>
 #include <uniws/redis/detail/scripts.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -164,7 +165,7 @@ class hiredis_link : public std::enable_shared_from_this<hiredis_link> {
 
 }  // namespace detail
 
-class broker {
+class broker : public detail::posted_broker<broker> {
  public:
   /// `ex` should be a strand (or a one-thread io_context): all Redis I/O runs there.
   broker(boost::asio::any_io_executor ex, broker_options options)
@@ -180,12 +181,6 @@ class broker {
 
   [[nodiscard]] bool enabled() const noexcept { return !impl_->options.host.empty(); }
 
-  /// Disconnects and stops reconnecting (on the executor). Call it while the executor still
-  /// runs, e.g. when the server starts to drain; the destructor only asks for it.
-  void stop() {
-    boost::asio::post(impl_->ex, [i = impl_] { i->shut_down(); });
-  }
-
   bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) {
     if (!impl_->connected.load(std::memory_order_acquire)) {
       impl_->stats.add<&broker_stats::publish_failed>();
@@ -198,28 +193,9 @@ class broker {
     return true;
   }
 
-  void subscribe(std::string_view user) {
-    boost::asio::post(impl_->ex, [i = impl_, user = std::string(user)] { i->add_subscription(user); });
-  }
-  void unsubscribe(std::string_view user) {
-    boost::asio::post(impl_->ex, [i = impl_, user = std::string(user)] { i->drop_subscription(user); });
-  }
-  void set_receiver(broker_receiver r) { impl_->receiver = std::move(r); }
-
-  void read_history(std::string_view user, std::string_view thread, std::optional<std::uint64_t> after,
-                    history_receiver r) {
-    boost::asio::post(impl_->ex, [i = impl_, q = impl::history_read{std::string(user), std::string(thread), after, std::move(r)}]() mutable {
-      i->read(std::move(q));
-    });
-  }
-
-  [[nodiscard]] broker_stats stats() const {
-    broker_stats s = impl_->stats.snapshot();
-    s.connected = impl_->connected.load(std::memory_order_acquire) ? 1 : 0;
-    return s;
-  }
-
  private:
+  friend class detail::posted_broker<broker>;
+
   struct impl : std::enable_shared_from_this<impl> {
     impl(boost::asio::any_io_executor e, broker_options o) : ex(std::move(e)), options(std::move(o)), retry(ex) {}
 
@@ -233,11 +209,7 @@ class broker {
     std::map<std::string, int, std::less<>> subscriptions;  // user -> subscribe count
     std::set<std::string, std::less<>> confirmed;           // users whose SUBSCRIBE Redis confirmed
 
-    struct history_read {
-      std::string user, thread;
-      std::optional<std::uint64_t> after;
-      history_receiver receiver;
-    };
+    using history_read = detail::history_read;
     std::multimap<std::string, history_read, std::less<>> waiting;  // reads until their SUBSCRIBE is confirmed
     std::atomic<bool> connected{false};
     atomic_stats<broker_stats> stats;  // `connected` is read from the flag above
@@ -428,21 +400,12 @@ class broker {
       const std::string_view chan(reply->element[1]->str, reply->element[1]->len);
       if (kind == "subscribe") return self->on_confirmed(chan.substr(std::min(chan.size(), self->options.prefix.size() + 3)));
       if (kind != "message") return;
-      std::string_view payload(reply->element[2]->str, reply->element[2]->len);
       const std::string_view user = chan.substr(std::min(chan.size(), self->options.prefix.size() + 3));
-      std::uint64_t seq = 0;
-      std::size_t thread_length = 0;
-      auto r1 = std::from_chars(payload.data(), payload.data() + payload.size(), seq);
-      if (r1.ec != std::errc() || r1.ptr == payload.data() + payload.size()) return;
-      payload.remove_prefix(static_cast<std::size_t>(r1.ptr - payload.data()) + 1);
-      auto r2 = std::from_chars(payload.data(), payload.data() + payload.size(), thread_length);
-      if (r2.ec != std::errc()) return;
-      payload.remove_prefix(static_cast<std::size_t>(r2.ptr - payload.data()) + 1);
-      if (payload.size() < thread_length) return;
-      const std::string_view thread = payload.substr(0, thread_length);
+      const auto m = detail::parse_channel_message(std::string_view(reply->element[2]->str, reply->element[2]->len));
+      if (!m) return;
       self->stats.add<&broker_stats::received>();
       // Stamped on arrival: delivery latency is measured on this node's clock, from here.
-      if (self->receiver) self->receiver(user, thread, seq, message::copy_of(payload.substr(thread_length), message::clock::now()));
+      if (self->receiver) self->receiver(user, m->thread, m->seq, message::copy_of(m->envelope, message::clock::now()));
     }
   };
 

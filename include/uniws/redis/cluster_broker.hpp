@@ -26,6 +26,7 @@
 #include <uniws/broker.hpp>
 #include <uniws/events.hpp>
 #include <uniws/message.hpp>
+#include <uniws/redis/detail/posted_broker.hpp>
 #include <uniws/redis/detail/resp_link.hpp>
 #include <uniws/redis/detail/scripts.hpp>
 #include <uniws/redis/detail/slot.hpp>
@@ -74,7 +75,7 @@ struct shard_stats {
   UNIWS_STATS(shard_stats, UNIWS_SHARD_STATS)
 };
 
-class cluster_broker {
+class cluster_broker : public detail::posted_broker<cluster_broker> {
  public:
   /// `ex` should be a strand (or a one-thread io_context): all Redis I/O runs there.
   cluster_broker(boost::asio::any_io_executor ex, cluster_options options)
@@ -89,10 +90,6 @@ class cluster_broker {
   }
 
   [[nodiscard]] bool enabled() const noexcept { return !impl_->options.seeds.empty(); }
-
-  void stop() {
-    boost::asio::post(impl_->ex, [i = impl_] { i->shut_down(); });
-  }
 
   bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) {
     const std::uint16_t slot = detail::key_slot(detail::user_tag(user));
@@ -109,27 +106,6 @@ class cluster_broker {
     return true;
   }
 
-  void subscribe(std::string_view user) {
-    boost::asio::post(impl_->ex, [i = impl_, user = std::string(user)] { i->add_subscription(user); });
-  }
-  void unsubscribe(std::string_view user) {
-    boost::asio::post(impl_->ex, [i = impl_, user = std::string(user)] { i->drop_subscription(user); });
-  }
-  void set_receiver(broker_receiver r) { impl_->receiver = std::move(r); }
-
-  void read_history(std::string_view user, std::string_view thread, std::optional<std::uint64_t> after,
-                    history_receiver r) {
-    boost::asio::post(impl_->ex, [i = impl_, q = impl::history_read{std::string(user), std::string(thread), after, std::move(r)}]() mutable {
-      i->read(std::move(q));
-    });
-  }
-
-  [[nodiscard]] broker_stats stats() const {
-    broker_stats s = impl_->stats.snapshot();
-    s.connected = impl_->connected.load(std::memory_order_acquire) ? 1 : 0;
-    return s;
-  }
-
   /// Each master of the last slot map read (host:port), in address order.
   [[nodiscard]] std::vector<std::pair<std::string, shard_stats>> shards() const {
     std::lock_guard lock(impl_->shards_mutex);
@@ -139,6 +115,8 @@ class cluster_broker {
   }
 
  private:
+  friend class detail::posted_broker<cluster_broker>;
+
   struct impl : std::enable_shared_from_this<impl> {
     impl(boost::asio::any_io_executor e, cluster_options o)
         : ex(std::move(e)), options(std::move(o)), retry(ex), slot_up(new std::atomic<bool>[detail::slot_count]), owner(detail::slot_count) {
@@ -155,11 +133,7 @@ class cluster_broker {
       [[nodiscard]] bool up() const noexcept { return commands_up && subscriber_up; }
     };
 
-    struct history_read {
-      std::string user, thread;
-      std::optional<std::uint64_t> after;
-      history_receiver receiver;
-    };
+    using history_read = detail::history_read;
 
     // What this node knows of one user it is subscribed to.
     struct feed {
@@ -492,28 +466,21 @@ class cluster_broker {
       }
     }
 
-    // "<seq> <thread length> <thread><envelope>"
     void on_message(const std::string& user, feed& f, std::string_view payload) {
-      std::uint64_t seq = 0;
-      std::size_t thread_length = 0;
-      auto r1 = std::from_chars(payload.data(), payload.data() + payload.size(), seq);
-      if (r1.ec != std::errc() || r1.ptr == payload.data() + payload.size()) return;
-      payload.remove_prefix(static_cast<std::size_t>(r1.ptr - payload.data()) + 1);
-      auto r2 = std::from_chars(payload.data(), payload.data() + payload.size(), thread_length);
-      if (r2.ec != std::errc()) return;
-      payload.remove_prefix(static_cast<std::size_t>(r2.ptr - payload.data()) + 1);
-      if (payload.size() < thread_length) return;
+      const auto parsed = detail::parse_channel_message(payload);
+      if (!parsed) return;
+      const std::uint64_t seq = parsed->seq;
       // Stamped on arrival: delivery latency is measured on this node's clock, from here.
-      message m = message::copy_of(payload.substr(thread_length), message::clock::now());
+      message m = message::copy_of(parsed->envelope, message::clock::now());
       if (f.catching_up) {
-        f.held.emplace_back(std::string(payload.substr(0, thread_length)), seq, std::move(m));
+        f.held.emplace_back(std::string(parsed->thread), seq, std::move(m));
         return;
       }
       if (f.read_through != 0) {
         if (seq <= f.read_through) return;  // delivered from the read already
         f.read_through = 0;
       }
-      deliver(user, f, payload.substr(0, thread_length), seq, m);
+      deliver(user, f, parsed->thread, seq, m);
     }
 
     void deliver(const std::string& user, feed& f, std::string_view thread, std::uint64_t seq, const message& m) {
