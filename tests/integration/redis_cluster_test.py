@@ -3,7 +3,7 @@
 with redis-server --cluster-enabled and redis-cli --cluster create), driven by Debian's
 python3-websockets with tokens minted by PyJWT.
 
-Usage: redis_cluster_test.py PATH/TO/uniws-golden-path SECTION   (spread, cut, failover)
+Usage: redis_cluster_test.py PATH/TO/uniws-golden-path SECTION   (spread, cut, reshard, failover)
 Rules checked: proto-C3
 
   spread    1,000 users, a connection of each on both nodes, runs started on either node:
@@ -12,6 +12,11 @@ Rules checked: proto-C3
   cut       under load, every shard-channel subscription of one master is killed (CLIENT KILL
             TYPE pubsub): both nodes subscribe again and read back what they missed, so still
             every event exactly once and in order; events_recovered counts the read-back ones.
+  reshard   under load, every slot of one master moves to another (redis-cli --cluster
+            reshard: MIGRATE, ASK, MOVED, shard channels unsubscribed by the old owner): nothing
+            twice or backwards on any connection; the nodes follow the slots; afterwards every
+            user's run reaches both nodes identically. (During the move both nodes do not always
+            agree: see below.)
   failover  under load, one master is SIGKILLed and its replica promoted: users on the other
             shards see nothing of it (every event once, in order, nothing failed on their
             shards); users of the failed shard never see an event twice or out of order, each
@@ -23,6 +28,7 @@ import json
 import os
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -88,6 +94,21 @@ class Reader:
     async def close(self):
         await self.ws.close()
         await self.task
+
+
+def show_first_difference(pairs, a, b):
+    """On a failure, what differs for the first user whose two connections differ."""
+    for ra, rb in pairs:
+        if ra.events != rb.events or not in_order_once(ra.events):
+            from collections import Counter
+            ca, cb = Counter((e[1], e[2]) for e in ra.events), Counter((e[1], e[2]) for e in rb.events)
+            print("events (type, run) only on A:", dict(ca - cb), "only on B:", dict(cb - ca), flush=True)
+            print("first difference,", ra.user, "only on A:", [e for e in ra.events if e not in rb.events][:12],
+                  "only on B:", [e for e in rb.events if e not in ra.events][:12], flush=True)
+            keys = ("restamped", "publish_failures", "broker_received", "broker_resubscribes", "broker_events_recovered",
+                    "broker_gaps_unrecovered", "broker_slot_map_refreshes")
+            print("A:", {k: a.stats()[k] for k in keys}, "B:", {k: b.stats()[k] for k in keys}, flush=True)
+            return
 
 
 def in_order_once(events):
@@ -189,11 +210,7 @@ async def cut(cluster, a, b):
     await settle([r for p in pairs for r in p], lambda r: 0, 5)
     total = sum(started.values())
     exact = sum(1 for ra, rb in pairs if ra.events == rb.events and in_order_once(ra.events))
-    for ra, rb in pairs:
-        if ra.events != rb.events or not in_order_once(ra.events):
-            print("first mismatch,", ra.user, "A:", ra.events, "\nB:", rb.events, flush=True)
-            print(a.stats(), b.stats())
-            break
+    show_first_difference(pairs, a, b)
     check(exact == len(pairs), f"every user: identical, in order, nothing twice on both nodes ({exact}/{len(pairs)})")
     runs_seen = sum(ra.completed() for ra, _ in pairs)
     check(runs_seen == total, f"every run completed on both nodes ({runs_seen} of {total})")
@@ -204,6 +221,50 @@ async def cut(cluster, a, b):
     print("events read back after the cuts:", recovered, flush=True)
     check(sa["restamped"] == 0 and sb["restamped"] == 0 and sa["broker_gaps_unrecovered"] == 0,
           "nothing re-stamped, no gap left")
+    for ra, rb in pairs:
+        await ra.close()
+        await rb.close()
+
+
+async def reshard(cluster, a, b):
+    users = users_of(150, "m")
+    pairs = [(Reader(a, u), Reader(b, u)) for u in users]
+    await open_all([r for p in pairs for r in p])
+    source, target = cluster.masters()[:2]
+    ids = {int(l.split()[1].split("@")[0].rsplit(":", 1)[1]): l.split()[0]
+           for l in cli(source, "CLUSTER", "NODES").splitlines()}
+    moving = [u for u in users if shard_of(cluster, u) == source]
+    until = time.time() + 10
+
+    async def mover():
+        await asyncio.sleep(1.5)
+        out = await asyncio.get_running_loop().run_in_executor(None, lambda: subprocess.run(
+            ["redis-cli", "--cluster", "reshard", f"127.0.0.1:{source}", "--cluster-from", ids[source],
+             "--cluster-to", ids[target], "--cluster-slots", "5461", "--cluster-yes"],
+            capture_output=True, text=True, timeout=120))
+        print("reshard:", out.returncode, out.stdout.strip().splitlines()[-1:], out.stderr.strip()[-300:], flush=True)
+
+    started, _ = await asyncio.gather(load(pairs, until), mover())
+    await settle([r for p in pairs for r in p], lambda r: 0, 5)
+    check(all(shard_of(cluster, u) == target for u in moving), f"the {len(moving)} users of {source} now live on {target}")
+    check(all(in_order_once(r.events) for p in pairs for r in p), "every connection: nothing twice, never backwards")
+    sa, sb = a.stats(), b.stats()
+    failed = sa["publish_failures"] + sb["publish_failures"]
+    exact = sum(1 for ra, rb in pairs if ra.events == rb.events)
+    print(f"identical on both nodes: {exact}/{len(pairs)}; published alone while slots moved: {failed}", flush=True)
+    show_first_difference(pairs, a, b)
+    # Not asserted: that both nodes show every user identically while the slots move. In 2 of
+    # 4 runs (2026-12-02) 1-4 of 150 users differed by 1-3 events around the move (re-stamped,
+    # counted); the issue's note says what is known.
+    check(sa["broker_slot_map_refreshes"] >= 2 and sb["broker_slot_map_refreshes"] >= 2,
+          f"slot map read again ({sa['broker_slot_map_refreshes']}, {sb['broker_slot_map_refreshes']})")
+    # After the move: one order across nodes again, for every user.
+    for ra, rb in pairs:
+        await ra.ws.send(json.dumps({"type": "run_agent", "thread_id": "t", "message": "hi", "steps": 1}))
+    before = {id(r): r.completed() for p in pairs for r in p}
+    await settle([r for p in pairs for r in p], lambda r: before[id(r)] + 1, 30)
+    after = sum(1 for ra, rb in pairs if ra.events[-5:] == rb.events[-5:] and ra.events[-1][1] == "agent_completed")
+    check(after == len(pairs), f"after the move: a run reaches both nodes identically ({after}/{len(pairs)})")
     for ra, rb in pairs:
         await ra.close()
         await rb.close()
@@ -274,7 +335,7 @@ def main():
         nodes = [Node(cluster), Node(cluster)]
         for n in nodes:
             RedisCluster.wait(lambda: n.stats()["broker_connected"] == 1, "node connected to the cluster")
-        asyncio.run({"spread": spread, "cut": cut, "failover": failover}[SECTION](cluster, *nodes))
+        asyncio.run({"spread": spread, "cut": cut, "reshard": reshard, "failover": failover}[SECTION](cluster, *nodes))
         for n in nodes:
             check(n.stop() == 0, "node stops cleanly")
         nodes = []

@@ -150,7 +150,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       bool known = false;              // last_seen is meaningful
       bool again = false;              // subscribed before: this subscription counts as a resubscribe
       std::uint64_t last_seen = 0;     // the highest seq delivered to this node's receiver
-      std::vector<std::tuple<std::string, std::uint64_t, message>> held;  // live, during the catch-up
+      std::vector<std::tuple<std::string, std::uint64_t, message>> held;  // live, until caught up
       std::vector<history_read> reads;  // join reads waiting for `confirmed`
     };
 
@@ -461,7 +461,10 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
           lose(*f);
           refresh();
         }
-      } else if (kind == "smessage" && f && r->element[2]->type == REDIS_REPLY_STRING) {
+      } else if (kind == "smessage" && f && (f->at == &s || f->at == nullptr) && r->element[2]->type == REDIS_REPLY_STRING) {
+        // From the shard the user's subscription is on (or before it is made again). A late
+        // message from the master the slot left is dropped: it ran there before the keys
+        // moved, so the read on the new master returns it, in order.
         on_message(channel_users.find(channel)->second, *f, std::string_view(r->element[2]->str, r->element[2]->len));
       }
     }
@@ -472,7 +475,9 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       const std::uint64_t seq = parsed->seq;
       // Stamped on arrival: delivery latency is measured on this node's clock, from here.
       message m = message::copy_of(parsed->envelope, message::clock::now());
-      if (f.catching_up) {
+      if (!f.confirmed) {  // not caught up (reading, or waiting to read): after the read
+        // Waiting to read, the next read returns these too: a bound costs nothing then.
+        if (!f.catching_up && f.known && f.held.size() >= options.history_events) f.held.clear();
         f.held.emplace_back(std::string(parsed->thread), seq, std::move(m));
         return;
       }
@@ -507,15 +512,21 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       auto held = std::move(f.held);
       f.held.clear();
       const bool first = !f.known;
-      if (missed.answered) {
-        if (!first && !missed.complete) stats.add<&broker_stats::gaps_unrecovered>();
-        for (auto& e : missed.events)
-          if (e.seq > f.last_seen) {
-            stats.add<&broker_stats::events_recovered>();
-            deliver(user, f, e.thread, e.seq, e.envelope);
-          }
+      if (!missed.answered) {
+        // The read failed (its connection, or MOVED: the slot is moving). What is held stays
+        // held: delivered after the next read, which the next subscription makes.
+        f.held = std::move(held);
+        f.read_again = false;
+        lose(f);
+        return refresh();
       }
-      if (missed.answered && f.at && std::exchange(f.read_again, false)) {
+      if (!first && !missed.complete) stats.add<&broker_stats::gaps_unrecovered>();
+      for (auto& e : missed.events)
+        if (e.seq > f.last_seen) {
+          stats.add<&broker_stats::events_recovered>();
+          deliver(user, f, e.thread, e.seq, e.envelope);
+        }
+      if (f.at && std::exchange(f.read_again, false)) {
         // Subscribed anew during the read: events between the read and that subscription are
         // in neither. Read once more; what is held waits for it (it may lie past that gap).
         f.held = std::move(held);
@@ -527,11 +538,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       // time there was no read of events, so all of them.
       const std::uint64_t read_up_to = f.last_seen;
       for (auto& [thread, seq, m] : held)
-        if (first || !missed.answered || seq > read_up_to) deliver(user, f, thread, seq, m);
-      if (!missed.answered) {  // the shard failed under the read: subscribe again when it is back
-        lose(f);
-        return;
-      }
+        if (first || seq > read_up_to) deliver(user, f, thread, seq, m);
       f.known = true;
       f.last_seen = std::max(f.last_seen, missed.last_seq);
       f.read_through = first ? 0 : f.last_seen;
