@@ -130,14 +130,35 @@ async def open_all(readers, batch=100):
         await asyncio.gather(*(r.open() for r in readers[i:i + batch]))
 
 
+async def open_pairs(a, b, users):
+    """A connection of each user on each node, joined to t."""
+    pairs = [(Reader(a, u), Reader(b, u)) for u in users]
+    await open_all([r for p in pairs for r in p])
+    return pairs
+
+
+async def close_pairs(pairs):
+    for ra, rb in pairs:
+        await ra.close()
+        await rb.close()
+
+
+async def one_more_run(pairs):
+    """Each user runs once more (one step): how many users' runs reach both nodes identically."""
+    for ra, _ in pairs:
+        await ra.ws.send(json.dumps({"type": "run_agent", "thread_id": "t", "message": "hi", "steps": 1}))
+    before = {id(r): r.completed() for p in pairs for r in p}
+    await settle([r for p in pairs for r in p], lambda r: before[id(r)] + 1, 30)
+    return sum(1 for ra, rb in pairs if ra.events[-5:] == rb.events[-5:] and ra.events[-1][1] == "agent_completed")
+
+
 def users_of(n, prefix="u"):
     return [f"{prefix}{i}" for i in range(n)]
 
 
 async def spread(cluster, a, b):
     users = users_of(1000)
-    pairs = [(Reader(a, u), Reader(b, u)) for u in users]
-    await open_all([r for p in pairs for r in p])
+    pairs = await open_pairs(a, b, users)
     for i, (ra, rb) in enumerate(pairs):  # half the runs start on A, half on B
         await (ra if i % 2 == 0 else rb).ws.send(json.dumps({"type": "run_agent", "thread_id": "t", "message": "hi", "steps": 2}))
     await settle([r for p in pairs for r in p], lambda r: 1)
@@ -154,16 +175,15 @@ async def spread(cluster, a, b):
               f"node {node.port}: three shards up, each published ({ {k: v['published'] for k, v in shards.items()} })")
         check(s["broker_publish_failed"] == 0 and s["publish_failures"] == 0 and s["restamped"] == 0,
               f"node {node.port}: nothing failed or re-stamped")
-    for ra, rb in pairs:
-        await ra.close()
-        await rb.close()
+    await close_pairs(pairs)
 
 
 async def load(pairs, until, steps=6):
-    """Runs back to back for every user, alternating the node that starts them, until `until`."""
+    """Runs back to back for every user, alternating the node that starts them, until `until`:
+    how many each user started."""
     started = {}
 
-    async def runs(i, ra, rb):
+    async def runs(ra, rb):
         n = 0
         while time.time() < until:
             starter = ra if n % 2 == 0 else rb
@@ -173,9 +193,9 @@ async def load(pairs, until, steps=6):
             deadline = time.time() + 10
             while starter.completed() <= done and time.time() < deadline:
                 await asyncio.sleep(0.01)
-        started[i] = n
+        started[ra.user] = n
 
-    await asyncio.gather(*(runs(i, ra, rb) for i, (ra, rb) in enumerate(pairs)))
+    await asyncio.gather(*(runs(ra, rb) for ra, rb in pairs))
     return started
 
 
@@ -201,8 +221,7 @@ def owners(cluster, users):
 
 async def cut(cluster, a, b):
     users = users_of(150, "c")
-    pairs = [(Reader(a, u), Reader(b, u)) for u in users]
-    await open_all([r for p in pairs for r in p])
+    pairs = await open_pairs(a, b, users)
     victim = cluster.masters()[0]
     until = time.time() + 6
 
@@ -213,7 +232,7 @@ async def cut(cluster, a, b):
             print("killed pubsub clients on", victim, ":", out.strip(), flush=True)
 
     started, _ = await asyncio.gather(load(pairs, until), killer())
-    await settle([r for p in pairs for r in p], lambda r: 0, 5)
+    await settle([r for p in pairs for r in p], lambda r: started[r.user], 10)
     total = sum(started.values())
     exact = sum(1 for ra, rb in pairs if ra.events == rb.events and in_order_once(ra.events))
     show_first_difference(pairs, a, b)
@@ -227,15 +246,12 @@ async def cut(cluster, a, b):
     print("events read back after the cuts:", recovered, flush=True)
     check(sa["restamped"] == 0 and sb["restamped"] == 0 and sa["broker_gaps_unrecovered"] == 0,
           "nothing re-stamped, no gap left")
-    for ra, rb in pairs:
-        await ra.close()
-        await rb.close()
+    await close_pairs(pairs)
 
 
 async def reshard(cluster, a, b):
     users = users_of(150, "m")
-    pairs = [(Reader(a, u), Reader(b, u)) for u in users]
-    await open_all([r for p in pairs for r in p])
+    pairs = await open_pairs(a, b, users)
     source, target = cluster.masters()[:2]
     ids = {int(l.split()[1].split("@")[0].rsplit(":", 1)[1]): l.split()[0]
            for l in cli(source, "CLUSTER", "NODES").splitlines()}
@@ -251,7 +267,7 @@ async def reshard(cluster, a, b):
         print("reshard:", out.returncode, out.stdout.strip().splitlines()[-1:], out.stderr.strip()[-300:], flush=True)
 
     started, _ = await asyncio.gather(load(pairs, until), mover())
-    await settle([r for p in pairs for r in p], lambda r: 0, 5)
+    await settle([r for p in pairs for r in p], lambda r: started[r.user], 10)
     now = owners(cluster, moving)
     check(all(now[u] == target for u in moving), f"the {len(moving)} users of {source} now live on {target}")
     check(all(in_order_once(r.events) for p in pairs for r in p), "every connection: nothing twice, never backwards")
@@ -266,21 +282,14 @@ async def reshard(cluster, a, b):
     check(sa["broker_slot_map_refreshes"] >= 2 and sb["broker_slot_map_refreshes"] >= 2,
           f"slot map read again ({sa['broker_slot_map_refreshes']}, {sb['broker_slot_map_refreshes']})")
     # After the move: one order across nodes again, for every user.
-    for ra, rb in pairs:
-        await ra.ws.send(json.dumps({"type": "run_agent", "thread_id": "t", "message": "hi", "steps": 1}))
-    before = {id(r): r.completed() for p in pairs for r in p}
-    await settle([r for p in pairs for r in p], lambda r: before[id(r)] + 1, 30)
-    after = sum(1 for ra, rb in pairs if ra.events[-5:] == rb.events[-5:] and ra.events[-1][1] == "agent_completed")
+    after = await one_more_run(pairs)
     check(after == len(pairs), f"after the move: a run reaches both nodes identically ({after}/{len(pairs)})")
-    for ra, rb in pairs:
-        await ra.close()
-        await rb.close()
+    await close_pairs(pairs)
 
 
 async def failover(cluster, a, b):
     users = users_of(150, "f")
-    pairs = [(Reader(a, u), Reader(b, u)) for u in users]
-    await open_all([r for p in pairs for r in p])
+    pairs = await open_pairs(a, b, users)
     victim = cluster.masters()[0]
     successor = cluster.replica_of(victim)
     owner = owners(cluster, users)
@@ -294,30 +303,20 @@ async def failover(cluster, a, b):
         print("SIGKILLed master", victim, flush=True)
 
     started, _ = await asyncio.gather(load(pairs, until), killer())
-    await settle([r for p in pairs for r in p], lambda r: 0, 5)
+    await settle([r for p in pairs for r in p], lambda r: started[r.user], 10)
     cluster.wait(cluster.healthy, "a replica promoted, cluster ok")
     others = [(ra, rb) for (ra, rb), u in zip(pairs, users) if owner[u] != victim]
     hit = [(ra, rb) for (ra, rb), u in zip(pairs, users) if owner[u] == victim]
     exact = sum(1 for ra, rb in others if ra.events == rb.events and in_order_once(ra.events)
-                and ra.completed() == started[users.index(ra.user)])
-    for ra, rb in others:
-        if not (ra.events == rb.events and in_order_once(ra.events) and ra.completed() == started[users.index(ra.user)]):
-            print("first mismatch,", ra.user, started[users.index(ra.user)], ra.completed(), rb.completed(), len(ra.events), len(rb.events),
-                  ra.events == rb.events, in_order_once(ra.events), in_order_once(rb.events), flush=True)
-            print([e for e in ra.events if e not in rb.events], [e for e in rb.events if e not in ra.events])
-            print(json.dumps(a.stats()), json.dumps(b.stats()))
-            break
+                and ra.completed() == started[ra.user])
+    show_first_difference(others, a, b)
     check(exact == len(others), f"users on other shards: every run once, in order, on both nodes ({exact}/{len(others)})")
     check(all(in_order_once(r.events) for p in hit for r in p), "users of the failed shard: nothing twice, never backwards")
     # Each node delivered the runs it started (its own connection saw them complete).
     own = sum(1 for ra, rb in hit for r in (ra, rb) if r.events and r.events[-1][1] == "agent_completed")
     check(own == 2 * len(hit), f"users of the failed shard: the last run completed on both connections ({own})")
     # After the promotion: one order again across nodes.
-    for ra, rb in hit:
-        await ra.ws.send(json.dumps({"type": "run_agent", "thread_id": "t", "message": "hi", "steps": 1}))
-    before = {id(r): r.completed() for p in hit for r in p}
-    await settle([r for p in hit for r in p], lambda r: before[id(r)] + 1, 30)
-    after = sum(1 for ra, rb in hit if ra.events[-5:] == rb.events[-5:] and ra.events[-1][1] == "agent_completed")
+    after = await one_more_run(hit)
     check(after == len(hit), f"after the promotion: a run reaches both nodes identically ({after}/{len(hit)})")
     sa, sb = a.stats(), b.stats()
     failed = {k: v["publish_failed"] for s in (sa, sb) for k, v in s["broker_shards"].items() if v["publish_failed"]}
@@ -333,9 +332,7 @@ async def failover(cluster, a, b):
         ca, cb = Counter((e[1], e[2]) for e in ra.events), Counter((e[1], e[2]) for e in rb.events)
         missing += sum((ca - cb).values()) + sum((cb - ca).values())
     check(0 < missing <= counted, f"events on one node only ({missing}) are all counted as delivered alone ({counted})")
-    for ra, rb in pairs:
-        await ra.close()
-        await rb.close()
+    await close_pairs(pairs)
 
 
 def main():
