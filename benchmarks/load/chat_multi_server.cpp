@@ -11,36 +11,20 @@
 //   - a per-session std::vector queue with no bound, written one message at a time.
 // Login, tokens, frame parsing and the demo agent's script are the example server's own
 // (auth.hpp, protocol.hpp), so the two servers differ only in how events reach connections.
-#include "../../examples/golden_path/auth.hpp"
 #include "../../examples/golden_path/protocol.hpp"
-
-#include <boost/asio.hpp>
-#include <boost/beast.hpp>
-#include <boost/json.hpp>
-
-#include <sys/resource.h>
+#include "peer_front.hpp"
 
 #include <atomic>
-#include <charconv>
-#include <csignal>
-#include <iostream>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <variant>
 #include <vector>
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace websocket = beast::websocket;
-namespace json = boost::json;
-using tcp = net::ip::tcp;
-using namespace std::chrono_literals;
+using namespace peer;
 
 namespace {
 
@@ -154,8 +138,7 @@ void shared_state::send(const std::string& user, const std::string& thread, cons
 }
 
 struct server {
-  golden_path::user_directory users;
-  golden_path::token_authority tokens{golden_path::jwt::key::random_hs256(), {}, std::chrono::hours(1)};
+  front login;
   shared_state state;
   std::chrono::milliseconds agent_delay{50};
   std::atomic<std::uint64_t> next_run{1};
@@ -214,109 +197,26 @@ net::awaitable<void> websocket_session(server& s, std::shared_ptr<session> c, ht
   s.state.leave(c.get());
 }
 
-http::response<http::string_body> answer(const http::request<http::string_body>& req, http::status status,
-                                         std::string body) {
-  http::response<http::string_body> res{status, req.version()};
-  res.set(http::field::content_type, "application/json");
-  res.keep_alive(false);
-  res.body() = std::move(body);
-  res.prepare_payload();
-  return res;
-}
-
-net::awaitable<void> http_session(server& s, tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
-  beast::flat_buffer buffer;
-  http::request<http::string_body> req;
-  stream.expires_after(10s);
-  auto [ec, n] = co_await http::async_read(stream, buffer, req, net::as_tuple(net::use_awaitable));
-  if (ec) co_return;
-  const std::string_view target = req.target();
-  if (target.substr(0, 3) == "/ws" && websocket::is_upgrade(req)) {
-    std::optional<std::string> user;
-    if (const auto it = req.find(http::field::authorization); it != req.end() && it->value().substr(0, 7) == "Bearer ")
-      if (auto v = s.tokens.verify(it->value().substr(7)); std::holds_alternative<golden_path::jwt::verified>(v))
-        user = std::get<golden_path::jwt::verified>(std::move(v)).subject;
-    if (user) {
-      stream.expires_never();
-      auto c = std::make_shared<session>(stream.release_socket(), *user, s.state);
-      co_await websocket_session(s, std::move(c), std::move(req));
-      co_return;
-    }
-  }
-  http::response<http::string_body> res;
-  if (target == "/login") {
-    const auto login = golden_path::parse_login(req.body());
-    res = login && s.users.check(login->user, login->password)
-              ? answer(req, http::status::ok,
-                       json::serialize(json::object{{"token", s.tokens.issue(login->user)}, {"user", login->user}}))
-              : answer(req, http::status::unauthorized, R"({"error":{"code":"invalid_credentials"}})");
-  } else if (target == "/stats") {
-    res = answer(req, http::status::ok, json::serialize(json::object{{"connections", s.state.sessions()},
-                                                                      {"messages_sent", s.state.messages_sent.load()}}));
-  } else {
-    res = answer(req, http::status::unauthorized, R"({"error":{"code":"unauthorized"}})");
-  }
-  co_await http::async_write(stream, res, net::as_tuple(net::use_awaitable));
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-}
-
-net::awaitable<void> listen(server& s, tcp::acceptor& acceptor, net::io_context& io) {
-  for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(io),
-                                                      net::as_tuple(net::use_awaitable));
-    if (ec) {
-      if (!acceptor.is_open()) co_return;
-      continue;
-    }
-    socket.set_option(tcp::no_delay(true), ec);  // as the uniws server does: a fair comparison
-    auto executor = socket.get_executor();
-    net::co_spawn(executor, http_session(s, std::move(socket)), net::detached);
-  }
-}
-
-unsigned long number(std::string_view text) {
-  unsigned long v = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size()) throw std::invalid_argument("bad number: " + std::string(text));
-  return v;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::string address = "127.0.0.1", users_file;
-  unsigned short port = 0;
-  unsigned threads = 1;
+  const options o = parse_options(argc, argv);
   auto s = std::make_unique<server>();
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view flag = argv[i], value = argv[i + 1];
-    if (flag == "--port") port = static_cast<unsigned short>(number(value));
-    else if (flag == "--address") address = value;
-    else if (flag == "--threads") threads = static_cast<unsigned>(number(value));
-    else if (flag == "--users") users_file = value;
-    else if (flag == "--agent-delay-ms") s->agent_delay = std::chrono::milliseconds(number(value));
-    else if (flag == "--index-by-user") { if (number(value)) s->state.index_by_user(); }
-    else throw std::invalid_argument("unknown option " + std::string(flag));
-  }
-  s->users = users_file.empty() ? golden_path::user_directory::demo() : golden_path::user_directory::from_file(users_file);
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
-    limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
-  }
-
-  net::io_context io(static_cast<int>(threads));
-  tcp::acceptor acceptor(io, tcp::endpoint(net::ip::make_address(address), port));
-  net::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](beast::error_code, int) { io.stop(); });
-  net::co_spawn(io, listen(*s, acceptor, io), net::detached);
-  std::cout << "listening on http://" << address << ":" << acceptor.local_endpoint().port() << std::endl;
-  std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&io] { io.run(); });
-  io.run();
-  for (auto& t : pool) t.join();
-  return 0;
+  s->agent_delay = o.agent_delay;
+  if (o.index_by_user) s->state.index_by_user();
+  s->login.users = o.users_file.empty() ? golden_path::user_directory::demo() : golden_path::user_directory::from_file(o.users_file);
+  return serve(o, [&s](tcp::socket socket) {
+    return http_session(
+        s->login, std::move(socket),
+        [&s](tcp::socket upgraded, std::string user, http::request<http::string_body> req) {
+          return websocket_session(*s, std::make_shared<session>(std::move(upgraded), std::move(user), s->state),
+                                   std::move(req));
+        },
+        [&s] {
+          return json::serialize(json::object{{"connections", s->state.sessions()},
+                                              {"messages_sent", s->state.messages_sent.load()}});
+        });
+  });
 } catch (const std::exception& e) {
   std::cerr << "uniws-load-baseline: " << e.what() << "\n";
   return 2;
