@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <string>
 #include <thread>
@@ -68,6 +69,7 @@ class loopback {
   }
 
   connection& server() { return *server_; }
+  std::shared_ptr<connection> server_ptr() { return server_; }
   websocket::stream<beast::tcp_stream>& client() { return client_; }
 
   /// Reads one message; empty on close or error (the close code is then in reason()).
@@ -224,5 +226,55 @@ TEST_CASE("delivery metrics: each stamped message's latency is recorded once it 
   CHECK(latency.count == 100);
   CHECK(latency.cumulative.front() == 0);  // the first bucket is 50 us: each waited 2 ms or more
   CHECK(latency.sum >= 100 * 0.002);
-  CHECK(metrics.queue_bytes.read().count == 110);  // one observation per write, replies included
+  CHECK(metrics.queue_bytes.read().count == link.server().writes());  // one observation per write
+}
+
+TEST_CASE("what is queued goes out in batches: up to 16 messages per write, in order") {
+  loopback link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{1} << 20}});
+  for (int n = 0; n < 160; ++n) REQUIRE(link.server().try_send(uniws::message::copy_of(payload(0, n))) == uniws::send_result::queued);
+  for (int n = 0; n < 160; ++n) REQUIRE(link.read() == payload(0, n));
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (link.server().messages_written() < 160 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  CHECK(link.server().messages_written() == 160);
+  // The write loop may start on the first message before the rest are queued: a few more than 10.
+  CHECK(link.server().writes() <= 20);
+}
+
+TEST_CASE("Beast's pongs take turns with the connection's writes: a peer that pings while a batch is half written gets every frame whole") {
+  loopback link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{64} << 20}});
+  // The server reads, so Beast answers pings, each with a pong written through the same socket.
+  auto server = link.server_ptr();
+  auto buffer = std::make_shared<beast::flat_buffer>();
+  auto read_loop = std::make_shared<std::function<void()>>();
+  *read_loop = [server, buffer, weak_loop = std::weak_ptr<std::function<void()>>(read_loop)] {
+    server->stream().async_read(*buffer, [buffer, weak_loop](beast::error_code ec, std::size_t) {
+      buffer->clear();
+      if (auto loop = weak_loop.lock(); loop && !ec) (*loop)();
+    });
+  };
+  net::post(server->stream().get_executor(), [read_loop] { (*read_loop)(); });
+
+  // Messages far bigger than the socket buffers: writes stay half done while the pings arrive.
+  constexpr int messages = 64;
+  constexpr std::size_t size = 100 * 1024;
+  for (int n = 0; n < messages; ++n)
+    REQUIRE(link.server().try_send(uniws::message::copy_of(std::string(size, static_cast<char>('a' + n % 26)))) ==
+            uniws::send_result::queued);
+  std::this_thread::sleep_for(50ms);
+  int pongs = 0;
+  link.client().control_callback([&](websocket::frame_type kind, beast::string_view) {
+    if (kind == websocket::frame_type::pong) ++pongs;
+  });
+  constexpr int pings = 20;
+  for (int n = 0; n < messages; ++n) {
+    if (n < pings) link.client().ping({});
+    const auto got = link.read();
+    REQUIRE(got);
+    REQUIRE(got->size() == size);
+    REQUIRE(*got == std::string(size, static_cast<char>('a' + n % 26)));
+  }
+  // Pongs queued behind the last batch arrive after it: one more message flushes them out.
+  REQUIRE(link.server().try_send(uniws::message::copy_of("last")) == uniws::send_result::queued);
+  REQUIRE(link.read() == "last");
+  CHECK(pongs == pings);
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """End-to-end comparison: uniws-golden-path against the servers a user would write instead
 (uniws-load-baseline: Beast chat-multi's design; node_server.js: Node.js with `ws`, indexed by
-user; fastapi_server.py: FastAPI + uvicorn, the seeds' own stack), driven by uniws-load over loopback in the same run, interleaved. Prints figures and the
-ratios; --json FILE writes them all. Benchmarks, not tests: it asserts nothing about speed
-(ctest runs it with --quick only to prove it works).
+user; fastapi_server.py: FastAPI + uvicorn, the seeds' own stack) and against the floor
+(uniws-load-floor: the least work that delivers the same workload), driven by uniws-load over
+loopback in the same run, interleaved. Prints figures and the ratios; --json FILE writes them
+all. Benchmarks, not tests: it asserts nothing about speed (ctest runs it with --quick only to
+prove it works).
 
 Beside deliveries/s, each throughput run reports a figure the client cannot skew: the server's
 CPU time (user + system, /proc/PID/stat) over the measured window divided by the deliveries in
@@ -198,16 +200,18 @@ def main():
         "uniws": os.path.join(a.bin_dir, "examples", "uniws-golden-path"),
         "baseline": os.path.join(a.bin_dir, "benchmarks", "uniws-load-baseline"),
         "baseline-indexed": os.path.join(a.bin_dir, "benchmarks", "uniws-load-baseline"),
+        "floor": os.path.join(a.bin_dir, "benchmarks", "uniws-load-floor"),
         "node": os.path.join(HERE, "node_server.js"),
         "fastapi": os.path.join(HERE, "fastapi_server.py"),
     }
-    peers = ["baseline-indexed", "baseline"]  # chat-multi's design with a per-user index, and as it is (a scan)
+    # The floor, then chat-multi's design with a per-user index, and as it is (a scan).
+    peers = ["floor", "baseline-indexed", "baseline"]
     for peer, why_not in (("node", node_missing()), ("fastapi", fastapi_missing())):
         if why_not:
             print(f"skipped    {peer}: {why_not}", flush=True)
         else:
             peers.append(peer)
-    single_process = {"node", "fastapi"}  # one thread each: run at --threads 1 only
+    single_process = {"floor", "node", "fastapi"}  # one thread each: run at --threads 1 only
     load = os.path.join(a.bin_dir, "benchmarks", "uniws-load")
     results = {"throughput": [], "latency": {}, "idle": {}, "stalled": {}, "cluster": {}}
 
@@ -258,6 +262,26 @@ def main():
             results["load_curve"][name] = curve
             print(f"curve      {name:16} " + "  ".join(f"{k} ({v['runs_per_s']:.0f} runs/s): p50 {v['p50_ms']:.1f} p99 {v['p99_ms']:.1f} "
                                                       f"p99.9 {v['p999_ms']:.1f} ms" for k, v in curve.items()), flush=True)
+
+        # 1c. The latency target's comparison: uniws offered the same load as the best real peer
+        #     at 90 % of that peer's maximum (uniws is then below 90 % of its own).
+        real_peers = [p for p in peers if p != "floor" and p in results["load_curve"]]
+        if real_peers and not quick:
+            def best_of(name):
+                return max(r["deliveries_per_s"] for r in results["throughput"] if r["server"] == name and r["threads"] == 1)
+            best = max(real_peers, key=best_of)
+            rate = 0.9 * best_of(best) / 120
+            with Server(binaries["uniws"], users_file, ["--agent-delay-ms", "0"]) as s:
+                res = run_load(load, s.port, ["--mode", "broadcast", "--rate", f"{rate:.1f}", "--users", "100",
+                                              "--connections", "10", "--steps", "8", "--seconds", seconds,
+                                              "--warmup", warmup])
+            peer_p99 = results["load_curve"][best]["90%"]["p99_ms"]
+            results["latency_at_best_peer_90"] = {"peer": best, "runs_per_s": rate, "uniws_p99_ms": res["p99_ms"],
+                                                  "uniws_p50_ms": res["p50_ms"], "peer_p99_ms": peer_p99,
+                                                  "ratio": res["p99_ms"] / peer_p99 if peer_p99 else 0}
+            print(f"curve      uniws at 90 % of {best}'s maximum ({rate:.0f} runs/s): p50 {res['p50_ms']:.1f} p99 "
+                  f"{res['p99_ms']:.1f} ms; {best} p99 {peer_p99:.1f} ms: ratio {res['p99_ms'] / peer_p99 if peer_p99 else 0:.2f}x",
+                  flush=True)
 
         # 2. Golden-path latency at 1k users: a run per user per second, agent delays 4 x 10 ms.
         floor = host_timer_floor(int(seconds))
@@ -372,6 +396,15 @@ def main():
             ratios[f"cpu_per_delivery_{peer}_over_uniws_threads_{threads}"] = pc / mean_cpu("uniws", threads) if mean_cpu("uniws", threads) else 0
             print(f"ratio uniws/{peer}, {threads} server thread(s): deliveries/s {u / pu:.2f}x, server CPU per delivery "
                   f"{peer}/uniws {ratios[f'cpu_per_delivery_{peer}_over_uniws_threads_{threads}']:.2f}x")
+        if threads == 1 and mean_cpu("floor", 1):
+            real_peers = [p for p in peers if p != "floor" and mean_cpu(p, 1)]
+            ratios["cpu_per_delivery_uniws_over_floor"] = mean_cpu("uniws", 1) / mean_cpu("floor", 1)
+            print(f"ratio uniws/floor server CPU per delivery: {ratios['cpu_per_delivery_uniws_over_floor']:.2f}x")
+            if real_peers:
+                best = min(real_peers, key=lambda p: mean_cpu(p, 1))
+                ratios["cpu_per_delivery_uniws_over_best_peer"] = mean_cpu("uniws", 1) / mean_cpu(best, 1)
+                print(f"ratio uniws/best peer ({best}) server CPU per delivery: "
+                      f"{ratios['cpu_per_delivery_uniws_over_best_peer']:.2f}x")
         n = mean("uniws-no-history", threads)
         ratios[f"history_on_off_threads_{threads}"] = u / n if n else 0
         print(f"ratio uniws with/without history deliveries/s, {threads} server thread(s): "

@@ -2,8 +2,13 @@
 //
 // try_send may be called from any thread (the manager fans out from wherever the agent
 // runs). It only queues, under the connection's bound and slow-consumer policy; all I/O
-// happens on the stream's executor, which should be a strand: one async_write at a time,
-// queued messages flushed before a graceful close, the close frame sent after the last one.
+// happens on the stream's executor, which should be a strand: one write at a time, queued
+// messages flushed before a graceful close, the close frame sent after the last one.
+//
+// Server side. Beast reads, answers pings and closes; the connection frames its text messages
+// itself and writes everything queued (up to 16 messages) with one gathered write: one system
+// call per batch where Beast's async_write takes one per message, which is most of what a
+// delivery costs (benchmarks/RESULTS.md, "End to end").
 //
 // NextLayer is beast::tcp_stream by default. A server holding many idle connections does
 // better with a bare socket whose executor type is named, e.g.
@@ -22,6 +27,7 @@
 #include <uniws/histogram.hpp>
 #include <uniws/message.hpp>
 #include <uniws/send_queue.hpp>
+#include <uniws/beast/detail/turn_taking_stream.hpp>
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -40,12 +46,14 @@
 #include <sys/socket.h>
 #endif
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <utility>
 
 namespace uniws::beast {
@@ -62,13 +70,17 @@ struct connection_options {
 template <class NextLayer = boost::beast::tcp_stream>
 class basic_websocket_connection : public std::enable_shared_from_this<basic_websocket_connection<NextLayer>> {
  public:
-  using stream_type = boost::beast::websocket::stream<NextLayer>;
+  /// Beast's stream over NextLayer, through a layer that lets the connection's own writes and
+  /// Beast's take turns (detail/turn_taking_stream.hpp).
+  using stream_type = boost::beast::websocket::stream<detail::turn_taking_stream<NextLayer>>;
 
   /// Connections live in shared_ptrs: pending writes keep theirs alive.
   /// One allocation for the connection and its count: an idle connection is mostly memory.
   static std::shared_ptr<basic_websocket_connection> create(connection_id id, NextLayer next,
                                                             connection_options options = {}) {
-    return std::make_shared<basic_websocket_connection>(private_tag{}, id, std::move(next), std::move(options));
+    auto c = std::make_shared<basic_websocket_connection>(private_tag{}, id, std::move(next), std::move(options));
+    c->ws_.next_layer().set_owner(c);
+    return c;
   }
 
   basic_websocket_connection(const basic_websocket_connection&) = delete;
@@ -132,6 +144,8 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     return discarded_;
   }
   [[nodiscard]] std::uint64_t messages_written() const noexcept { return written_.load(std::memory_order_relaxed); }
+  /// Writes completed: each carries up to 16 messages with one gathered write.
+  [[nodiscard]] std::uint64_t writes() const noexcept { return writes_.load(std::memory_order_relaxed); }
 
   /// Checks, on the stream's executor, whether the peer has taken any of what was sent to it
   /// (the kernel's acknowledged bytes, not only what the socket buffered) since the last check
@@ -191,13 +205,16 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     if (writing_) return;
     writing_ = true;
     lock.unlock();
-    boost::asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->write_next(); });
+    boost::asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->write_next(false); });
   }
 
-  void write_next() {
+  // Writes what is queued: up to write_batch::capacity messages, framed here, with one gathered
+  // write. `after_write`: called as the previous write completed.
+  void write_next(bool after_write) {
     std::unique_lock lock(mutex_);
     if (queue_.empty()) {
       queue_.shrink_to_fit();  // an idle connection keeps no ring
+      batch_.reset();          // nor a batch
       set_corked(false);
       if (state_ == state::closing) {
         state_ = state::close_sent;  // writing_ stays set: nothing else starts
@@ -214,33 +231,64 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
       return;
     }
     if (metrics_) metrics_->queue_bytes.observe(static_cast<std::uint64_t>(queue_.bytes()));
-    current_ = queue_.front();
-    queue_.pop();
-    const bool more = !queue_.empty();
+    if (!batch_) batch_ = std::make_unique<write_batch>();
+    while (!queue_.empty() && batch_->size < write_batch::capacity) {
+      batch_->add(queue_.front());
+      queue_.pop();
+    }
     lock.unlock();
-    set_corked(more);
+    // Messages that queued up while the last write was out are a backlog: corked, the kernel
+    // packs it and what follows into full segments; uncorking when the queue empties pushes
+    // the rest at once, so a lone message is never held back.
+    if (after_write) set_corked(true);
     mark_write_started();
-    ws_.text(true);
-    ws_.async_write(boost::asio::buffer(current_.data(), current_.size()),
-                    [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t) { self->on_write(ec); });
+    ws_.next_layer().async_write_frames(batch_->buffers(),
+                                      [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t) {
+                                        self->on_write(ec);
+                                      });
   }
 
-  // While a backlog is being written, TCP_CORK lets the kernel put several messages into one
-  // segment instead of sending each on its own (TCP_NODELAY would); uncorking when the queue
-  // empties pushes the rest at once, so a lone message is never delayed.
+  // A batch of messages as the frames a server sends (RFC 6455 5.2: FIN, text, unmasked; the
+  // length in 7, 7+16 or 7+64 bits), their payloads not copied.
+  struct write_batch {
+    static constexpr std::size_t capacity = 16;
+    void add(message m) {
+      unsigned char* h = headers[size].data();
+      const std::size_t n = m.size();
+      std::size_t length = 2;
+      h[0] = 0x81;
+      if (n < 126) {
+        h[1] = static_cast<unsigned char>(n);
+      } else if (n < 65536) {
+        h[1] = 126;
+        h[2] = static_cast<unsigned char>(n >> 8);
+        h[3] = static_cast<unsigned char>(n);
+        length = 4;
+      } else {
+        h[1] = 127;
+        for (int i = 0; i < 8; ++i) h[2 + i] = static_cast<unsigned char>(static_cast<std::uint64_t>(n) >> (56 - 8 * i));
+        length = 10;
+      }
+      list[2 * size] = boost::asio::const_buffer(h, length);
+      list[2 * size + 1] = boost::asio::const_buffer(m.data(), n);
+      messages[size++] = std::move(m);
+    }
+    [[nodiscard]] std::span<const boost::asio::const_buffer> buffers() const noexcept { return {list.data(), 2 * size}; }
+    std::array<message, capacity> messages{};
+    std::array<std::array<unsigned char, 10>, capacity> headers{};
+    std::array<boost::asio::const_buffer, 2 * capacity> list{};
+    std::size_t size = 0;
+  };
+
+  // While a backlog is being written, TCP_CORK lets the kernel put several writes into one
+  // segment instead of sending each on its own (TCP_NODELAY would).
   void set_corked(bool on) {
 #if defined(__linux__) && defined(TCP_CORK)
-    auto& lowest = boost::beast::get_lowest_layer(ws_);
-    // The lowest layer is a socket, or a beast::basic_stream that holds one.
-    auto& socket = [&]() -> auto& {
-      if constexpr (requires { lowest.socket().native_handle(); }) return lowest.socket();
-      else return lowest;
-    }();
-    if constexpr (requires { socket.native_handle(); }) {
+    if constexpr (requires { lowest_socket().native_handle(); }) {
       if (on == corked_) return;
       corked_ = on;
       const int value = on ? 1 : 0;
-      ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_CORK, &value, sizeof value);
+      ::setsockopt(lowest_socket().native_handle(), IPPROTO_TCP, TCP_CORK, &value, sizeof value);
     }
 #else
     (void)on;
@@ -288,32 +336,39 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
 
   void on_write(boost::beast::error_code ec) {
     write_started_.store(0, std::memory_order_relaxed);
-    if (!ec && metrics_ && current_.is_stamped())
-      metrics_->delivery_seconds.observe(message::clock::now() - current_.emitted_at());
-    current_ = message();
+    const std::size_t n = batch_->size;
+    if (!ec && metrics_) {
+      const auto now = message::clock::now();
+      for (std::size_t i = 0; i < n; ++i)
+        if (batch_->messages[i].is_stamped()) metrics_->delivery_seconds.observe(now - batch_->messages[i].emitted_at());
+    }
+    for (std::size_t i = 0; i < n; ++i) batch_->messages[i] = message();
+    batch_->size = 0;
     if (ec) {
       std::lock_guard lock(mutex_);
-      ++discarded_;  // the message in flight
+      discarded_ += n;  // the messages in flight
       state_ = state::closed;
       discard_queued_locked();
+      batch_.reset();
       writing_ = false;
       return;
     }
-    written_.fetch_add(1, std::memory_order_relaxed);
-    write_next();
+    written_.fetch_add(n, std::memory_order_relaxed);
+    writes_.fetch_add(1, std::memory_order_relaxed);
+    write_next(true);
   }
 
   const connection_id id_;
   stream_type ws_;
-  mutable std::mutex mutex_;  // guards everything below but current_ (owned by the write loop)
+  mutable std::mutex mutex_;  // guards everything below but batch_ (owned by the write loop)
   send_queue queue_;
   state state_ = state::open;
   close_code close_code_ = close_code::normal;
   bool writing_ = false;
   std::uint64_t discarded_ = 0;
-  message current_;  // the message being written: its buffer must outlive async_write
-  bool corked_ = false;  // owned by the write loop
-  std::atomic<std::uint64_t> written_{0};
+  std::unique_ptr<write_batch> batch_;  // owned by the write loop: what is being written
+  bool corked_ = false;                 // owned by the write loop
+  std::atomic<std::uint64_t> written_{0}, writes_{0};
   std::atomic<std::chrono::steady_clock::rep> write_started_{0};  // 0: no write pending
   // Owned by the stream's executor: what cut_off_if_stalled compares.
   std::uint64_t bytes_taken_ = 0;  // the peer's acknowledged bytes at the last progress
