@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <functional>
 
 namespace golden_path {
@@ -84,12 +85,18 @@ inline every idle_sweeper(net::io_context& io, server_state& s) {
   return every(io, std::chrono::seconds(std::max<long>(1, s.opts.user_idle_ttl.count() / 2)), [&s] { s.factory.sweep_idle(); });
 }
 
-/// Cuts off, every second, the connections whose peer has taken none of what waits for it for
-/// --stall-timeout: a peer that stopped reading holds its queue until then, however small.
+/// Cuts off the connections whose peer has taken none of what waits for it for --stall-timeout:
+/// a peer that stopped reading holds its queue until then, however small. Each connection is
+/// checked once a second, a tenth of them every 100 ms: a check is a handler and two system
+/// calls on the connection's strand, and all of them at once held up deliveries (the golden
+/// path's p99 was 3 ms higher at 1k connections).
 inline every stall_sweeper(net::io_context& io, server_state& s) {
-  return every(io, std::chrono::seconds(1), [&s] {
-    s.factory.for_each_manager([&s](std::string_view, auto& mgr) {
-      mgr.for_each_connection([&s](connection& c) {
+  constexpr std::uint64_t slices = 10;
+  return every(io, std::chrono::milliseconds(1000 / slices), [&s, tick = std::uint64_t{0}]() mutable {
+    const std::uint64_t slice = tick++ % slices;
+    s.factory.for_each_manager([&s, slice](std::string_view, auto& mgr) {
+      mgr.for_each_connection([&s, slice](connection& c) {
+        if (c.id() % slices != slice) return;
         c.cut_off_if_stalled(s.opts.stall_timeout, [&s] { s.stats.add<&server_stats::connections_closed_stalled>(); });
       });
     });
