@@ -13,7 +13,7 @@
 // NextLayer is beast::tcp_stream by default. A server holding many idle connections does
 // better with a bare socket whose executor type is named, e.g.
 // basic_stream_socket<tcp, strand<io_context::executor_type>> (Beast's WebSocket keeps its
-// own timers): examples/golden_path/ does so (server_state.hpp), at 3.9 KiB per idle connection.
+// own timers): examples/golden_path/ does so (server_state.hpp), at 4.2 KiB per idle connection.
 //
 // What a peer can make it hold: one message of read_message_max (64 KiB; larger closes 1009)
 // and the send queue's bound (send_queue_limits, shared ones through queue_budget). The HTTP
@@ -154,23 +154,13 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   /// nothing would never get one): pending operations end with an error, so the read loop and
   /// the write loop finish as for a lost peer. Call it periodically, from any thread.
   template <class OnCut>
-  ///
-  /// A connection that has written nothing since a check found all of it taken is skipped
-  /// without a handler or a system call: a sweep over many idle connections costs little and
-  /// does not hold up the others' deliveries. (Beast's own pings and pongs are not counted as
-  /// writes here: a peer that has been sent nothing else is left to the idle timeout.)
   void cut_off_if_stalled(std::chrono::steady_clock::duration timeout, OnCut on_cut) {
-    if (write_started_.load(std::memory_order_relaxed) == 0 &&
-        settled_at_writes_.load(std::memory_order_relaxed) == writes_.load(std::memory_order_relaxed))
-      return;
     boost::asio::post(ws_.get_executor(), [self = this->shared_from_this(), timeout, on_cut = std::move(on_cut)]() mutable {
       auto& socket = self->lowest_socket();
       const auto now = std::chrono::steady_clock::now();
       const peer_progress p = progress_of(socket);
       const bool waiting = p.unacknowledged > 0 || self->write_started_.load(std::memory_order_relaxed) != 0;
       const std::uint64_t taken = p.acknowledged;
-      self->settled_at_writes_.store(waiting ? not_settled : self->writes_.load(std::memory_order_relaxed),
-                                     std::memory_order_relaxed);
       if (!waiting || taken != self->bytes_taken_) {
         self->bytes_taken_ = taken;
         self->progress_at_ = now;
@@ -380,9 +370,6 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   bool corked_ = false;                 // owned by the write loop
   std::atomic<std::uint64_t> written_{0}, writes_{0};
   std::atomic<std::chrono::steady_clock::rep> write_started_{0};  // 0: no write pending
-  // writes_ when cut_off_if_stalled last found nothing waiting for the peer.
-  static constexpr std::uint64_t not_settled = ~std::uint64_t{0};
-  std::atomic<std::uint64_t> settled_at_writes_{not_settled};
   // Owned by the stream's executor: what cut_off_if_stalled compares.
   std::uint64_t bytes_taken_ = 0;  // the peer's acknowledged bytes at the last progress
   std::chrono::steady_clock::time_point progress_at_{};
