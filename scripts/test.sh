@@ -1,27 +1,61 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds the project the plain way (no preset,
-# -DCMAKE_BUILD_TYPE=Release: it must build with a compiler's default warnings), then configures, builds and runs ctest
-# for every preset (g++, clang, clang with libc++, ASan+UBSan, TSan). Exits non-zero on the
-# first failure.
-#   scripts/test.sh              all presets
-#   scripts/test.sh gcc asan     only those
+# The tests. Installs what is missing (scripts/setup.sh), then runs steps, each timed; exits
+# non-zero on the first failure.
+#   scripts/test.sh          the quick suite: preset `quick` (g++ 12), unit, header,
+#                            compile-fail, integration, example and packaging tests
+#   scripts/test.sh --all    the full matrix, what .ci/run runs: every step below
+#   scripts/test.sh STEP...  those steps:
+#     plain         the usual CMake build, no preset (-DCMAKE_BUILD_TYPE=Release, warnings only)
+#     gcc           g++ 12 with the heavy tests (Chromium, Prometheus, Redis Cluster, mutants),
+#                   soaks and benchmark smoke runs
+#     clang         clang 16 with libstdc++
+#     clang-libcxx  clang 16 with libc++ (the core headers and their tests)
+#     asan          clang 16 with AddressSanitizer + UndefinedBehaviorSanitizer, and fuzzing
+#     tsan          g++ 12 with ThreadSanitizer (unit and integration tests)
+#     docs          the API reference with Doxygen, warnings as errors
+#     bare          the README's set-up and quick suite in a bare Debian 12 (scripts/bare_debian.sh)
+#     quick         the quick suite
+# Compiles go through ccache, kept across runs in ~/.cache/ccache; paths under the checkout are
+# hashed relative to it, so a fresh clone elsewhere reuses what an earlier one compiled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh
+all=(plain gcc clang clang-libcxx asan tsan docs bare)
+steps=("$@")
+case "${1:-}" in
+  "") steps=(quick) ;;
+  --all) steps=("${all[@]}") ;;
+esac
+if [ "${steps[*]}" = quick ]; then scripts/setup.sh; else scripts/setup.sh --all; fi
 
-presets=("$@")
-[ ${#presets[@]} -gt 0 ] || presets=(plain gcc clang clang-libcxx asan tsan)
+export CMAKE_CXX_COMPILER_LAUNCHER=ccache CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+ccache --zero-stats >/dev/null
+
+step() {
+  case "$1" in
+    plain)  # no preset, as a user builds it: g++ at -O3, warnings not errors
+      cmake -S . -B build/plain -DCMAKE_BUILD_TYPE=Release --fresh >/dev/null
+      cmake --build build/plain -j "$(nproc)" ;;
+    docs)
+      cmake --preset quick >/dev/null
+      cmake --build --preset quick --target docs ;;
+    bare)
+      scripts/bare_debian.sh ;;
+    quick|gcc|clang|clang-libcxx|asan|tsan)
+      cmake --workflow --preset "$1" --fresh ;;
+    *)
+      echo "unknown step $1 (plain gcc clang clang-libcxx asan tsan docs bare quick, or --all)" >&2
+      return 2 ;;
+  esac
+}
 
 start=$SECONDS
-for preset in "${presets[@]}"; do
-  echo "=== preset ${preset} ==="
-  if [ "$preset" = plain ]; then
-    # The usual way to build a CMake project, no preset: g++ at -O3, warnings not errors.
-    cmake -S . -B build/plain -DCMAKE_BUILD_TYPE=Release --fresh >/dev/null
-    cmake --build build/plain -j "$(nproc)"
-    continue
-  fi
-  cmake --workflow --preset "${preset}" --fresh
+times=()
+for s in "${steps[@]}"; do
+  echo "=== ${s} ==="
+  t=$SECONDS
+  step "$s"
+  times+=("${s} $((SECONDS - t)) s")
 done
-echo "=== all presets passed (${presets[*]}) in $((SECONDS - start)) s ==="
+echo "=== passed: $(IFS=,; echo "${times[*]}" | sed 's/,/, /g'); all in $((SECONDS - start)) s ==="
+ccache --show-stats | grep -E '^(Cacheable|  Hits|  Misses)' || true

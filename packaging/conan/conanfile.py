@@ -1,16 +1,17 @@
 # Conan 2 recipe for uniws (header-only). From the repository root:
-#   conan create packaging/conan --version 0.1.0
+#   conan create packaging/conan -s compiler.cppstd=20
+# (`conan profile detect` picks gnu17 for g++ 12; uniws needs C++20, and says so in validate()).
 import os
+import re
 
 from conan import ConanFile
 from conan.tools.build import check_min_cppstd
-from conan.tools.cmake import CMake, cmake_layout
-from conan.tools.files import copy
+from conan.tools.cmake import CMake, CMakeToolchain, cmake_layout
+from conan.tools.files import copy, load
 
 
 class UniwsConan(ConanFile):
     name = "uniws"
-    version = "0.1.0"
     description = "Header-only C++20 coroutine toolkit for per-user WebSocket event streaming"
     license = "MIT"
     url = "https://github.com/uniws/uniws"
@@ -18,12 +19,19 @@ class UniwsConan(ConanFile):
     package_type = "header-library"
     settings = "os", "arch", "compiler", "build_type"
     no_copy_source = True
-    generators = "CMakeToolchain"
+
+    def _root(self):
+        return os.path.join(self.recipe_folder, "..", "..")
+
+    def set_version(self):
+        # One source of truth: include/uniws/version.hpp (as CMakeLists.txt reads it).
+        text = load(self, os.path.join(self._root(), "include", "uniws", "version.hpp"))
+        parts = [re.search(rf"#define UNIWS_VERSION_{p} (\d+)", text).group(1) for p in ("MAJOR", "MINOR", "PATCH")]
+        self.version = ".".join(parts)
 
     def export_sources(self):
-        root = os.path.join(self.recipe_folder, "..", "..")
         for pattern in ("CMakeLists.txt", "LICENSE", "cmake/*", "include/*"):
-            copy(self, pattern, src=root, dst=self.export_sources_folder)
+            copy(self, pattern, src=self._root(), dst=self.export_sources_folder)
 
     def layout(self):
         cmake_layout(self)
@@ -33,6 +41,11 @@ class UniwsConan(ConanFile):
 
     def validate(self):
         check_min_cppstd(self, 20)
+
+    def generate(self):
+        toolchain = CMakeToolchain(self)
+        toolchain.user_presets_path = False  # no CMakeUserPresets.json left in a source tree
+        toolchain.generate()
 
     def build(self):
         cmake = CMake(self)
