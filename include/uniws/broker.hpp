@@ -35,11 +35,11 @@ using broker_receiver = std::function<void(std::string_view user, std::string_vi
 
 /// What a cluster's store answers about a user's history when a connection joins a thread.
 struct stored_history {
-  bool answered = false;     // false: the store could not answer (down); the node answers alone
-  history_epoch epoch;       // the history's epoch (created by the store if the user had none)
-  std::uint64_t last_seq = 0;  // the user's last seq when the store answered
-  bool complete = false;     // (resume only) the store holds every event after the asked seq
-  std::vector<std::pair<std::uint64_t, message>> events;  // (resume only) the thread's events after it
+  bool answered = false;     ///< false: the store could not answer (down); the node answers alone
+  history_epoch epoch;       ///< the history's epoch (created by the store if the user had none)
+  std::uint64_t last_seq = 0;  ///< the user's last seq when the store answered
+  bool complete = false;     ///< (resume only) the store holds every event after the asked seq
+  std::vector<std::pair<std::uint64_t, message>> events;  ///< (resume only) the thread's events after it
 };
 
 /// Where a broker delivers a stored_history; called once, on any thread.
@@ -84,13 +84,21 @@ concept broker = requires(B& b, const B& cb, std::string_view user, const agent_
 
 /// No cluster: every event is delivered by the node that emits it.
 struct in_process_broker {
+  /// No cluster: always false, so the manager delivers locally.
   static constexpr bool publish(std::string_view, const agent_event&, std::uint64_t) noexcept { return false; }
+  /// Nothing to subscribe to.
   static constexpr void subscribe(std::string_view) noexcept {}
+  /// Nothing to unsubscribe from.
   static constexpr void unsubscribe(std::string_view) noexcept {}
+  /// Nothing is ever received.
   static void set_receiver(const broker_receiver&) noexcept {}
+  /// False: not a cluster.
   static constexpr bool enabled() noexcept { return false; }
+  /// All zero.
   static constexpr broker_stats stats() noexcept { return {}; }
+  /// Nothing to stop.
   static constexpr void stop() noexcept {}
+  /// Never called (not enabled); answers with nothing.
   static void read_history(std::string_view, std::string_view, std::optional<std::uint64_t>, const history_receiver& r) {
     r(stored_history{});
   }
@@ -106,8 +114,8 @@ class cluster_link {
  public:
   virtual bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) = 0;
   virtual void presence(std::string_view user, bool has_connections) = 0;
-  // Asks the store for the history; the answer reaches the user's manager, if it still
-  // exists, as complete_join(id, thread, answer).
+  /// Asks the store for the history; the answer reaches the user's manager, if it still
+  /// exists, as complete_join(id, thread, answer).
   virtual void read_history(std::string_view user, connection_id id, std::string_view thread,
                             std::optional<std::uint64_t> after) = 0;
 

@@ -21,7 +21,7 @@ template <class T>
 concept await_suspend_result =
     std::same_as<T, void> || std::same_as<T, bool> || std::convertible_to<T, std::coroutine_handle<>>;
 
-// The three members the language calls on an awaiter.
+/// The three members the language calls on an awaiter.
 template <class T>
 concept awaiter = requires(T&& a, std::coroutine_handle<> h) {
   { static_cast<T&&>(a).await_ready() } -> std::convertible_to<bool>;
@@ -29,7 +29,7 @@ concept awaiter = requires(T&& a, std::coroutine_handle<> h) {
   static_cast<T&&>(a).await_resume();
 };
 
-// Mirrors the language's lookup: member operator co_await, then a free one, then the object itself.
+/// Mirrors the language's lookup: member operator co_await, then a free one, then the object itself.
 template <class T>
 decltype(auto) get_awaiter(T&& t) {
   if constexpr (has_member_co_await<T>) {

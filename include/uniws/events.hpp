@@ -39,9 +39,13 @@ constexpr std::string_view to_string(agent_event_type t) noexcept {
 
 /// One event of one run on one of the user's threads. The manager adds the per-user seq.
 struct agent_event {
+  /// Which of the agent's events.
   agent_event_type type;
+  /// The thread it belongs to.
   std::string thread_id;
+  /// The run it belongs to.
   std::string run_id;
+  /// Its payload (a JSON object).
   json_text payload = json_text::object();
 };
 
@@ -113,7 +117,7 @@ class agent_run_after_tools;
 
 namespace detail {
 
-// What every state of a run shares: the sink, the ids, and the promise to end the run.
+/// What every state of a run shares: the sink, the ids, and the promise to end the run.
 template <event_sink Sink>
 class run_core {
  public:
@@ -122,7 +126,7 @@ class run_core {
   run_core(run_core&& other) noexcept : state_(std::exchange(other.state_, std::nullopt)) {}
   run_core& operator=(run_core&&) = delete;
 
-  // A run dropped before agent_completed still ends, so no client waits forever.
+  /// A run dropped before agent_completed still ends, so no client waits forever.
   ~run_core() {
     if (!state_) return;
     const bool unwinding = std::uncaught_exceptions() > 0;
@@ -144,7 +148,9 @@ class run_core {
     state_.reset();
   }
 
+  /// The run's thread.
   [[nodiscard]] const std::string& thread_id() const { return live().thread_id; }
+  /// The run's id.
   [[nodiscard]] const std::string& run_id() const { return live().run_id; }
 
  private:
@@ -204,7 +210,9 @@ class agent_run {
   /// agent_completed: {"status":"cancelled","reason":REASON} (e.g. nobody is watching).
   void cancel(std::string_view reason) && { core_.finish(detail::cancelled_payload(reason)); }
 
+  /// The run's thread.
   [[nodiscard]] const std::string& thread_id() const { return core_.thread_id(); }
+  /// The run's id.
   [[nodiscard]] const std::string& run_id() const { return core_.run_id(); }
 
  private:
@@ -221,6 +229,7 @@ class agent_tool_call {
     return agent_run_after_tools<Sink>(std::move(core_));
   }
 
+  /// The tool this call runs.
   [[nodiscard]] const std::string& tool() const noexcept { return tool_; }
 
  private:
@@ -238,12 +247,16 @@ class agent_tool_call {
 template <event_sink Sink>
 class agent_run_after_tools {
  public:
+  /// Emits tool_executing; the call it returns emits tool_completed.
   [[nodiscard("a tool call must end in tool_completed: keep it and call std::move(call).finish(result)")]]
   agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
     return agent_tool_call<Sink>(std::move(core_), std::move(tool), std::move(args));
   }
+  /// Ends the run: agent_completed with `response`.
   void complete(std::string_view response) && { core_.finish(detail::completed_payload(response)); }
+  /// Ends the run: agent_completed with status error and `error`.
   void fail(std::string_view error) && { core_.finish(detail::failed_payload(error)); }
+  /// Ends the run: agent_completed with status cancelled and `reason`.
   void cancel(std::string_view reason) && { core_.finish(detail::cancelled_payload(reason)); }
 
  private:

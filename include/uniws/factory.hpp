@@ -33,7 +33,9 @@ namespace uniws {
 /// A user context that is just a user id.
 class basic_user_context {
  public:
+  /// A context for the user `user_id`.
   explicit basic_user_context(std::string user_id) : user_id_(std::move(user_id)) {}
+  /// The user this context names.
   [[nodiscard]] std::string_view user_id() const noexcept { return user_id_; }
 
  private:
@@ -42,11 +44,16 @@ class basic_user_context {
 
 /// The default probe: every service is always available.
 struct always_available {
+  /// Awaiting it completes at once with true.
   struct ready {
+    /// Ready at once.
     constexpr bool await_ready() const noexcept { return true; }
+    /// Never called: await_ready is true.
     constexpr void await_suspend(std::coroutine_handle<>) const noexcept {}
+    /// The service is available.
     constexpr bool await_resume() const noexcept { return true; }
   };
+  /// Always ready with true: nothing to probe.
   constexpr ready check() const noexcept { return {}; }
 };
 
@@ -63,8 +70,11 @@ class manager_factory;
 template <class ManagerRef>
 class run_lease {
  public:
+  /// Holds `ref` (and one run in flight) until the lease ends.
   explicit run_lease(ManagerRef ref) noexcept : ref_(std::move(ref)) {}
+  /// Takes over the lease; `other` holds nothing after.
   run_lease(run_lease&& other) noexcept : ref_(std::exchange(other.ref_, {})) {}
+  /// Ends this lease's run, then takes over `other`'s.
   run_lease& operator=(run_lease&& other) noexcept {
     if (this != &other) {
       release();
@@ -74,7 +84,9 @@ class run_lease {
   }
   ~run_lease() { release(); }
 
+  /// Emits the event to the user's manager (an event_sink).
   std::uint64_t emit(agent_event e) const { return ref_.emit(std::move(e)); }
+  /// The user's manager the run holds.
   [[nodiscard]] const ManagerRef& manager() const noexcept { return ref_; }
 
  private:
@@ -90,15 +102,22 @@ class run_lease {
 template <connection Connection>
 class manager_ref {
  public:
+  /// The manager of one user.
   using manager_type = unified_manager<Connection>;
 
   manager_ref() noexcept = default;
 
+  /// The manager; the reference must be valid().
   [[nodiscard]] manager_type* operator->() const noexcept { return handle_.get(); }
+  /// The manager; the reference must be valid().
   [[nodiscard]] manager_type& operator*() const noexcept { return *handle_; }
+  /// The manager, or null for a default-constructed reference.
   [[nodiscard]] manager_type* get() const noexcept { return handle_.get(); }
+  /// Whether it refers to a manager.
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(handle_); }
+  /// The user whose manager this is.
   [[nodiscard]] std::string_view user_id() const noexcept { return handle_.key(); }
+  /// Whether both refer to the same manager.
   friend bool operator==(const manager_ref& a, const manager_ref& b) noexcept { return a.handle_ == b.handle_; }
 
   /// Makes manager_ref an event_sink.
@@ -147,7 +166,9 @@ class manager_ref {
   handle_type handle_;
 };
 
+/// How a manager_factory makes its managers.
 struct factory_options {
+  /// Options of every manager the factory makes.
   manager_options manager{};
   /// A manager with no connection for this long, and no reference held, is swept.
   std::chrono::steady_clock::duration idle_ttl = std::chrono::minutes(5);
@@ -165,6 +186,7 @@ struct factory_counters {
 
 /// The factory's counters, and its managers' summed over users.
 struct factory_stats : factory_counters {
+  /// The managers' counters, summed over users.
   manager_stats managers{};
 };
 
@@ -174,10 +196,14 @@ struct factory_stats : factory_counters {
 template <connection Connection, service_probe Probe = always_available, broker Broker = in_process_broker>
 class manager_factory {
  public:
+  /// The manager of one user.
   using manager_type = unified_manager<Connection>;
+  /// What the getters return: a counted reference to a user's manager.
   using manager_ref_type = manager_ref<Connection>;
+  /// Whether events go through a broker (false for in_process_broker).
   static constexpr bool clustered = !std::same_as<Broker, in_process_broker>;
 
+  /// A factory with its own registry of managers, service probe and broker.
   explicit manager_factory(factory_options options = {}, Probe probe = Probe{}, Broker b = Broker{})
       : options_(std::move(options)), probe_(std::move(probe)), broker_(std::move(b)) {
     if constexpr (clustered)
@@ -239,6 +265,7 @@ class manager_factory {
     registry_.for_each([&fn](const std::string& user, manager_type& m) { fn(std::string_view(user), m); });
   }
 
+  /// Counters of the factory, its managers' totals and its broker's.
   [[nodiscard]] factory_stats get_stats() {
     factory_stats s;
     static_cast<factory_counters&>(s) = stats_.snapshot();
@@ -247,8 +274,11 @@ class manager_factory {
     return s;
   }
 
+  /// Users with a live manager.
   [[nodiscard]] std::size_t user_count() const noexcept { return registry_.size(); }
+  /// The options the factory was made with.
   [[nodiscard]] const factory_options& options() const noexcept { return options_; }
+  /// The broker, for its own statistics and control (stop, health).
   [[nodiscard]] Broker& get_broker() noexcept { return broker_; }
 
  private:
@@ -289,12 +319,12 @@ class manager_factory {
   Broker broker_;
   link link_{*this};
   atomic_stats<factory_counters> stats_;
-  // Destroyed after the registry: what its managers retired (members, which hold connections)
-  // is reclaimed before the factory is gone, while the connections' executors still exist.
+  /// Destroyed after the registry: what its managers retired (members, which hold connections)
+  /// is reclaimed before the factory is gone, while the connections' executors still exist.
   struct reclaim_retired {
     ~reclaim_retired() { detail::epoch_domain::instance().barrier(); }
   } reclaim_retired_;
-  // Last: destroyed first, so no manager outlives the link and broker it points to.
+  /// Last: destroyed first, so no manager outlives the link and broker it points to.
   user_registry<std::string, manager_type> registry_;
 };
 

@@ -14,6 +14,7 @@
 
 namespace uniws {
 
+/// A lock-free histogram of values in fixed buckets (latencies in microseconds, sizes in bytes).
 class histogram {
  public:
   /// `upper_bounds` ascending, in the recorded unit; a last bucket (+Inf) takes the rest.
@@ -37,12 +38,14 @@ class histogram {
     return histogram(std::move(b), 1.0);
   }
 
+  /// Counts one value.
   void observe(std::uint64_t value) noexcept {
     const auto bucket = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
     counts_[bucket].fetch_add(1, std::memory_order_relaxed);
     sum_.fetch_add(value, std::memory_order_relaxed);
   }
 
+  /// Counts one duration, in microseconds.
   void observe(std::chrono::steady_clock::duration d) noexcept {
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
     observe(static_cast<std::uint64_t>(ns < 0 ? 0 : ns));
@@ -50,12 +53,15 @@ class histogram {
 
   /// What Prometheus exports: cumulative counts per upper bound (exported unit), the sum, the count.
   struct snapshot {
-    std::vector<double> upper_bounds;      // the last bucket, +Inf, is `count`
-    std::vector<std::uint64_t> cumulative; // one per upper bound
+    std::vector<double> upper_bounds;      ///< the last bucket, +Inf, is `count`
+    std::vector<std::uint64_t> cumulative; ///< one per upper bound
+    /// The sum of the values counted, in the exported unit.
     double sum = 0;
+    /// How many values were counted.
     std::uint64_t count = 0;
   };
 
+  /// Every bucket, the sum and the count, read now.
   [[nodiscard]] snapshot read() const {
     snapshot s;
     std::uint64_t running = 0;
@@ -79,8 +85,8 @@ class histogram {
 /// What a connection's write loop measures, shared by the connections given it (the Beast
 /// adapter, uniws/beast/connection.hpp, records it when each write completes).
 struct delivery_metrics {
-  histogram delivery_seconds = histogram::latency();  // an event emitted -> its frame written out
-  histogram queue_bytes = histogram::bytes();         // bytes queued when each write starts
+  histogram delivery_seconds = histogram::latency();  ///< an event emitted -> its frame written out
+  histogram queue_bytes = histogram::bytes();         ///< bytes queued when each write starts
 };
 
 }  // namespace uniws

@@ -25,10 +25,12 @@
 
 namespace uniws {
 
+/// What a user's history keeps for resumes: the newest events within every bound.
 struct history_options {
-  std::size_t max_events = 1024;  // 0: no history, every resume is "not recovered"
+  std::size_t max_events = 1024;  ///< 0: no history, every resume is "not recovered"
+  /// Older events are dropped.
   std::chrono::seconds max_age{300};
-  std::size_t max_bytes = std::size_t{1} << 20;  // events' bytes and their thread ids'
+  std::size_t max_bytes = std::size_t{1} << 20;  ///< events' bytes and their thread ids'
 };
 
 /// What a user's history can hold at most, in bytes of heap: each event's buffer and thread id
@@ -78,7 +80,9 @@ class history_epoch {
     return e;
   }
 
+  /// Whether this is the empty epoch (no history yet).
   [[nodiscard]] constexpr bool empty() const noexcept { return words_[0] == 0 && words_[1] == 0; }
+  /// Epochs are equal when their bytes are.
   friend constexpr bool operator==(const history_epoch&, const history_epoch&) noexcept = default;
 
  private:
@@ -87,26 +91,33 @@ class history_epoch {
 
 /// Where a client resumes: the epoch and the last seq it received.
 struct resume_point {
+  /// The epoch of the history it resumes from.
   history_epoch epoch;
+  /// The last seq the client got; it gets the events after it.
   std::uint64_t after_seq = 0;
 };
 
 enum class join_status : std::uint8_t {
-  refused,           // unknown connection or bad thread id: nothing was sent
-  too_many_threads,  // the connection has joined manager_options::max_threads_per_connection
-  joined,         // a plain join: `joined` was queued, live events follow
-  recovered,      // the missed events, then `joined` (recovered), then live events
-  not_recovered,  // no replay: `joined` (not recovered) was queued, live events follow
-  pending,        // a cluster's store is asked: the answer reaches the connection when it comes
+  refused,           ///< unknown connection or bad thread id: nothing was sent
+  too_many_threads,  ///< the connection has joined manager_options::max_threads_per_connection
+  joined,         ///< a plain join: `joined` was queued, live events follow
+  recovered,      ///< the missed events, then `joined` (recovered), then live events
+  not_recovered,  ///< no replay: `joined` (not recovered) was queued, live events follow
+  pending,        ///< a cluster's store is asked: the answer reaches the connection when it comes
 };
 
 /// What join_thread did. The answer itself (`joined`, after any replay) is already queued to
 /// the connection; this is for the caller's logs and tests.
 struct [[nodiscard("a join may be refused (unknown connection, bad thread id, too many threads): check the join_result")]] join_result {
+  /// What happened.
   join_status status = join_status::refused;
+  /// The history's epoch: a client resumes with it.
   history_epoch epoch;
+  /// The user's last seq when the connection went live.
   std::uint64_t seq = 0;       // the user's last seq when the connection went live
+  /// Events replayed to the connection.
   std::size_t replayed = 0;    // events replayed to the connection
+  /// True unless refused (refused or too_many_threads).
   explicit operator bool() const noexcept { return status != join_status::refused && status != join_status::too_many_threads; }
 };
 
@@ -173,14 +184,14 @@ class event_history {
   };
   static_assert(sizeof(entry) <= 56 || sizeof(void*) != 8, "history_memory_bound counts 56 bytes per entry");
 
-  // A thread id within the string's own storage costs nothing more.
+  /// A thread id within the string's own storage costs nothing more.
   static std::size_t cost(const entry& e) noexcept {
     return e.m.size() + (e.thread.capacity() > 15 ? e.thread.capacity() + 1 : 0);
   }
   entry& at(std::size_t i) noexcept { return ring_[(head_ + i) % ring_.size()]; }
 
-  // The ring grows by doubling up to max_events, so a user with few events holds a small one
-  // and a user with none holds none.
+  /// The ring grows by doubling up to max_events, so a user with few events holds a small one
+  /// and a user with none holds none.
   void grow(std::size_t capacity) {
     std::vector<entry> bigger(capacity);
     for (std::size_t i = 0; i < count_; ++i) bigger[i] = std::move(at(i));
@@ -201,10 +212,10 @@ class event_history {
 
   history_options options_;
   history_epoch epoch_;
-  std::vector<entry> ring_;  // count_ entries from head_, oldest first
+  std::vector<entry> ring_;  ///< count_ entries from head_, oldest first
   std::size_t head_ = 0, count_ = 0;
   std::size_t bytes_ = 0;
-  std::uint64_t gone_through_ = 0;  // the last seq no longer held (0: none lost yet)
+  std::uint64_t gone_through_ = 0;  ///< the last seq no longer held (0: none lost yet)
 };
 
 }  // namespace detail

@@ -34,12 +34,13 @@
 
 namespace uniws {
 
+/// Bounds and history of one user's manager.
 struct manager_options {
-  std::size_t max_thread_id_length = 128;        // longer thread ids are refused
-  std::size_t max_threads_per_connection = 256;  // bounds what one client can make us store
-  std::size_t max_connections = SIZE_MAX;        // of this user; add_connection refuses past it
-  std::size_t max_runs = SIZE_MAX;               // of this user in flight; try_start_run refuses past it
-  history_options history{};                     // what a resume can recover (uniws/history.hpp)
+  std::size_t max_thread_id_length = 128;        ///< longer thread ids are refused
+  std::size_t max_threads_per_connection = 256;  ///< bounds what one client can make us store
+  std::size_t max_connections = SIZE_MAX;        ///< of this user; add_connection refuses past it
+  std::size_t max_runs = SIZE_MAX;               ///< of this user in flight; try_start_run refuses past it
+  history_options history{};                     ///< what a resume can recover (uniws/history.hpp)
 };
 
 // A manager's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
@@ -75,17 +76,24 @@ struct manager_stats {
 template <connection Connection, service_probe Probe, broker Broker>
 class manager_factory;
 
+/// One user's connections, the threads each joined, and the events streamed to them.
+/// Every call is thread-safe; fan-out reads the roster without a lock (an epoch keeps what it
+/// reads alive). Get one from manager_factory; never make one per request.
 template <connection Connection>
 class unified_manager {
  public:
+  /// The connection type this manager holds.
   using connection_type = Connection;
+  /// How connections are held: shared with their I/O.
   using connection_ptr = std::shared_ptr<Connection>;
+  /// The clock of idle_since().
   using clock = std::chrono::steady_clock;
 
+  /// A manager on its own, not clustered (tests; normally from a manager_factory).
   explicit unified_manager(manager_options options = {}) : options_(options) {}
   unified_manager(const unified_manager&) = delete;
   unified_manager& operator=(const unified_manager&) = delete;
-  // The last reference is gone, so no reader holds the roster or its members.
+  /// The last reference is gone, so no reader holds the roster or its members.
   ~unified_manager() {
     if (const roster* r = roster_.load(std::memory_order_acquire)) {
       for (member* m : r->members) delete m;
@@ -259,6 +267,7 @@ class unified_manager {
     return deliver(delivered, [thread_id, seq_delivered](const member& mem) { return mem.receives(thread_id, seq_delivered); });
   }
 
+  /// The manager's counters and gauges, read now.
   [[nodiscard]] manager_stats get_stats() const {
     manager_stats s = stats_.snapshot();
     s.runs_in_flight = runs_in_flight();
@@ -279,6 +288,7 @@ class unified_manager {
     return s;
   }
 
+  /// Connections added and not yet removed.
   [[nodiscard]] std::size_t connection_count() const noexcept {
     return connection_count_.load(std::memory_order_acquire);
   }
@@ -290,11 +300,13 @@ class unified_manager {
 
   /// Whether the services this user depends on answered the last probe.
   [[nodiscard]] bool available() const noexcept { return available_.load(std::memory_order_acquire); }
+  /// Records whether the factory's service probe found the services up.
   void report_availability(bool available) noexcept {
     available_.store(available, std::memory_order_release);
     if (!available) stats_.add<&manager_stats::unavailable_reports>();
   }
 
+  /// The options the manager was made with.
   [[nodiscard]] const manager_options& options() const noexcept { return options_; }
 
   /// Whether a connection of the user has joined `thread_id` now (e.g. whether a run on it still
@@ -318,28 +330,30 @@ class unified_manager {
     } while (!runs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
     return true;
   }
+  /// A run of begin_run ended (called by run_lease).
   void end_run() noexcept { runs_.fetch_sub(1, std::memory_order_relaxed); }
+  /// Runs started and not yet ended.
   [[nodiscard]] std::size_t runs_in_flight() const noexcept { return runs_.load(std::memory_order_relaxed); }
 
  private:
   template <connection, service_probe, broker>
   friend class manager_factory;
 
-  // A manager of `user` whose events go through a cluster's broker (see broker.hpp).
+  /// A manager of `user` whose events go through a cluster's broker (see broker.hpp).
   unified_manager(manager_options options, detail::cluster_link* link, std::string user)
       : options_(options), link_(link), user_(std::move(user)) {}
 
   struct joined_thread {
     std::string id;
-    // Events up to this seq reached the connection through its join answer (a cluster's
-    // store answers while the broker's deliveries are still in flight): not again live.
+    /// Events up to this seq reached the connection through its join answer (a cluster's
+    /// store answers while the broker's deliveries are still in flight): not again live.
     std::uint64_t live_after = 0;
   };
-  // One connection's joined threads, sorted by id: immutable once published, replaced whole by
-  // that connection's join or leave.
+  /// One connection's joined threads, sorted by id: immutable once published, replaced whole by
+  /// that connection's join or leave.
   struct thread_set {
     std::vector<joined_thread> threads;
-    // Where `t` is, or would go.
+    /// Where `t` is, or would go.
     template <class Threads>
     static auto position(Threads& threads, std::string_view t) noexcept {
       return std::lower_bound(threads.begin(), threads.end(), t, [](const joined_thread& j, std::string_view v) { return j.id < v; });
@@ -349,7 +363,7 @@ class unified_manager {
       return it != threads.end() && it->id == t ? &*it : nullptr;
     }
   };
-  // A connection: shared by every roster that holds it, freed (through the epoch) when removed.
+  /// A connection: shared by every roster that holds it, freed (through the epoch) when removed.
   struct member {
     explicit member(connection_ptr c) noexcept : conn(std::move(c)) {}
     member(const member&) = delete;
@@ -357,13 +371,13 @@ class unified_manager {
     ~member() { delete threads.load(std::memory_order_relaxed); }
 
     const connection_ptr conn;
-    std::atomic<const thread_set*> threads{nullptr};  // null: none joined; written under writers_
+    std::atomic<const thread_set*> threads{nullptr};  ///< null: none joined; written under writers_
 
     bool joined(std::string_view t) const noexcept {
       const thread_set* s = threads.load(std::memory_order_acquire);
       return s && s->find(t);
     }
-    // A broker event: for the thread, and not one the connection's join answer covered.
+    /// A broker event: for the thread, and not one the connection's join answer covered.
     bool receives(std::string_view t, std::uint64_t seq) const noexcept {
       const thread_set* s = threads.load(std::memory_order_acquire);
       const joined_thread* j = s ? s->find(t) : nullptr;
@@ -375,7 +389,7 @@ class unified_manager {
     }
   };
   struct roster {
-    std::vector<member*> members;  // never empty; the manager owns those of the newest roster
+    std::vector<member*> members;  ///< never empty; the manager owns those of the newest roster
     member* find(connection_id id) const noexcept {
       for (member* m : members)
         if (m->conn->id() == id) return m;
@@ -383,18 +397,18 @@ class unified_manager {
     }
   };
 
-  // A join the cluster's store has not answered yet, and the thread's events that arrived
-  // meanwhile (sent after the answer, those the answer already covers skipped).
+  /// A join the cluster's store has not answered yet, and the thread's events that arrived
+  /// meanwhile (sent after the answer, those the answer already covers skipped).
   struct pending_join {
     connection_id id;
     std::string thread;
     std::optional<resume_point> resume;
-    std::uint64_t asked_at;  // this node's seq when the store was asked
+    std::uint64_t asked_at;  ///< this node's seq when the store was asked
     std::vector<std::pair<std::uint64_t, message>> held;
-    bool overflowed = false;  // held more than the history bound: answered not recovered
+    bool overflowed = false;  ///< held more than the history bound: answered not recovered
   };
 
-  // The store's answer to the pending join (id, thread), from the factory's broker receiver.
+  /// The store's answer to the pending join (id, thread), from the factory's broker receiver.
   void complete_join(connection_id id, std::string_view thread, stored_history answer) {
     std::lock_guard lock(emit_mutex_);
     auto it = std::find_if(pending_.begin(), pending_.end(), [&](const pending_join& p) { return p.id == id && p.thread == thread; });
@@ -455,8 +469,8 @@ class unified_manager {
     return {why, {}, 0, 0};
   }
 
-  // Whether a cluster join may be asked (pending), and if not why: the connection must be here,
-  // have no join of this thread in flight, and its joined and pending threads stay within the bound.
+  /// Whether a cluster join may be asked (pending), and if not why: the connection must be here,
+  /// have no join of this thread in flight, and its joined and pending threads stay within the bound.
   join_status may_ask_to_join(connection_id id, std::string_view thread) const {
     std::size_t pending = 0;
     for (const pending_join& p : pending_)
@@ -473,8 +487,8 @@ class unified_manager {
     return join_status::refused;
   }
 
-  // Joins the connection to the thread in the roster; returns the connection, or null if the
-  // join is refused. `already`: it had joined the thread before.
+  /// Joins the connection to the thread in the roster; returns the connection, or null if the
+  /// join is refused. `already`: it had joined the thread before.
   connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after, bool& already,
                                join_status& refusal) {
     std::lock_guard lock(writers_);
@@ -504,8 +518,8 @@ class unified_manager {
     return !t.empty() && t.size() <= options_.max_thread_id_length;
   }
 
-  // Publishes the next member list (null: no connection) in place of `old`, which it retires.
-  // Called under writers_.
+  /// Publishes the next member list (null: no connection) in place of `old`, which it retires.
+  /// Called under writers_.
   void publish(std::unique_ptr<roster> next, const roster* old) {
     const std::size_t count = next ? next->members.size() : 0;
     const std::size_t before = old ? old->members.size() : 0;
@@ -551,19 +565,19 @@ class unified_manager {
   }
 
   manager_options options_;
-  std::atomic<const roster*> roster_{nullptr};  // null: no connections
-  std::mutex writers_;  // serialises roster and thread-set changes
+  std::atomic<const roster*> roster_{nullptr};  ///< null: no connections
+  std::mutex writers_;  ///< serialises roster and thread-set changes
   mutable std::mutex emit_mutex_;
-  std::uint64_t seq_ = 0;  // guarded by emit_mutex_
-  detail::event_history history_{options_.history};  // guarded by emit_mutex_; unused in a cluster
-  std::vector<pending_join> pending_;                 // guarded by emit_mutex_
+  std::uint64_t seq_ = 0;  ///< guarded by emit_mutex_
+  detail::event_history history_{options_.history};  ///< guarded by emit_mutex_; unused in a cluster
+  std::vector<pending_join> pending_;                 ///< guarded by emit_mutex_
   std::atomic<std::size_t> connection_count_{0};
   std::atomic<std::size_t> runs_{0};
   std::atomic<clock::rep> idle_since_{clock::now().time_since_epoch().count()};
   std::atomic<bool> available_{true};
-  detail::cluster_link* link_ = nullptr;  // null: no broker, every event delivered here
-  std::string user_;                      // for the broker only
-  atomic_stats<manager_stats> stats_;  // the counters; the gauges are read from the roster
+  detail::cluster_link* link_ = nullptr;  ///< null: no broker, every event delivered here
+  std::string user_;                      ///< for the broker only
+  atomic_stats<manager_stats> stats_;  ///< the counters; the gauges are read from the roster
 };
 
 }  // namespace uniws

@@ -42,8 +42,11 @@ class json_text {
     detail::append_json_string(out, s);
     return json_text(std::move(out));
   }
+  /// A JSON number.
   static json_text number(std::int64_t v) { return json_text(std::to_string(v)); }
+  /// A JSON true or false.
   static json_text boolean(bool v) { return json_text(v ? "true" : "false"); }
+  /// JSON null.
   static json_text null() { return json_text("null"); }
   /// An object from key/value pairs, in the given order.
   static json_text object(std::initializer_list<std::pair<std::string_view, json_text>> members = {}) {
@@ -58,6 +61,7 @@ class json_text {
     return json_text(std::move(out));
   }
 
+  /// The JSON text.
   [[nodiscard]] const std::string& str() const noexcept { return text_; }
 
  private:
@@ -71,6 +75,7 @@ class message {
  public:
   message() noexcept = default;
 
+  /// The clock of a message's stamp.
   using clock = std::chrono::steady_clock;
 
   /// A message holding a copy of `bytes` (the one allocation of its lifetime). An event's
@@ -83,10 +88,13 @@ class message {
     return message(h);
   }
 
+  /// Shares the text (one reference count more, no copy).
   message(const message& other) noexcept : header_(other.header_) {
     if (header_) header_->refs.fetch_add(1, std::memory_order_relaxed);
   }
+  /// Takes the text over.
   message(message&& other) noexcept : header_(std::exchange(other.header_, nullptr)) {}
+  /// Shares or takes `other`'s text.
   message& operator=(message other) noexcept {
     std::swap(header_, other.header_);
     return *this;
@@ -98,18 +106,23 @@ class message {
     }
   }
 
+  /// The frame's text.
   [[nodiscard]] std::string_view text() const noexcept {
     return header_ ? std::string_view(reinterpret_cast<const char*>(header_) + sizeof(header), header_->size)
                    : std::string_view();
   }
+  /// The text's first byte.
   [[nodiscard]] const char* data() const noexcept { return text().data(); }
+  /// The text's length in bytes.
   [[nodiscard]] std::size_t size() const noexcept { return header_ ? header_->size : 0; }
+  /// Whether the text is empty.
   [[nodiscard]] bool empty() const noexcept { return size() == 0; }
 
   /// When its event was emitted; the clock's epoch if it is not an event's.
   [[nodiscard]] clock::time_point emitted_at() const noexcept {
     return clock::time_point(clock::duration(header_ ? header_->emitted : 0));
   }
+  /// Whether it carries the time it was made (for delivery latency).
   [[nodiscard]] bool is_stamped() const noexcept { return header_ && header_->emitted != 0; }
   /// How many messages share this buffer (for tests and diagnostics).
   [[nodiscard]] long use_count() const noexcept {
@@ -123,7 +136,7 @@ class message {
     header(std::size_t n, clock::rep e) noexcept : size(n), emitted(e) {}
     std::atomic<std::uint32_t> refs{1};
     std::size_t size;
-    clock::rep emitted;  // 0: not stamped
+    clock::rep emitted;  ///< 0: not stamped
   };
   explicit message(header* h) noexcept : header_(h) {}
   header* header_ = nullptr;

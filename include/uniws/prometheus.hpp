@@ -56,14 +56,17 @@ using label = std::pair<std::string_view, std::string_view>;
 /// Appends metric families to a string. Each name is given once per exposition.
 class text_writer {
  public:
+  /// Appends to `out`; every metric name gets `prefix`.
   explicit text_writer(std::string& out, std::string_view prefix = "uniws_") : out_(out), prefix_(prefix) {}
 
+  /// A counter with its HELP and TYPE lines.
   void counter(std::string_view name, std::string_view help, std::uint64_t value, std::initializer_list<label> labels = {}) {
     const std::string full = std::string(prefix_) + std::string(name) + "_total";
     header(full, help, "counter");
     sample(full, labels, std::to_string(value));
   }
 
+  /// A gauge with its HELP and TYPE lines.
   void gauge(std::string_view name, std::string_view help, std::uint64_t value, std::initializer_list<label> labels = {}) {
     const std::string full = std::string(prefix_) + std::string(name);
     header(full, help, "gauge");
@@ -99,6 +102,7 @@ class text_writer {
     for (const auto& [label_value, value] : samples) sample(full, {{label_name, label_value}}, std::to_string(value));
   }
 
+  /// A histogram: cumulative buckets, _sum and _count.
   void histogram(std::string_view name, std::string_view help, const uniws::histogram::snapshot& h) {
     const std::string full = std::string(prefix_) + std::string(name);
     header(full, help, "histogram");

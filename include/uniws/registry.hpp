@@ -52,13 +52,13 @@ namespace uniws {
 namespace detail {
 #if defined(UNIWS_TEST_COUNTERS)
 struct registry_stats {
-  static inline std::atomic<long> live_nodes{0};  // entries allocated and not yet freed
+  static inline std::atomic<long> live_nodes{0};  ///< entries allocated and not yet freed
 };
 #endif
 
-// A table's slots. Large ones go on transparent huge pages where the kernel offers them on
-// request: a lookup is a random access into the table, and on a virtual machine a TLB miss
-// costs as much as the cache miss (measured: 4 MiB of random reads 40 -> 21 ns each).
+/// A table's slots. Large ones go on transparent huge pages where the kernel offers them on
+/// request: a lookup is a random access into the table, and on a virtual machine a TLB miss
+/// costs as much as the cache miss (measured: 4 MiB of random reads 40 -> 21 ns each).
 inline std::atomic<std::uint64_t>* allocate_slots(std::size_t count) {
 #if defined(__linux__) && !defined(UNIWS_NO_HUGE_PAGES)
   constexpr std::size_t huge_page = std::size_t{2} << 20;
@@ -87,7 +87,7 @@ inline void free_slots(std::atomic<std::uint64_t>* slots, std::size_t count) noe
   delete[] slots;
 }
 
-// Waiting for another thread's short step: spin a little, then give up the core.
+/// Waiting for another thread's short step: spin a little, then give up the core.
 inline void backoff(unsigned spins) noexcept {
   if (spins >= 64) {
     std::this_thread::yield();
@@ -99,12 +99,15 @@ inline void backoff(unsigned spins) noexcept {
 }
 }  // namespace detail
 
+/// A concurrent map from a user to a value (the user's manager) that lives while referenced:
+/// get_or_create makes it once, handles count references, the last handle unregisters it.
+/// Lookups take no lock (see the control word below).
 template <class Key, class Value, class Hash = detail::registry_hash<Key>, class KeyEqual = std::equal_to<>>
 class user_registry {
   struct node;
   struct table;
 
-  // K may look up a Key: K is Key, or the hash is transparent and both functors take K.
+  /// K may look up a Key: K is Key, or the hash is transparent and both functors take K.
   template <class K>
   static constexpr bool lookup_with =
       (std::is_same_v<K, Key> || (requires { typename Hash::is_transparent; })) &&
@@ -112,9 +115,13 @@ class user_registry {
       std::is_invocable_r_v<bool, const KeyEqual&, const Key&, const K&>;
 
  public:
+  /// The user id.
   using key_type = Key;
+  /// The value kept per user.
   using mapped_type = Value;
+  /// Hashes a key (must not throw).
   using hasher = Hash;
+  /// Compares keys.
   using key_equal = KeyEqual;
   static_assert(std::is_nothrow_invocable_r_v<std::uint64_t, const Hash&, const Key&>,
                 "user_registry hashes keys again while migrating, where it cannot fail: the hash must be noexcept");
@@ -124,10 +131,13 @@ class user_registry {
   class handle {
    public:
     handle() noexcept = default;
+    /// One more reference.
     handle(const handle& other) noexcept : node_(other.node_) {
       if (node_) add_ref(node_);
     }
+    /// Takes the reference over.
     handle(handle&& other) noexcept : node_(std::exchange(other.node_, nullptr)) {}
+    /// Drops its own reference, then holds `other`'s.
     handle& operator=(handle other) noexcept {
       std::swap(node_, other.node_);
       return *this;
@@ -136,11 +146,17 @@ class user_registry {
       if (node_) release(node_);
     }
 
+    /// The value; the handle must not be empty.
     [[nodiscard]] Value& operator*() const noexcept { return node_->value; }
+    /// The value; the handle must not be empty.
     [[nodiscard]] Value* operator->() const noexcept { return std::addressof(node_->value); }
+    /// The value, or null for an empty handle.
     [[nodiscard]] Value* get() const noexcept { return node_ ? std::addressof(node_->value) : nullptr; }
+    /// The key it was registered under.
     [[nodiscard]] const Key& key() const noexcept { return node_->key; }
+    /// Whether it refers to a value.
     explicit operator bool() const noexcept { return node_ != nullptr; }
+    /// Whether both refer to the same entry.
     friend bool operator==(const handle& a, const handle& b) noexcept { return a.node_ == b.node_; }
 
    private:
@@ -265,7 +281,7 @@ class user_registry {
   }
 
  private:
-  // ---- control word: [ version:30 | references:32 | state:2 ] ----
+  /// ---- control word: [ version:30 | references:32 | state:2 ] ----
   static constexpr std::uint64_t constructing = 0, ready = 1, failed = 2, removed = 3;
   static constexpr std::uint64_t state_mask = 3;
   static constexpr std::uint64_t ref_unit = std::uint64_t{1} << 2;
@@ -290,22 +306,22 @@ class user_registry {
     node(const node&) = delete;
     node& operator=(const node&) = delete;
 
-    // The table's reference and the creator's.
+    /// The table's reference and the creator's.
     std::atomic<std::uint64_t> control{constructing | 2 * ref_unit};
-    // No copy of the hash: the slot's tag filters lookups, and migration and removal hash the
-    // key again. Nodes stay small (a std::string key's node fits 64 bytes).
+    /// No copy of the hash: the slot's tag filters lookups, and migration and removal hash the
+    /// key again. Nodes stay small (a std::string key's node fits 64 bytes).
     const Key key;
     union {
-      Value value;  // alive from state ready until the last reference goes
+      Value value;  ///< alive from state ready until the last reference goes
     };
   };
 
-  // A node that lost its insertion race: its value was never built.
+  /// A node that lost its insertion race: its value was never built.
   struct unbuilt_deleter {
     void operator()(node* n) const noexcept { delete n; }
   };
 
-  // ---- slots: [ hash tag:16 | node address:45 | 0 | tombstone | frozen ] ----
+  /// ---- slots: [ hash tag:16 | node address:45 | 0 | tombstone | frozen ] ----
   static constexpr std::uint64_t empty_slot = 0;
   static constexpr std::uint64_t frozen_bit = 1;
   static constexpr std::uint64_t tombstone = 2;
@@ -341,12 +357,12 @@ class user_registry {
     table(const table&) = delete;
     table& operator=(const table&) = delete;
 
-    // Read by every lookup.
+    /// Read by every lookup.
     const std::size_t mask;
     std::atomic<std::uint64_t>* const slots;
-    std::atomic<table*> next{nullptr};  // set when a migration out of this table starts
-    // Written by inserts and migrations: kept off the lookups' cache line.
-    alignas(64) std::atomic<std::size_t> used{0};  // slots ever claimed: entries and tombstones
+    std::atomic<table*> next{nullptr};  ///< set when a migration out of this table starts
+    /// Written by inserts and migrations: kept off the lookups' cache line.
+    alignas(64) std::atomic<std::size_t> used{0};  ///< slots ever claimed: entries and tombstones
     alignas(64) std::atomic<std::size_t> migrate_claimed{0};
     std::atomic<std::size_t> migrate_done{0};
   };
@@ -357,11 +373,11 @@ class user_registry {
   static constexpr std::size_t migrate_chunk = 256;
   static std::size_t threshold(const table* t) noexcept { return (t->mask + 1) - (t->mask + 1) / 4; }
 
-  // ---- references ----
-  // One read-modify-write, given back if the state is wrong: a cold node's line is fetched
-  // once, for writing. Safe on a failed or removed node too: the caller's epoch guard holds
-  // back the table's own reference, so the count cannot reach zero meanwhile.
-  // ready_only: a ready entry; otherwise one being built too.
+  /// ---- references ----
+  /// One read-modify-write, given back if the state is wrong: a cold node's line is fetched
+  /// once, for writing. Safe on a failed or removed node too: the caller's epoch guard holds
+  /// back the table's own reference, so the count cannot reach zero meanwhile.
+  /// ready_only: a ready entry; otherwise one being built too.
   static bool try_acquire(node* n, bool ready_only) noexcept {
     const std::uint64_t s = state_of(n->control.fetch_add(ref_unit, std::memory_order_acquire));
     if (ready_only ? s == ready : s < failed) return true;
@@ -380,16 +396,16 @@ class user_registry {
 
   static void release_deferred(void* p) noexcept { release(static_cast<node*>(p)); }
 
-  // ---- lookup and insertion (caller holds an epoch guard) ----
+  /// ---- lookup and insertion (caller holds an epoch guard) ----
   struct located {
-    node* n = nullptr;  // a reference taken on it, unless it is the inserted node
+    node* n = nullptr;  ///< a reference taken on it, unless it is the inserted node
     bool inserted = false;
   };
 
-  enum class take { any, ready, none };  // which entry to take a reference on: built or not, ready, none
+  enum class take { any, ready, none };  ///< which entry to take a reference on: built or not, ready, none
 
-  // Finds key's entry and takes a reference on it as `mode` says. Without one, links `fresh`
-  // in if given.
+  /// Finds key's entry and takes a reference on it as `mode` says. Without one, links `fresh`
+  /// in if given.
   template <class K>
   located locate(std::uint64_t h, const K& key, node* fresh, take mode) {
     const std::uint64_t tag = h & tag_mask;
@@ -453,7 +469,7 @@ class user_registry {
     help_migrate(t);
   }
 
-  // Gives t a successor sized for what it may have to carry, if t is the current table.
+  /// Gives t a successor sized for what it may have to carry, if t is the current table.
   void start_migration(table* t) {
     if (t->next.load(std::memory_order_acquire) || current_.load(std::memory_order_acquire) != t) return;
     const std::size_t capacity = t->mask + 1;
@@ -469,8 +485,8 @@ class user_registry {
       static_cast<void>(successor.release());
   }
 
-  // Migrates chunks of t until none is left to claim; whoever completes the last one makes
-  // the successor current.
+  /// Migrates chunks of t until none is left to claim; whoever completes the last one makes
+  /// the successor current.
   void help_migrate(table* t) {
     if (!t->next.load(std::memory_order_acquire)) return;  // no migration started
     const std::size_t capacity = t->mask + 1;
@@ -486,8 +502,8 @@ class user_registry {
     }
   }
 
-  // Starts t's migration if t is full, helps it, and waits for its end. Only inserts wait,
-  // and only for another inserter's chunk in flight.
+  /// Starts t's migration if t is full, helps it, and waits for its end. Only inserts wait,
+  /// and only for another inserter's chunk in flight.
   void finish_migration(table* t) {
     if (current_.load(std::memory_order_acquire) != t) return;
     if (!t->next.load(std::memory_order_acquire)) start_migration(t);  // full: bad_alloc reaches the caller
@@ -495,12 +511,12 @@ class user_registry {
     for (unsigned spins = 0; current_.load(std::memory_order_acquire) == t; ++spins) detail::backoff(spins);
   }
 
-  // Freezes slots [begin, end) of t and copies their entries into t's successor. Nodes and
-  // their destination slots are prefetched a few slots ahead: the copy is a string of
-  // independent cache misses. The successor's `used` is added to once per chunk, not per
-  // entry: every helper would otherwise contend for its line (measured: that one add drew over
-  // half of the migration's profile samples with 8 threads on 2 cores). It is read only once the successor is
-  // current, after every chunk's count is in (the migrate_done fetch_add orders them).
+  /// Freezes slots [begin, end) of t and copies their entries into t's successor. Nodes and
+  /// their destination slots are prefetched a few slots ahead: the copy is a string of
+  /// independent cache misses. The successor's `used` is added to once per chunk, not per
+  /// entry: every helper would otherwise contend for its line (measured: that one add drew over
+  /// half of the migration's profile samples with 8 threads on 2 cores). It is read only once the successor is
+  /// current, after every chunk's count is in (the migrate_done fetch_add orders them).
   void migrate_range(table* t, std::size_t begin, std::size_t end) {
     table* const successor = t->next.load(std::memory_order_acquire);
     std::size_t placed = 0;
@@ -538,7 +554,7 @@ class user_registry {
 #endif
   }
 
-  // Returns whether it claimed a slot of the successor.
+  /// Returns whether it claimed a slot of the successor.
   bool migrate_slot(std::atomic<std::uint64_t>& slot, table* successor, hashed hint) {
     std::uint64_t v = slot.load(std::memory_order_relaxed);
     while (!slot.compare_exchange_weak(v, v | frozen_bit, std::memory_order_acq_rel, std::memory_order_relaxed)) {
@@ -563,8 +579,8 @@ class user_registry {
     return true;  // the copy's slot is a tombstone now: still claimed
   }
 
-  // Puts n into the first empty slot of its probe sequence in t (t is not yet current, so
-  // nothing else is inserted there and nothing is frozen).
+  /// Puts n into the first empty slot of its probe sequence in t (t is not yet current, so
+  /// nothing else is inserted there and nothing is frozen).
   static std::atomic<std::uint64_t>& place(table* t, node* n, std::uint64_t h) noexcept {
     const std::uint64_t v = encode(n, h);
     [[maybe_unused]] std::size_t probes = 0;
@@ -578,7 +594,7 @@ class user_registry {
     }
   }
 
-  // ---- construction ----
+  /// ---- construction ----
   template <class Make>
   handle build(node* n, Make& make) {
     try {
@@ -609,7 +625,7 @@ class user_registry {
     }
   }
 
-  // ---- removal (caller holds an epoch guard, and retires n if this returns true) ----
+  /// ---- removal (caller holds an epoch guard, and retires n if this returns true) ----
   template <class Pred>
   bool try_remove(node* n, Pred& pred) {
     std::uint64_t c = n->control.load(std::memory_order_acquire);
@@ -625,9 +641,9 @@ class user_registry {
     return true;
   }
 
-  // Turns every slot that holds n, in the current table and its successors, into a
-  // tombstone. n is failed or removed: a migration copying it concurrently either is seen
-  // here or sees that state and clears its copy itself.
+  /// Turns every slot that holds n, in the current table and its successors, into a
+  /// tombstone. n is failed or removed: a migration copying it concurrently either is seen
+  /// here or sees that state and clears its copy itself.
   void unlink(node* n) noexcept {
     // seq_cst throughout: a migration copying n concurrently with its failure must either
     // see the failure or have its copy (and the table holding it) seen here.
@@ -647,8 +663,8 @@ class user_registry {
     }
   }
 
-  // Every node of the current table, once any migration in flight has ended (so an entry is
-  // in exactly one place). A migration that starts meanwhile leaves the nodes readable here.
+  /// Every node of the current table, once any migration in flight has ended (so an entry is
+  /// in exactly one place). A migration that starts meanwhile leaves the nodes readable here.
   template <class Fn>
   void for_each_node(Fn&& fn) {
     table* t = current_.load(std::memory_order_acquire);
@@ -662,7 +678,7 @@ class user_registry {
     }
   }
 
-  alignas(64) std::atomic<table*> current_;  // read by every lookup
+  alignas(64) std::atomic<table*> current_;  ///< read by every lookup
   [[no_unique_address]] Hash hash_;
   [[no_unique_address]] KeyEqual equal_;
   alignas(64) std::atomic<std::size_t> size_{0};

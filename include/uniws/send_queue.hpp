@@ -17,8 +17,8 @@ namespace uniws {
 
 /// What a full queue does with one more message.
 enum class slow_consumer_policy : std::uint8_t {
-  drop_oldest,  // make room by dropping the oldest queued messages (counted)
-  close,        // refuse it and close the connection with slow_close_code
+  drop_oldest,  ///< make room by dropping the oldest queued messages (counted)
+  close,        ///< refuse it and close the connection with slow_close_code
 };
 
 /// The policies' names, as flags and /config spell them: one table read both ways.
@@ -45,14 +45,20 @@ inline constexpr std::pair<slow_consumer_policy, std::string_view> slow_consumer
 /// slow ones, and the total stays within max_bytes plus one message per queue. Thread-safe.
 class queue_budget {
  public:
+  /// A budget of `max_bytes` shared by many queues.
   explicit queue_budget(std::size_t max_bytes) noexcept : max_(max_bytes) {}
   queue_budget(const queue_budget&) = delete;
   queue_budget& operator=(const queue_budget&) = delete;
 
+  /// Whether `n` more bytes fit.
   [[nodiscard]] bool has_room_for(std::size_t n) const noexcept { return bytes_.load(std::memory_order_relaxed) + n <= max_; }
+  /// Bytes held by all queues on this budget now.
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
+  /// The bound.
   [[nodiscard]] std::size_t max_bytes() const noexcept { return max_; }
+  /// A queue took `n` bytes.
   void add(std::size_t n) noexcept { bytes_.fetch_add(n, std::memory_order_relaxed); }
+  /// A queue gave back `n` bytes.
   void release(std::size_t n) noexcept { bytes_.fetch_sub(n, std::memory_order_relaxed); }
 
  private:
@@ -60,12 +66,16 @@ class queue_budget {
   const std::size_t max_;
 };
 
+/// The bound of one connection's send queue, and what happens past it.
 struct send_queue_limits {
+  /// Messages queued at most.
   std::size_t max_messages = 1024;
+  /// Bytes queued at most.
   std::size_t max_bytes = std::size_t{8} << 20;
+  /// What a full queue does with one more message.
   slow_consumer_policy policy = slow_consumer_policy::drop_oldest;
-  close_code slow_close_code = close_code::try_again_later;  // 1013; 1008 is the other common choice
-  queue_budget* budget = nullptr;  // shared by many queues; must outlive them (none: no shared bound)
+  close_code slow_close_code = close_code::try_again_later;  ///< 1013; 1008 is the other common choice
+  queue_budget* budget = nullptr;  ///< shared by many queues; must outlive them (none: no shared bound)
 };
 
 /// Single-owner (not thread-safe): its connection serialises access, as a strand does.
@@ -73,8 +83,9 @@ struct send_queue_limits {
 /// an idle connection costs nothing.
 class send_queue {
  public:
+  /// An empty queue with these bounds (it allocates nothing yet).
   explicit send_queue(send_queue_limits limits = {}) : limits_(limits) {}
-  send_queue(const send_queue&) = delete;  // its bytes are counted in the budget once
+  send_queue(const send_queue&) = delete;  ///< its bytes are counted in the budget once
   send_queue& operator=(const send_queue&) = delete;
   ~send_queue() {
     if (limits_.budget) limits_.budget->release(bytes_);
@@ -106,12 +117,19 @@ class send_queue {
     return send_result::queued;
   }
 
+  /// Nothing queued.
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+  /// Messages queued.
   [[nodiscard]] std::size_t size() const noexcept { return count_; }
+  /// Bytes queued.
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
+  /// Messages dropped to stay within the bound, ever.
   [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
+  /// The queue was closed: it takes nothing more.
   [[nodiscard]] bool closed() const noexcept { return closed_; }
+  /// It was closed by the close_connection policy (a consumer too slow).
   [[nodiscard]] bool closed_as_slow() const noexcept { return closed_as_slow_; }
+  /// Its bounds.
   [[nodiscard]] const send_queue_limits& limits() const noexcept { return limits_; }
   /// Slots allocated: 0 for a queue that never held a message or was shrunk when empty.
   [[nodiscard]] std::size_t capacity() const noexcept { return ring_.size(); }
@@ -119,6 +137,7 @@ class send_queue {
   /// The oldest queued message; the queue must not be empty.
   [[nodiscard]] const message& front() const noexcept { return ring_[head_]; }
 
+  /// Removes the oldest message; the queue must not be empty.
   void pop() noexcept {
     bytes_ -= ring_[head_].size();
     if (limits_.budget) limits_.budget->release(ring_[head_].size());
@@ -138,8 +157,8 @@ class send_queue {
   void close() noexcept { closed_ = true; }
 
  private:
-  // Whether `size` more bytes overflow this queue, or the shared budget while this queue has a
-  // backlog of its own.
+  /// Whether `size` more bytes overflow this queue, or the shared budget while this queue has a
+  /// backlog of its own.
   [[nodiscard]] bool full_for(std::size_t size) const noexcept {
     return count_ == limits_.max_messages || bytes_ + size > limits_.max_bytes ||
            (count_ > 0 && limits_.budget && !limits_.budget->has_room_for(size));
@@ -162,7 +181,7 @@ class send_queue {
   }
 
   send_queue_limits limits_;
-  std::vector<message> ring_;  // power-of-two size
+  std::vector<message> ring_;  ///< power-of-two size
   std::size_t head_ = 0;
   std::size_t count_ = 0;
   std::size_t bytes_ = 0;

@@ -30,9 +30,13 @@ enum class stat_kind : std::uint8_t { counter, gauge };
 /// One field of a stats struct: its name, kind and help text, and where it lives.
 template <class Stats>
 struct stat_field {
+  /// The field's name, as in /stats and after the prefix in /metrics.
   std::string_view name;
+  /// Counter or gauge.
   stat_kind kind;
+  /// One line for the metric's HELP.
   std::string_view help;
+  /// The field in the struct.
   std::uint64_t Stats::*member;
 };
 
@@ -80,16 +84,19 @@ class atomic_stats {
     values_[i].fetch_add(n, std::memory_order_relaxed);
   }
 
+  /// Sets the field (a gauge) to `v`.
   template <std::uint64_t S::*Member>
   void set(std::uint64_t v) noexcept {
     values_[detail::stat_index<S, Member>()].store(v, std::memory_order_relaxed);
   }
 
+  /// The field's value now.
   template <std::uint64_t S::*Member>
   [[nodiscard]] std::uint64_t get() const noexcept {
     return values_[detail::stat_index<S, Member>()].load(std::memory_order_relaxed);
   }
 
+  /// Every field, read now (each atomically, not all at one instant).
   [[nodiscard]] S snapshot() const noexcept {
     S s;
     for (std::size_t i = 0; i < values_.size(); ++i) s.*(S::fields()[i].member) = values_[i].load(std::memory_order_relaxed);

@@ -23,8 +23,8 @@
 namespace uniws {
 namespace detail {
 
-// Mutex + condition variable rather than an atomic flag: the signalling thread holds the
-// lock while it notifies, so the waiter cannot return and destroy the event under it.
+/// Mutex + condition variable rather than an atomic flag: the signalling thread holds the
+/// lock while it notifies, so the waiter cannot return and destroy the event under it.
 class sync_wait_event {
  public:
   void set() noexcept {
@@ -82,8 +82,8 @@ class sync_wait_driver {
   std::coroutine_handle<promise_type> handle_;
 };
 
-// Takes a pointer, not a reference: the awaitable lives in sync_wait's caller, which blocks
-// until this coroutine has finished, so the pointee outlives every use.
+/// Takes a pointer, not a reference: the awaitable lives in sync_wait's caller, which blocks
+/// until this coroutine has finished, so the pointee outlives every use.
 template <class R, class A>
 sync_wait_driver<R> make_sync_wait_driver(std::remove_reference_t<A>* a) {
   if constexpr (std::is_void_v<R>) {
@@ -97,7 +97,7 @@ sync_wait_driver<R> make_sync_wait_driver(std::remove_reference_t<A>* a) {
 
 struct when_all_latch {
   explicit when_all_latch(std::size_t children) noexcept : count(children + 1) {}
-  std::atomic<std::size_t> count;  // children + the awaiting coroutine's own arrival
+  std::atomic<std::size_t> count;  ///< children + the awaiting coroutine's own arrival
   std::coroutine_handle<> awaiting;
 };
 
@@ -158,9 +158,9 @@ when_all_child<R> make_when_all_child(A a) {
   }
 }
 
-// Starts every child, then suspends until the last one arrives. If all of them finished
-// synchronously the awaiting coroutine's own arrival is the last and it does not suspend.
-// Copyable on purpose (g++ 12 may copy an awaiter); the latch it points to stays put.
+/// Starts every child, then suspends until the last one arrives. If all of them finished
+/// synchronously the awaiting coroutine's own arrival is the last and it does not suspend.
+/// Copyable on purpose (g++ 12 may copy an awaiter); the latch it points to stays put.
 template <class StartAll>
 class when_all_barrier {
  public:

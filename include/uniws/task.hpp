@@ -23,8 +23,8 @@ class task_promise_base : public recycled_frame {
  public:
   struct final_awaiter {
     constexpr bool await_ready() const noexcept { return false; }
-    // Symmetric transfer: the awaiter resumes as a tail call, so a synchronous chain of
-    // co_awaits does not grow the stack (given an optimiser that emits the tail call).
+    /// Symmetric transfer: the awaiter resumes as a tail call, so a synchronous chain of
+    /// co_awaits does not grow the stack (given an optimiser that emits the tail call).
     template <class Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) const noexcept {
       return self.promise().continuation_;
@@ -54,7 +54,7 @@ class task_promise_base : public recycled_frame {
   void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
 
  private:
-  std::coroutine_handle<> continuation_;  // set by the awaiter before the body first runs
+  std::coroutine_handle<> continuation_;  ///< set by the awaiter before the body first runs
 };
 
 template <class T>
@@ -72,11 +72,15 @@ template <class T>
 class [[nodiscard(
     "uniws::task is lazy: nothing runs until you co_await it (or hand it to sync_wait / when_all)")]] task {
  public:
+  /// The coroutine's promise.
   using promise_type = detail::task_promise<T>;
+  /// What co_await gives.
   using value_type = T;
 
   task() noexcept = default;
+  /// Takes the coroutine over; `other` is empty after.
   task(task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  /// Destroys its own coroutine, then takes `other`'s.
   task& operator=(task&& other) noexcept {
     if (this != &other) {
       destroy();
@@ -90,6 +94,7 @@ class [[nodiscard(
 
   /// True once the body has finished (or the task is empty).
   [[nodiscard]] bool is_ready() const noexcept { return !handle_ || handle_.done(); }
+  /// Whether it holds a coroutine.
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(handle_); }
 
   /// A task is not its result: `t->member` is the mistake of forgetting to co_await it.
@@ -102,6 +107,7 @@ class [[nodiscard(
 
   /// Awaiting an lvalue task yields its result by reference; an rvalue task moves it out.
   auto operator co_await() & noexcept { return awaiter<false>{handle_}; }
+  /// Starts the coroutine and resumes the awaiter when it finishes (symmetric transfer).
   auto operator co_await() && noexcept { return awaiter<true>{handle_}; }
 
  private:

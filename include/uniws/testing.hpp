@@ -36,14 +36,19 @@
 
 namespace uniws::testing {
 
+/// A connection for tests: try_send queues into memory under the same bound and policy
+/// as a real one, and what was sent can be read back.
 class memory_connection {
  public:
+  /// A connection `id` with a queue of `limits`.
   explicit memory_connection(connection_id id, send_queue_limits limits = {}) : id_(id), queue_(limits) {}
   memory_connection(const memory_connection&) = delete;
   memory_connection& operator=(const memory_connection&) = delete;
 
+  /// Its id.
   [[nodiscard]] connection_id id() const noexcept { return id_; }
 
+  /// Queues `m` (connection concept).
   send_result try_send(message m) {
     lock_guard lock(lock_);
     if (close_code_) return send_result::closed;
@@ -60,6 +65,7 @@ class memory_connection {
     return r;
   }
 
+  /// Closes it with `code`; later sends are refused.
   void close(close_code code) {
     lock_guard lock(lock_);
     if (!close_code_) close_code_ = code;
@@ -90,22 +96,27 @@ class memory_connection {
     lock_guard lock(lock_);
     return received_;
   }
+  /// Messages sent to it so far.
   [[nodiscard]] std::size_t received_count() const {
     lock_guard lock(lock_);
     return received_.size();
   }
+  /// Forgets what was sent so far.
   void clear_received() {
     lock_guard lock(lock_);
     received_.clear();
   }
+  /// Messages in its queue.
   [[nodiscard]] std::size_t queued() const {
     lock_guard lock(lock_);
     return queue_.size();
   }
+  /// Bytes in its queue.
   [[nodiscard]] std::size_t queued_bytes() const {
     lock_guard lock(lock_);
     return queue_.bytes();
   }
+  /// Messages its queue dropped.
   [[nodiscard]] std::uint64_t dropped() const {
     lock_guard lock(lock_);
     return queue_.dropped();
@@ -117,7 +128,7 @@ class memory_connection {
   }
 
  private:
-  // A test double's lock: one uncontended exchange, so benchmarks measure the manager.
+  /// A test double's lock: one uncontended exchange, so benchmarks measure the manager.
   class spin_lock {
    public:
     void lock() noexcept {
@@ -149,6 +160,8 @@ class memory_connection {
 
 static_assert(connection<memory_connection>);
 
+/// A cluster's broker in memory, for tests: the nodes of one process share a store with
+/// per-user seqs and history, and can be taken down.
 class memory_bus {
   struct published {
     std::string user, thread;
@@ -157,20 +170,20 @@ class memory_bus {
   };
   struct node_state {
     broker_receiver receiver;
-    std::multiset<std::string, std::less<>> users;  // one entry per subscribe
+    std::multiset<std::string, std::less<>> users;  ///< one entry per subscribe
     broker_stats stats;
   };
   struct user_history {
     history_epoch epoch = history_epoch::random();
     std::deque<published> events;
-    std::uint64_t gone_through = 0;  // the last seq no longer held
+    std::uint64_t gone_through = 0;  ///< the last seq no longer held
   };
   struct state {
     std::mutex mutex;
     bool down = false;
     std::size_t history_limit = 1024;
     std::map<std::string, user_history, std::less<>> histories;
-    std::map<std::string, std::uint64_t, std::less<>> seq;  // the cluster's per-user counter
+    std::map<std::string, std::uint64_t, std::less<>> seq;  ///< the cluster's per-user counter
     std::deque<published> pending;
     std::vector<node_state> nodes;
     std::uint64_t published_count = 0, refused = 0;
@@ -180,6 +193,7 @@ class memory_bus {
   /// One node's connection to the bus: a uniws::broker.
   class endpoint {
    public:
+    /// Stamps the next seq and delivers to every subscribed node (broker concept).
     bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) {
       std::lock_guard lock(bus_->mutex);
       if (bus_->down) {
@@ -201,27 +215,34 @@ class memory_bus {
       ++bus_->nodes[node_].stats.published;
       return true;
     }
+    /// This node receives the user's events.
     void subscribe(std::string_view user) {
       std::lock_guard lock(bus_->mutex);
       bus_->nodes[node_].users.emplace(user);
     }
+    /// This node stops receiving them.
     void unsubscribe(std::string_view user) {
       std::lock_guard lock(bus_->mutex);
       auto& users = bus_->nodes[node_].users;
       if (auto it = users.find(user); it != users.end()) users.erase(it);
     }
+    /// Where this node's deliveries go.
     void set_receiver(broker_receiver r) {
       std::lock_guard lock(bus_->mutex);
       bus_->nodes[node_].receiver = std::move(r);
     }
+    /// True: a cluster's broker.
     [[nodiscard]] bool enabled() const noexcept { return true; }
+    /// This node's counters.
     [[nodiscard]] broker_stats stats() const {
       std::lock_guard lock(bus_->mutex);
       broker_stats s = bus_->nodes[node_].stats;
       s.connected = bus_->down ? 0 : 1;
       return s;
     }
+    /// Stops this node: nothing more is delivered to it.
     void stop() { set_receiver(nullptr); }
+    /// Answers with the thread's stored events after `after`.
     void read_history(std::string_view user, std::string_view thread, std::optional<std::uint64_t> after,
                       const history_receiver& receiver) {
       stored_history answer;
@@ -242,6 +263,7 @@ class memory_bus {
       }
       receiver(std::move(answer));
     }
+    /// Whether this node is subscribed to the user.
     [[nodiscard]] bool subscribed(std::string_view user) const {
       std::lock_guard lock(bus_->mutex);
       return bus_->nodes[node_].users.count(user) != 0;
@@ -250,7 +272,7 @@ class memory_bus {
    private:
     friend class memory_bus;
     endpoint(std::shared_ptr<state> bus, std::size_t node) : bus_(std::move(bus)), node_(node) {}
-    user_history& history_of(std::string_view user) {  // under the bus's mutex
+    user_history& history_of(std::string_view user) {  ///< under the bus's mutex
       auto it = bus_->histories.find(user);
       if (it == bus_->histories.end()) it = bus_->histories.emplace(std::string(user), user_history{}).first;
       return it->second;
@@ -259,12 +281,14 @@ class memory_bus {
     std::size_t node_;
   };
 
+  /// A new node's broker on this bus.
   [[nodiscard]] endpoint node() {
     std::lock_guard lock(state_->mutex);
     state_->nodes.emplace_back();
     return endpoint(state_, state_->nodes.size() - 1);
   }
 
+  /// Takes the bus down (publish refuses, reads fail) or brings it back.
   void set_down(bool down) {
     std::lock_guard lock(state_->mutex);
     state_->down = down;
@@ -277,6 +301,7 @@ class memory_bus {
     state_->seq.clear();
   }
 
+  /// Keeps at most `events` events per user.
   void set_history_limit(std::size_t events) {
     std::lock_guard lock(state_->mutex);
     state_->history_limit = events;
@@ -305,10 +330,12 @@ class memory_bus {
     }
   }
 
+  /// Events the bus accepted.
   [[nodiscard]] std::uint64_t published_count() const {
     std::lock_guard lock(state_->mutex);
     return state_->published_count;
   }
+  /// Events refused while down.
   [[nodiscard]] std::uint64_t refused() const {
     std::lock_guard lock(state_->mutex);
     return state_->refused;

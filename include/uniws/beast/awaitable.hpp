@@ -24,8 +24,8 @@
 namespace uniws::beast {
 namespace detail {
 
-// A coroutine that starts at once and frees itself when done: it runs one task and
-// hands the outcome to an Asio completion handler.
+/// A coroutine that starts at once and frees itself when done: it runs one task and
+/// hands the outcome to an Asio completion handler.
 struct detached {
   struct promise_type {
     detached get_return_object() const noexcept { return {}; }

@@ -58,15 +58,20 @@
 
 namespace uniws::beast {
 
+/// How a Beast connection bounds what it holds and how long it waits.
 struct connection_options {
+  /// The send queue's bound and slow-consumer policy.
   send_queue_limits queue{};
-  std::size_t read_message_max = 64 * 1024;  // a bigger frame closes the connection with 1009
+  std::size_t read_message_max = 64 * 1024;  ///< a bigger frame closes the connection with 1009
+  /// The upgrade must complete within this.
   std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(10);
+  /// A connection with nothing read for this long is closed.
   std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(60);
-  bool keep_alive_pings = true;  // ping an idle peer at half the idle timeout
-  delivery_metrics* metrics = nullptr;  // must outlive the connection
+  bool keep_alive_pings = true;  ///< ping an idle peer at half the idle timeout
+  delivery_metrics* metrics = nullptr;  ///< must outlive the connection
 };
 
+/// A Boost.Beast WebSocket stream as a uniws::connection (see the top of this file).
 template <class NextLayer = boost::beast::tcp_stream>
 class basic_websocket_connection : public std::enable_shared_from_this<basic_websocket_connection<NextLayer>> {
  public:
@@ -86,6 +91,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   basic_websocket_connection(const basic_websocket_connection&) = delete;
   basic_websocket_connection& operator=(const basic_websocket_connection&) = delete;
 
+  /// Its id (given at create).
   [[nodiscard]] connection_id id() const noexcept { return id_; }
 
   /// The stream, for the handshake and the read loop (on its executor).
@@ -129,6 +135,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     });
   }
 
+  /// Whether the WebSocket is open.
   [[nodiscard]] bool is_open() const {
     std::lock_guard lock(mutex_);
     return state_ == state::open;
@@ -143,6 +150,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     std::lock_guard lock(mutex_);
     return discarded_;
   }
+  /// Messages written to the socket.
   [[nodiscard]] std::uint64_t messages_written() const noexcept { return written_.load(std::memory_order_relaxed); }
   /// Writes completed: each carries up to 16 messages with one gathered write.
   [[nodiscard]] std::uint64_t writes() const noexcept { return writes_.load(std::memory_order_relaxed); }
@@ -181,7 +189,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   };
 
  public:
-  // For create() only: the tag cannot be named outside.
+  /// For create() only: the tag cannot be named outside.
   basic_websocket_connection(private_tag, connection_id id, NextLayer next, connection_options options)
       : id_(id), ws_(std::move(next)), queue_(options.queue), metrics_(options.metrics) {
     ws_.read_message_max(options.read_message_max);
@@ -200,7 +208,7 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     }
   }
 
-  // Starts the write loop on the stream's executor unless it is already running.
+  /// Starts the write loop on the stream's executor unless it is already running.
   void kick_locked(std::unique_lock<std::mutex>& lock) {
     if (writing_) return;
     writing_ = true;
@@ -208,8 +216,8 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     boost::asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->write_next(false); });
   }
 
-  // Writes what is queued: up to write_batch::capacity messages, framed here, with one gathered
-  // write. `after_write`: called as the previous write completed.
+  /// Writes what is queued: up to write_batch::capacity messages, framed here, with one gathered
+  /// write. `after_write`: called as the previous write completed.
   void write_next(bool after_write) {
     std::unique_lock lock(mutex_);
     if (queue_.empty()) {
@@ -248,8 +256,8 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
                                       });
   }
 
-  // A batch of messages as the frames a server sends (RFC 6455 5.2: FIN, text, unmasked; the
-  // length in 7, 7+16 or 7+64 bits), their payloads not copied.
+  /// A batch of messages as the frames a server sends (RFC 6455 5.2: FIN, text, unmasked; the
+  /// length in 7, 7+16 or 7+64 bits), their payloads not copied.
   struct write_batch {
     static constexpr std::size_t capacity = 16;
     void add(message m) {
@@ -280,8 +288,8 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     std::size_t size = 0;
   };
 
-  // While a backlog is being written, TCP_CORK lets the kernel put several writes into one
-  // segment instead of sending each on its own (TCP_NODELAY would).
+  /// While a backlog is being written, TCP_CORK lets the kernel put several writes into one
+  /// segment instead of sending each on its own (TCP_NODELAY would).
   void set_corked(bool on) {
 #if defined(__linux__) && defined(TCP_CORK)
     if constexpr (requires { lowest_socket().native_handle(); }) {
@@ -295,16 +303,16 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
 #endif
   }
 
-  // The socket under the WebSocket (and TLS, if any).
+  /// The socket under the WebSocket (and TLS, if any).
   auto& lowest_socket() {
     auto& lowest = boost::beast::get_lowest_layer(ws_);
     if constexpr (requires { lowest.socket().native_handle(); }) return lowest.socket();
     else return lowest;
   }
 
-  // What the peer has taken: the bytes its TCP acknowledged so far, and those it has not yet.
-  // Linux; elsewhere both 0, so only a write pending in the application counts as waiting, and
-  // a write that never completes as no progress.
+  /// What the peer has taken: the bytes its TCP acknowledged so far, and those it has not yet.
+  /// Linux; elsewhere both 0, so only a write pending in the application counts as waiting, and
+  /// a write that never completes as no progress.
   struct peer_progress {
     std::uint64_t acknowledged = 0, unacknowledged = 0;
   };
@@ -360,18 +368,18 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
 
   const connection_id id_;
   stream_type ws_;
-  mutable std::mutex mutex_;  // guards everything below but batch_ (owned by the write loop)
+  mutable std::mutex mutex_;  ///< guards everything below but batch_ (owned by the write loop)
   send_queue queue_;
   state state_ = state::open;
   close_code close_code_ = close_code::normal;
   bool writing_ = false;
   std::uint64_t discarded_ = 0;
-  std::unique_ptr<write_batch> batch_;  // owned by the write loop: what is being written
-  bool corked_ = false;                 // owned by the write loop
+  std::unique_ptr<write_batch> batch_;  ///< owned by the write loop: what is being written
+  bool corked_ = false;                 ///< owned by the write loop
   std::atomic<std::uint64_t> written_{0}, writes_{0};
-  std::atomic<std::chrono::steady_clock::rep> write_started_{0};  // 0: no write pending
-  // Owned by the stream's executor: what cut_off_if_stalled compares.
-  std::uint64_t bytes_taken_ = 0;  // the peer's acknowledged bytes at the last progress
+  std::atomic<std::chrono::steady_clock::rep> write_started_{0};  ///< 0: no write pending
+  /// Owned by the stream's executor: what cut_off_if_stalled compares.
+  std::uint64_t bytes_taken_ = 0;  ///< the peer's acknowledged bytes at the last progress
   std::chrono::steady_clock::time_point progress_at_{};
   delivery_metrics* const metrics_;
 };

@@ -50,29 +50,31 @@
 
 namespace uniws::redis {
 
+/// Where the Redis is, and how the broker keeps and retries.
 struct broker_options {
-  std::string host;  // empty: no Redis, the broker is disabled and the node works alone
-  int port = 6379;
-  // Keys <prefix>:seq:{<user>}, <prefix>:h:{<user>} (history), <prefix>:epoch:{<user>};
-  // channels <prefix>:u:<user>.
+  std::string host;  ///< empty: no Redis, the broker is disabled and the node works alone
+  int port = 6379;  ///< the Redis's port
+  /// Keys `PREFIX:seq:{USER}`, `PREFIX:h:{USER}` (history), `PREFIX:epoch:{USER}`;
+  /// channels `PREFIX:u:USER`.
   std::string prefix = "uniws";
-  std::chrono::milliseconds backoff_min{100}, backoff_max{5000};
-  std::size_t history_events = 1024;  // per user, about (MAXLEN ~)
-  std::chrono::seconds history_age{300};  // older events are not replayed; an idle history expires
+  std::chrono::milliseconds backoff_min{100};  ///< the first reconnect waits this long
+  std::chrono::milliseconds backoff_max{5000};  ///< reconnects wait at most this long
+  std::size_t history_events = 1024;  ///< per user, about (MAXLEN ~)
+  std::chrono::seconds history_age{300};  ///< older events are not replayed; an idle history expires
 };
 
 namespace detail {
 
-// One hiredis async context on an Asio executor: hiredis says when it wants to read or
-// write; we wait for readiness on its descriptor and hand control back.
+/// One hiredis async context on an Asio executor: hiredis says when it wants to read or
+/// write; we wait for readiness on its descriptor and hand control back.
 class hiredis_link : public std::enable_shared_from_this<hiredis_link> {
  public:
   using callback = std::function<void(bool up)>;
 
   explicit hiredis_link(boost::asio::any_io_executor ex) : descriptor_(ex) {}
 
-  // Starts connecting; `on_state(true)` once connected, `on_state(false)` once it is gone (or
-  // never came). Both on the executor.
+  /// Starts connecting; `on_state(true)` once connected, `on_state(false)` once it is gone (or
+  /// never came). Both on the executor.
   bool start(const std::string& host, int port, callback on_state) {
     ctx_ = redisAsyncConnect(host.c_str(), port);
     if (!ctx_ || ctx_->err) {
@@ -109,7 +111,7 @@ class hiredis_link : public std::enable_shared_from_this<hiredis_link> {
 
   [[nodiscard]] redisAsyncContext* context() const noexcept { return ctx_; }
 
-  // Frees the context now: pending command callbacks run with a null reply.
+  /// Frees the context now: pending command callbacks run with a null reply.
   void close() {
     if (ctx_ && !reported_gone_) redisAsyncFree(ctx_);  // once gone, hiredis frees it itself
   }
@@ -145,7 +147,7 @@ class hiredis_link : public std::enable_shared_from_this<hiredis_link> {
     });
   }
 
-  // hiredis is freeing the context: stop waiting, give the descriptor back (hiredis closes it).
+  /// hiredis is freeing the context: stop waiting, give the descriptor back (hiredis closes it).
   void cleanup() {
     ctx_ = nullptr;
     reading_ = writing_ = false;
@@ -165,6 +167,8 @@ class hiredis_link : public std::enable_shared_from_this<hiredis_link> {
 
 }  // namespace detail
 
+/// A cluster's broker on one Redis (or a Sentinel-managed primary): Lua-stamped seqs,
+/// per-user history, pub/sub delivery. Network I/O on its own thread; see the top of this file.
 class broker : public detail::posted_broker<broker> {
  public:
   /// `ex` should be a strand (or a one-thread io_context): all Redis I/O runs there.
@@ -173,14 +177,18 @@ class broker : public detail::posted_broker<broker> {
     if (impl_->options.host.empty()) return;
     boost::asio::post(impl_->ex, [i = impl_] { i->connect(); });
   }
+  /// Moves the running broker.
   broker(broker&&) noexcept = default;
+  /// Moves the running broker.
   broker& operator=(broker&&) noexcept = default;
   ~broker() {
     if (impl_) boost::asio::post(impl_->ex, [i = impl_] { i->shut_down(); });
   }
 
+  /// True: a cluster's broker.
   [[nodiscard]] bool enabled() const noexcept { return !impl_->options.host.empty(); }
 
+  /// Publishes through Redis (broker concept); false while Redis is down.
   bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) {
     if (!impl_->connected.load(std::memory_order_acquire)) {
       impl_->stats.add<&broker_stats::publish_failed>();
@@ -206,13 +214,13 @@ class broker : public detail::posted_broker<broker> {
     std::shared_ptr<detail::hiredis_link> commands, subscriber;
     bool commands_up = false, subscriber_up = false, stopping = false, ever_connected = false;
     std::chrono::milliseconds backoff{0};
-    std::map<std::string, int, std::less<>> subscriptions;  // user -> subscribe count
-    std::set<std::string, std::less<>> confirmed;           // users whose SUBSCRIBE Redis confirmed
+    std::map<std::string, int, std::less<>> subscriptions;  ///< user -> subscribe count
+    std::set<std::string, std::less<>> confirmed;           ///< users whose SUBSCRIBE Redis confirmed
 
     using history_read = detail::history_read;
-    std::multimap<std::string, history_read, std::less<>> waiting;  // reads until their SUBSCRIBE is confirmed
+    std::multimap<std::string, history_read, std::less<>> waiting;  ///< reads until their SUBSCRIBE is confirmed
     std::atomic<bool> connected{false};
-    atomic_stats<broker_stats> stats;  // `connected` is read from the flag above
+    atomic_stats<broker_stats> stats;  ///< `connected` is read from the flag above
 
     std::string channel(std::string_view user) const { return options.prefix + ":u:" + std::string(user); }
     std::string key(std::string_view kind, std::string_view user) const {
@@ -244,7 +252,7 @@ class broker : public detail::posted_broker<broker> {
       connected.store(true, std::memory_order_release);
     }
 
-    // Either connection failed: drop both, retry later.
+    /// Either connection failed: drop both, retry later.
     void down() {
       connected.store(false, std::memory_order_release);
       answer_waiting();
@@ -294,7 +302,7 @@ class broker : public detail::posted_broker<broker> {
       if (!ctx || at == std::string_view::npos || !command(ctx, &on_published, p, args)) on_published(nullptr, nullptr, p);
     }
 
-    // One command from its arguments; false if hiredis refused it (the callback is not called).
+    /// One command from its arguments; false if hiredis refused it (the callback is not called).
     template <std::size_t N>
     static bool command(redisAsyncContext* ctx, redisCallbackFn* done, void* privdata, const std::string_view (&args)[N]) {
       const char* argv[N];
@@ -306,8 +314,8 @@ class broker : public detail::posted_broker<broker> {
       return redisAsyncCommandArgv(ctx, done, privdata, static_cast<int>(N), argv, lens) == REDIS_OK;
     }
 
-    // A join's read: once the user's subscription is confirmed (so no later event can miss
-    // this node), else when it is; answered unanswered while Redis is down.
+    /// A join's read: once the user's subscription is confirmed (so no later event can miss
+    /// this node), else when it is; answered unanswered while Redis is down.
     void read(history_read q) {
       if (!connected.load(std::memory_order_acquire) || !subscriptions.contains(q.user)) return q.receiver(stored_history{});
       if (!confirmed.contains(q.user)) {
@@ -332,7 +340,7 @@ class broker : public detail::posted_broker<broker> {
       if (!commands || !commands_up || !command(commands->context(), done, p, args)) done(nullptr, nullptr, p);
     }
 
-    // Redis is gone (or we stop): the joins waiting for a confirmation are answered without it.
+    /// Redis is gone (or we stop): the joins waiting for a confirmation are answered without it.
     void answer_waiting() {
       confirmed.clear();
       auto reads = std::move(waiting);
@@ -391,7 +399,7 @@ class broker : public detail::posted_broker<broker> {
       redisAsyncCommandArgv(subscriber->context(), &on_channel, this, 2, argv, lens);
     }
 
-    // ["message", channel, "<seq> <len> <thread><envelope>"] (and subscribe confirmations).
+    /// ["message", channel, "<seq> <len> <thread><envelope>"] (and subscribe confirmations).
     static void on_channel(redisAsyncContext*, void* r, void* privdata) {
       const auto* reply = static_cast<const redisReply*>(r);
       auto* self = static_cast<impl*>(privdata);

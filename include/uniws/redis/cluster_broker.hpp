@@ -54,14 +54,17 @@
 
 namespace uniws::redis {
 
+/// Where the Redis Cluster's seeds are, and how the broker keeps and retries.
 struct cluster_options {
-  std::vector<std::string> seeds;  // "host:port" of any cluster nodes; empty: disabled
-  // Keys <prefix>:seq:{<user>}, <prefix>:h:{<user>}, <prefix>:epoch:{<user>}; shard channel
-  // <prefix>:u:{<user>} (detail::user_tag). The prefix must not contain braces.
+  std::vector<std::string> seeds;  ///< "host:port" of any cluster nodes; empty: disabled
+  /// Keys `PREFIX:seq:{USER}`, `PREFIX:h:{USER}`, `PREFIX:epoch:{USER}`; shard channel
+  /// `PREFIX:u:{USER}` (detail::user_tag). The prefix must not contain braces.
   std::string prefix = "uniws";
-  std::chrono::milliseconds backoff_min{50}, backoff_max{2000};  // between slot-map reads that fail
+  std::chrono::milliseconds backoff_min{50};   ///< the first wait between slot-map reads that fail
+  std::chrono::milliseconds backoff_max{2000};  ///< the longest wait between them
+  /// Events kept per user for resumes.
   std::size_t history_events = 1024;
-  std::chrono::seconds history_age{300};
+  std::chrono::seconds history_age{300};  ///< kept events expire after this
 };
 
 // What this node counts per master of the cluster, declared once (uniws/stats.hpp).
@@ -76,6 +79,8 @@ struct shard_stats {
   UNIWS_STATS(shard_stats, UNIWS_SHARD_STATS)
 };
 
+/// A cluster's broker on a Redis Cluster: each user's keys and shard channel on the
+/// user's slot; MOVED/ASK followed; a lost subscription reads back what it missed.
 class cluster_broker : public detail::posted_broker<cluster_broker> {
  public:
   /// `ex` should be a strand (or a one-thread io_context): all Redis I/O runs there.
@@ -84,14 +89,18 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
     if (impl_->options.seeds.empty()) return;
     boost::asio::post(impl_->ex, [i = impl_] { i->refresh(); });
   }
+  /// Moves the running broker.
   cluster_broker(cluster_broker&&) noexcept = default;
+  /// Moves the running broker.
   cluster_broker& operator=(cluster_broker&&) noexcept = default;
   ~cluster_broker() {
     if (impl_) boost::asio::post(impl_->ex, [i = impl_] { i->shut_down(); });
   }
 
+  /// True: a cluster's broker.
   [[nodiscard]] bool enabled() const noexcept { return !impl_->options.seeds.empty(); }
 
+  /// Publishes on the user's shard (broker concept); false while it is unreachable.
   bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) {
     const std::uint16_t slot = detail::key_slot(detail::user_tag(user));
     if (!impl_->slot_up[slot].load(std::memory_order_acquire)) {
@@ -129,30 +138,30 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       int port = 0;
       std::shared_ptr<detail::resp_link> commands, subscriber;
       bool commands_up = false, subscriber_up = false, commands_ever_up = false, subscriber_ever_up = false;
-      std::deque<std::string> pending;  // channels whose SSUBSCRIBE awaits its answer, in order
-      atomic_stats<shard_stats> counters;  // up and slots set on the executor, read by shards()
+      std::deque<std::string> pending;  ///< channels whose SSUBSCRIBE awaits its answer, in order
+      atomic_stats<shard_stats> counters;  ///< up and slots set on the executor, read by shards()
       [[nodiscard]] bool up() const noexcept { return commands_up && subscriber_up; }
     };
 
     using history_read = detail::history_read;
 
-    // What this node knows of one user it is subscribed to.
+    /// What this node knows of one user it is subscribed to.
     struct feed {
-      int count = 0;                   // subscribe() calls not yet undone
+      int count = 0;                   ///< subscribe() calls not yet undone
       std::string channel;
-      shard* at = nullptr;             // where the SSUBSCRIBE went, if it did
-      bool confirmed = false;          // live and caught up: reads may go
-      bool catching_up = false;        // the missed-events read is in flight: live events wait
-      bool read_again = false;         // subscribed anew while it was: read once more after it
-      bool live = false;               // Redis confirmed the SSUBSCRIBE made last
-      // After a read: live events up to this seq were in it too, if they come after it (the
-      // two connections are not ordered with each other). The first later one ends it.
+      shard* at = nullptr;             ///< where the SSUBSCRIBE went, if it did
+      bool confirmed = false;          ///< live and caught up: reads may go
+      bool catching_up = false;        ///< the missed-events read is in flight: live events wait
+      bool read_again = false;         ///< subscribed anew while it was: read once more after it
+      bool live = false;               ///< Redis confirmed the SSUBSCRIBE made last
+      /// After a read: live events up to this seq were in it too, if they come after it (the
+      /// two connections are not ordered with each other). The first later one ends it.
       std::uint64_t read_through = 0;
-      bool known = false;              // last_seen is meaningful
-      bool again = false;              // subscribed before: this subscription counts as a resubscribe
-      std::uint64_t last_seen = 0;     // the highest seq delivered to this node's receiver
-      std::vector<std::tuple<std::string, std::uint64_t, message>> held;  // live, until caught up
-      std::vector<history_read> reads;  // join reads waiting for `confirmed`
+      bool known = false;              ///< last_seen is meaningful
+      bool again = false;              ///< subscribed before: this subscription counts as a resubscribe
+      std::uint64_t last_seen = 0;     ///< the highest seq delivered to this node's receiver
+      std::vector<std::tuple<std::string, std::uint64_t, message>> held;  ///< live, until caught up
+      std::vector<history_read> reads;  ///< join reads waiting for `confirmed`
     };
 
     struct publication {
@@ -167,10 +176,10 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
     boost::asio::steady_timer retry;
     std::chrono::milliseconds backoff{0};
     bool stopping = false, refreshing = false, refresh_again = false, retry_waiting = false;
-    std::unique_ptr<std::atomic<bool>[]> slot_up;  // read by publish() on any thread
-    std::vector<shard*> owner;                     // slot -> master, from the last map
-    mutable std::mutex shards_mutex;               // the map's shape, for shards() on other threads
-    std::map<std::string, std::shared_ptr<shard>> shards;  // by host:port
+    std::unique_ptr<std::atomic<bool>[]> slot_up;  ///< read by publish() on any thread
+    std::vector<shard*> owner;                     ///< slot -> master, from the last map
+    mutable std::mutex shards_mutex;               ///< the map's shape, for shards() on other threads
+    std::map<std::string, std::shared_ptr<shard>> shards;  ///< by host:port
     std::map<std::string, feed, std::less<>> users;
     std::map<std::string, std::string, std::less<>> channel_users;
     std::atomic<bool> connected{false};
@@ -250,7 +259,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       });
     }
 
-    // CLUSTER SLOTS: [[start, end, [host, port, id...], replicas...]...]. False if unusable.
+    /// CLUSTER SLOTS: [[start, end, [host, port, id...], replicas...]...]. False if unusable.
     bool apply_map(const redisReply* r) {
       if (stopping || !r || r->type != REDIS_REPLY_ARRAY || r->elements == 0) return false;
       std::vector<std::string> next(detail::slot_count);
@@ -315,7 +324,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
 
     // --- a shard's two connections --------------------------------------------------------
 
-    // Opens whichever of the shard's two connections is missing.
+    /// Opens whichever of the shard's two connections is missing.
     void connect(const std::shared_ptr<shard>& s) {
       if (!s->commands) open(s, false);
       if (!s->subscriber) open(s, true);
@@ -353,8 +362,8 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
         if (shard_of(user) == &s && f.at != &s) resubscribe(user, f);
     }
 
-    // One connection failed: the other goes on (a killed subscriber connection does not stop
-    // publishing); read the map again, which reopens it (a failover moves the slots).
+    /// One connection failed: the other goes on (a killed subscriber connection does not stop
+    /// publishing); read the map again, which reopens it (a failover moves the slots).
     void link_down(shard& s, bool subscriber) {
       close_link(s, subscriber);
       update_slots();
@@ -379,7 +388,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       close_link(s, true);
     }
 
-    // The user's subscription is gone: live events stop until it is made again.
+    /// The user's subscription is gone: live events stop until it is made again.
     void lose(feed& f) {
       f.at = nullptr;
       f.confirmed = f.live = false;
@@ -430,8 +439,8 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       return f == users.end() ? nullptr : &f->second;
     }
 
-    // What a subscriber connection gets: confirmations, messages, and the errors its
-    // SSUBSCRIBEs were answered with (MOVED: the slot is elsewhere now).
+    /// What a subscriber connection gets: confirmations, messages, and the errors its
+    /// SSUBSCRIBEs were answered with (MOVED: the slot is elsewhere now).
     void on_push(shard& s, const redisReply* r) {
       if (stopping) return;
       if (r->type == REDIS_REPLY_ERROR) {
@@ -495,7 +504,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       if (receiver) receiver(user, thread, seq, m);
     }
 
-    // Confirmed: read what this node missed (nothing, the first time) before going live.
+    /// Confirmed: read what this node missed (nothing, the first time) before going live.
     void catch_up(std::string user, feed& f, shard& s) {
       if (!s.commands_up) return lose(f);  // resubscribed when its commands connection is back
       f.catching_up = true;
@@ -600,7 +609,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       return false;
     }
 
-    // Not published: this node still delivers it (seq 0: the manager stamps it locally).
+    /// Not published: this node still delivers it (seq 0: the manager stamps it locally).
     void publish_failed(const publication& p, shard* s) {
       stats.add<&broker_stats::publish_failed>();
       if (s) s->counters.add<&shard_stats::publish_failed>();
