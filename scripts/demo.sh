@@ -6,11 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-cmake --preset gcc >/dev/null
-cmake --build --preset gcc --target uniws-golden-path uniws-golden-path-client
+cmake --preset quick >/dev/null
+cmake --build --preset quick --target uniws-golden-path uniws-golden-path-client
 
 log=$(mktemp)
-./build/gcc/examples/uniws-golden-path --port 0 --agent-delay-ms 150 >"$log" 2>&1 &
+./build/quick/examples/uniws-golden-path --port 0 --agent-delay-ms 150 >"$log" 2>&1 &
 server=$!
 trap 'kill -TERM $server 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 100); do
@@ -21,7 +21,7 @@ head -n 1 "$log"
 port=$(head -n 1 "$log" | sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9]*\)$/\1/p')
 [ -n "$port" ] || { echo "demo: the server did not start"; cat "$log"; exit 1; }
 
-./build/gcc/examples/uniws-golden-path-client --port "$port" --user alice --password alice-pw \
+./build/quick/examples/uniws-golden-path-client --port "$port" --user alice --password alice-pw \
   --thread t1 --message "What is uniws?" --drop-after 2
 
 if [ -t 0 ]; then

@@ -306,8 +306,11 @@ class json_text {
     detail::append_json_string(out, s);
     return json_text(std::move(out));
   }
+  /// A JSON number.
   static json_text number(std::int64_t v) { return json_text(std::to_string(v)); }
+  /// A JSON true or false.
   static json_text boolean(bool v) { return json_text(v ? "true" : "false"); }
+  /// JSON null.
   static json_text null() { return json_text("null"); }
   /// An object from key/value pairs, in the given order.
   static json_text object(std::initializer_list<std::pair<std::string_view, json_text>> members = {}) {
@@ -322,6 +325,7 @@ class json_text {
     return json_text(std::move(out));
   }
 
+  /// The JSON text.
   [[nodiscard]] const std::string& str() const noexcept { return text_; }
 
  private:
@@ -335,6 +339,7 @@ class message {
  public:
   message() noexcept = default;
 
+  /// The clock of a message's stamp.
   using clock = std::chrono::steady_clock;
 
   /// A message holding a copy of `bytes` (the one allocation of its lifetime). An event's
@@ -347,10 +352,13 @@ class message {
     return message(h);
   }
 
+  /// Shares the text (one reference count more, no copy).
   message(const message& other) noexcept : header_(other.header_) {
     if (header_) header_->refs.fetch_add(1, std::memory_order_relaxed);
   }
+  /// Takes the text over.
   message(message&& other) noexcept : header_(std::exchange(other.header_, nullptr)) {}
+  /// Shares or takes `other`'s text.
   message& operator=(message other) noexcept {
     std::swap(header_, other.header_);
     return *this;
@@ -362,18 +370,23 @@ class message {
     }
   }
 
+  /// The frame's text.
   [[nodiscard]] std::string_view text() const noexcept {
     return header_ ? std::string_view(reinterpret_cast<const char*>(header_) + sizeof(header), header_->size)
                    : std::string_view();
   }
+  /// The text's first byte.
   [[nodiscard]] const char* data() const noexcept { return text().data(); }
+  /// The text's length in bytes.
   [[nodiscard]] std::size_t size() const noexcept { return header_ ? header_->size : 0; }
+  /// Whether the text is empty.
   [[nodiscard]] bool empty() const noexcept { return size() == 0; }
 
   /// When its event was emitted; the clock's epoch if it is not an event's.
   [[nodiscard]] clock::time_point emitted_at() const noexcept {
     return clock::time_point(clock::duration(header_ ? header_->emitted : 0));
   }
+  /// Whether it carries the time it was made (for delivery latency).
   [[nodiscard]] bool is_stamped() const noexcept { return header_ && header_->emitted != 0; }
   /// How many messages share this buffer (for tests and diagnostics).
   [[nodiscard]] long use_count() const noexcept {
@@ -387,7 +400,7 @@ class message {
     header(std::size_t n, clock::rep e) noexcept : size(n), emitted(e) {}
     std::atomic<std::uint32_t> refs{1};
     std::size_t size;
-    clock::rep emitted;  // 0: not stamped
+    clock::rep emitted;  ///< 0: not stamped
   };
   explicit message(header* h) noexcept : header_(h) {}
   header* header_ = nullptr;
@@ -440,10 +453,10 @@ enum class close_code : std::uint16_t {
 
 /// What a non-blocking send did.
 enum class send_result : std::uint8_t {
-  queued,       // accepted for delivery
-  dropped,      // accepted, but the queue was full: a message (this or an older one) was dropped and counted
-  closed,       // refused: the connection is closed
-  closed_slow,  // refused: the queue was full and the policy closed the connection as a slow consumer
+  queued,       ///< accepted for delivery
+  dropped,      ///< accepted, but the queue was full: a message (this or an older one) was dropped and counted
+  closed,       ///< refused: the connection is closed
+  closed_slow,  ///< refused: the queue was full and the policy closed the connection as a slow consumer
 };
 
 /// A live client connection as the manager sees it: an id, a send that never blocks, and a
@@ -471,10 +484,12 @@ concept connection = requires(C& c, const C& cc, message m, close_code code) {
 
 namespace uniws {
 
+/// What a user's history keeps for resumes: the newest events within every bound.
 struct history_options {
-  std::size_t max_events = 1024;  // 0: no history, every resume is "not recovered"
+  std::size_t max_events = 1024;  ///< 0: no history, every resume is "not recovered"
+  /// Older events are dropped.
   std::chrono::seconds max_age{300};
-  std::size_t max_bytes = std::size_t{1} << 20;  // events' bytes and their thread ids'
+  std::size_t max_bytes = std::size_t{1} << 20;  ///< events' bytes and their thread ids'
 };
 
 /// What a user's history can hold at most, in bytes of heap: each event's buffer and thread id
@@ -524,7 +539,9 @@ class history_epoch {
     return e;
   }
 
+  /// Whether this is the empty epoch (no history yet).
   [[nodiscard]] constexpr bool empty() const noexcept { return words_[0] == 0 && words_[1] == 0; }
+  /// Epochs are equal when their bytes are.
   friend constexpr bool operator==(const history_epoch&, const history_epoch&) noexcept = default;
 
  private:
@@ -533,26 +550,33 @@ class history_epoch {
 
 /// Where a client resumes: the epoch and the last seq it received.
 struct resume_point {
+  /// The epoch of the history it resumes from.
   history_epoch epoch;
+  /// The last seq the client got; it gets the events after it.
   std::uint64_t after_seq = 0;
 };
 
 enum class join_status : std::uint8_t {
-  refused,           // unknown connection or bad thread id: nothing was sent
-  too_many_threads,  // the connection has joined manager_options::max_threads_per_connection
-  joined,         // a plain join: `joined` was queued, live events follow
-  recovered,      // the missed events, then `joined` (recovered), then live events
-  not_recovered,  // no replay: `joined` (not recovered) was queued, live events follow
-  pending,        // a cluster's store is asked: the answer reaches the connection when it comes
+  refused,           ///< unknown connection or bad thread id: nothing was sent
+  too_many_threads,  ///< the connection has joined manager_options::max_threads_per_connection
+  joined,         ///< a plain join: `joined` was queued, live events follow
+  recovered,      ///< the missed events, then `joined` (recovered), then live events
+  not_recovered,  ///< no replay: `joined` (not recovered) was queued, live events follow
+  pending,        ///< a cluster's store is asked: the answer reaches the connection when it comes
 };
 
 /// What join_thread did. The answer itself (`joined`, after any replay) is already queued to
 /// the connection; this is for the caller's logs and tests.
 struct [[nodiscard("a join may be refused (unknown connection, bad thread id, too many threads): check the join_result")]] join_result {
+  /// What happened.
   join_status status = join_status::refused;
+  /// The history's epoch: a client resumes with it.
   history_epoch epoch;
+  /// The user's last seq when the connection went live.
   std::uint64_t seq = 0;       // the user's last seq when the connection went live
+  /// Events replayed to the connection.
   std::size_t replayed = 0;    // events replayed to the connection
+  /// True unless refused (refused or too_many_threads).
   explicit operator bool() const noexcept { return status != join_status::refused && status != join_status::too_many_threads; }
 };
 
@@ -619,14 +643,14 @@ class event_history {
   };
   static_assert(sizeof(entry) <= 56 || sizeof(void*) != 8, "history_memory_bound counts 56 bytes per entry");
 
-  // A thread id within the string's own storage costs nothing more.
+  /// A thread id within the string's own storage costs nothing more.
   static std::size_t cost(const entry& e) noexcept {
     return e.m.size() + (e.thread.capacity() > 15 ? e.thread.capacity() + 1 : 0);
   }
   entry& at(std::size_t i) noexcept { return ring_[(head_ + i) % ring_.size()]; }
 
-  // The ring grows by doubling up to max_events, so a user with few events holds a small one
-  // and a user with none holds none.
+  /// The ring grows by doubling up to max_events, so a user with few events holds a small one
+  /// and a user with none holds none.
   void grow(std::size_t capacity) {
     std::vector<entry> bigger(capacity);
     for (std::size_t i = 0; i < count_; ++i) bigger[i] = std::move(at(i));
@@ -647,10 +671,10 @@ class event_history {
 
   history_options options_;
   history_epoch epoch_;
-  std::vector<entry> ring_;  // count_ entries from head_, oldest first
+  std::vector<entry> ring_;  ///< count_ entries from head_, oldest first
   std::size_t head_ = 0, count_ = 0;
   std::size_t bytes_ = 0;
-  std::uint64_t gone_through_ = 0;  // the last seq no longer held (0: none lost yet)
+  std::uint64_t gone_through_ = 0;  ///< the last seq no longer held (0: none lost yet)
 };
 
 }  // namespace detail
@@ -686,9 +710,13 @@ constexpr std::string_view to_string(agent_event_type t) noexcept {
 
 /// One event of one run on one of the user's threads. The manager adds the per-user seq.
 struct agent_event {
+  /// Which of the agent's events.
   agent_event_type type;
+  /// The thread it belongs to.
   std::string thread_id;
+  /// The run it belongs to.
   std::string run_id;
+  /// Its payload (a JSON object).
   json_text payload = json_text::object();
 };
 
@@ -760,7 +788,7 @@ class agent_run_after_tools;
 
 namespace detail {
 
-// What every state of a run shares: the sink, the ids, and the promise to end the run.
+/// What every state of a run shares: the sink, the ids, and the promise to end the run.
 template <event_sink Sink>
 class run_core {
  public:
@@ -769,7 +797,7 @@ class run_core {
   run_core(run_core&& other) noexcept : state_(std::exchange(other.state_, std::nullopt)) {}
   run_core& operator=(run_core&&) = delete;
 
-  // A run dropped before agent_completed still ends, so no client waits forever.
+  /// A run dropped before agent_completed still ends, so no client waits forever.
   ~run_core() {
     if (!state_) return;
     const bool unwinding = std::uncaught_exceptions() > 0;
@@ -791,7 +819,9 @@ class run_core {
     state_.reset();
   }
 
+  /// The run's thread.
   [[nodiscard]] const std::string& thread_id() const { return live().thread_id; }
+  /// The run's id.
   [[nodiscard]] const std::string& run_id() const { return live().run_id; }
 
  private:
@@ -851,7 +881,9 @@ class agent_run {
   /// agent_completed: {"status":"cancelled","reason":REASON} (e.g. nobody is watching).
   void cancel(std::string_view reason) && { core_.finish(detail::cancelled_payload(reason)); }
 
+  /// The run's thread.
   [[nodiscard]] const std::string& thread_id() const { return core_.thread_id(); }
+  /// The run's id.
   [[nodiscard]] const std::string& run_id() const { return core_.run_id(); }
 
  private:
@@ -868,6 +900,7 @@ class agent_tool_call {
     return agent_run_after_tools<Sink>(std::move(core_));
   }
 
+  /// The tool this call runs.
   [[nodiscard]] const std::string& tool() const noexcept { return tool_; }
 
  private:
@@ -885,12 +918,16 @@ class agent_tool_call {
 template <event_sink Sink>
 class agent_run_after_tools {
  public:
+  /// Emits tool_executing; the call it returns emits tool_completed.
   [[nodiscard("a tool call must end in tool_completed: keep it and call std::move(call).finish(result)")]]
   agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
     return agent_tool_call<Sink>(std::move(core_), std::move(tool), std::move(args));
   }
+  /// Ends the run: agent_completed with `response`.
   void complete(std::string_view response) && { core_.finish(detail::completed_payload(response)); }
+  /// Ends the run: agent_completed with status error and `error`.
   void fail(std::string_view error) && { core_.finish(detail::failed_payload(error)); }
+  /// Ends the run: agent_completed with status cancelled and `reason`.
   void cancel(std::string_view reason) && { core_.finish(detail::cancelled_payload(reason)); }
 
  private:
@@ -926,9 +963,13 @@ enum class stat_kind : std::uint8_t { counter, gauge };
 /// One field of a stats struct: its name, kind and help text, and where it lives.
 template <class Stats>
 struct stat_field {
+  /// The field's name, as in /stats and after the prefix in /metrics.
   std::string_view name;
+  /// Counter or gauge.
   stat_kind kind;
+  /// One line for the metric's HELP.
   std::string_view help;
+  /// The field in the struct.
   std::uint64_t Stats::*member;
 };
 
@@ -976,16 +1017,19 @@ class atomic_stats {
     values_[i].fetch_add(n, std::memory_order_relaxed);
   }
 
+  /// Sets the field (a gauge) to `v`.
   template <std::uint64_t S::*Member>
   void set(std::uint64_t v) noexcept {
     values_[detail::stat_index<S, Member>()].store(v, std::memory_order_relaxed);
   }
 
+  /// The field's value now.
   template <std::uint64_t S::*Member>
   [[nodiscard]] std::uint64_t get() const noexcept {
     return values_[detail::stat_index<S, Member>()].load(std::memory_order_relaxed);
   }
 
+  /// Every field, read now (each atomically, not all at one instant).
   [[nodiscard]] S snapshot() const noexcept {
     S s;
     for (std::size_t i = 0; i < values_.size(); ++i) s.*(S::fields()[i].member) = values_[i].load(std::memory_order_relaxed);
@@ -1039,11 +1083,11 @@ using broker_receiver = std::function<void(std::string_view user, std::string_vi
 
 /// What a cluster's store answers about a user's history when a connection joins a thread.
 struct stored_history {
-  bool answered = false;     // false: the store could not answer (down); the node answers alone
-  history_epoch epoch;       // the history's epoch (created by the store if the user had none)
-  std::uint64_t last_seq = 0;  // the user's last seq when the store answered
-  bool complete = false;     // (resume only) the store holds every event after the asked seq
-  std::vector<std::pair<std::uint64_t, message>> events;  // (resume only) the thread's events after it
+  bool answered = false;     ///< false: the store could not answer (down); the node answers alone
+  history_epoch epoch;       ///< the history's epoch (created by the store if the user had none)
+  std::uint64_t last_seq = 0;  ///< the user's last seq when the store answered
+  bool complete = false;     ///< (resume only) the store holds every event after the asked seq
+  std::vector<std::pair<std::uint64_t, message>> events;  ///< (resume only) the thread's events after it
 };
 
 /// Where a broker delivers a stored_history; called once, on any thread.
@@ -1088,13 +1132,21 @@ concept broker = requires(B& b, const B& cb, std::string_view user, const agent_
 
 /// No cluster: every event is delivered by the node that emits it.
 struct in_process_broker {
+  /// No cluster: always false, so the manager delivers locally.
   static constexpr bool publish(std::string_view, const agent_event&, std::uint64_t) noexcept { return false; }
+  /// Nothing to subscribe to.
   static constexpr void subscribe(std::string_view) noexcept {}
+  /// Nothing to unsubscribe from.
   static constexpr void unsubscribe(std::string_view) noexcept {}
+  /// Nothing is ever received.
   static void set_receiver(const broker_receiver&) noexcept {}
+  /// False: not a cluster.
   static constexpr bool enabled() noexcept { return false; }
+  /// All zero.
   static constexpr broker_stats stats() noexcept { return {}; }
+  /// Nothing to stop.
   static constexpr void stop() noexcept {}
+  /// Never called (not enabled); answers with nothing.
   static void read_history(std::string_view, std::string_view, std::optional<std::uint64_t>, const history_receiver& r) {
     r(stored_history{});
   }
@@ -1110,8 +1162,8 @@ class cluster_link {
  public:
   virtual bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) = 0;
   virtual void presence(std::string_view user, bool has_connections) = 0;
-  // Asks the store for the history; the answer reaches the user's manager, if it still
-  // exists, as complete_join(id, thread, answer).
+  /// Asks the store for the history; the answer reaches the user's manager, if it still
+  /// exists, as complete_join(id, thread, answer).
   virtual void read_history(std::string_view user, connection_id id, std::string_view thread,
                             std::optional<std::uint64_t> after) = 0;
 
@@ -1132,34 +1184,45 @@ class cluster_link {
 
 namespace uniws {
 
+/// One of several brokers, picked at run time (a server's flags choose Redis, Redis Cluster or none);
+/// itself a broker.
 template <broker... Brokers>
 class broker_variant {
  public:
+  /// Holds `b`, one of Brokers.
   template <class B>
     requires(std::same_as<B, Brokers> || ...)
   broker_variant(B b) : brokers_(std::move(b)) {}  // NOLINT(google-explicit-constructor): a broker is one of these
 
+  /// The held broker's publish (see the broker concept).
   bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) {
     return std::visit([&](auto& b) { return b.publish(user, e, floor); }, brokers_);
   }
+  /// The held broker's subscribe.
   void subscribe(std::string_view user) {
     std::visit([&](auto& b) { b.subscribe(user); }, brokers_);
   }
+  /// The held broker's unsubscribe.
   void unsubscribe(std::string_view user) {
     std::visit([&](auto& b) { b.unsubscribe(user); }, brokers_);
   }
+  /// The held broker's set_receiver.
   void set_receiver(broker_receiver r) {
     std::visit([&](auto& b) { b.set_receiver(std::move(r)); }, brokers_);
   }
+  /// Whether the held broker is a cluster's.
   [[nodiscard]] bool enabled() const {
     return std::visit([](const auto& b) -> bool { return b.enabled(); }, brokers_);
   }
+  /// The held broker's counters.
   [[nodiscard]] broker_stats stats() const {
     return std::visit([](const auto& b) { return b.stats(); }, brokers_);
   }
+  /// Stops the held broker.
   void stop() {
     std::visit([](auto& b) { b.stop(); }, brokers_);
   }
+  /// The held broker's read_history.
   void read_history(std::string_view user, std::string_view thread, std::optional<std::uint64_t> after, history_receiver r) {
     std::visit([&](auto& b) { b.read_history(user, thread, after, std::move(r)); }, brokers_);
   }
@@ -1193,7 +1256,7 @@ template <class T>
 concept await_suspend_result =
     std::same_as<T, void> || std::same_as<T, bool> || std::convertible_to<T, std::coroutine_handle<>>;
 
-// The three members the language calls on an awaiter.
+/// The three members the language calls on an awaiter.
 template <class T>
 concept awaiter = requires(T&& a, std::coroutine_handle<> h) {
   { static_cast<T&&>(a).await_ready() } -> std::convertible_to<bool>;
@@ -1201,7 +1264,7 @@ concept awaiter = requires(T&& a, std::coroutine_handle<> h) {
   static_cast<T&&>(a).await_resume();
 };
 
-// Mirrors the language's lookup: member operator co_await, then a free one, then the object itself.
+/// Mirrors the language's lookup: member operator co_await, then a free one, then the object itself.
 template <class T>
 decltype(auto) get_awaiter(T&& t) {
   if constexpr (has_member_co_await<T>) {
@@ -1517,12 +1580,13 @@ class epoch_guard {
 
 namespace uniws {
 
+/// Bounds and history of one user's manager.
 struct manager_options {
-  std::size_t max_thread_id_length = 128;        // longer thread ids are refused
-  std::size_t max_threads_per_connection = 256;  // bounds what one client can make us store
-  std::size_t max_connections = SIZE_MAX;        // of this user; add_connection refuses past it
-  std::size_t max_runs = SIZE_MAX;               // of this user in flight; try_start_run refuses past it
-  history_options history{};                     // what a resume can recover (uniws/history.hpp)
+  std::size_t max_thread_id_length = 128;        ///< longer thread ids are refused
+  std::size_t max_threads_per_connection = 256;  ///< bounds what one client can make us store
+  std::size_t max_connections = SIZE_MAX;        ///< of this user; add_connection refuses past it
+  std::size_t max_runs = SIZE_MAX;               ///< of this user in flight; try_start_run refuses past it
+  history_options history{};                     ///< what a resume can recover (uniws/history.hpp)
 };
 
 // A manager's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
@@ -1558,17 +1622,24 @@ struct manager_stats {
 template <connection Connection, service_probe Probe, broker Broker>
 class manager_factory;
 
+/// One user's connections, the threads each joined, and the events streamed to them.
+/// Every call is thread-safe; fan-out reads the roster without a lock (an epoch keeps what it
+/// reads alive). Get one from manager_factory; never make one per request.
 template <connection Connection>
 class unified_manager {
  public:
+  /// The connection type this manager holds.
   using connection_type = Connection;
+  /// How connections are held: shared with their I/O.
   using connection_ptr = std::shared_ptr<Connection>;
+  /// The clock of idle_since().
   using clock = std::chrono::steady_clock;
 
+  /// A manager on its own, not clustered (tests; normally from a manager_factory).
   explicit unified_manager(manager_options options = {}) : options_(options) {}
   unified_manager(const unified_manager&) = delete;
   unified_manager& operator=(const unified_manager&) = delete;
-  // The last reference is gone, so no reader holds the roster or its members.
+  /// The last reference is gone, so no reader holds the roster or its members.
   ~unified_manager() {
     if (const roster* r = roster_.load(std::memory_order_acquire)) {
       for (member* m : r->members) delete m;
@@ -1742,6 +1813,7 @@ class unified_manager {
     return deliver(delivered, [thread_id, seq_delivered](const member& mem) { return mem.receives(thread_id, seq_delivered); });
   }
 
+  /// The manager's counters and gauges, read now.
   [[nodiscard]] manager_stats get_stats() const {
     manager_stats s = stats_.snapshot();
     s.runs_in_flight = runs_in_flight();
@@ -1762,6 +1834,7 @@ class unified_manager {
     return s;
   }
 
+  /// Connections added and not yet removed.
   [[nodiscard]] std::size_t connection_count() const noexcept {
     return connection_count_.load(std::memory_order_acquire);
   }
@@ -1773,11 +1846,13 @@ class unified_manager {
 
   /// Whether the services this user depends on answered the last probe.
   [[nodiscard]] bool available() const noexcept { return available_.load(std::memory_order_acquire); }
+  /// Records whether the factory's service probe found the services up.
   void report_availability(bool available) noexcept {
     available_.store(available, std::memory_order_release);
     if (!available) stats_.add<&manager_stats::unavailable_reports>();
   }
 
+  /// The options the manager was made with.
   [[nodiscard]] const manager_options& options() const noexcept { return options_; }
 
   /// Whether a connection of the user has joined `thread_id` now (e.g. whether a run on it still
@@ -1801,28 +1876,30 @@ class unified_manager {
     } while (!runs_.compare_exchange_weak(n, n + 1, std::memory_order_relaxed));
     return true;
   }
+  /// A run of begin_run ended (called by run_lease).
   void end_run() noexcept { runs_.fetch_sub(1, std::memory_order_relaxed); }
+  /// Runs started and not yet ended.
   [[nodiscard]] std::size_t runs_in_flight() const noexcept { return runs_.load(std::memory_order_relaxed); }
 
  private:
   template <connection, service_probe, broker>
   friend class manager_factory;
 
-  // A manager of `user` whose events go through a cluster's broker (see broker.hpp).
+  /// A manager of `user` whose events go through a cluster's broker (see broker.hpp).
   unified_manager(manager_options options, detail::cluster_link* link, std::string user)
       : options_(options), link_(link), user_(std::move(user)) {}
 
   struct joined_thread {
     std::string id;
-    // Events up to this seq reached the connection through its join answer (a cluster's
-    // store answers while the broker's deliveries are still in flight): not again live.
+    /// Events up to this seq reached the connection through its join answer (a cluster's
+    /// store answers while the broker's deliveries are still in flight): not again live.
     std::uint64_t live_after = 0;
   };
-  // One connection's joined threads, sorted by id: immutable once published, replaced whole by
-  // that connection's join or leave.
+  /// One connection's joined threads, sorted by id: immutable once published, replaced whole by
+  /// that connection's join or leave.
   struct thread_set {
     std::vector<joined_thread> threads;
-    // Where `t` is, or would go.
+    /// Where `t` is, or would go.
     template <class Threads>
     static auto position(Threads& threads, std::string_view t) noexcept {
       return std::lower_bound(threads.begin(), threads.end(), t, [](const joined_thread& j, std::string_view v) { return j.id < v; });
@@ -1832,7 +1909,7 @@ class unified_manager {
       return it != threads.end() && it->id == t ? &*it : nullptr;
     }
   };
-  // A connection: shared by every roster that holds it, freed (through the epoch) when removed.
+  /// A connection: shared by every roster that holds it, freed (through the epoch) when removed.
   struct member {
     explicit member(connection_ptr c) noexcept : conn(std::move(c)) {}
     member(const member&) = delete;
@@ -1840,13 +1917,13 @@ class unified_manager {
     ~member() { delete threads.load(std::memory_order_relaxed); }
 
     const connection_ptr conn;
-    std::atomic<const thread_set*> threads{nullptr};  // null: none joined; written under writers_
+    std::atomic<const thread_set*> threads{nullptr};  ///< null: none joined; written under writers_
 
     bool joined(std::string_view t) const noexcept {
       const thread_set* s = threads.load(std::memory_order_acquire);
       return s && s->find(t);
     }
-    // A broker event: for the thread, and not one the connection's join answer covered.
+    /// A broker event: for the thread, and not one the connection's join answer covered.
     bool receives(std::string_view t, std::uint64_t seq) const noexcept {
       const thread_set* s = threads.load(std::memory_order_acquire);
       const joined_thread* j = s ? s->find(t) : nullptr;
@@ -1858,7 +1935,7 @@ class unified_manager {
     }
   };
   struct roster {
-    std::vector<member*> members;  // never empty; the manager owns those of the newest roster
+    std::vector<member*> members;  ///< never empty; the manager owns those of the newest roster
     member* find(connection_id id) const noexcept {
       for (member* m : members)
         if (m->conn->id() == id) return m;
@@ -1866,18 +1943,18 @@ class unified_manager {
     }
   };
 
-  // A join the cluster's store has not answered yet, and the thread's events that arrived
-  // meanwhile (sent after the answer, those the answer already covers skipped).
+  /// A join the cluster's store has not answered yet, and the thread's events that arrived
+  /// meanwhile (sent after the answer, those the answer already covers skipped).
   struct pending_join {
     connection_id id;
     std::string thread;
     std::optional<resume_point> resume;
-    std::uint64_t asked_at;  // this node's seq when the store was asked
+    std::uint64_t asked_at;  ///< this node's seq when the store was asked
     std::vector<std::pair<std::uint64_t, message>> held;
-    bool overflowed = false;  // held more than the history bound: answered not recovered
+    bool overflowed = false;  ///< held more than the history bound: answered not recovered
   };
 
-  // The store's answer to the pending join (id, thread), from the factory's broker receiver.
+  /// The store's answer to the pending join (id, thread), from the factory's broker receiver.
   void complete_join(connection_id id, std::string_view thread, stored_history answer) {
     std::lock_guard lock(emit_mutex_);
     auto it = std::find_if(pending_.begin(), pending_.end(), [&](const pending_join& p) { return p.id == id && p.thread == thread; });
@@ -1938,8 +2015,8 @@ class unified_manager {
     return {why, {}, 0, 0};
   }
 
-  // Whether a cluster join may be asked (pending), and if not why: the connection must be here,
-  // have no join of this thread in flight, and its joined and pending threads stay within the bound.
+  /// Whether a cluster join may be asked (pending), and if not why: the connection must be here,
+  /// have no join of this thread in flight, and its joined and pending threads stay within the bound.
   join_status may_ask_to_join(connection_id id, std::string_view thread) const {
     std::size_t pending = 0;
     for (const pending_join& p : pending_)
@@ -1956,8 +2033,8 @@ class unified_manager {
     return join_status::refused;
   }
 
-  // Joins the connection to the thread in the roster; returns the connection, or null if the
-  // join is refused. `already`: it had joined the thread before.
+  /// Joins the connection to the thread in the roster; returns the connection, or null if the
+  /// join is refused. `already`: it had joined the thread before.
   connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after, bool& already,
                                join_status& refusal) {
     std::lock_guard lock(writers_);
@@ -1987,8 +2064,8 @@ class unified_manager {
     return !t.empty() && t.size() <= options_.max_thread_id_length;
   }
 
-  // Publishes the next member list (null: no connection) in place of `old`, which it retires.
-  // Called under writers_.
+  /// Publishes the next member list (null: no connection) in place of `old`, which it retires.
+  /// Called under writers_.
   void publish(std::unique_ptr<roster> next, const roster* old) {
     const std::size_t count = next ? next->members.size() : 0;
     const std::size_t before = old ? old->members.size() : 0;
@@ -2034,19 +2111,19 @@ class unified_manager {
   }
 
   manager_options options_;
-  std::atomic<const roster*> roster_{nullptr};  // null: no connections
-  std::mutex writers_;  // serialises roster and thread-set changes
+  std::atomic<const roster*> roster_{nullptr};  ///< null: no connections
+  std::mutex writers_;  ///< serialises roster and thread-set changes
   mutable std::mutex emit_mutex_;
-  std::uint64_t seq_ = 0;  // guarded by emit_mutex_
-  detail::event_history history_{options_.history};  // guarded by emit_mutex_; unused in a cluster
-  std::vector<pending_join> pending_;                 // guarded by emit_mutex_
+  std::uint64_t seq_ = 0;  ///< guarded by emit_mutex_
+  detail::event_history history_{options_.history};  ///< guarded by emit_mutex_; unused in a cluster
+  std::vector<pending_join> pending_;                 ///< guarded by emit_mutex_
   std::atomic<std::size_t> connection_count_{0};
   std::atomic<std::size_t> runs_{0};
   std::atomic<clock::rep> idle_since_{clock::now().time_since_epoch().count()};
   std::atomic<bool> available_{true};
-  detail::cluster_link* link_ = nullptr;  // null: no broker, every event delivered here
-  std::string user_;                      // for the broker only
-  atomic_stats<manager_stats> stats_;  // the counters; the gauges are read from the roster
+  detail::cluster_link* link_ = nullptr;  ///< null: no broker, every event delivered here
+  std::string user_;                      ///< for the broker only
+  atomic_stats<manager_stats> stats_;  ///< the counters; the gauges are read from the roster
 };
 
 }  // namespace uniws
@@ -2128,13 +2205,13 @@ namespace uniws {
 namespace detail {
 #if defined(UNIWS_TEST_COUNTERS)
 struct registry_stats {
-  static inline std::atomic<long> live_nodes{0};  // entries allocated and not yet freed
+  static inline std::atomic<long> live_nodes{0};  ///< entries allocated and not yet freed
 };
 #endif
 
-// A table's slots. Large ones go on transparent huge pages where the kernel offers them on
-// request: a lookup is a random access into the table, and on a virtual machine a TLB miss
-// costs as much as the cache miss (measured: 4 MiB of random reads 40 -> 21 ns each).
+/// A table's slots. Large ones go on transparent huge pages where the kernel offers them on
+/// request: a lookup is a random access into the table, and on a virtual machine a TLB miss
+/// costs as much as the cache miss (measured: 4 MiB of random reads 40 -> 21 ns each).
 inline std::atomic<std::uint64_t>* allocate_slots(std::size_t count) {
 #if defined(__linux__) && !defined(UNIWS_NO_HUGE_PAGES)
   constexpr std::size_t huge_page = std::size_t{2} << 20;
@@ -2163,7 +2240,7 @@ inline void free_slots(std::atomic<std::uint64_t>* slots, std::size_t count) noe
   delete[] slots;
 }
 
-// Waiting for another thread's short step: spin a little, then give up the core.
+/// Waiting for another thread's short step: spin a little, then give up the core.
 inline void backoff(unsigned spins) noexcept {
   if (spins >= 64) {
     std::this_thread::yield();
@@ -2175,12 +2252,15 @@ inline void backoff(unsigned spins) noexcept {
 }
 }  // namespace detail
 
+/// A concurrent map from a user to a value (the user's manager) that lives while referenced:
+/// get_or_create makes it once, handles count references, the last handle unregisters it.
+/// Lookups take no lock (see the control word below).
 template <class Key, class Value, class Hash = detail::registry_hash<Key>, class KeyEqual = std::equal_to<>>
 class user_registry {
   struct node;
   struct table;
 
-  // K may look up a Key: K is Key, or the hash is transparent and both functors take K.
+  /// K may look up a Key: K is Key, or the hash is transparent and both functors take K.
   template <class K>
   static constexpr bool lookup_with =
       (std::is_same_v<K, Key> || (requires { typename Hash::is_transparent; })) &&
@@ -2188,9 +2268,13 @@ class user_registry {
       std::is_invocable_r_v<bool, const KeyEqual&, const Key&, const K&>;
 
  public:
+  /// The user id.
   using key_type = Key;
+  /// The value kept per user.
   using mapped_type = Value;
+  /// Hashes a key (must not throw).
   using hasher = Hash;
+  /// Compares keys.
   using key_equal = KeyEqual;
   static_assert(std::is_nothrow_invocable_r_v<std::uint64_t, const Hash&, const Key&>,
                 "user_registry hashes keys again while migrating, where it cannot fail: the hash must be noexcept");
@@ -2200,10 +2284,13 @@ class user_registry {
   class handle {
    public:
     handle() noexcept = default;
+    /// One more reference.
     handle(const handle& other) noexcept : node_(other.node_) {
       if (node_) add_ref(node_);
     }
+    /// Takes the reference over.
     handle(handle&& other) noexcept : node_(std::exchange(other.node_, nullptr)) {}
+    /// Drops its own reference, then holds `other`'s.
     handle& operator=(handle other) noexcept {
       std::swap(node_, other.node_);
       return *this;
@@ -2212,11 +2299,17 @@ class user_registry {
       if (node_) release(node_);
     }
 
+    /// The value; the handle must not be empty.
     [[nodiscard]] Value& operator*() const noexcept { return node_->value; }
+    /// The value; the handle must not be empty.
     [[nodiscard]] Value* operator->() const noexcept { return std::addressof(node_->value); }
+    /// The value, or null for an empty handle.
     [[nodiscard]] Value* get() const noexcept { return node_ ? std::addressof(node_->value) : nullptr; }
+    /// The key it was registered under.
     [[nodiscard]] const Key& key() const noexcept { return node_->key; }
+    /// Whether it refers to a value.
     explicit operator bool() const noexcept { return node_ != nullptr; }
+    /// Whether both refer to the same entry.
     friend bool operator==(const handle& a, const handle& b) noexcept { return a.node_ == b.node_; }
 
    private:
@@ -2341,7 +2434,7 @@ class user_registry {
   }
 
  private:
-  // ---- control word: [ version:30 | references:32 | state:2 ] ----
+  /// ---- control word: [ version:30 | references:32 | state:2 ] ----
   static constexpr std::uint64_t constructing = 0, ready = 1, failed = 2, removed = 3;
   static constexpr std::uint64_t state_mask = 3;
   static constexpr std::uint64_t ref_unit = std::uint64_t{1} << 2;
@@ -2366,22 +2459,22 @@ class user_registry {
     node(const node&) = delete;
     node& operator=(const node&) = delete;
 
-    // The table's reference and the creator's.
+    /// The table's reference and the creator's.
     std::atomic<std::uint64_t> control{constructing | 2 * ref_unit};
-    // No copy of the hash: the slot's tag filters lookups, and migration and removal hash the
-    // key again. Nodes stay small (a std::string key's node fits 64 bytes).
+    /// No copy of the hash: the slot's tag filters lookups, and migration and removal hash the
+    /// key again. Nodes stay small (a std::string key's node fits 64 bytes).
     const Key key;
     union {
-      Value value;  // alive from state ready until the last reference goes
+      Value value;  ///< alive from state ready until the last reference goes
     };
   };
 
-  // A node that lost its insertion race: its value was never built.
+  /// A node that lost its insertion race: its value was never built.
   struct unbuilt_deleter {
     void operator()(node* n) const noexcept { delete n; }
   };
 
-  // ---- slots: [ hash tag:16 | node address:45 | 0 | tombstone | frozen ] ----
+  /// ---- slots: [ hash tag:16 | node address:45 | 0 | tombstone | frozen ] ----
   static constexpr std::uint64_t empty_slot = 0;
   static constexpr std::uint64_t frozen_bit = 1;
   static constexpr std::uint64_t tombstone = 2;
@@ -2417,12 +2510,12 @@ class user_registry {
     table(const table&) = delete;
     table& operator=(const table&) = delete;
 
-    // Read by every lookup.
+    /// Read by every lookup.
     const std::size_t mask;
     std::atomic<std::uint64_t>* const slots;
-    std::atomic<table*> next{nullptr};  // set when a migration out of this table starts
-    // Written by inserts and migrations: kept off the lookups' cache line.
-    alignas(64) std::atomic<std::size_t> used{0};  // slots ever claimed: entries and tombstones
+    std::atomic<table*> next{nullptr};  ///< set when a migration out of this table starts
+    /// Written by inserts and migrations: kept off the lookups' cache line.
+    alignas(64) std::atomic<std::size_t> used{0};  ///< slots ever claimed: entries and tombstones
     alignas(64) std::atomic<std::size_t> migrate_claimed{0};
     std::atomic<std::size_t> migrate_done{0};
   };
@@ -2433,11 +2526,11 @@ class user_registry {
   static constexpr std::size_t migrate_chunk = 256;
   static std::size_t threshold(const table* t) noexcept { return (t->mask + 1) - (t->mask + 1) / 4; }
 
-  // ---- references ----
-  // One read-modify-write, given back if the state is wrong: a cold node's line is fetched
-  // once, for writing. Safe on a failed or removed node too: the caller's epoch guard holds
-  // back the table's own reference, so the count cannot reach zero meanwhile.
-  // ready_only: a ready entry; otherwise one being built too.
+  /// ---- references ----
+  /// One read-modify-write, given back if the state is wrong: a cold node's line is fetched
+  /// once, for writing. Safe on a failed or removed node too: the caller's epoch guard holds
+  /// back the table's own reference, so the count cannot reach zero meanwhile.
+  /// ready_only: a ready entry; otherwise one being built too.
   static bool try_acquire(node* n, bool ready_only) noexcept {
     const std::uint64_t s = state_of(n->control.fetch_add(ref_unit, std::memory_order_acquire));
     if (ready_only ? s == ready : s < failed) return true;
@@ -2456,16 +2549,16 @@ class user_registry {
 
   static void release_deferred(void* p) noexcept { release(static_cast<node*>(p)); }
 
-  // ---- lookup and insertion (caller holds an epoch guard) ----
+  /// ---- lookup and insertion (caller holds an epoch guard) ----
   struct located {
-    node* n = nullptr;  // a reference taken on it, unless it is the inserted node
+    node* n = nullptr;  ///< a reference taken on it, unless it is the inserted node
     bool inserted = false;
   };
 
-  enum class take { any, ready, none };  // which entry to take a reference on: built or not, ready, none
+  enum class take { any, ready, none };  ///< which entry to take a reference on: built or not, ready, none
 
-  // Finds key's entry and takes a reference on it as `mode` says. Without one, links `fresh`
-  // in if given.
+  /// Finds key's entry and takes a reference on it as `mode` says. Without one, links `fresh`
+  /// in if given.
   template <class K>
   located locate(std::uint64_t h, const K& key, node* fresh, take mode) {
     const std::uint64_t tag = h & tag_mask;
@@ -2529,7 +2622,7 @@ class user_registry {
     help_migrate(t);
   }
 
-  // Gives t a successor sized for what it may have to carry, if t is the current table.
+  /// Gives t a successor sized for what it may have to carry, if t is the current table.
   void start_migration(table* t) {
     if (t->next.load(std::memory_order_acquire) || current_.load(std::memory_order_acquire) != t) return;
     const std::size_t capacity = t->mask + 1;
@@ -2545,8 +2638,8 @@ class user_registry {
       static_cast<void>(successor.release());
   }
 
-  // Migrates chunks of t until none is left to claim; whoever completes the last one makes
-  // the successor current.
+  /// Migrates chunks of t until none is left to claim; whoever completes the last one makes
+  /// the successor current.
   void help_migrate(table* t) {
     if (!t->next.load(std::memory_order_acquire)) return;  // no migration started
     const std::size_t capacity = t->mask + 1;
@@ -2562,8 +2655,8 @@ class user_registry {
     }
   }
 
-  // Starts t's migration if t is full, helps it, and waits for its end. Only inserts wait,
-  // and only for another inserter's chunk in flight.
+  /// Starts t's migration if t is full, helps it, and waits for its end. Only inserts wait,
+  /// and only for another inserter's chunk in flight.
   void finish_migration(table* t) {
     if (current_.load(std::memory_order_acquire) != t) return;
     if (!t->next.load(std::memory_order_acquire)) start_migration(t);  // full: bad_alloc reaches the caller
@@ -2571,12 +2664,12 @@ class user_registry {
     for (unsigned spins = 0; current_.load(std::memory_order_acquire) == t; ++spins) detail::backoff(spins);
   }
 
-  // Freezes slots [begin, end) of t and copies their entries into t's successor. Nodes and
-  // their destination slots are prefetched a few slots ahead: the copy is a string of
-  // independent cache misses. The successor's `used` is added to once per chunk, not per
-  // entry: every helper would otherwise contend for its line (measured: that one add drew over
-  // half of the migration's profile samples with 8 threads on 2 cores). It is read only once the successor is
-  // current, after every chunk's count is in (the migrate_done fetch_add orders them).
+  /// Freezes slots [begin, end) of t and copies their entries into t's successor. Nodes and
+  /// their destination slots are prefetched a few slots ahead: the copy is a string of
+  /// independent cache misses. The successor's `used` is added to once per chunk, not per
+  /// entry: every helper would otherwise contend for its line (measured: that one add drew over
+  /// half of the migration's profile samples with 8 threads on 2 cores). It is read only once the successor is
+  /// current, after every chunk's count is in (the migrate_done fetch_add orders them).
   void migrate_range(table* t, std::size_t begin, std::size_t end) {
     table* const successor = t->next.load(std::memory_order_acquire);
     std::size_t placed = 0;
@@ -2614,7 +2707,7 @@ class user_registry {
 #endif
   }
 
-  // Returns whether it claimed a slot of the successor.
+  /// Returns whether it claimed a slot of the successor.
   bool migrate_slot(std::atomic<std::uint64_t>& slot, table* successor, hashed hint) {
     std::uint64_t v = slot.load(std::memory_order_relaxed);
     while (!slot.compare_exchange_weak(v, v | frozen_bit, std::memory_order_acq_rel, std::memory_order_relaxed)) {
@@ -2639,8 +2732,8 @@ class user_registry {
     return true;  // the copy's slot is a tombstone now: still claimed
   }
 
-  // Puts n into the first empty slot of its probe sequence in t (t is not yet current, so
-  // nothing else is inserted there and nothing is frozen).
+  /// Puts n into the first empty slot of its probe sequence in t (t is not yet current, so
+  /// nothing else is inserted there and nothing is frozen).
   static std::atomic<std::uint64_t>& place(table* t, node* n, std::uint64_t h) noexcept {
     const std::uint64_t v = encode(n, h);
     [[maybe_unused]] std::size_t probes = 0;
@@ -2654,7 +2747,7 @@ class user_registry {
     }
   }
 
-  // ---- construction ----
+  /// ---- construction ----
   template <class Make>
   handle build(node* n, Make& make) {
     try {
@@ -2685,7 +2778,7 @@ class user_registry {
     }
   }
 
-  // ---- removal (caller holds an epoch guard, and retires n if this returns true) ----
+  /// ---- removal (caller holds an epoch guard, and retires n if this returns true) ----
   template <class Pred>
   bool try_remove(node* n, Pred& pred) {
     std::uint64_t c = n->control.load(std::memory_order_acquire);
@@ -2701,9 +2794,9 @@ class user_registry {
     return true;
   }
 
-  // Turns every slot that holds n, in the current table and its successors, into a
-  // tombstone. n is failed or removed: a migration copying it concurrently either is seen
-  // here or sees that state and clears its copy itself.
+  /// Turns every slot that holds n, in the current table and its successors, into a
+  /// tombstone. n is failed or removed: a migration copying it concurrently either is seen
+  /// here or sees that state and clears its copy itself.
   void unlink(node* n) noexcept {
     // seq_cst throughout: a migration copying n concurrently with its failure must either
     // see the failure or have its copy (and the table holding it) seen here.
@@ -2723,8 +2816,8 @@ class user_registry {
     }
   }
 
-  // Every node of the current table, once any migration in flight has ended (so an entry is
-  // in exactly one place). A migration that starts meanwhile leaves the nodes readable here.
+  /// Every node of the current table, once any migration in flight has ended (so an entry is
+  /// in exactly one place). A migration that starts meanwhile leaves the nodes readable here.
   template <class Fn>
   void for_each_node(Fn&& fn) {
     table* t = current_.load(std::memory_order_acquire);
@@ -2738,7 +2831,7 @@ class user_registry {
     }
   }
 
-  alignas(64) std::atomic<table*> current_;  // read by every lookup
+  alignas(64) std::atomic<table*> current_;  ///< read by every lookup
   [[no_unique_address]] Hash hash_;
   [[no_unique_address]] KeyEqual equal_;
   alignas(64) std::atomic<std::size_t> size_{0};
@@ -3021,8 +3114,8 @@ class task_promise_base : public recycled_frame {
  public:
   struct final_awaiter {
     constexpr bool await_ready() const noexcept { return false; }
-    // Symmetric transfer: the awaiter resumes as a tail call, so a synchronous chain of
-    // co_awaits does not grow the stack (given an optimiser that emits the tail call).
+    /// Symmetric transfer: the awaiter resumes as a tail call, so a synchronous chain of
+    /// co_awaits does not grow the stack (given an optimiser that emits the tail call).
     template <class Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> self) const noexcept {
       return self.promise().continuation_;
@@ -3052,7 +3145,7 @@ class task_promise_base : public recycled_frame {
   void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
 
  private:
-  std::coroutine_handle<> continuation_;  // set by the awaiter before the body first runs
+  std::coroutine_handle<> continuation_;  ///< set by the awaiter before the body first runs
 };
 
 template <class T>
@@ -3070,11 +3163,15 @@ template <class T>
 class [[nodiscard(
     "uniws::task is lazy: nothing runs until you co_await it (or hand it to sync_wait / when_all)")]] task {
  public:
+  /// The coroutine's promise.
   using promise_type = detail::task_promise<T>;
+  /// What co_await gives.
   using value_type = T;
 
   task() noexcept = default;
+  /// Takes the coroutine over; `other` is empty after.
   task(task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  /// Destroys its own coroutine, then takes `other`'s.
   task& operator=(task&& other) noexcept {
     if (this != &other) {
       destroy();
@@ -3088,6 +3185,7 @@ class [[nodiscard(
 
   /// True once the body has finished (or the task is empty).
   [[nodiscard]] bool is_ready() const noexcept { return !handle_ || handle_.done(); }
+  /// Whether it holds a coroutine.
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(handle_); }
 
   /// A task is not its result: `t->member` is the mistake of forgetting to co_await it.
@@ -3100,6 +3198,7 @@ class [[nodiscard(
 
   /// Awaiting an lvalue task yields its result by reference; an rvalue task moves it out.
   auto operator co_await() & noexcept { return awaiter<false>{handle_}; }
+  /// Starts the coroutine and resumes the awaiter when it finishes (symmetric transfer).
   auto operator co_await() && noexcept { return awaiter<true>{handle_}; }
 
  private:
@@ -3159,7 +3258,9 @@ namespace uniws {
 /// A user context that is just a user id.
 class basic_user_context {
  public:
+  /// A context for the user `user_id`.
   explicit basic_user_context(std::string user_id) : user_id_(std::move(user_id)) {}
+  /// The user this context names.
   [[nodiscard]] std::string_view user_id() const noexcept { return user_id_; }
 
  private:
@@ -3168,11 +3269,16 @@ class basic_user_context {
 
 /// The default probe: every service is always available.
 struct always_available {
+  /// Awaiting it completes at once with true.
   struct ready {
+    /// Ready at once.
     constexpr bool await_ready() const noexcept { return true; }
+    /// Never called: await_ready is true.
     constexpr void await_suspend(std::coroutine_handle<>) const noexcept {}
+    /// The service is available.
     constexpr bool await_resume() const noexcept { return true; }
   };
+  /// Always ready with true: nothing to probe.
   constexpr ready check() const noexcept { return {}; }
 };
 
@@ -3189,8 +3295,11 @@ class manager_factory;
 template <class ManagerRef>
 class run_lease {
  public:
+  /// Holds `ref` (and one run in flight) until the lease ends.
   explicit run_lease(ManagerRef ref) noexcept : ref_(std::move(ref)) {}
+  /// Takes over the lease; `other` holds nothing after.
   run_lease(run_lease&& other) noexcept : ref_(std::exchange(other.ref_, {})) {}
+  /// Ends this lease's run, then takes over `other`'s.
   run_lease& operator=(run_lease&& other) noexcept {
     if (this != &other) {
       release();
@@ -3200,7 +3309,9 @@ class run_lease {
   }
   ~run_lease() { release(); }
 
+  /// Emits the event to the user's manager (an event_sink).
   std::uint64_t emit(agent_event e) const { return ref_.emit(std::move(e)); }
+  /// The user's manager the run holds.
   [[nodiscard]] const ManagerRef& manager() const noexcept { return ref_; }
 
  private:
@@ -3216,15 +3327,22 @@ class run_lease {
 template <connection Connection>
 class manager_ref {
  public:
+  /// The manager of one user.
   using manager_type = unified_manager<Connection>;
 
   manager_ref() noexcept = default;
 
+  /// The manager; the reference must be valid().
   [[nodiscard]] manager_type* operator->() const noexcept { return handle_.get(); }
+  /// The manager; the reference must be valid().
   [[nodiscard]] manager_type& operator*() const noexcept { return *handle_; }
+  /// The manager, or null for a default-constructed reference.
   [[nodiscard]] manager_type* get() const noexcept { return handle_.get(); }
+  /// Whether it refers to a manager.
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(handle_); }
+  /// The user whose manager this is.
   [[nodiscard]] std::string_view user_id() const noexcept { return handle_.key(); }
+  /// Whether both refer to the same manager.
   friend bool operator==(const manager_ref& a, const manager_ref& b) noexcept { return a.handle_ == b.handle_; }
 
   /// Makes manager_ref an event_sink.
@@ -3273,7 +3391,9 @@ class manager_ref {
   handle_type handle_;
 };
 
+/// How a manager_factory makes its managers.
 struct factory_options {
+  /// Options of every manager the factory makes.
   manager_options manager{};
   /// A manager with no connection for this long, and no reference held, is swept.
   std::chrono::steady_clock::duration idle_ttl = std::chrono::minutes(5);
@@ -3291,6 +3411,7 @@ struct factory_counters {
 
 /// The factory's counters, and its managers' summed over users.
 struct factory_stats : factory_counters {
+  /// The managers' counters, summed over users.
   manager_stats managers{};
 };
 
@@ -3300,10 +3421,14 @@ struct factory_stats : factory_counters {
 template <connection Connection, service_probe Probe = always_available, broker Broker = in_process_broker>
 class manager_factory {
  public:
+  /// The manager of one user.
   using manager_type = unified_manager<Connection>;
+  /// What the getters return: a counted reference to a user's manager.
   using manager_ref_type = manager_ref<Connection>;
+  /// Whether events go through a broker (false for in_process_broker).
   static constexpr bool clustered = !std::same_as<Broker, in_process_broker>;
 
+  /// A factory with its own registry of managers, service probe and broker.
   explicit manager_factory(factory_options options = {}, Probe probe = Probe{}, Broker b = Broker{})
       : options_(std::move(options)), probe_(std::move(probe)), broker_(std::move(b)) {
     if constexpr (clustered)
@@ -3365,6 +3490,7 @@ class manager_factory {
     registry_.for_each([&fn](const std::string& user, manager_type& m) { fn(std::string_view(user), m); });
   }
 
+  /// Counters of the factory, its managers' totals and its broker's.
   [[nodiscard]] factory_stats get_stats() {
     factory_stats s;
     static_cast<factory_counters&>(s) = stats_.snapshot();
@@ -3373,8 +3499,11 @@ class manager_factory {
     return s;
   }
 
+  /// Users with a live manager.
   [[nodiscard]] std::size_t user_count() const noexcept { return registry_.size(); }
+  /// The options the factory was made with.
   [[nodiscard]] const factory_options& options() const noexcept { return options_; }
+  /// The broker, for its own statistics and control (stop, health).
   [[nodiscard]] Broker& get_broker() noexcept { return broker_; }
 
  private:
@@ -3415,12 +3544,12 @@ class manager_factory {
   Broker broker_;
   link link_{*this};
   atomic_stats<factory_counters> stats_;
-  // Destroyed after the registry: what its managers retired (members, which hold connections)
-  // is reclaimed before the factory is gone, while the connections' executors still exist.
+  /// Destroyed after the registry: what its managers retired (members, which hold connections)
+  /// is reclaimed before the factory is gone, while the connections' executors still exist.
   struct reclaim_retired {
     ~reclaim_retired() { detail::epoch_domain::instance().barrier(); }
   } reclaim_retired_;
-  // Last: destroyed first, so no manager outlives the link and broker it points to.
+  /// Last: destroyed first, so no manager outlives the link and broker it points to.
   user_registry<std::string, manager_type> registry_;
 };
 
@@ -3434,6 +3563,7 @@ class manager_factory {
 
 namespace uniws {
 
+/// A lock-free histogram of values in fixed buckets (latencies in microseconds, sizes in bytes).
 class histogram {
  public:
   /// `upper_bounds` ascending, in the recorded unit; a last bucket (+Inf) takes the rest.
@@ -3457,12 +3587,14 @@ class histogram {
     return histogram(std::move(b), 1.0);
   }
 
+  /// Counts one value.
   void observe(std::uint64_t value) noexcept {
     const auto bucket = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
     counts_[bucket].fetch_add(1, std::memory_order_relaxed);
     sum_.fetch_add(value, std::memory_order_relaxed);
   }
 
+  /// Counts one duration, in microseconds.
   void observe(std::chrono::steady_clock::duration d) noexcept {
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
     observe(static_cast<std::uint64_t>(ns < 0 ? 0 : ns));
@@ -3470,12 +3602,15 @@ class histogram {
 
   /// What Prometheus exports: cumulative counts per upper bound (exported unit), the sum, the count.
   struct snapshot {
-    std::vector<double> upper_bounds;      // the last bucket, +Inf, is `count`
-    std::vector<std::uint64_t> cumulative; // one per upper bound
+    std::vector<double> upper_bounds;      ///< the last bucket, +Inf, is `count`
+    std::vector<std::uint64_t> cumulative; ///< one per upper bound
+    /// The sum of the values counted, in the exported unit.
     double sum = 0;
+    /// How many values were counted.
     std::uint64_t count = 0;
   };
 
+  /// Every bucket, the sum and the count, read now.
   [[nodiscard]] snapshot read() const {
     snapshot s;
     std::uint64_t running = 0;
@@ -3499,8 +3634,8 @@ class histogram {
 /// What a connection's write loop measures, shared by the connections given it (the Beast
 /// adapter, uniws/beast/connection.hpp, records it when each write completes).
 struct delivery_metrics {
-  histogram delivery_seconds = histogram::latency();  // an event emitted -> its frame written out
-  histogram queue_bytes = histogram::bytes();         // bytes queued when each write starts
+  histogram delivery_seconds = histogram::latency();  ///< an event emitted -> its frame written out
+  histogram queue_bytes = histogram::bytes();         ///< bytes queued when each write starts
 };
 
 }  // namespace uniws
@@ -3553,14 +3688,17 @@ using label = std::pair<std::string_view, std::string_view>;
 /// Appends metric families to a string. Each name is given once per exposition.
 class text_writer {
  public:
+  /// Appends to `out`; every metric name gets `prefix`.
   explicit text_writer(std::string& out, std::string_view prefix = "uniws_") : out_(out), prefix_(prefix) {}
 
+  /// A counter with its HELP and TYPE lines.
   void counter(std::string_view name, std::string_view help, std::uint64_t value, std::initializer_list<label> labels = {}) {
     const std::string full = std::string(prefix_) + std::string(name) + "_total";
     header(full, help, "counter");
     sample(full, labels, std::to_string(value));
   }
 
+  /// A gauge with its HELP and TYPE lines.
   void gauge(std::string_view name, std::string_view help, std::uint64_t value, std::initializer_list<label> labels = {}) {
     const std::string full = std::string(prefix_) + std::string(name);
     header(full, help, "gauge");
@@ -3596,6 +3734,7 @@ class text_writer {
     for (const auto& [label_value, value] : samples) sample(full, {{label_name, label_value}}, std::to_string(value));
   }
 
+  /// A histogram: cumulative buckets, _sum and _count.
   void histogram(std::string_view name, std::string_view help, const uniws::histogram::snapshot& h) {
     const std::string full = std::string(prefix_) + std::string(name);
     header(full, help, "histogram");
@@ -3644,8 +3783,8 @@ namespace uniws {
 
 /// What a full queue does with one more message.
 enum class slow_consumer_policy : std::uint8_t {
-  drop_oldest,  // make room by dropping the oldest queued messages (counted)
-  close,        // refuse it and close the connection with slow_close_code
+  drop_oldest,  ///< make room by dropping the oldest queued messages (counted)
+  close,        ///< refuse it and close the connection with slow_close_code
 };
 
 /// The policies' names, as flags and /config spell them: one table read both ways.
@@ -3672,14 +3811,20 @@ inline constexpr std::pair<slow_consumer_policy, std::string_view> slow_consumer
 /// slow ones, and the total stays within max_bytes plus one message per queue. Thread-safe.
 class queue_budget {
  public:
+  /// A budget of `max_bytes` shared by many queues.
   explicit queue_budget(std::size_t max_bytes) noexcept : max_(max_bytes) {}
   queue_budget(const queue_budget&) = delete;
   queue_budget& operator=(const queue_budget&) = delete;
 
+  /// Whether `n` more bytes fit.
   [[nodiscard]] bool has_room_for(std::size_t n) const noexcept { return bytes_.load(std::memory_order_relaxed) + n <= max_; }
+  /// Bytes held by all queues on this budget now.
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
+  /// The bound.
   [[nodiscard]] std::size_t max_bytes() const noexcept { return max_; }
+  /// A queue took `n` bytes.
   void add(std::size_t n) noexcept { bytes_.fetch_add(n, std::memory_order_relaxed); }
+  /// A queue gave back `n` bytes.
   void release(std::size_t n) noexcept { bytes_.fetch_sub(n, std::memory_order_relaxed); }
 
  private:
@@ -3687,12 +3832,16 @@ class queue_budget {
   const std::size_t max_;
 };
 
+/// The bound of one connection's send queue, and what happens past it.
 struct send_queue_limits {
+  /// Messages queued at most.
   std::size_t max_messages = 1024;
+  /// Bytes queued at most.
   std::size_t max_bytes = std::size_t{8} << 20;
+  /// What a full queue does with one more message.
   slow_consumer_policy policy = slow_consumer_policy::drop_oldest;
-  close_code slow_close_code = close_code::try_again_later;  // 1013; 1008 is the other common choice
-  queue_budget* budget = nullptr;  // shared by many queues; must outlive them (none: no shared bound)
+  close_code slow_close_code = close_code::try_again_later;  ///< 1013; 1008 is the other common choice
+  queue_budget* budget = nullptr;  ///< shared by many queues; must outlive them (none: no shared bound)
 };
 
 /// Single-owner (not thread-safe): its connection serialises access, as a strand does.
@@ -3700,8 +3849,9 @@ struct send_queue_limits {
 /// an idle connection costs nothing.
 class send_queue {
  public:
+  /// An empty queue with these bounds (it allocates nothing yet).
   explicit send_queue(send_queue_limits limits = {}) : limits_(limits) {}
-  send_queue(const send_queue&) = delete;  // its bytes are counted in the budget once
+  send_queue(const send_queue&) = delete;  ///< its bytes are counted in the budget once
   send_queue& operator=(const send_queue&) = delete;
   ~send_queue() {
     if (limits_.budget) limits_.budget->release(bytes_);
@@ -3733,12 +3883,19 @@ class send_queue {
     return send_result::queued;
   }
 
+  /// Nothing queued.
   [[nodiscard]] bool empty() const noexcept { return count_ == 0; }
+  /// Messages queued.
   [[nodiscard]] std::size_t size() const noexcept { return count_; }
+  /// Bytes queued.
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
+  /// Messages dropped to stay within the bound, ever.
   [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
+  /// The queue was closed: it takes nothing more.
   [[nodiscard]] bool closed() const noexcept { return closed_; }
+  /// It was closed by the close_connection policy (a consumer too slow).
   [[nodiscard]] bool closed_as_slow() const noexcept { return closed_as_slow_; }
+  /// Its bounds.
   [[nodiscard]] const send_queue_limits& limits() const noexcept { return limits_; }
   /// Slots allocated: 0 for a queue that never held a message or was shrunk when empty.
   [[nodiscard]] std::size_t capacity() const noexcept { return ring_.size(); }
@@ -3746,6 +3903,7 @@ class send_queue {
   /// The oldest queued message; the queue must not be empty.
   [[nodiscard]] const message& front() const noexcept { return ring_[head_]; }
 
+  /// Removes the oldest message; the queue must not be empty.
   void pop() noexcept {
     bytes_ -= ring_[head_].size();
     if (limits_.budget) limits_.budget->release(ring_[head_].size());
@@ -3765,8 +3923,8 @@ class send_queue {
   void close() noexcept { closed_ = true; }
 
  private:
-  // Whether `size` more bytes overflow this queue, or the shared budget while this queue has a
-  // backlog of its own.
+  /// Whether `size` more bytes overflow this queue, or the shared budget while this queue has a
+  /// backlog of its own.
   [[nodiscard]] bool full_for(std::size_t size) const noexcept {
     return count_ == limits_.max_messages || bytes_ + size > limits_.max_bytes ||
            (count_ > 0 && limits_.budget && !limits_.budget->has_room_for(size));
@@ -3789,7 +3947,7 @@ class send_queue {
   }
 
   send_queue_limits limits_;
-  std::vector<message> ring_;  // power-of-two size
+  std::vector<message> ring_;  ///< power-of-two size
   std::size_t head_ = 0;
   std::size_t count_ = 0;
   std::size_t bytes_ = 0;
@@ -3808,8 +3966,8 @@ class send_queue {
 namespace uniws {
 namespace detail {
 
-// Mutex + condition variable rather than an atomic flag: the signalling thread holds the
-// lock while it notifies, so the waiter cannot return and destroy the event under it.
+/// Mutex + condition variable rather than an atomic flag: the signalling thread holds the
+/// lock while it notifies, so the waiter cannot return and destroy the event under it.
 class sync_wait_event {
  public:
   void set() noexcept {
@@ -3867,8 +4025,8 @@ class sync_wait_driver {
   std::coroutine_handle<promise_type> handle_;
 };
 
-// Takes a pointer, not a reference: the awaitable lives in sync_wait's caller, which blocks
-// until this coroutine has finished, so the pointee outlives every use.
+/// Takes a pointer, not a reference: the awaitable lives in sync_wait's caller, which blocks
+/// until this coroutine has finished, so the pointee outlives every use.
 template <class R, class A>
 sync_wait_driver<R> make_sync_wait_driver(std::remove_reference_t<A>* a) {
   if constexpr (std::is_void_v<R>) {
@@ -3882,7 +4040,7 @@ sync_wait_driver<R> make_sync_wait_driver(std::remove_reference_t<A>* a) {
 
 struct when_all_latch {
   explicit when_all_latch(std::size_t children) noexcept : count(children + 1) {}
-  std::atomic<std::size_t> count;  // children + the awaiting coroutine's own arrival
+  std::atomic<std::size_t> count;  ///< children + the awaiting coroutine's own arrival
   std::coroutine_handle<> awaiting;
 };
 
@@ -3943,9 +4101,9 @@ when_all_child<R> make_when_all_child(A a) {
   }
 }
 
-// Starts every child, then suspends until the last one arrives. If all of them finished
-// synchronously the awaiting coroutine's own arrival is the last and it does not suspend.
-// Copyable on purpose (g++ 12 may copy an awaiter); the latch it points to stays put.
+/// Starts every child, then suspends until the last one arrives. If all of them finished
+/// synchronously the awaiting coroutine's own arrival is the last and it does not suspend.
+/// Copyable on purpose (g++ 12 may copy an awaiter); the latch it points to stays put.
 template <class StartAll>
 class when_all_barrier {
  public:
@@ -4033,8 +4191,11 @@ auto when_all(std::vector<A> awaitables)
 #define UNIWS_VERSION (UNIWS_VERSION_MAJOR * 10000 + UNIWS_VERSION_MINOR * 100 + UNIWS_VERSION_PATCH)
 
 namespace uniws {
+/// The library's version, as numbers.
 struct version_info {
-  int major, minor, patch;
+  int major;  ///< incompatible changes
+  int minor;  ///< compatible additions
+  int patch;  ///< fixes
 };
 inline constexpr version_info version{UNIWS_VERSION_MAJOR, UNIWS_VERSION_MINOR, UNIWS_VERSION_PATCH};
 }  // namespace uniws
