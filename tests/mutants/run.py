@@ -1,18 +1,28 @@
 #!/usr/bin/python3
-"""Mutation check: each known bug, kept as a patch here, must be caught by its test.
+"""Mutation check: each known bug, kept as a mutant here, must be caught by its test.
 
-Each tests/mutants/NAME.patch starts with
-    # mutant: what the bug does
-    # test: the ctest regex of the test(s) that must catch it
-    # targets: what to build first (empty for compile-fail tests)
-    # runs: how many runs the test gets to catch it (races: a few)
-followed by a diff against the source that marks each changed line MUTANT. The script copies the source tree once, configures one
-build of it, then for each patch: applies it, builds the targets, runs the test (until it
-fails, at most `runs` times), and takes the patch back. It fails if any mutant survives.
+A mutant is a file tests/mutants/NAME.mutant:
+
+    mutant: what the bug does
+    test: the ctest regex of the test(s) that must catch it
+    targets: what to build first (empty for compile-fail tests)
+    runs: how many runs the test gets to catch it (races: a few)
+
+    --- path/of/the/file
+    <<<< find
+    the exact text the mutant replaces: it must occur exactly once in that file
+    ==== replace
+    the text that replaces it, with a MUTANT mark
+    >>>>
+
+(one or more find/replace blocks). No line numbers: a mutant survives edits elsewhere in its
+file, and when its snippet is gone or no longer unique the runner says so and fails. The
+script copies the source tree once, configures one build of it, then for each mutant: makes
+its replacements, builds the targets, runs the test (until it fails, at most `runs` times),
+and puts the files back. It fails if any mutant survives or cannot be applied.
 
 Usage: run.py SOURCE_DIR WORK_DIR [C++ compiler] [NAME ...]
 """
-import os
 import pathlib
 import shutil
 import subprocess
@@ -29,13 +39,44 @@ def run(cmd, **kw):
     return subprocess.run(cmd, text=True, capture_output=True, **kw)
 
 
-# The copy sits in a build directory, often inside a git checkout: stop git from finding that
-# repository, or `git apply` would take the patch's paths as the outer repository's and skip them.
-git_env = dict(os.environ, GIT_CEILING_DIRECTORIES=str(work.resolve()))
+def parse(path):
+    """(meta, [(file, find, replace), ...]) of a .mutant file."""
+    lines = path.read_text().split("\n")
+    meta, blocks, i = {}, [], 0
+    while i < len(lines) and lines[i].strip():
+        key, _, value = lines[i].partition(": ")
+        meta[key.strip()] = value.strip()
+        i += 1
+    file = None
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("--- "):
+            file = line[4:].strip()
+        elif line == "<<<< find":
+            end_find = lines.index("==== replace", i)
+            end = lines.index(">>>>", end_find)
+            blocks.append((file, "\n".join(lines[i + 1:end_find]) + "\n", "\n".join(lines[end_find + 1:end]) + "\n"))
+            i = end
+        i += 1
+    return meta, blocks
 
 
-def patched_files(patch):
-    return [line[6:] for line in patch.read_text().splitlines() if line.startswith("+++ b/")]
+def apply(blocks):
+    """Makes the replacements; returns the files' original texts, or raises ValueError."""
+    originals = {}
+    for file, find, replace in blocks:
+        path = src / file
+        text = path.read_text()
+        originals.setdefault(path, text)
+        count = text.count(find)
+        if count != 1:
+            for p, t in originals.items():
+                p.write_text(t)
+            raise ValueError(f"its snippet occurs {count} times in {file} (must be exactly once):\n{find}")
+        if "MUTANT" not in replace:
+            raise ValueError(f"a replacement in {file} has no MUTANT mark")
+        path.write_text(text.replace(find, replace))
+    return originals
 
 
 shutil.rmtree(work, ignore_errors=True)
@@ -47,23 +88,17 @@ if r.returncode:
     sys.exit("configure failed:\n" + r.stdout + r.stderr)
 
 survivors, broken = [], []
-for patch in sorted((src / "tests" / "mutants").glob("*.patch")):
-    name = patch.stem
+for mutant in sorted((src / "tests" / "mutants").glob("*.mutant")):
+    name = mutant.stem
     if only and name not in only:
         continue
-    meta = {}
-    for line in patch.read_text().splitlines():
-        if not line.startswith("# "):
-            break
-        key, _, value = line[2:].partition(": ")
-        meta[key] = value.strip()
+    meta, blocks = parse(mutant)
     started = time.time()
-    applied = run(["git", "apply", str(patch)], cwd=src, env=git_env).returncode == 0
-    if not applied or not all("MUTANT" in (src / f).read_text() for f in patched_files(patch)):
-        broken.append(f"{name}: the patch no longer applies")
-        print(f"BROKEN   {name}: the patch no longer applies", flush=True)
-        if applied:
-            run(["git", "apply", "-R", str(patch)], cwd=src, env=git_env)
+    try:
+        originals = apply(blocks)
+    except ValueError as e:
+        broken.append(f"{name}: {e}")
+        print(f"BROKEN   {name} (must be caught by /{meta.get('test')}/): {e}", flush=True)
         continue
     try:
         targets = meta.get("targets", "").split()
@@ -80,12 +115,13 @@ for patch in sorted((src / "tests" / "mutants").glob("*.patch")):
             broken.append(f"{name}: no test matches {meta['test']}")
             print(f"BROKEN   {name}: no test matches /{meta['test']}/", flush=True)
         elif t.returncode:
-            print(f"caught   {name} ({meta['mutant']}) in {time.time() - started:.0f} s", flush=True)
+            print(f"caught   {name} ({meta['mutant']}) by /{meta['test']}/ in {time.time() - started:.0f} s", flush=True)
         else:
             survivors.append(name)
             print(f"SURVIVED {name} ({meta['mutant']}): /{meta['test']}/ passed {meta.get('runs', '1')} time(s)", flush=True)
     finally:
-        run(["git", "apply", "-R", str(patch)], cwd=src, env=git_env)
+        for path, text in originals.items():
+            path.write_text(text)
 
 print(f"mutants: {len(survivors)} survived, {len(broken)} broken")
 sys.exit(1 if survivors or broken else 0)

@@ -1,5 +1,8 @@
-# vcpkg overlay port: vcpkg install uniws --overlay-ports=packaging/vcpkg/ports
-# It builds from this checkout (UNIWS_SOURCE_DIR, default: three levels up from the port).
+# vcpkg overlay port: vcpkg install uniws --overlay-ports=packaging/vcpkg/ports --editable
+# It builds from this checkout (UNIWS_SOURCE_DIR, default: three levels up from the port). vcpkg
+# keys its binary cache by the port's own files, not by the checkout: --editable keeps a changed
+# header from coming back old out of that cache. (A port published to a registry pins a release
+# with vcpkg_from_github instead, and its REF is then part of the key.)
 if(NOT DEFINED UNIWS_SOURCE_DIR)
   get_filename_component(UNIWS_SOURCE_DIR "${CMAKE_CURRENT_LIST_DIR}/../../../.." ABSOLUTE)
 endif()
