@@ -57,7 +57,8 @@ void fan_out(benchmark::State& state, bool stamped) {
   std::vector<std::shared_ptr<uniws::testing::memory_connection>> connections;
   constexpr std::size_t batch = 256;  // a reader that keeps up is cleared every `batch` sends
   for (std::int64_t i = 0; i < n; ++i) {
-    connections.push_back(std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
+    connections.push_back(
+        std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
     connections.back()->reserve(batch + static_cast<std::size_t>(burst));
     manager.add_connection(connections.back());
   }
@@ -113,16 +114,19 @@ void emit_fan_out(benchmark::State& state, bool history) {
   std::vector<std::shared_ptr<uniws::testing::memory_connection>> connections;
   constexpr std::size_t batch = 256;
   for (std::int64_t i = 0; i < n; ++i) {
-    connections.push_back(std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
+    connections.push_back(
+        std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
     connections.back()->reserve(batch + static_cast<std::size_t>(burst) + 1);
     manager.add_connection(connections.back());
     (void)manager.join_thread(static_cast<uniws::connection_id>(i), "t1");
   }
-  const uniws::json_text payload = uniws::json_text::object({{"text", uniws::json_text::string("considering the question")}});
+  const uniws::json_text payload =
+      uniws::json_text::object({{"text", uniws::json_text::string("considering the question")}});
   auto one_round = [&] {
     if (burst > 1)
       for (auto& c : connections) c->set_slow(true);
-    for (std::int64_t b = 0; b < burst; ++b) manager.emit({uniws::agent_event_type::agent_thinking, "t1", "r-1", payload});
+    for (std::int64_t b = 0; b < burst; ++b)
+      manager.emit({uniws::agent_event_type::agent_thinking, "t1", "r-1", payload});
     if (burst > 1)
       for (auto& c : connections) c->set_slow(false);
   };
@@ -149,9 +153,11 @@ void resume_1000_missed(benchmark::State& state) {
   manager.add_connection(first);
   const auto epoch = manager.join_thread(0, "t1").epoch;
   manager.remove_connection(0);
-  const uniws::json_text payload = uniws::json_text::object({{"text", uniws::json_text::string("considering the question")}});
+  const uniws::json_text payload =
+      uniws::json_text::object({{"text", uniws::json_text::string("considering the question")}});
   std::uint64_t last = 0;
-  for (int i = 0; i < 1024; ++i) last = manager.emit({uniws::agent_event_type::agent_thinking, "t1", "r-1", payload});
+  for (int i = 0; i < 1024; ++i)
+    last = manager.emit({uniws::agent_event_type::agent_thinking, "t1", "r-1", payload});
   uniws::connection_id id = 1;
   for (auto _ : state) {
     auto c = std::make_shared<uniws::testing::memory_connection>(id);
@@ -241,11 +247,15 @@ void join_leave(benchmark::State& state) {
   options.max_threads_per_connection = 256;
   uniws::unified_manager<uniws::testing::memory_connection> manager(options);
   std::vector<std::shared_ptr<uniws::testing::memory_connection>> connections;
-  auto thread_id = [](std::int64_t t) { return std::string(120, 't') + std::to_string(10'000'000 + t); };  // 128 bytes
+  auto thread_id = [](std::int64_t t) {
+    return std::string(120, 't') + std::to_string(10'000'000 + t);
+  };  // 128 bytes
   for (std::int64_t i = 0; i < n; ++i) {
-    connections.push_back(std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
+    connections.push_back(
+        std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
     manager.add_connection(connections.back());
-    for (std::int64_t t = 0; t < 255; ++t) (void)manager.join_thread(static_cast<uniws::connection_id>(i), thread_id(t));
+    for (std::int64_t t = 0; t < 255; ++t)
+      (void)manager.join_thread(static_cast<uniws::connection_id>(i), thread_id(t));
   }
   const std::string extra = thread_id(999);
   const long before = uniws_bench::heap_allocations.load();
@@ -255,8 +265,8 @@ void join_leave(benchmark::State& state) {
     connections[0]->clear_received();
   }
   state.SetItemsProcessed(state.iterations() * 2);  // changes
-  state.counters["allocs_per_change"] =
-      static_cast<double>(uniws_bench::heap_allocations.load() - before) / static_cast<double>(state.iterations() * 2);
+  state.counters["allocs_per_change"] = static_cast<double>(uniws_bench::heap_allocations.load() - before) /
+                                        static_cast<double>(state.iterations() * 2);
 }
 
 void fanout_args(benchmark::internal::Benchmark* b) {
@@ -274,4 +284,6 @@ BENCHMARK(uniws_emit_history)->Apply(fanout_args);
 BENCHMARK(resume_1000_missed);
 BENCHMARK(join_leave)->Arg(1)->Arg(120);
 
-int main(int argc, char** argv) { return uniws_bench::run_with_ratios(argc, argv, {"chat_multi", "uniws_manager", "uniws_emit"}); }
+int main(int argc, char** argv) {
+  return uniws_bench::run_with_ratios(argc, argv, {"chat_multi", "uniws_manager", "uniws_emit"});
+}

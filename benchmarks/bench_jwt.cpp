@@ -67,7 +67,8 @@ fixture make_fixture(jwt_alg_t alg) {
   jwt_add_grant(t, "sub", "alice");
   jwt_add_grant_int(t, "iat", static_cast<long>(std::time(nullptr)));
   jwt_add_grant_int(t, "exp", static_cast<long>(std::time(nullptr)) + 3600);
-  jwt_set_alg(t, alg, reinterpret_cast<const unsigned char*>(signing_key.data()), static_cast<int>(signing_key.size()));
+  jwt_set_alg(t, alg, reinterpret_cast<const unsigned char*>(signing_key.data()),
+              static_cast<int>(signing_key.size()));
   char* encoded = jwt_encode_str(t);
   if (!encoded) throw std::runtime_error("libjwt could not sign");
   f.token = encoded;
@@ -83,7 +84,8 @@ bool libjwt_accepts(const fixture& f) {
   if (jwt_decode(&t, f.token.c_str(), reinterpret_cast<const unsigned char*>(f.verify_key.data()),
                  static_cast<int>(f.verify_key.size())) != 0)
     return false;
-  const bool ok = jwt_get_alg(t) == f.alg && jwt_get_grant_int(t, "exp") + 30 >= static_cast<long>(std::time(nullptr)) &&
+  const bool ok = jwt_get_alg(t) == f.alg &&
+                  jwt_get_grant_int(t, "exp") + 30 >= static_cast<long>(std::time(nullptr)) &&
                   jwt_get_grant(t, "sub") != nullptr;
   jwt_free(t);
   return ok;
@@ -103,7 +105,8 @@ void run_libjwt(benchmark::State& state, jwt_alg_t alg) {
 void run_uniws(benchmark::State& state, jwt_alg_t alg) {
   const fixture f = make_fixture(alg);
   const gj::key key = uniws_key(f);
-  if (!std::holds_alternative<gj::verified>(key.verify(f.token, {}))) return state.SkipWithError("jwt.hpp refuses libjwt's token");
+  if (!std::holds_alternative<gj::verified>(key.verify(f.token, {})))
+    return state.SkipWithError("jwt.hpp refuses libjwt's token");
   for (auto _ : state) benchmark::DoNotOptimize(key.verify(f.token, {}));
   state.SetItemsProcessed(state.iterations());
 }

@@ -79,7 +79,9 @@ class uniws_registry {
     auto h = map_.get_or_create(k, [] { return user_state{1, 0}; });
     return h->id;
   }
-  void erase(const Key& k) { static_cast<void>(map_.erase_if(k, [](user_state&) { return true; })); }
+  void erase(const Key& k) {
+    static_cast<void>(map_.erase_if(k, [](user_state&) { return true; }));
+  }
 
  private:
   uniws::user_registry<Key, user_state> map_;
@@ -245,7 +247,8 @@ struct wall_clock {
     clock::time_point* at;
     void operator()() noexcept { *at = clock::now(); }
   };
-  explicit wall_clock(std::ptrdiff_t threads) : start_line(threads, stamp{&start}), finish_line(threads, stamp{&finish}) {}
+  explicit wall_clock(std::ptrdiff_t threads)
+      : start_line(threads, stamp{&start}), finish_line(threads, stamp{&finish}) {}
   clock::time_point start, finish;
   std::barrier<stamp> start_line, finish_line;
 };
@@ -346,7 +349,9 @@ int main(int argc, char** argv) {
     static_cast<void>(keys<std::uint64_t>());
     static_cast<void>(keys<std::string>());
     register_peer<uniws_registry>("uniws");
-    benchmark::RegisterBenchmark("uniws/sweep_100k_idle", &sweep_idle_users)->UseManualTime()->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark("uniws/sweep_100k_idle", &sweep_idle_users)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
     register_peer<sharded_map>("sharded_mutex");
     register_peer<tbb_map>("tbb_chm");
     register_peer<cds_michael_map>("cds_michael_hp");

@@ -32,7 +32,8 @@ class ratio_reporter : public benchmark::ConsoleReporter {
       const std::string workload = slash == std::string::npos ? "" : name.substr(slash + 1);
       measurement m;
       m.ns_per_op = run.GetAdjustedRealTime();
-      if (auto it = run.counters.find("items_per_second"); it != run.counters.end()) m.items_per_second = it->second;
+      if (auto it = run.counters.find("items_per_second"); it != run.counters.end())
+        m.items_per_second = it->second;
       results_.push_back({impl, workload, m});
     }
   }
@@ -56,7 +57,8 @@ class ratio_reporter : public benchmark::ConsoleReporter {
       const double ratio = (r.m.items_per_second > 0 && it->second.items_per_second > 0)
                                ? r.m.items_per_second / it->second.items_per_second
                                : it->second.ns_per_op / r.m.ns_per_op;
-      std::printf("  %-22s %-40s %7.2fx\n", r.impl.c_str(), r.workload.empty() ? "-" : r.workload.c_str(), ratio);
+      std::printf("  %-22s %-40s %7.2fx\n", r.impl.c_str(), r.workload.empty() ? "-" : r.workload.c_str(),
+                  ratio);
     }
   }
 

@@ -90,7 +90,8 @@ net::awaitable<void> session(factory_type& factory, tcp::socket socket, std::uin
   if (auto [ec] = co_await ws.async_accept(req, net::as_tuple(net::use_awaitable)); ec) co_return;
 
   // One manager per user; the factory awaits the service probe (no blocking on this thread).
-  manager_ref mgr = co_await uniws::beast::await_task(factory.get_websocket_manager_async(uniws::basic_user_context(user)));
+  manager_ref mgr =
+      co_await uniws::beast::await_task(factory.get_websocket_manager_async(uniws::basic_user_context(user)));
   if (!mgr->add_connection(conn)) {  // the user is at manager_options::max_connections
     conn->close(uniws::close_code::try_again_later);
     co_return;
@@ -117,7 +118,8 @@ net::awaitable<void> session(factory_type& factory, tcp::socket socket, std::uin
   // manager itself goes once no connection or run holds it).
   conn->mark_closed();
   mgr->remove_connection(conn->id());
-  std::printf("closed %s #%llu (%zu left)\n", user.c_str(), static_cast<unsigned long long>(id), mgr->connection_count());
+  std::printf("closed %s #%llu (%zu left)\n", user.c_str(), static_cast<unsigned long long>(id),
+              mgr->connection_count());
 }
 
 net::awaitable<void> listen(factory_type& factory, tcp::acceptor acceptor) {
@@ -132,8 +134,10 @@ net::awaitable<void> listen(factory_type& factory, tcp::acceptor acceptor) {
 
 int main(int argc, char** argv) {
   unsigned short port = 0;
-  if (argc == 3 && std::string_view(argv[1]) == "--port") port = static_cast<unsigned short>(std::atoi(argv[2]));
-  else if (argc != 1) return std::fprintf(stderr, "usage: %s [--port N]\n", argv[0]), 2;
+  if (argc == 3 && std::string_view(argv[1]) == "--port")
+    port = static_cast<unsigned short>(std::atoi(argv[2]));
+  else if (argc != 1)
+    return std::fprintf(stderr, "usage: %s [--port N]\n", argv[0]), 2;
 
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // a line at a time, also into a pipe
   net::io_context ioc;

@@ -5,6 +5,7 @@
 #                            compile-fail, integration, example and packaging tests
 #   scripts/test.sh --all    the full matrix, what .ci/run runs: every step below
 #   scripts/test.sh STEP...  those steps:
+#     format        clang-format-16 --dry-run -Werror over every C++ file (.clang-format)
 #     plain         the usual CMake build, no preset (-DCMAKE_BUILD_TYPE=Release, warnings only)
 #     gcc           g++ 12 with the heavy tests (Chromium, Prometheus, Redis Cluster, mutants),
 #                   soaks and benchmark smoke runs
@@ -20,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(plain gcc clang clang-libcxx asan tsan docs bare)
+all=(format plain gcc clang clang-libcxx asan tsan docs bare)
 steps=("$@")
 case "${1:-}" in
   "") steps=(quick) ;;
@@ -36,6 +37,8 @@ step() {
     plain)  # no preset, as a user builds it: g++ at -O3, warnings not errors
       cmake -S . -B build/plain -DCMAKE_BUILD_TYPE=Release --fresh >/dev/null
       cmake --build build/plain -j "$(nproc)" ;;
+    format)  # single_include/ is generated: its own .clang-format exempts it
+      git ls-files -z '*.hpp' '*.cpp' | xargs -0 clang-format-16 --dry-run -Werror ;;
     docs)
       cmake --preset quick >/dev/null
       cmake --build --preset quick --target docs ;;
@@ -44,7 +47,7 @@ step() {
     quick|gcc|clang|clang-libcxx|asan|tsan)
       cmake --workflow --preset "$1" --fresh ;;
     *)
-      echo "unknown step $1 (plain gcc clang clang-libcxx asan tsan docs bare quick, or --all)" >&2
+      echo "unknown step $1 (format plain gcc clang clang-libcxx asan tsan docs bare quick, or --all)" >&2
       return 2 ;;
   esac
 }

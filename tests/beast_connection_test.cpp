@@ -58,11 +58,12 @@ class loopback {
   ~loopback() {
     beast::error_code ignored;
     beast::get_lowest_layer(client_).socket().close(ignored);
-    if (server_) net::post(server_->stream().get_executor(), [c = server_] {
-      beast::error_code e;
-      c->mark_closed();
-      beast::get_lowest_layer(c->stream()).socket().close(e);
-    });
+    if (server_)
+      net::post(server_->stream().get_executor(), [c = server_] {
+        beast::error_code e;
+        c->mark_closed();
+        beast::get_lowest_layer(c->stream()).socket().close(e);
+      });
     server_.reset();
     work_.reset();
     threads_.clear();  // joins once the last handler has run
@@ -93,8 +94,10 @@ class loopback {
 struct tally {
   std::atomic<std::uint64_t> accepted{0}, refused{0};
   void count(uniws::send_result r) {
-    if (r == uniws::send_result::queued || r == uniws::send_result::dropped) accepted.fetch_add(1);
-    else refused.fetch_add(1);
+    if (r == uniws::send_result::queued || r == uniws::send_result::dropped)
+      accepted.fetch_add(1);
+    else
+      refused.fetch_add(1);
   }
 };
 
@@ -118,7 +121,8 @@ TEST_CASE("try_send from four threads: every message arrives once, each sender's
     std::vector<uniws_test::jthread> threads;
     for (int s = 0; s < senders; ++s)
       threads.emplace_back([&, s] {
-        for (int n = 0; n < per_sender; ++n) t.count(link.server().try_send(uniws::message::copy_of(payload(s, n))));
+        for (int n = 0; n < per_sender; ++n)
+          t.count(link.server().try_send(uniws::message::copy_of(payload(s, n))));
       });
 
     std::vector<int> next(senders, 0);
@@ -200,19 +204,22 @@ TEST_CASE("the peer vanishing mid-write: writes fail, the rest is counted as dis
   socket.close();
 
   const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (link.server().is_open() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  while (link.server().is_open() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
   CHECK_FALSE(link.server().is_open());
   stop = true;
   threads.clear();
 
   CHECK(link.server().try_send(uniws::message::copy_of(big)) == uniws::send_result::closed);
   wait_settled(link.server(), t);
-  const std::uint64_t counted = link.server().messages_written() + link.server().dropped() + link.server().discarded();
+  const std::uint64_t counted =
+      link.server().messages_written() + link.server().dropped() + link.server().discarded();
   CHECK(counted == t.accepted);
   CHECK(link.server().discarded() > 0);
 }
 
-TEST_CASE("delivery metrics: each stamped message's latency is recorded once it is written, replies are not") {
+TEST_CASE(
+    "delivery metrics: each stamped message's latency is recorded once it is written, replies are not") {
   uniws::delivery_metrics metrics;
   loopback link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{1} << 20}, .metrics = &metrics});
   const auto emitted = uniws::message::clock::now() - 2ms;  // at least 2 ms before it is written
@@ -220,7 +227,8 @@ TEST_CASE("delivery metrics: each stamped message's latency is recorded once it 
   for (int n = 0; n < 10; ++n) link.server().try_send(uniws::message::copy_of("reply"));  // not an event
   for (int n = 0; n < 110; ++n) REQUIRE(link.read());
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (link.server().messages_written() < 110 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  while (link.server().messages_written() < 110 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
 
   const uniws::histogram::snapshot latency = metrics.delivery_seconds.read();
   CHECK(latency.count == 100);
@@ -234,16 +242,20 @@ TEST_CASE("what is queued goes out in batches: up to 16 messages per write, in o
   // The strand is held busy until all 160 are queued, so the write loop finds them all.
   std::promise<void> queued;
   net::post(link.server().stream().get_executor(), [done = queued.get_future().share()] { done.wait(); });
-  for (int n = 0; n < 160; ++n) REQUIRE(link.server().try_send(uniws::message::copy_of(payload(0, n))) == uniws::send_result::queued);
+  for (int n = 0; n < 160; ++n)
+    REQUIRE(link.server().try_send(uniws::message::copy_of(payload(0, n))) == uniws::send_result::queued);
   queued.set_value();
   for (int n = 0; n < 160; ++n) REQUIRE(link.read() == payload(0, n));
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (link.server().messages_written() < 160 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  while (link.server().messages_written() < 160 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
   CHECK(link.server().messages_written() == 160);
   CHECK(link.server().writes() == 10);
 }
 
-TEST_CASE("Beast's pongs take turns with the connection's writes: a peer that pings while a batch is half written gets every frame whole") {
+TEST_CASE(
+    "Beast's pongs take turns with the connection's writes: a peer that pings while a batch is half written "
+    "gets every frame whole") {
   loopback link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{64} << 20}});
   // The server reads, so Beast answers pings, each with a pong written through the same socket.
   auto server = link.server_ptr();
@@ -261,8 +273,8 @@ TEST_CASE("Beast's pongs take turns with the connection's writes: a peer that pi
   constexpr int messages = 64;
   constexpr std::size_t size = 100 * 1024;
   for (int n = 0; n < messages; ++n)
-    REQUIRE(link.server().try_send(uniws::message::copy_of(std::string(size, static_cast<char>('a' + n % 26)))) ==
-            uniws::send_result::queued);
+    REQUIRE(link.server().try_send(uniws::message::copy_of(
+                std::string(size, static_cast<char>('a' + n % 26)))) == uniws::send_result::queued);
   std::this_thread::sleep_for(50ms);
   int pongs = 0;
   link.client().control_callback([&](websocket::frame_type kind, beast::string_view) {

@@ -21,7 +21,8 @@ using uniws_test::field;
 
 struct node {
   explicit node(memory_bus& bus) : factory(uniws::factory_options{}, uniws::always_available{}, bus.node()) {}
-  std::shared_ptr<memory_connection> connect(const std::string& user, uniws::connection_id id, const std::string& thread) {
+  std::shared_ptr<memory_connection> connect(const std::string& user, uniws::connection_id id,
+                                             const std::string& thread) {
     auto c = std::make_shared<memory_connection>(id);
     auto mgr = factory.get_websocket_manager(uniws::basic_user_context(user));
     REQUIRE(mgr->add_connection(c));

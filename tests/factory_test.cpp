@@ -97,7 +97,8 @@ TEST_CASE("first access from 64 threads at once creates one manager") {
   const int walkers = static_cast<int>(std::max(2u, std::thread::hardware_concurrency()));
   constexpr std::size_t users = 20'000;
   factory_type factory;
-  std::vector<std::vector<manager_type*>> seen(static_cast<std::size_t>(walkers), std::vector<manager_type*>(users));
+  std::vector<std::vector<manager_type*>> seen(static_cast<std::size_t>(walkers),
+                                               std::vector<manager_type*>(users));
   std::vector<std::string> names;
   for (std::size_t i = 0; i < users; ++i) names.push_back("walker-" + std::to_string(i));
   std::atomic<int> arrived{0};
@@ -117,7 +118,8 @@ TEST_CASE("first access from 64 threads at once creates one manager") {
       threads.emplace_back([&, t] {
         for (std::size_t i = 0; i < users; ++i) {
           meet();
-          seen[static_cast<std::size_t>(t)][i] = factory.get_websocket_manager(basic_user_context(names[i])).get();
+          seen[static_cast<std::size_t>(t)][i] =
+              factory.get_websocket_manager(basic_user_context(names[i])).get();
         }
       });
   }
@@ -157,7 +159,8 @@ TEST_CASE("a failing or throwing probe means unavailable: counted, reported, nev
 
   *probe.next = scripted_probe::answer::throws;
   uniws::manager_ref<memory_connection> after_throw;
-  CHECK_NOTHROW(after_throw = uniws::sync_wait(factory.get_websocket_manager_async(basic_user_context("alice"))));
+  CHECK_NOTHROW(after_throw =
+                    uniws::sync_wait(factory.get_websocket_manager_async(basic_user_context("alice"))));
   CHECK(after_throw == ok);
   CHECK_FALSE(after_throw->available());
 
@@ -283,7 +286,8 @@ TEST_CASE("per-user limits: past each bound a refusal is counted, below it again
   CHECK(m.try_start_run("t3", "r6"));
 }
 
-TEST_CASE("a cancelled run ends with agent_completed, status cancelled, and thread_has_connection sees joins") {
+TEST_CASE(
+    "a cancelled run ends with agent_completed, status cancelled, and thread_has_connection sees joins") {
   factory_type factory;
   auto m = factory.get_websocket_manager(basic_user_context("alice"));
   auto a = std::make_shared<memory_connection>(1);

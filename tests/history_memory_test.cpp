@@ -30,7 +30,8 @@ TEST_CASE("an idle user's full history holds no more heap than history_memory_bo
     for (int u = 0; u < users; ++u) {
       managers.push_back(std::make_unique<manager>(options));
       for (int i = 0; i < 1000; ++i)
-        managers.back()->emit({agent_event_type::agent_thinking, thread, "r", json_text::object({{"text", json_text::string(text)}})});
+        managers.back()->emit({agent_event_type::agent_thinking, thread, "r",
+                               json_text::object({{"text", json_text::string(text)}})});
     }
     const auto per_user = static_cast<double>(mallinfo2().uordblks - before) / users;
     const auto bound = static_cast<double>(uniws::history_memory_bound(options.history) + sizeof(manager));

@@ -29,10 +29,13 @@ using uniws_test::field;
 namespace {
 
 std::shared_ptr<memory_connection> make_connection(uniws::connection_id id) {
-  return std::make_shared<memory_connection>(id, uniws::send_queue_limits{.max_messages = 1 << 20, .max_bytes = 1 << 30});
+  return std::make_shared<memory_connection>(
+      id, uniws::send_queue_limits{.max_messages = 1 << 20, .max_bytes = 1 << 30});
 }
 
-agent_event thinking(std::string thread) { return {agent_event_type::agent_thinking, std::move(thread), "r", json_text::object()}; }
+agent_event thinking(std::string thread) {
+  return {agent_event_type::agent_thinking, std::move(thread), "r", json_text::object()};
+}
 
 // What a client read: "type seq" per frame, "joined S" / "joined S recovered K" / "joined S lost".
 std::vector<std::string> frames(const memory_connection& c) {
@@ -49,7 +52,8 @@ std::vector<std::string> frames(const memory_connection& c) {
 
 uniws::history_epoch epoch_of(const memory_connection& c) {
   for (const auto& m : c.received())
-    if (field(std::string(m.text()), "type") == "joined") return *uniws::history_epoch::parse(field(std::string(m.text()), "epoch"));
+    if (field(std::string(m.text()), "type") == "joined")
+      return *uniws::history_epoch::parse(field(std::string(m.text()), "epoch"));
   FAIL("no joined answer");
   return {};
 }
@@ -61,12 +65,14 @@ TEST_CASE("an epoch is 128 random bits with a 32-hex-digit wire form") {
   CHECK_FALSE(a == b);
   CHECK(a.to_string().size() == 32);
   CHECK(uniws::history_epoch::parse(a.to_string()) == a);
-  CHECK(uniws::history_epoch::parse(std::string(32, 'F')) == uniws::history_epoch::parse(std::string(32, 'f')));
+  CHECK(uniws::history_epoch::parse(std::string(32, 'F')) ==
+        uniws::history_epoch::parse(std::string(32, 'f')));
   CHECK_FALSE(uniws::history_epoch::parse(a.to_string().substr(1)));
   CHECK_FALSE(uniws::history_epoch::parse(std::string(31, '0') + "g"));
 }
 
-TEST_CASE("a join is answered with joined, epoch and the last seq, before any event of the thread", "[proto-R1]") {
+TEST_CASE("a join is answered with joined, epoch and the last seq, before any event of the thread",
+          "[proto-R1]") {
   manager m;
   auto c = make_connection(1);
   REQUIRE(m.add_connection(c));
@@ -89,7 +95,7 @@ TEST_CASE("a resume replays exactly the thread's missed events, in order, then g
   m.emit(thinking("t1"));  // 1
   m.emit(thinking("t2"));  // 2: another thread, not replayed to t1
   const auto epoch = epoch_of(*first);
-  REQUIRE(m.remove_connection(1));  // the tab drops after seq 1
+  REQUIRE(m.remove_connection(1));                     // the tab drops after seq 1
   for (int i = 0; i < 3; ++i) m.emit(thinking("t1"));  // 3, 4, 5: missed
   m.emit(thinking("t2"));                              // 6
 
@@ -157,7 +163,8 @@ TEST_CASE("a resume that cannot be complete replays nothing and says not recover
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
     auto d = make_connection(2);
     REQUIRE(n.add_connection(d));
-    CHECK(n.join_thread(2, "t1", resume_point{n.join_thread(1, "t1").epoch, 0}).status == join_status::not_recovered);
+    CHECK(n.join_thread(2, "t1", resume_point{n.join_thread(1, "t1").epoch, 0}).status ==
+          join_status::not_recovered);
   }
   CHECK(m.get_stats().history_events <= 4);
 }
@@ -168,7 +175,8 @@ TEST_CASE("history is bounded in bytes too, and off with max_events 0", "[proto-
   manager m(options);
   const std::string pad(200, 'x');
   for (int i = 0; i < 50; ++i)
-    m.emit({agent_event_type::agent_thinking, "t1", "r", json_text::object({{"pad", json_text::string(pad)}})});
+    m.emit(
+        {agent_event_type::agent_thinking, "t1", "r", json_text::object({{"pad", json_text::string(pad)}})});
   const auto s = m.get_stats();
   CHECK(s.history_bytes <= 1000);
   CHECK(s.history_events >= 3);
@@ -187,7 +195,8 @@ TEST_CASE("history is bounded in bytes too, and off with max_events 0", "[proto-
 // The exactly-once promise under fire: one agent emits on the thread as fast as it can while
 // clients drop and resume from where they were. Every resumed client must read the thread's
 // seqs after its resume point as one contiguous run, each once, in order.
-TEST_CASE("resume races a hot emitter: every seq once, in order, across the replay/live boundary", "[proto-R2]") {
+TEST_CASE("resume races a hot emitter: every seq once, in order, across the replay/live boundary",
+          "[proto-R2]") {
   uniws::manager_options options;
   options.history.max_events = 1 << 16;  // a descheduled test thread must not see the ring pass it by
   options.history.max_bytes = std::size_t{1} << 30;
@@ -195,7 +204,8 @@ TEST_CASE("resume races a hot emitter: every seq once, in order, across the repl
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> emitted{0};
   uniws_test::jthread agent([&] {
-    while (!stop.load(std::memory_order_relaxed)) emitted.store(m.emit(thinking("t1")), std::memory_order_relaxed);
+    while (!stop.load(std::memory_order_relaxed))
+      emitted.store(m.emit(thinking("t1")), std::memory_order_relaxed);
   });
   struct stop_on_exit {  // a failed REQUIRE leaves the scope: stop the agent before joining it
     std::atomic<bool>& stop;
@@ -249,7 +259,8 @@ TEST_CASE("resume races a hot emitter: every seq once, in order, across the repl
 }
 
 TEST_CASE("through a bus: a client that lost node A resumes on node B, exactly once", "[proto-R4]") {
-  using node_factory = uniws::manager_factory<memory_connection, uniws::always_available, uniws::testing::memory_bus::endpoint>;
+  using node_factory = uniws::manager_factory<memory_connection, uniws::always_available,
+                                              uniws::testing::memory_bus::endpoint>;
   uniws::testing::memory_bus bus;
   node_factory a(uniws::factory_options{}, {}, bus.node()), b(uniws::factory_options{}, {}, bus.node());
   const uniws::basic_user_context alice("alice");
@@ -264,7 +275,7 @@ TEST_CASE("through a bus: a client that lost node A resumes on node B, exactly o
   run->emit(thinking("t1"));  // 2
   bus.pump();
   REQUIRE(a.get_websocket_manager(alice)->remove_connection(1));  // node A's client drops after 2
-  run->emit(thinking("t1"));  // 3
+  run->emit(thinking("t1"));                                      // 3
   bus.pump();
   run->emit(thinking("t1"));  // 4: published, still in flight to the nodes when the client resumes
 
@@ -274,8 +285,8 @@ TEST_CASE("through a bus: a client that lost node A resumes on node B, exactly o
   bus.pump();                 // 4 arrives live: the answer already replayed it
   run->emit(thinking("t1"));  // 5
   bus.pump();
-  CHECK(frames(*on_b) == std::vector<std::string>{"agent_thinking 3", "agent_thinking 4", "joined 4 recovered 2",
-                                                  "agent_thinking 5"});
+  CHECK(frames(*on_b) == std::vector<std::string>{"agent_thinking 3", "agent_thinking 4",
+                                                  "joined 4 recovered 2", "agent_thinking 5"});
 
   SECTION("the store lost its history: a new epoch, not recovered") {
     bus.lose_history();

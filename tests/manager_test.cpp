@@ -22,7 +22,8 @@ using manager = uniws::unified_manager<memory_connection>;
 
 namespace {
 
-std::shared_ptr<memory_connection> make_connection(uniws::connection_id id, uniws::send_queue_limits limits = {}) {
+std::shared_ptr<memory_connection> make_connection(uniws::connection_id id,
+                                                   uniws::send_queue_limits limits = {}) {
   return std::make_shared<memory_connection>(id, limits);
 }
 
@@ -33,8 +34,8 @@ struct recording_sink {
   void emit(uniws::agent_event e) { events->push_back(std::move(e)); }
 };
 
-const std::vector<std::string> five_events = {"agent_started", "agent_thinking", "tool_executing", "tool_completed",
-                                              "agent_completed"};
+const std::vector<std::string> five_events = {"agent_started", "agent_thinking", "tool_executing",
+                                              "tool_completed", "agent_completed"};
 
 }  // namespace
 
@@ -49,9 +50,9 @@ TEST_CASE("connections join threads and receive only what is sent to them") {
   CHECK(m.join_thread(1, "t1"));
   CHECK(m.join_thread(2, "t1"));
   CHECK(m.join_thread(2, "t2"));
-  CHECK(m.join_thread(2, "t2"));                          // joining again is harmless
-  CHECK_FALSE(m.join_thread(99, "t1"));                   // unknown connection
-  CHECK_FALSE(m.join_thread(1, ""));                      // empty thread id
+  CHECK(m.join_thread(2, "t2"));                         // joining again is harmless
+  CHECK_FALSE(m.join_thread(99, "t1"));                  // unknown connection
+  CHECK_FALSE(m.join_thread(1, ""));                     // empty thread id
   CHECK_FALSE(m.join_thread(1, std::string(129, 'x')));  // over-long thread id
   CHECK(a->received_count() == 1);  // each join is answered with `joined`, a refused one not
   CHECK(b->received_count() == 3);
@@ -123,7 +124,8 @@ TEST_CASE("the five events arrive in order with increasing seq on every joined c
   for (auto& c : {tab1, tab2, other_thread}) c->clear_received();  // the `joined` answers
 
   for (int run = 0; run < 3; ++run) {
-    auto r = alice.start_run("t1", "r-" + std::to_string(run), json_text::object({{"message", json_text::string("hi")}}));
+    auto r = alice.start_run("t1", "r-" + std::to_string(run),
+                             json_text::object({{"message", json_text::string("hi")}}));
     r.thinking(json_text::object({{"text", json_text::string("hmm")}}));
     auto call = std::move(r).execute_tool("search", json_text::object({{"q", json_text::string("x")}}));
     auto after = std::move(call).finish(json_text::number(7));
@@ -181,7 +183,8 @@ TEST_CASE("agent_run: a state used after it moved on is a clear error, not a str
   std::vector<uniws::agent_event> events;
   uniws::agent_run<recording_sink> run(recording_sink{&events}, "t1", "r-1");
   auto call = std::move(run).execute_tool("search");
-  CHECK_THROWS_WITH(run.thinking(json_text::null()), Catch::Contains("moved from"));  // NOLINT(bugprone-use-after-move)
+  CHECK_THROWS_WITH(run.thinking(json_text::null()),
+                    Catch::Contains("moved from"));  // NOLINT(bugprone-use-after-move)
   std::move(call).finish(json_text::null()).complete("ok");
   CHECK(events.size() == 4);
 }
@@ -190,7 +193,8 @@ TEST_CASE("sends to closed and slow connections are counted, never thrown") {
   manager m;
   auto healthy = make_connection(1);
   auto closed = make_connection(2);
-  auto slow_dropping = make_connection(3, {.max_messages = 4, .policy = uniws::slow_consumer_policy::drop_oldest});
+  auto slow_dropping =
+      make_connection(3, {.max_messages = 4, .policy = uniws::slow_consumer_policy::drop_oldest});
   auto slow_closing = make_connection(4, {.max_messages = 4,
                                           .policy = uniws::slow_consumer_policy::close,
                                           .slow_close_code = uniws::close_code::policy_violation});
@@ -206,9 +210,10 @@ TEST_CASE("sends to closed and slow connections are counted, never thrown") {
   CHECK(slow_dropping->dropped() == 6);
   CHECK(slow_closing->closed_with() == uniws::close_code::policy_violation);
   CHECK(s.sends_to_closed == 10 + 5);     // the closed one, and the slow one after it closed
-  CHECK(s.connections_closed_slow == 1);           // the delivery that tripped the policy
+  CHECK(s.connections_closed_slow == 1);  // the delivery that tripped the policy
   CHECK(s.messages_dropped == 6);
-  CHECK(s.messages_sent == 10 + 10 + 4);  // healthy, slow_dropping (drops still queue), slow_closing's first 4
+  CHECK(s.messages_sent ==
+        10 + 10 + 4);  // healthy, slow_dropping (drops still queue), slow_closing's first 4
   CHECK(s.bytes_sent == s.messages_sent * 10);
 }
 
@@ -246,7 +251,8 @@ TEST_CASE("isolation: 1,000 users x 3 connections, random sends, nothing reaches
   }
   senders.clear();
   for (const auto& counts : per_thread)
-    for (int u = 0; u < users; ++u) sent_to[static_cast<std::size_t>(u)] += counts[static_cast<std::size_t>(u)];
+    for (int u = 0; u < users; ++u)
+      sent_to[static_cast<std::size_t>(u)] += counts[static_cast<std::size_t>(u)];
 
   long foreign = 0, total = 0;
   for (int u = 0; u < users; ++u) {
@@ -291,7 +297,8 @@ TEST_CASE("concurrent emits reach every connection in seq order") {
   for (const auto& tab : tabs) {
     const auto received = tab->received();
     REQUIRE(received.size() == 4 * 250 * 2);
-    for (std::size_t i = 0; i < received.size(); ++i) CHECK(std::stoul(field(received[i].text(), "seq")) == i + 1);
+    for (std::size_t i = 0; i < received.size(); ++i)
+      CHECK(std::stoul(field(received[i].text(), "seq")) == i + 1);
   }
 }
 
@@ -319,7 +326,8 @@ TEST_CASE("roster changes race sends without losing or duplicating a delivery") 
 // A connection's threads are replaced whole by its joins and leaves while fan-outs read them
 // without a lock: a reader must never see a set half-built or freed (ASan, TSan), and a
 // connection that stays joined to "t" through the churn gets every event of "t".
-TEST_CASE("joins and leaves race fan-outs to the same connection without losing its other threads", "[proto-H11]") {
+TEST_CASE("joins and leaves race fan-outs to the same connection without losing its other threads",
+          "[proto-H11]") {
   manager m;
   auto steady = make_connection(0, {.max_messages = 1 << 20});
   m.add_connection(steady);
@@ -333,7 +341,8 @@ TEST_CASE("joins and leaves race fan-outs to the same connection without losing 
     }
   });
   long accepted = 0;
-  for (int i = 0; i < 20000; ++i) accepted += static_cast<long>(m.send_to_thread("t", uniws::message::copy_of("x")));
+  for (int i = 0; i < 20000; ++i)
+    accepted += static_cast<long>(m.send_to_thread("t", uniws::message::copy_of("x")));
   stop = true;
   churn.join();
   CHECK(accepted == 20000);

@@ -12,7 +12,9 @@ using uniws::json_text;
 
 namespace {
 std::string escaped(std::string_view s) { return json_text::string(s).str(); }
-bool valid_json(std::string_view s) { return uniws::detail::json_validator::first_error(s) == uniws::detail::json_validator::npos; }
+bool valid_json(std::string_view s) {
+  return uniws::detail::json_validator::first_error(s) == uniws::detail::json_validator::npos;
+}
 }  // namespace
 
 TEST_CASE("JSON strings escape quotes, backslashes and every control character") {
@@ -24,7 +26,7 @@ TEST_CASE("JSON strings escape quotes, backslashes and every control character")
   CHECK(escaped(std::string("nul\0in", 6)) == R"("nul\u0000in")");
   CHECK(escaped("line\xE2\x80\xA8sep") == R"("line\u2028sep")");
   CHECK(escaped("para\xE2\x80\xA9sep") == R"("para\u2029sep")");  // U+2029 too: a JavaScript line break
-  CHECK(escaped("\xE2\x80\xAA") == "\"\xE2\x80\xAA\"");            // U+202A is only text
+  CHECK(escaped("\xE2\x80\xAA") == "\"\xE2\x80\xAA\"");           // U+202A is only text
   for (int c = 0; c < 0x20; ++c) {
     const std::string out = escaped(std::string(1, static_cast<char>(c)));
     INFO("control character " << c);
@@ -34,24 +36,25 @@ TEST_CASE("JSON strings escape quotes, backslashes and every control character")
 }
 
 TEST_CASE("well-formed UTF-8 passes through and ill-formed bytes become U+FFFD") {
-  CHECK(escaped("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80") == "\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"");
+  CHECK(escaped("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80") ==
+        "\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"");
   const std::string replacement = "\xEF\xBF\xBD";
-  CHECK(escaped("\xFF") == "\"" + replacement + "\"");                       // never valid
-  CHECK(escaped("\xC0\xAF") == "\"" + replacement + replacement + "\"");    // overlong '/'
+  CHECK(escaped("\xFF") == "\"" + replacement + "\"");                                      // never valid
+  CHECK(escaped("\xC0\xAF") == "\"" + replacement + replacement + "\"");                    // overlong '/'
   CHECK(escaped("\xED\xA0\x80") == "\"" + replacement + replacement + replacement + "\"");  // surrogate
-  CHECK(escaped("\xF4\x90\x80\x80").find(replacement) != std::string::npos);  // above U+10FFFF
-  CHECK(escaped("cut \xE2\x82") == "\"cut " + replacement + replacement + "\"");  // truncated
+  CHECK(escaped("\xF4\x90\x80\x80").find(replacement) != std::string::npos);                // above U+10FFFF
+  CHECK(escaped("cut \xE2\x82") == "\"cut " + replacement + replacement + "\"");            // truncated
   CHECK(valid_json(escaped("\xC3\x28\xA0\xA1\xF0\x28\x8C\xBC")));
 }
 
 TEST_CASE("json_text::parse accepts JSON and rejects everything else with the offset") {
-  for (const char* ok : {"{}", "[]", "0", "-1.5e+10", "\"x\"", "true", "null", " {\"a\":[1,2,{\"b\":false}]} ",
-                         "\"\\u00e9\\n\"", "[\"caf\xC3\xA9\"]"}) {
+  for (const char* ok : {"{}", "[]", "0", "-1.5e+10", "\"x\"", "true", "null",
+                         " {\"a\":[1,2,{\"b\":false}]} ", "\"\\u00e9\\n\"", "[\"caf\xC3\xA9\"]"}) {
     INFO(ok);
     CHECK_NOTHROW(json_text::parse(ok));
   }
-  for (const char* bad : {"", "{", "{\"a\"}", "{a:1}", "[1,]", "01", "1.", "tru", "\"unterminated", "\"bad \\x\"",
-                          "{} {}", "\"raw\ncontrol\"", "[\"\xFF\"]", "NaN"}) {
+  for (const char* bad : {"", "{", "{\"a\"}", "{a:1}", "[1,]", "01", "1.", "tru", "\"unterminated",
+                          "\"bad \\x\"", "{} {}", "\"raw\ncontrol\"", "[\"\xFF\"]", "NaN"}) {
     INFO(bad);
     CHECK_THROWS_AS(json_text::parse(bad), uniws::json_error);
   }
@@ -77,7 +80,8 @@ TEST_CASE("create_server_message and create_error_message build the protocol's e
   CHECK(m.text() == R"({"type":"pong\"","payload":{"t":1}})");
   CHECK(valid_json(m.text()));
   const auto e = uniws::create_error_message("bad_request", "thread_id is missing\n(line 2)");
-  CHECK(e.text() == R"js({"type":"error","code":"bad_request","message":"thread_id is missing\n(line 2)"})js");
+  CHECK(e.text() ==
+        R"js({"type":"error","code":"bad_request","message":"thread_id is missing\n(line 2)"})js");
   CHECK(valid_json(e.text()));
 }
 
@@ -109,8 +113,10 @@ TEST_CASE("a message is one shared buffer: copies share it, the last one frees i
 }
 
 TEST_CASE("send_queue: bounded in messages, drop-oldest counts every drop") {
-  uniws::send_queue q({.max_messages = 3, .max_bytes = 1000, .policy = uniws::slow_consumer_policy::drop_oldest});
-  for (int i = 0; i < 3; ++i) CHECK(q.push(uniws::message::copy_of(std::to_string(i))) == uniws::send_result::queued);
+  uniws::send_queue q(
+      {.max_messages = 3, .max_bytes = 1000, .policy = uniws::slow_consumer_policy::drop_oldest});
+  for (int i = 0; i < 3; ++i)
+    CHECK(q.push(uniws::message::copy_of(std::to_string(i))) == uniws::send_result::queued);
   CHECK(q.push(uniws::message::copy_of("3")) == uniws::send_result::dropped);
   CHECK(q.push(uniws::message::copy_of("4")) == uniws::send_result::dropped);
   CHECK(q.size() == 3);
@@ -121,9 +127,11 @@ TEST_CASE("send_queue: bounded in messages, drop-oldest counts every drop") {
 }
 
 TEST_CASE("send_queue: an emptied queue gives its ring back, a busy one keeps it") {
-  uniws::send_queue q({.max_messages = 100, .max_bytes = 1000, .policy = uniws::slow_consumer_policy::drop_oldest});
+  uniws::send_queue q(
+      {.max_messages = 100, .max_bytes = 1000, .policy = uniws::slow_consumer_policy::drop_oldest});
   CHECK(q.capacity() == 0);  // a connection that was never sent to holds no ring
-  for (int i = 0; i < 5; ++i) REQUIRE(q.push(uniws::message::copy_of(std::to_string(i))) == uniws::send_result::queued);
+  for (int i = 0; i < 5; ++i)
+    REQUIRE(q.push(uniws::message::copy_of(std::to_string(i))) == uniws::send_result::queued);
   CHECK(q.capacity() == 8);
   for (int i = 0; i < 4; ++i) q.pop();
   q.shrink_to_fit();  // one message left: nothing changes
@@ -139,7 +147,8 @@ TEST_CASE("send_queue: an emptied queue gives its ring back, a busy one keeps it
 }
 
 TEST_CASE("send_queue: bounded in bytes") {
-  uniws::send_queue q({.max_messages = 100, .max_bytes = 10, .policy = uniws::slow_consumer_policy::drop_oldest});
+  uniws::send_queue q(
+      {.max_messages = 100, .max_bytes = 10, .policy = uniws::slow_consumer_policy::drop_oldest});
   CHECK(q.push(uniws::message::copy_of("12345")) == uniws::send_result::queued);
   CHECK(q.push(uniws::message::copy_of("12345")) == uniws::send_result::queued);
   CHECK(q.bytes() == 10);
@@ -170,7 +179,9 @@ TEST_CASE("send_queue: a shared budget bounds many queues, and past it only queu
   uniws::queue_budget budget(10);
   {
     uniws::send_queue slow({.max_messages = 100, .max_bytes = 1000, .budget = &budget});
-    uniws::send_queue closing({.max_messages = 100, .max_bytes = 1000, .policy = uniws::slow_consumer_policy::close,
+    uniws::send_queue closing({.max_messages = 100,
+                               .max_bytes = 1000,
+                               .policy = uniws::slow_consumer_policy::close,
                                .budget = &budget});
     uniws::send_queue fast({.max_messages = 100, .max_bytes = 1000, .budget = &budget});
     CHECK(slow.push(uniws::message::copy_of("1234")) == uniws::send_result::queued);
@@ -197,7 +208,8 @@ TEST_CASE("send_queue: wraps around its ring in order") {
   uniws::send_queue q({.max_messages = 8, .max_bytes = 1 << 20});
   int next_in = 0, next_out = 0;
   for (int round = 0; round < 100; ++round) {
-    for (int i = 0; i < 5; ++i) CHECK(q.push(uniws::message::copy_of(std::to_string(next_in++))) == uniws::send_result::queued);
+    for (int i = 0; i < 5; ++i)
+      CHECK(q.push(uniws::message::copy_of(std::to_string(next_in++))) == uniws::send_result::queued);
     for (int i = 0; i < 5; ++i) {
       CHECK(q.front().text() == std::to_string(next_out++));
       q.pop();

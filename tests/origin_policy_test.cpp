@@ -6,7 +6,8 @@
 using golden_path::normalize_origin;
 using golden_path::origin_policy;
 
-TEST_CASE("origins normalise as browsers compare them: case, default ports, garbage", "[proto-B2][proto-B3]") {
+TEST_CASE("origins normalise as browsers compare them: case, default ports, garbage",
+          "[proto-B2][proto-B3]") {
   CHECK(normalize_origin("http://example.com") == "http://example.com:80");
   CHECK(normalize_origin("HTTP://Example.COM:80") == "http://example.com:80");
   CHECK(normalize_origin("https://example.com") == "https://example.com:443");
@@ -15,9 +16,9 @@ TEST_CASE("origins normalise as browsers compare them: case, default ports, garb
   CHECK(normalize_origin("http://127.0.0.1:080") == "http://127.0.0.1:80");
   CHECK(normalize_origin("http://[::1]") == "http://[::1]:80");
   CHECK(normalize_origin("http://[::1]:9000") == "http://[::1]:9000");
-  for (const char* bad : {"null", "", "example.com", "ftp://example.com", "http://", "http://example.com/path",
-                          "http://user@example.com", "http://example.com:", "http://example.com:99999x",
-                          "file://", "http://a b"}) {
+  for (const char* bad : {"null", "", "example.com", "ftp://example.com", "http://",
+                          "http://example.com/path", "http://user@example.com",
+                          "http://example.com:", "http://example.com:99999x", "file://", "http://a b"}) {
     INFO(bad);
     CHECK_FALSE(normalize_origin(bad));
   }
@@ -33,22 +34,22 @@ TEST_CASE("CORS: only the allowed origins, compared normalised", "[proto-B2]") {
   CHECK(policy.allows("http://app.example.com"));
   CHECK(policy.allows("HTTP://APP.example.com:80"));
   CHECK(policy.allows("https://admin.example.com"));
-  CHECK_FALSE(policy.allows("https://app.example.com"));        // another scheme is another origin
-  CHECK_FALSE(policy.allows("http://app.example.com:8080"));    // another port too
+  CHECK_FALSE(policy.allows("https://app.example.com"));      // another scheme is another origin
+  CHECK_FALSE(policy.allows("http://app.example.com:8080"));  // another port too
   CHECK_FALSE(policy.allows("http://evil.example.com"));
   CHECK_FALSE(policy.allows("http://app.example.com.evil.net"));
-  CHECK_FALSE(policy.allows("null"));                            // sandboxed frames, file:// pages
+  CHECK_FALSE(policy.allows("null"));  // sandboxed frames, file:// pages
   CHECK_FALSE(policy.allows("not an origin"));
 }
 
 TEST_CASE("upgrade: no Origin passes, the server's own origin passes, others only if allowed", "[proto-B3]") {
   const origin_policy none({});
-  CHECK(none.allows_upgrade(std::nullopt, "127.0.0.1:8080", false));                  // a script
-  CHECK(none.allows_upgrade("http://127.0.0.1:8080", "127.0.0.1:8080", false));       // the demo page
-  CHECK(none.allows_upgrade("http://LOCALHOST", "localhost:80", false));              // case, default port
-  CHECK_FALSE(none.allows_upgrade("https://127.0.0.1:8080", "127.0.0.1:8080", false)); // scheme differs
+  CHECK(none.allows_upgrade(std::nullopt, "127.0.0.1:8080", false));                    // a script
+  CHECK(none.allows_upgrade("http://127.0.0.1:8080", "127.0.0.1:8080", false));         // the demo page
+  CHECK(none.allows_upgrade("http://LOCALHOST", "localhost:80", false));                // case, default port
+  CHECK_FALSE(none.allows_upgrade("https://127.0.0.1:8080", "127.0.0.1:8080", false));  // scheme differs
   CHECK(none.allows_upgrade("https://127.0.0.1:8443", "127.0.0.1:8443", true));
-  CHECK_FALSE(none.allows_upgrade("http://127.0.0.1:9999", "127.0.0.1:8080", false)); // another port
+  CHECK_FALSE(none.allows_upgrade("http://127.0.0.1:9999", "127.0.0.1:8080", false));  // another port
   CHECK_FALSE(none.allows_upgrade("http://evil.example.com", "127.0.0.1:8080", false));
   CHECK_FALSE(none.allows_upgrade("null", "127.0.0.1:8080", false));
   CHECK_FALSE(none.allows_upgrade("", "127.0.0.1:8080", false));

@@ -21,7 +21,8 @@ namespace {
 
 // CLUSTER KEYSLOT for each key, through one redis-cli reading the commands from a file.
 std::vector<int> keyslots(const uniws_test::redis_process& redis, const std::vector<std::string>& keys) {
-  const std::string path = std::filesystem::temp_directory_path() / ("uniws-keyslot-" + std::to_string(getpid()));
+  const std::string path =
+      std::filesystem::temp_directory_path() / ("uniws-keyslot-" + std::to_string(getpid()));
   {
     std::ofstream out(path);
     // --pipe-free: one command per line, each argument quoted so braces and spaces pass as they are.
@@ -48,9 +49,21 @@ std::vector<int> keyslots(const uniws_test::redis_process& redis, const std::vec
 
 TEST_CASE("key_slot agrees with CLUSTER KEYSLOT of a real redis-server, hash tags included") {
   uniws_test::redis_process redis({"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"});
-  std::vector<std::string> keys = {"foo", "bar", "123456789", "{user1000}.following", "{user1000}.followers",
-                                   "foo{}{bar}", "foo{{bar}}zap", "foo{bar}{zap}", "{}", "{", "}", "", "a{b",
-                                   "uniws:seq:{alice}", "uniws:u:{alice}"};
+  std::vector<std::string> keys = {"foo",
+                                   "bar",
+                                   "123456789",
+                                   "{user1000}.following",
+                                   "{user1000}.followers",
+                                   "foo{}{bar}",
+                                   "foo{{bar}}zap",
+                                   "foo{bar}{zap}",
+                                   "{}",
+                                   "{",
+                                   "}",
+                                   "",
+                                   "a{b",
+                                   "uniws:seq:{alice}",
+                                   "uniws:u:{alice}"};
   std::mt19937 random(42);
   const std::string alphabet = "ab{}:_-xyz0189";
   for (int i = 0; i < 2000; ++i) {

@@ -67,10 +67,11 @@ TEST_CASE("a reader holding the epoch back does not make every retire rescan the
   const long pending_before = pending_retired();
   const long passes_before = uniws::detail::epoch_stats::collections.load();
   constexpr long retires = 20'000;
-  for (long i = 0; i < retires; ++i) domain.retire(new int(1), [](void* p) noexcept {
-    delete static_cast<int*>(p);
-    deleted.fetch_add(1);
-  });
+  for (long i = 0; i < retires; ++i)
+    domain.retire(new int(1), [](void* p) noexcept {
+      delete static_cast<int*>(p);
+      deleted.fetch_add(1);
+    });
   const long passes = uniws::detail::epoch_stats::collections.load() - passes_before;
   CHECK(passes <= 32);  // a pass or two while it holds; one at every retire would be 19,937
   CHECK(passes >= 1);
@@ -274,7 +275,9 @@ TEST_CASE("churn: create/remove cycles leave memory bounded") {
       workers.emplace_back([&, t] {
         for (int i = 0; i < cycles_per_thread; ++i) {
           const auto key = static_cast<std::uint64_t>((i * 7 + t) % 64);
-          { auto h = reg.get_or_create(key, [i] { return i; }); }
+          {
+            auto h = reg.get_or_create(key, [i] { return i; });
+          }
           static_cast<void>(reg.erase_if(key, [](int&) { return true; }));
         }
       });
@@ -416,10 +419,10 @@ TEST_CASE("sweep never removes a user while another thread adds a connection to 
   {
     uniws_test::jthread sweeper([&] {
       while (!stop.load()) {
-        // The predicate lingers (a few hundred loads) once it has said "idle": a worker on the other core then
-        // gets the entry, adds a connection and gives its handle back between the check and the
-        // removal, the exact interleaving the removal's version check must refuse (without the
-        // pause the window is a few instructions wide: a missing check was caught in 17 of 20 runs).
+        // The predicate lingers (a few hundred loads) once it has said "idle": a worker on the other core
+        // then gets the entry, adds a connection and gives its handle back between the check and the removal,
+        // the exact interleaving the removal's version check must refuse (without the pause the window is a
+        // few instructions wide: a missing check was caught in 17 of 20 runs).
         swept += static_cast<long>(reg.sweep([](fake_manager& m) {
           const bool idle = m.connections.load() == 0;
           if (idle)

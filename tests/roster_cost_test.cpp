@@ -40,10 +40,12 @@ std::string thread_id(int t) { return std::string(120, 't') + std::to_string(10'
 struct crowded_user {
   explicit crowded_user(int connections) : mgr(options()) {
     for (int i = 0; i < connections; ++i) {
-      conns.push_back(std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
+      conns.push_back(
+          std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
       REQUIRE(mgr.add_connection(conns.back()));
       for (int t = 0; t < threads_each; ++t)
-        REQUIRE(mgr.join_thread(static_cast<uniws::connection_id>(i), thread_id(t)).status == uniws::join_status::joined);
+        REQUIRE(mgr.join_thread(static_cast<uniws::connection_id>(i), thread_id(t)).status ==
+                uniws::join_status::joined);
       conns.back()->clear_received();
     }
   }

@@ -40,15 +40,21 @@ void check_derived(std::set<std::string_view> expected_names) {
 }  // namespace
 
 TEST_CASE("manager, factory and broker stats: fields, +=, names and help come from one list") {
-  check_derived<uniws::manager_stats>({"connections", "threads", "messages_sent", "bytes_sent", "messages_dropped",
-                                       "connections_closed_slow", "sends_to_closed", "events_emitted", "runs_started",
-                                       "unavailable_reports", "events_published", "publish_failures", "restamped",
-                                       "history_events", "history_bytes", "events_replayed", "resumes_recovered",
-                                       "resumes_not_recovered", "runs_in_flight", "connections_refused", "runs_refused",
-                                       "joins_refused"});
+  check_derived<uniws::manager_stats>({"connections",       "threads",
+                                       "messages_sent",     "bytes_sent",
+                                       "messages_dropped",  "connections_closed_slow",
+                                       "sends_to_closed",   "events_emitted",
+                                       "runs_started",      "unavailable_reports",
+                                       "events_published",  "publish_failures",
+                                       "restamped",         "history_events",
+                                       "history_bytes",     "events_replayed",
+                                       "resumes_recovered", "resumes_not_recovered",
+                                       "runs_in_flight",    "connections_refused",
+                                       "runs_refused",      "joins_refused"});
   check_derived<uniws::factory_counters>({"users", "probe_failures", "unrouted"});
-  check_derived<uniws::broker_stats>({"connected", "published", "publish_failed", "received", "reconnects", "resubscribes",
-                                      "slot_map_refreshes", "events_recovered", "gaps_unrecovered"});
+  check_derived<uniws::broker_stats>({"connected", "published", "publish_failed", "received", "reconnects",
+                                      "resubscribes", "slot_map_refreshes", "events_recovered",
+                                      "gaps_unrecovered"});
 }
 
 TEST_CASE("kinds: levels are gauges, everything that only grows is a counter") {

@@ -99,8 +99,9 @@ TEST_CASE("when_all runs its children concurrently and resumes once the last fin
   };
   // Children suspend before any of them finishes: all four were started before the first
   // completion, which proves they ran concurrently rather than one after another.
-  auto [a, b, c, d] = uniws::sync_wait(uniws::when_all(child(&threads, &finished, 40), child(&threads, &finished, 10),
-                                                       child(&threads, &finished, 30), child(&threads, &finished, 20)));
+  auto [a, b, c, d] =
+      uniws::sync_wait(uniws::when_all(child(&threads, &finished, 40), child(&threads, &finished, 10),
+                                       child(&threads, &finished, 30), child(&threads, &finished, 20)));
   CHECK(threads.size() == 4);
   CHECK(finished.load() == 4);
   CHECK(std::tuple{a, b, c, d} == std::tuple{40, 10, 30, 20});
@@ -121,15 +122,16 @@ TEST_CASE("when_all with one failing child rethrows after every child has finish
     throw std::runtime_error("child 2 failed");
     co_return 0;
   };
-  CHECK_THROWS_WITH(uniws::sync_wait(uniws::when_all(ok(&threads, &finished), failing(&finished), ok(&threads, &finished))),
-                    "child 2 failed");
+  CHECK_THROWS_WITH(
+      uniws::sync_wait(uniws::when_all(ok(&threads, &finished), failing(&finished), ok(&threads, &finished))),
+      "child 2 failed");
   CHECK(finished.load() == 3);
   CHECK(live_frames() == before);
 }
 
 TEST_CASE("when_all over a vector of tasks") {
   const long before = live_frames();
-  auto square = [](int v) -> uniws::task<int> { co_return v * v; };
+  auto square = [](int v) -> uniws::task<int> { co_return v* v; };
 
   SECTION("results in input order") {
     std::vector<uniws::task<int>> tasks;

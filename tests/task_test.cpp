@@ -20,7 +20,9 @@ class resume_on_new_thread {
  public:
   explicit resume_on_new_thread(std::vector<uniws_test::jthread>& threads) : threads_(&threads) {}
   bool await_ready() const noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) { threads_->emplace_back([h] { h.resume(); }); }
+  void await_suspend(std::coroutine_handle<> h) {
+    threads_->emplace_back([h] { h.resume(); });
+  }
   void await_resume() const noexcept {}
 
  private:
@@ -191,7 +193,8 @@ TEST_CASE("a frame freed on another thread than the one that allocated it") {
     uniws_test::jthread other([&made_here] {
       // Run half there and destroy all there: those frames join that thread's free lists,
       // which are given back to the system when it exits.
-      for (std::size_t i = 0; i < made_here.size(); i += 2) CHECK(uniws::sync_wait(std::move(made_here[i])) == 42);
+      for (std::size_t i = 0; i < made_here.size(); i += 2)
+        CHECK(uniws::sync_wait(std::move(made_here[i])) == 42);
       made_here.clear();
       for (int i = 0; i < 1000; ++i) CHECK(uniws::sync_wait(forty_two()) == 42);  // reuses them
     });

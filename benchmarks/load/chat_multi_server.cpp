@@ -39,8 +39,8 @@ class shared_state {
   void subscribe(session* s, std::string thread);
 
   // One event to every session of `user` joined to `thread`.
-  void send(const std::string& user, const std::string& thread, const std::string& run_id, std::string_view type,
-            json::object payload);
+  void send(const std::string& user, const std::string& thread, const std::string& run_id,
+            std::string_view type, json::object payload);
 
   std::size_t sessions() {
     std::lock_guard lock(mutex_);
@@ -78,9 +78,8 @@ class session : public std::enable_shared_from_this<session> {
   }
   void write_front() {
     ws_.text(true);
-    ws_.async_write(net::buffer(*queue_.front()), [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      self->on_write(ec);
-    });
+    ws_.async_write(net::buffer(*queue_.front()),
+                    [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
   }
   void on_write(beast::error_code ec) {
     if (ec) return;
@@ -122,8 +121,12 @@ void shared_state::send(const std::string& user, const std::string& thread, cons
   {
     std::lock_guard lock(mutex_);
     const std::int64_t seq = ++seq_[user];
-    message = std::make_shared<const std::string>(json::serialize(json::object{
-        {"type", type}, {"thread_id", thread}, {"run_id", run_id}, {"seq", seq}, {"payload", std::move(payload)}}));
+    message =
+        std::make_shared<const std::string>(json::serialize(json::object{{"type", type},
+                                                                         {"thread_id", thread},
+                                                                         {"run_id", run_id},
+                                                                         {"seq", seq},
+                                                                         {"payload", std::move(payload)}}));
     if (indexed_) {
       if (auto it = by_user_.find(user); it != by_user_.end())
         for (session* s : it->second)
@@ -151,25 +154,29 @@ net::awaitable<void> pause(std::chrono::milliseconds d) {
 }
 
 // The example server's demo agent, event for event.
-net::awaitable<void> agent(server& s, std::string user, std::string thread, std::string run_id, std::string text,
-                           int steps, std::size_t pad) {
+net::awaitable<void> agent(server& s, std::string user, std::string thread, std::string run_id,
+                           std::string text, int steps, std::size_t pad) {
   s.state.send(user, thread, run_id, "agent_started", json::object{{"message", text}});
   for (int i = 1; i <= steps; ++i) {
     co_await pause(s.agent_delay);
-    s.state.send(user, thread, run_id, "agent_thinking",
-                 json::object{{"step", i}, {"text", "thinking about: " + text}, {"pad", std::string(pad, '.')}});
+    s.state.send(
+        user, thread, run_id, "agent_thinking",
+        json::object{{"step", i}, {"text", "thinking about: " + text}, {"pad", std::string(pad, '.')}});
   }
   co_await pause(s.agent_delay);
-  s.state.send(user, thread, run_id, "tool_executing", json::object{{"tool", "echo"}, {"args", json::object{{"input", text}}}});
+  s.state.send(user, thread, run_id, "tool_executing",
+               json::object{{"tool", "echo"}, {"args", json::object{{"input", text}}}});
   co_await pause(s.agent_delay);
   s.state.send(user, thread, run_id, "tool_completed", json::object{{"tool", "echo"}, {"result", text}});
   co_await pause(s.agent_delay);
-  s.state.send(user, thread, run_id, "agent_completed", json::object{{"status", "ok"}, {"response", "You said: " + text}});
+  s.state.send(user, thread, run_id, "agent_completed",
+               json::object{{"status", "ok"}, {"response", "You said: " + text}});
 }
 
 void reply(session& c, std::string text) { c.send(std::make_shared<const std::string>(std::move(text))); }
 
-net::awaitable<void> websocket_session(server& s, std::shared_ptr<session> c, http::request<http::string_body> req) {
+net::awaitable<void> websocket_session(server& s, std::shared_ptr<session> c,
+                                       http::request<http::string_body> req) {
   auto [ec] = co_await c->ws().async_accept(req, net::as_tuple(net::use_awaitable));
   if (ec) co_return;
   s.state.join(c.get());
@@ -188,8 +195,8 @@ net::awaitable<void> websocket_session(server& s, std::shared_ptr<session> c, ht
     } else if (const auto* r = std::get_if<golden_path::run_agent_frame>(&frame)) {
       s.state.subscribe(c.get(), r->thread_id);
       net::co_spawn(c->ws().get_executor(),
-                    agent(s, c->user(), r->thread_id, "r-" + std::to_string(s.next_run.fetch_add(1)), r->message,
-                          r->steps, r->pad),
+                    agent(s, c->user(), r->thread_id, "r-" + std::to_string(s.next_run.fetch_add(1)),
+                          r->message, r->steps, r->pad),
                     net::detached);
     }
     buffer.consume(buffer.size());
@@ -204,13 +211,14 @@ int main(int argc, char** argv) try {
   auto s = std::make_unique<server>();
   s->agent_delay = o.agent_delay;
   if (o.index_by_user) s->state.index_by_user();
-  s->login.users = o.users_file.empty() ? golden_path::user_directory::demo() : golden_path::user_directory::from_file(o.users_file);
+  s->login.users = o.users_file.empty() ? golden_path::user_directory::demo()
+                                        : golden_path::user_directory::from_file(o.users_file);
   return serve(o, [&s](tcp::socket socket) {
     return http_session(
         s->login, std::move(socket),
         [&s](tcp::socket upgraded, std::string user, http::request<http::string_body> req) {
-          return websocket_session(*s, std::make_shared<session>(std::move(upgraded), std::move(user), s->state),
-                                   std::move(req));
+          return websocket_session(
+              *s, std::make_shared<session>(std::move(upgraded), std::move(user), s->state), std::move(req));
         },
         [&s] {
           return json::serialize(json::object{{"connections", s->state.sessions()},

@@ -107,8 +107,10 @@ class floor_connection : public std::enable_shared_from_this<floor_connection> {
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
                        self->writing_ = false;
                        self->writing_buffer_.clear();
-                       if (ec) self->closed_ = true;
-                       else self->write(true);
+                       if (ec)
+                         self->closed_ = true;
+                       else
+                         self->write(true);
                      });
   }
 
@@ -156,23 +158,31 @@ struct agent_run : std::enable_shared_from_this<agent_run> {
   int step = 0;
   std::unique_ptr<net::steady_timer> timer;
 
-  agent_run(floor_state& state, net::any_io_executor ex, std::string u, std::string t, std::string r, std::string m,
-            int n, std::size_t pad_bytes)
-      : s(state), executor(std::move(ex)), user(std::move(u)), thread(std::move(t)), run_id(std::move(r)),
-        text(std::move(m)), steps(n), pad(pad_bytes, '.') {}
+  agent_run(floor_state& state, net::any_io_executor ex, std::string u, std::string t, std::string r,
+            std::string m, int n, std::size_t pad_bytes)
+      : s(state),
+        executor(std::move(ex)),
+        user(std::move(u)),
+        thread(std::move(t)),
+        run_id(std::move(r)),
+        text(std::move(m)),
+        steps(n),
+        pad(pad_bytes, '.') {}
 
   void next() {
     if (step == 0) {
       emit(s, user, thread, run_id, "agent_started", R"({"message":")" + text + "\"}");
     } else if (step <= steps) {
       emit(s, user, thread, run_id, "agent_thinking",
-           R"({"step":)" + std::to_string(step) + R"(,"text":"thinking about: )" + text + R"(","pad":")" + pad + "\"}");
+           R"({"step":)" + std::to_string(step) + R"(,"text":"thinking about: )" + text + R"(","pad":")" +
+               pad + "\"}");
     } else if (step == steps + 1) {
       emit(s, user, thread, run_id, "tool_executing", R"({"tool":"echo","args":{"input":")" + text + "\"}}");
     } else if (step == steps + 2) {
       emit(s, user, thread, run_id, "tool_completed", R"({"tool":"echo","result":")" + text + "\"}");
     } else {
-      emit(s, user, thread, run_id, "agent_completed", R"({"status":"ok","response":"You said: )" + text + "\"}");
+      emit(s, user, thread, run_id, "agent_completed",
+           R"({"status":"ok","response":"You said: )" + text + "\"}");
       return;
     }
     ++step;
@@ -224,8 +234,9 @@ net::awaitable<void> websocket_session(floor_state& s, std::shared_ptr<floor_con
         reply(*c, R"({"type":"error","code":"unsupported_by_the_floor"})");
       } else {
         c->join(r->thread_id);
-        auto run = std::make_shared<agent_run>(s, c->ws().get_executor(), c->user(), r->thread_id,
-                                               "r-" + std::to_string(s.next_run++), r->message, r->steps, r->pad);
+        auto run =
+            std::make_shared<agent_run>(s, c->ws().get_executor(), c->user(), r->thread_id,
+                                        "r-" + std::to_string(s.next_run++), r->message, r->steps, r->pad);
         run->next();
       }
     }
@@ -244,16 +255,18 @@ int main(int argc, char** argv) try {
   if (o.threads != 1) throw std::invalid_argument("the floor runs on one thread (--threads 1)");
   auto s = std::make_unique<floor_state>();
   s->agent_delay = o.agent_delay;
-  s->login.users = o.users_file.empty() ? golden_path::user_directory::demo() : golden_path::user_directory::from_file(o.users_file);
+  s->login.users = o.users_file.empty() ? golden_path::user_directory::demo()
+                                        : golden_path::user_directory::from_file(o.users_file);
   return serve(o, [&s](tcp::socket socket) {
     return http_session(
         s->login, std::move(socket),
         [&s](tcp::socket upgraded, std::string user, http::request<http::string_body> req) {
-          return websocket_session(*s, std::make_shared<floor_connection>(std::move(upgraded), std::move(user)),
-                                   std::move(req));
+          return websocket_session(
+              *s, std::make_shared<floor_connection>(std::move(upgraded), std::move(user)), std::move(req));
         },
         [&s] {
-          return json::serialize(json::object{{"connections", s->connections}, {"messages_sent", s->frames_sent}});
+          return json::serialize(
+              json::object{{"connections", s->connections}, {"messages_sent", s->frames_sent}});
         });
   });
 } catch (const std::exception& e) {

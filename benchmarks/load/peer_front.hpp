@@ -42,7 +42,8 @@ struct options {
 inline unsigned long number(std::string_view text) {
   unsigned long v = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size()) throw std::invalid_argument("bad number: " + std::string(text));
+  if (ec != std::errc() || end != text.data() + text.size())
+    throw std::invalid_argument("bad number: " + std::string(text));
   return v;
 }
 
@@ -50,13 +51,20 @@ inline options parse_options(int argc, char** argv) {
   options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string_view flag = argv[i], value = argv[i + 1];
-    if (flag == "--port") o.port = static_cast<unsigned short>(number(value));
-    else if (flag == "--address") o.address = value;
-    else if (flag == "--threads") o.threads = static_cast<unsigned>(number(value));
-    else if (flag == "--users") o.users_file = value;
-    else if (flag == "--agent-delay-ms") o.agent_delay = std::chrono::milliseconds(number(value));
-    else if (flag == "--index-by-user") o.index_by_user = number(value) != 0;
-    else throw std::invalid_argument("unknown option " + std::string(flag));
+    if (flag == "--port")
+      o.port = static_cast<unsigned short>(number(value));
+    else if (flag == "--address")
+      o.address = value;
+    else if (flag == "--threads")
+      o.threads = static_cast<unsigned>(number(value));
+    else if (flag == "--users")
+      o.users_file = value;
+    else if (flag == "--agent-delay-ms")
+      o.agent_delay = std::chrono::milliseconds(number(value));
+    else if (flag == "--index-by-user")
+      o.index_by_user = number(value) != 0;
+    else
+      throw std::invalid_argument("unknown option " + std::string(flag));
   }
   return o;
 }
@@ -67,8 +75,8 @@ struct front {
   golden_path::token_authority tokens{golden_path::jwt::key::random_hs256(), {}, std::chrono::hours(1)};
 };
 
-inline http::response<http::string_body> answer(const http::request<http::string_body>& req, http::status status,
-                                                std::string body) {
+inline http::response<http::string_body> answer(const http::request<http::string_body>& req,
+                                                http::status status, std::string body) {
   http::response<http::string_body> res{status, req.version()};
   res.set(http::field::content_type, "application/json");
   res.keep_alive(false);
@@ -92,8 +100,10 @@ net::awaitable<void> http_session(front& f, tcp::socket socket, Upgrade upgrade,
   const std::string_view target = req.target();
   if (target.substr(0, 3) == "/ws" && websocket::is_upgrade(req)) {
     std::optional<std::string> user;
-    if (const auto it = req.find(http::field::authorization); it != req.end() && it->value().substr(0, 7) == "Bearer ")
-      if (auto v = f.tokens.verify(it->value().substr(7)); std::holds_alternative<golden_path::jwt::verified>(v))
+    if (const auto it = req.find(http::field::authorization);
+        it != req.end() && it->value().substr(0, 7) == "Bearer ")
+      if (auto v = f.tokens.verify(it->value().substr(7));
+          std::holds_alternative<golden_path::jwt::verified>(v))
         user = std::get<golden_path::jwt::verified>(std::move(v)).subject;
     if (user) {
       stream.expires_never();
@@ -106,7 +116,8 @@ net::awaitable<void> http_session(front& f, tcp::socket socket, Upgrade upgrade,
     const auto login = golden_path::parse_login(req.body());
     res = login && f.users.check(login->user, login->password)
               ? answer(req, http::status::ok,
-                       json::serialize(json::object{{"token", f.tokens.issue(login->user)}, {"user", login->user}}))
+                       json::serialize(
+                           json::object{{"token", f.tokens.issue(login->user)}, {"user", login->user}}))
               : answer(req, http::status::unauthorized, R"({"error":{"code":"invalid_credentials"}})");
   } else if (target == "/stats") {
     res = answer(req, http::status::ok, stats());
@@ -135,7 +146,8 @@ int serve(const options& o, Session session) {
       io,
       [&]() -> net::awaitable<void> {
         for (;;) {
-          auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(io), net::as_tuple(net::use_awaitable));
+          auto [ec, socket] =
+              co_await acceptor.async_accept(net::make_strand(io), net::as_tuple(net::use_awaitable));
           if (ec) {
             if (!acceptor.is_open()) co_return;
             continue;

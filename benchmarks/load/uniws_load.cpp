@@ -50,7 +50,8 @@ struct options {
 
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "uniws-load: " << problem << "\n"
-            << "usage: uniws-load --port P [--second-port P2] [--address A] [--users K] [--connections C] [--seconds D]\n"
+            << "usage: uniws-load --port P [--second-port P2] [--address A] [--users K] [--connections C] "
+               "[--seconds D]\n"
                "                  [--warmup S] [--mode agents|broadcast|idle|stalled] [--rate R]\n"
                "                  [--steps N] [--pad BYTES]\n";
   std::exit(2);
@@ -59,7 +60,8 @@ struct options {
 double number(std::string_view flag, std::string_view text) {
   double v = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size() || v < 0) usage(std::string(flag) + " expects a number");
+  if (ec != std::errc() || end != text.data() + text.size() || v < 0)
+    usage(std::string(flag) + " expects a number");
   return v;
 }
 
@@ -69,18 +71,30 @@ options parse(int argc, char** argv) {
     const std::string_view flag = argv[i];
     if (i + 1 >= argc) usage(std::string(flag) + " needs a value");
     const std::string_view v = argv[++i];
-    if (flag == "--address") o.address = v;
-    else if (flag == "--port") o.port = static_cast<unsigned short>(number(flag, v));
-    else if (flag == "--second-port") o.second_port = static_cast<unsigned short>(number(flag, v));
-    else if (flag == "--users") o.users = static_cast<std::size_t>(number(flag, v));
-    else if (flag == "--connections") o.connections = static_cast<std::size_t>(number(flag, v));
-    else if (flag == "--seconds") o.duration = std::chrono::seconds(static_cast<long>(number(flag, v)));
-    else if (flag == "--warmup") o.warmup = std::chrono::seconds(static_cast<long>(number(flag, v)));
-    else if (flag == "--mode") o.mode = v;
-    else if (flag == "--rate") o.rate = number(flag, v);
-    else if (flag == "--steps") o.steps = static_cast<int>(number(flag, v));
-    else if (flag == "--pad") o.pad = static_cast<std::size_t>(number(flag, v));
-    else usage("unknown option " + std::string(flag));
+    if (flag == "--address")
+      o.address = v;
+    else if (flag == "--port")
+      o.port = static_cast<unsigned short>(number(flag, v));
+    else if (flag == "--second-port")
+      o.second_port = static_cast<unsigned short>(number(flag, v));
+    else if (flag == "--users")
+      o.users = static_cast<std::size_t>(number(flag, v));
+    else if (flag == "--connections")
+      o.connections = static_cast<std::size_t>(number(flag, v));
+    else if (flag == "--seconds")
+      o.duration = std::chrono::seconds(static_cast<long>(number(flag, v)));
+    else if (flag == "--warmup")
+      o.warmup = std::chrono::seconds(static_cast<long>(number(flag, v)));
+    else if (flag == "--mode")
+      o.mode = v;
+    else if (flag == "--rate")
+      o.rate = number(flag, v);
+    else if (flag == "--steps")
+      o.steps = static_cast<int>(number(flag, v));
+    else if (flag == "--pad")
+      o.pad = static_cast<std::size_t>(number(flag, v));
+    else
+      usage("unknown option " + std::string(flag));
   }
   if (o.port == 0) usage("--port is required");
   if (o.users == 0 || o.connections == 0) usage("--users and --connections must be at least 1");
@@ -91,7 +105,8 @@ options parse(int argc, char** argv) {
 }
 
 struct user_state {
-  std::map<std::uint64_t, std::pair<clock_type::time_point, std::size_t>> in_flight;  // run -> (sent, pending)
+  std::map<std::uint64_t, std::pair<clock_type::time_point, std::size_t>>
+      in_flight;  // run -> (sent, pending)
   std::uint64_t sent = 0, completed = 0;
   std::unique_ptr<net::steady_timer> wake;
 };
@@ -111,7 +126,8 @@ class load {
 
   net::awaitable<void> run() {
     auto ex = co_await net::this_coro::executor;
-    co_await connect_all(o_.mode == "stalled" ? 1 : o_.users, o_.mode == "stalled" ? o_.connections + 1 : o_.connections);
+    co_await connect_all(o_.mode == "stalled" ? 1 : o_.users,
+                         o_.mode == "stalled" ? o_.connections + 1 : o_.connections);
     std::cout << "ready " << conns_.size() << std::endl;
     if (o_.mode == "idle") {
       net::steady_timer hold(ex, o_.duration);
@@ -152,7 +168,8 @@ class load {
 
     users_.resize(user_count);
     auto ex = co_await net::this_coro::executor;
-    for (auto& u : users_) u.wake = std::make_unique<net::steady_timer>(ex, net::steady_timer::time_point::max());
+    for (auto& u : users_)
+      u.wake = std::make_unique<net::steady_timer>(ex, net::steady_timer::time_point::max());
     conns_.resize(user_count * per_user);
     per_user_ = per_user;
     next = 0;
@@ -163,7 +180,8 @@ class load {
             const std::size_t i = next++;
             conns_[i].user = i / per_user;
             conns_[i].remote = (i % per_user) % 2 == 1 && o_.second_port != 0;
-            conns_[i].ws = co_await open_websocket(conns_[i].remote ? second_ : server_, tokens[i / per_user]);
+            conns_[i].ws =
+                co_await open_websocket(conns_[i].remote ? second_ : server_, tokens[i / per_user]);
             co_await send_json(*conns_[i].ws, join("load"));
             co_await send_json(*conns_[i].ws, ping());
             for (;;) {  // joined before anything is sent (uniws answers the join first: §R)
@@ -198,7 +216,9 @@ class load {
         std::uint64_t run = 0;
         if (at != std::string_view::npos) {
           const char* first = frame.data() + at + said.size();
-          const auto dash = std::string_view(first, static_cast<std::size_t>(frame.data() + frame.size() - first)).find('-');
+          const auto dash =
+              std::string_view(first, static_cast<std::size_t>(frame.data() + frame.size() - first))
+                  .find('-');
           std::from_chars(first + dash + 1, frame.data() + frame.size(), run);
         }
         user_state& u = users_[c.user];
@@ -238,7 +258,8 @@ class load {
       }
       const std::uint64_t k = ++user.sent;
       user.in_flight[k] = {clock_type::now(), receivers};
-      co_await send_json(sender, run_agent("load", std::to_string(u) + "-" + std::to_string(k), o_.steps, o_.pad));
+      co_await send_json(sender,
+                         run_agent("load", std::to_string(u) + "-" + std::to_string(k), o_.steps, o_.pad));
       if (o_.mode != "broadcast") {  // closed loop: wait for this run everywhere
         while (user.completed < k && clock_type::now() < end_ + 10s) {
           user.wake->expires_at(end_ + 10s);
@@ -263,37 +284,36 @@ class load {
     const double deliveries_per_s = static_cast<double>(deliveries_) / seconds;
     std::uint64_t sent = 0;
     for (const auto& u : users_) sent += u.sent;
-    std::cout << "mode " << o_.mode << ", " << users_.size() << " users x " << per_user_ << " connections, " << seconds
-              << " s measured\n"
+    std::cout << "mode " << o_.mode << ", " << users_.size() << " users x " << per_user_ << " connections, "
+              << seconds << " s measured\n"
               << "  deliveries/s   " << deliveries_per_s << "\n"
               << "  MB/s           " << static_cast<double>(bytes_) / seconds / 1e6 << "\n"
               << "  runs/s         " << static_cast<double>(runs_completed_) / seconds << "\n"
-              << "  latency ms     p50 " << pct(0.5) << "  p99 " << pct(0.99) << "  p99.9 " << pct(0.999) << "  max "
-              << pct(1.0) << "  (" << latencies_us_.size() << " samples)\n";
+              << "  latency ms     p50 " << pct(0.5) << "  p99 " << pct(0.99) << "  p99.9 " << pct(0.999)
+              << "  max " << pct(1.0) << "  (" << latencies_us_.size() << " samples)\n";
     if (o_.second_port)
       std::cout << "  other node ms  p50 " << remote_pct(0.5) << "  p99 " << remote_pct(0.99) << "  p99.9 "
                 << remote_pct(0.999) << "  max " << remote_pct(1.0) << "  (" << remote_latencies_us_.size()
                 << " samples)\n";
-    std::cout << json::serialize(json::object{
-                     {"load", o_.mode},
-                     {"users", users_.size()},
-                     {"connections", conns_.size()},
-                     {"steps", o_.steps},
-                     {"pad", o_.pad},
-                     {"seconds", seconds},
-                     {"runs_sent", sent},
-                     {"deliveries_per_s", deliveries_per_s},
-                     {"mb_per_s", static_cast<double>(bytes_) / seconds / 1e6},
-                     {"runs_per_s", static_cast<double>(runs_completed_) / seconds},
-                     {"p50_ms", pct(0.5)},
-                     {"p99_ms", pct(0.99)},
-                     {"p999_ms", pct(0.999)},
-                     {"max_ms", pct(1.0)},
-                     {"samples", latencies_us_.size()},
-                     {"remote_p50_ms", remote_pct(0.5)},
-                     {"remote_p99_ms", remote_pct(0.99)},
-                     {"remote_p999_ms", remote_pct(0.999)},
-                     {"remote_samples", remote_latencies_us_.size()}})
+    std::cout << json::serialize(json::object{{"load", o_.mode},
+                                              {"users", users_.size()},
+                                              {"connections", conns_.size()},
+                                              {"steps", o_.steps},
+                                              {"pad", o_.pad},
+                                              {"seconds", seconds},
+                                              {"runs_sent", sent},
+                                              {"deliveries_per_s", deliveries_per_s},
+                                              {"mb_per_s", static_cast<double>(bytes_) / seconds / 1e6},
+                                              {"runs_per_s", static_cast<double>(runs_completed_) / seconds},
+                                              {"p50_ms", pct(0.5)},
+                                              {"p99_ms", pct(0.99)},
+                                              {"p999_ms", pct(0.999)},
+                                              {"max_ms", pct(1.0)},
+                                              {"samples", latencies_us_.size()},
+                                              {"remote_p50_ms", remote_pct(0.5)},
+                                              {"remote_p99_ms", remote_pct(0.99)},
+                                              {"remote_p999_ms", remote_pct(0.999)},
+                                              {"remote_samples", remote_latencies_us_.size()}})
               << std::endl;
   }
 

@@ -126,7 +126,9 @@ inline net::awaitable<int> drain_until_closed(ws_stream& ws) {
 }
 
 inline json::object ping() { return json::object{{"type", "ping"}}; }
-inline json::object join(std::string_view thread) { return json::object{{"type", "join"}, {"thread_id", thread}}; }
+inline json::object join(std::string_view thread) {
+  return json::object{{"type", "join"}, {"thread_id", thread}};
+}
 
 inline json::object run_agent(std::string_view thread, std::string_view message, int steps = 1,
                               std::size_t pad = 0) {

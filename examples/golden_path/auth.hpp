@@ -56,7 +56,8 @@ class user_directory {
     const std::string& expected = it == passwords_.end() ? decoy_ : it->second;
     // OpenSSL's constant-time compare: timing does not reveal a prefix. (Lengths may differ:
     // a length is not a secret worth a timing channel here.)
-    const bool same = expected.size() == password.size() && CRYPTO_memcmp(expected.data(), password.data(), password.size()) == 0;
+    const bool same = expected.size() == password.size() &&
+                      CRYPTO_memcmp(expected.data(), password.data(), password.size()) == 0;
     return same && it != passwords_.end();
   }
 
@@ -74,7 +75,9 @@ class token_authority {
 
   [[nodiscard]] bool can_issue() const noexcept { return key_.can_sign(); }
   [[nodiscard]] std::string issue(std::string_view user) const { return key_.sign(user, ttl_, rules_); }
-  [[nodiscard]] std::variant<jwt::verified, jwt::refusal> verify(std::string_view token) const { return key_.verify(token, rules_); }
+  [[nodiscard]] std::variant<jwt::verified, jwt::refusal> verify(std::string_view token) const {
+    return key_.verify(token, rules_);
+  }
   [[nodiscard]] std::chrono::seconds ttl() const noexcept { return ttl_; }
   [[nodiscard]] jwt::algorithm algorithm() const noexcept { return key_.alg(); }
 
@@ -103,13 +106,15 @@ class login_throttle {
   explicit login_throttle(limits l) : limits_(l) {}
 
   /// How long this login must wait, or nothing if it may be tried.
-  [[nodiscard]] std::optional<std::chrono::seconds> refused_for(std::string_view user, std::string_view address) {
+  [[nodiscard]] std::optional<std::chrono::seconds> refused_for(std::string_view user,
+                                                                std::string_view address) {
     std::lock_guard lock(mutex_);
     const auto now = clock::now();
     std::optional<clock::duration> wait;
     for (auto [table, key, limit] : keys(user, address)) {
       const auto it = table->find(key);
-      if (it == table->end() || now - it->second.since >= limits_.window || it->second.failures < limit) continue;
+      if (it == table->end() || now - it->second.since >= limits_.window || it->second.failures < limit)
+        continue;
       const auto left = it->second.since + limits_.window - now;
       wait = std::max(wait.value_or(left), left);
     }
@@ -165,7 +170,8 @@ class login_throttle {
   void make_room(table& t, clock::time_point now) {
     std::erase_if(t, [&](const auto& kv) { return now - kv.second.since >= limits_.window; });
     if (t.size() < limits_.max_entries) return;
-    t.erase(std::min_element(t.begin(), t.end(), [](const auto& a, const auto& b) { return a.second.since < b.second.since; }));
+    t.erase(std::min_element(t.begin(), t.end(),
+                             [](const auto& a, const auto& b) { return a.second.since < b.second.since; }));
   }
 
   limits limits_;

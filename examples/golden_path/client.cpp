@@ -40,14 +40,22 @@ options parse_args(int argc, char** argv) {
     const std::string_view flag = argv[i];
     if (i + 1 >= argc) usage(std::string(flag) + " needs a value");
     const std::string value = argv[++i];
-    if (flag == "--host") o.host = value;
-    else if (flag == "--port") o.port = static_cast<unsigned short>(std::stoul(value));
-    else if (flag == "--user") o.user = value;
-    else if (flag == "--password") o.password = value;
-    else if (flag == "--thread") o.thread = value;
-    else if (flag == "--message") o.message = value;
-    else if (flag == "--drop-after") o.drop_after = std::stoi(value);
-    else usage("unknown option " + std::string(flag));
+    if (flag == "--host")
+      o.host = value;
+    else if (flag == "--port")
+      o.port = static_cast<unsigned short>(std::stoul(value));
+    else if (flag == "--user")
+      o.user = value;
+    else if (flag == "--password")
+      o.password = value;
+    else if (flag == "--thread")
+      o.thread = value;
+    else if (flag == "--message")
+      o.message = value;
+    else if (flag == "--drop-after")
+      o.drop_after = std::stoi(value);
+    else
+      usage("unknown option " + std::string(flag));
   }
   return o;
 }
@@ -68,8 +76,8 @@ int main(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     ws.send(json::object{{"type", "run_agent"}, {"thread_id", o.thread}, {"message", o.message}});
 
-    const std::vector<std::string> expected = {"agent_started", "agent_thinking", "tool_executing", "tool_completed",
-                                               "agent_completed"};
+    const std::vector<std::string> expected = {"agent_started", "agent_thinking", "tool_executing",
+                                               "tool_completed", "agent_completed"};
     std::vector<std::string> seen;
     int reconnects = 0;
     std::size_t joined_seen = 0;
@@ -82,19 +90,22 @@ int main(int argc, char** argv) {
       if (!event) {
         if (++reconnects > 5) throw std::runtime_error("the connection ended before agent_completed");
         std::this_thread::sleep_for(std::chrono::milliseconds(100) * reconnects);
-        std::cout << "connection lost; reconnecting to resume after seq " << ws.threads().at(o.thread).last_seq << "\n";
+        std::cout << "connection lost; reconnecting to resume after seq "
+                  << ws.threads().at(o.thread).last_seq << "\n";
         ws.reconnect();
         continue;
       }
       for (; joined_seen < ws.joined_frames().size(); ++joined_seen) {
         const json::object& j = ws.joined_frames()[joined_seen];
         if (const auto* recovered = j.if_contains("recovered"))
-          std::cout << (recovered->as_bool() ? "resumed: " + json::serialize(j.at("replayed")) + " missed events replayed"
-                                             : std::string("not recovered: the history no longer holds the missed events"))
+          std::cout << (recovered->as_bool()
+                            ? "resumed: " + json::serialize(j.at("replayed")) + " missed events replayed"
+                            : std::string("not recovered: the history no longer holds the missed events"))
                     << "\n";
       }
       const std::string type(event->at("type").as_string());
-      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
       std::printf("%+9.1f ms  %-16s %s\n", ms, type.c_str(), json::serialize(*event).c_str());
       if (type == "error") return 1;
       seen.push_back(type);

@@ -52,7 +52,8 @@ struct http_result {
   json::value json() const { return json::parse(body); }
 };
 
-inline http_result http_request(const server_address& at, http::verb verb, std::string target, std::string body = {},
+inline http_result http_request(const server_address& at, http::verb verb, std::string target,
+                                std::string body = {},
                                 std::vector<std::pair<http::field, std::string>> headers = {}) {
   net::io_context io;
   beast::tcp_stream stream(io);
@@ -104,7 +105,8 @@ class ws_client {
     at_ = at;
     open();
     for (const auto& [thread, at] : threads_)
-      send(json::object{{"type", "join"}, {"thread_id", thread}, {"epoch", at.epoch}, {"after_seq", at.last_seq}});
+      send(json::object{
+          {"type", "join"}, {"thread_id", thread}, {"epoch", at.epoch}, {"after_seq", at.last_seq}});
   }
 
   /// `joined` answers are read and kept (joined_frames()), not returned by read(), unless asked:
@@ -114,14 +116,16 @@ class ws_client {
   [[nodiscard]] const std::map<std::string, resume_state>& threads() const { return threads_; }
 
   /// Attempts the upgrade and returns the HTTP status of the refusal (or 101).
-  static int upgrade_status(const server_address& at, std::optional<std::string> bearer, std::string target = "/ws") {
+  static int upgrade_status(const server_address& at, std::optional<std::string> bearer,
+                            std::string target = "/ws") {
     net::io_context io;
     websocket::stream<beast::tcp_stream> ws(io);
     connect(beast::get_lowest_layer(ws), at);
     beast::get_lowest_layer(ws).expires_after(std::chrono::seconds(10));
     if (bearer)
-      ws.set_option(websocket::stream_base::decorator(
-          [b = *bearer](websocket::request_type& req) { req.set(http::field::authorization, "Bearer " + b); }));
+      ws.set_option(websocket::stream_base::decorator([b = *bearer](websocket::request_type& req) {
+        req.set(http::field::authorization, "Bearer " + b);
+      }));
     websocket::response_type res;
     beast::error_code ec;
     ws.handshake(res, at.host_header(), target, ec);
@@ -145,7 +149,8 @@ class ws_client {
     for (;;) {
       beast::flat_buffer buffer;
       beast::error_code ec;
-      const auto left = std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration(0));
+      const auto left =
+          std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration(0));
       beast::get_lowest_layer(*ws_).expires_after(left);  // applies to asynchronous operations only
       ws_->async_read(buffer, [&ec](beast::error_code e, std::size_t) { ec = e; });
       io_.restart();
@@ -161,11 +166,13 @@ class ws_client {
   }
 
   /// Reads frames until one of type `type` (returns every frame read, that one last).
-  std::vector<json::object> read_until(const std::string& type, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  std::vector<json::object> read_until(const std::string& type,
+                                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     std::vector<json::object> frames;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      auto f = read(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+      auto f = read(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
       if (!f) break;
       frames.push_back(*f);
       if (f->at("type").as_string() == type) break;
@@ -176,10 +183,12 @@ class ws_client {
   /// Reads until the server closes; returns the code of the close frame it sent (0 if none
   /// came). Beast records the frame even when its own close reply then fails (the server may
   /// have torn the TCP connection down already).
-  int read_until_closed(std::vector<json::object>* frames = nullptr, std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+  int read_until_closed(std::vector<json::object>* frames = nullptr,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-      auto f = read(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+      auto f = read(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
       if (!f) break;
       if (frames) frames->push_back(*f);
     }
@@ -201,8 +210,9 @@ class ws_client {
     beast::get_lowest_layer(*ws_).expires_after(std::chrono::seconds(10));
     std::string target = "/ws";
     if (where_ == token_in::header) {
-      ws_->set_option(websocket::stream_base::decorator(
-          [token = token_](websocket::request_type& req) { req.set(http::field::authorization, "Bearer " + token); }));
+      ws_->set_option(websocket::stream_base::decorator([token = token_](websocket::request_type& req) {
+        req.set(http::field::authorization, "Bearer " + token);
+      }));
     } else {
       target += "?token=" + token_;
     }

@@ -58,7 +58,8 @@ inline constexpr std::chrono::milliseconds unwatched_step{20};
 inline constexpr std::string_view orphan_reason = "no connection of the user watched this thread";
 
 // Parameters by value: the coroutine outlives the caller's frame.
-inline net::awaitable<void> demo_agent(server_state& s, manager_ref mgr, demo_run run, std::string text, int steps, std::size_t pad) {
+inline net::awaitable<void> demo_agent(server_state& s, manager_ref mgr, demo_run run, std::string text,
+                                       int steps, std::size_t pad) {
   reader_watch watch(std::move(mgr), run.thread_id(), s.opts.orphan_run);
   const auto delay = s.opts.agent_delay;
   for (int i = 1; i <= steps; ++i) {

@@ -24,7 +24,8 @@ namespace http = boost::beast::http;
 using request = http::request<http::string_body>;
 using response = http::response<http::string_body>;
 
-inline response make_response(const request& req, http::status status, std::string_view content_type, std::string body) {
+inline response make_response(const request& req, http::status status, std::string_view content_type,
+                              std::string body) {
   response res{status, req.version()};
   res.set(http::field::server, "uniws-golden-path");
   res.set(http::field::content_type, content_type);
@@ -38,9 +39,12 @@ inline response json_response(const request& req, http::status status, std::stri
   return make_response(req, status, "application/json", std::move(body));
 }
 
-inline response error_response(const request& req, http::status status, std::string_view code, std::string_view message) {
+inline response error_response(const request& req, http::status status, std::string_view code,
+                               std::string_view message) {
   namespace json = boost::json;
-  return json_response(req, status, json::serialize(json::object{{"error", json::object{{"code", code}, {"message", message}}}}));
+  return json_response(
+      req, status,
+      json::serialize(json::object{{"error", json::object{{"code", code}, {"message", message}}}}));
 }
 
 /// The path and the query of a request target.
@@ -73,36 +77,44 @@ inline bool is_json(const request& req) {
 // past the limit the answer is 429 and the password is not even checked.
 inline response handle_login(server_state& s, const request& req, std::string_view peer_address) {
   if (!s.tokens.can_issue())
-    return error_response(req, http::status::not_found, "login_disabled",
-                          "this server accepts tokens from an identity provider (--jwt-public-key) and issues none");
+    return error_response(
+        req, http::status::not_found, "login_disabled",
+        "this server accepts tokens from an identity provider (--jwt-public-key) and issues none");
   // A form or text/plain post needs no CORS preflight: only JSON is a login.
   if (!is_json(req))
-    return error_response(req, http::status::unsupported_media_type, "unsupported_media_type", "send application/json");
+    return error_response(req, http::status::unsupported_media_type, "unsupported_media_type",
+                          "send application/json");
   const std::optional<credentials> login = parse_login(req.body());
   if (!login)
-    return error_response(req, http::status::bad_request, "bad_request", R"(expected {"user":"...","password":"..."})");
+    return error_response(req, http::status::bad_request, "bad_request",
+                          R"(expected {"user":"...","password":"..."})");
   if (const auto wait = s.logins.refused_for(login->user, peer_address)) {
     s.stats.add<&server_stats::logins_throttled>();
-    response res = error_response(req, http::status::too_many_requests, "too_many_attempts",
-                                  "too many failed logins; retry after " + std::to_string(wait->count()) + " s");
+    response res =
+        error_response(req, http::status::too_many_requests, "too_many_attempts",
+                       "too many failed logins; retry after " + std::to_string(wait->count()) + " s");
     res.set(http::field::retry_after, std::to_string(wait->count()));
     return res;
   }
   if (!s.users.check(login->user, login->password)) {
     s.logins.failed(login->user, peer_address);
     s.stats.add<&server_stats::auth_failures>();
-    return error_response(req, http::status::unauthorized, "invalid_credentials", "unknown user or wrong password");
+    return error_response(req, http::status::unauthorized, "invalid_credentials",
+                          "unknown user or wrong password");
   }
   s.logins.succeeded(login->user, peer_address);
   return json_response(req, http::status::ok,
-                       boost::json::serialize(boost::json::object{
-                           {"token", s.tokens.issue(login->user)}, {"user", login->user}, {"expires_in", s.tokens.ttl().count()}}));
+                       boost::json::serialize(boost::json::object{{"token", s.tokens.issue(login->user)},
+                                                                  {"user", login->user},
+                                                                  {"expires_in", s.tokens.ttl().count()}}));
 }
 
 inline response handle_health(server_state& s, const request& req, std::string_view) {
-  if (s.draining.load()) return json_response(req, http::status::service_unavailable, R"({"status":"draining"})");
-  return json_response(req, http::status::ok,
-                       boost::json::serialize(boost::json::object{{"status", "ok"}, {"users", s.factory.user_count()}}));
+  if (s.draining.load())
+    return json_response(req, http::status::service_unavailable, R"({"status":"draining"})");
+  return json_response(
+      req, http::status::ok,
+      boost::json::serialize(boost::json::object{{"status", "ok"}, {"users", s.factory.user_count()}}));
 }
 
 inline response handle_config(server_state& s, const request& req, std::string_view) {
@@ -136,7 +148,8 @@ inline response handle_disconnect(server_state& s, const request& req, std::stri
       ++closed;
     });
   });
-  return json_response(req, http::status::ok, boost::json::serialize(boost::json::object{{"closed", closed}}));
+  return json_response(req, http::status::ok,
+                       boost::json::serialize(boost::json::object{{"closed", closed}}));
 }
 
 /// Which routes a listener serves: with --admin-port the operators' routes move there.
@@ -147,9 +160,12 @@ enum class route_for : std::uint8_t { clients, operators, admin_port };
 
 inline bool serves(audience a, route_for r) {
   switch (a) {
-    case audience::everyone: return r != route_for::admin_port;
-    case audience::clients: return r == route_for::clients;
-    case audience::operators: return r != route_for::clients;
+    case audience::everyone:
+      return r != route_for::admin_port;
+    case audience::clients:
+      return r == route_for::clients;
+    case audience::operators:
+      return r != route_for::clients;
   }
   return false;
 }
@@ -178,7 +194,8 @@ inline response preflight(server_state& s, const request& req, const http_route&
   const std::string_view origin = req[http::field::origin];
   if (!s.origins.allows(origin)) {
     s.stats.add<&server_stats::origins_refused>();
-    return error_response(req, http::status::forbidden, "origin_not_allowed", "this origin may not call this server");
+    return error_response(req, http::status::forbidden, "origin_not_allowed",
+                          "this origin may not call this server");
   }
   response res{http::status::no_content, req.version()};
   res.set(http::field::server, "uniws-golden-path");
@@ -197,7 +214,8 @@ inline response with_cors(server_state& s, const request& req, response res) {
   return res;
 }
 
-inline response route(server_state& s, const request& req, std::string_view path, audience a, std::string_view peer_address) {
+inline response route(server_state& s, const request& req, std::string_view path, audience a,
+                      std::string_view peer_address) {
   for (const http_route& r : http_routes) {
     if (r.path != path || !serves(a, r.who)) continue;
     if (r.method == req.method()) return with_cors(s, req, r.handle(s, req, peer_address));

@@ -25,7 +25,8 @@ namespace golden_path {
 // only weakly, so a handler that fires as the session ends finds nothing to close.
 class deadline {
  public:
-  explicit deadline(const std::shared_ptr<server_stream>& stream) : timer_(stream->get_executor()), stream_(stream) {}
+  explicit deadline(const std::shared_ptr<server_stream>& stream)
+      : timer_(stream->get_executor()), stream_(stream) {}
 
   void arm(std::chrono::steady_clock::duration d) {
     timer_.expires_after(d);  // cancels the previous wait
@@ -40,26 +41,32 @@ class deadline {
   void disarm() { timer_.cancel(); }
 
  private:
-  net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>, strand> timer_;
+  net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>, strand>
+      timer_;
   std::weak_ptr<server_stream> stream_;
 };
 
 // Why a /ws request is not upgraded, or nothing if it may be.
-inline std::optional<response> refuse_upgrade(server_state& s, const request& req, const std::optional<std::string>& user) {
+inline std::optional<response> refuse_upgrade(server_state& s, const request& req,
+                                              const std::optional<std::string>& user) {
   // A browser says where the page came from: only the server's own pages and allowed ones may
   // open a WebSocket with the user's credentials (cross-site WebSocket hijacking).
   const auto origin = req.find(http::field::origin);
-  if (!s.origins.allows_upgrade(origin == req.end() ? std::nullopt : std::optional<std::string_view>(origin->value()),
-                                req[http::field::host], false)) {
+  if (!s.origins.allows_upgrade(
+          origin == req.end() ? std::nullopt : std::optional<std::string_view>(origin->value()),
+          req[http::field::host], false)) {
     s.stats.add<&server_stats::origins_refused>();
-    return error_response(req, http::status::forbidden, "origin_not_allowed", "pages from this origin may not connect");
+    return error_response(req, http::status::forbidden, "origin_not_allowed",
+                          "pages from this origin may not connect");
   }
   if (!user) {
     s.stats.add<&server_stats::auth_failures>();
     return error_response(req, http::status::unauthorized, "unauthorized", "a valid token is required");
   }
-  if (s.draining.load()) return error_response(req, http::status::service_unavailable, "draining", "shutting down");
-  if (!websocket::is_upgrade(req)) return error_response(req, http::status::bad_request, "bad_request", "expected a WebSocket upgrade");
+  if (s.draining.load())
+    return error_response(req, http::status::service_unavailable, "draining", "shutting down");
+  if (!websocket::is_upgrade(req))
+    return error_response(req, http::status::bad_request, "bad_request", "expected a WebSocket upgrade");
   return std::nullopt;
 }
 
@@ -67,8 +74,8 @@ inline std::optional<response> refuse_upgrade(server_state& s, const request& re
 // left or timed out. `header_done`: the parser got past the header, so a buffer overflow was a
 // chunk-size line (extensions) or a trailer.
 inline std::optional<response> refusal_for(beast::error_code ec, bool header_done) {
-  if (ec.category() != http::make_error_code(http::error::end_of_stream).category() || ec == http::error::end_of_stream ||
-      ec == http::error::partial_message)
+  if (ec.category() != http::make_error_code(http::error::end_of_stream).category() ||
+      ec == http::error::end_of_stream || ec == http::error::partial_message)
     return std::nullopt;
   const request none;
   if (ec == http::error::body_limit)
@@ -78,9 +85,11 @@ inline std::optional<response> refusal_for(beast::error_code ec, bool header_don
     return error_response(none, http::status::request_header_fields_too_large, "headers_too_large",
                           "a request header may have " + std::to_string(max_request_header_bytes) + " bytes");
   if (ec == http::error::buffer_overflow)
-    return error_response(none, http::status::bad_request, "bad_request",
-                          "a chunk line or trailer may have " + std::to_string(max_request_buffer_bytes) + " bytes");
-  return error_response(none, http::status::bad_request, "bad_request", "malformed HTTP request: " + ec.message());
+    return error_response(
+        none, http::status::bad_request, "bad_request",
+        "a chunk line or trailer may have " + std::to_string(max_request_buffer_bytes) + " bytes");
+  return error_response(none, http::status::bad_request, "bad_request",
+                        "malformed HTTP request: " + ec.message());
 }
 
 // Answers, then closes. The peer may still be sending: closing with its bytes unread would reset
@@ -103,11 +112,13 @@ inline net::awaitable<void> answer_and_close(server_stream& stream, deadline& ti
 
 // One accepted connection. `slot`: one of --max-connections; without one (the server is full)
 // the connection's request is answered 503 and nothing else.
-inline net::awaitable<void> http_session(server_state& s, socket_type socket, audience a, std::optional<connection_slot> slot) {
+inline net::awaitable<void> http_session(server_state& s, socket_type socket, audience a,
+                                         std::optional<connection_slot> slot) {
   beast::error_code ec;
   const tcp::endpoint peer = socket.remote_endpoint(ec);
   const std::string peer_address = ec ? std::string() : peer.address().to_string();
-  auto stream = s.tls ? std::make_shared<server_stream>(std::move(socket), *s.tls) : std::make_shared<server_stream>(std::move(socket));
+  auto stream = s.tls ? std::make_shared<server_stream>(std::move(socket), *s.tls)
+                      : std::make_shared<server_stream>(std::move(socket));
   deadline timeout(stream);  // the handshake timeout bounds the TLS handshake and each request
   auto end = [&] {
     beast::error_code ignored;
@@ -116,7 +127,8 @@ inline net::awaitable<void> http_session(server_state& s, socket_type socket, au
 
   if (stream->is_tls()) {
     timeout.arm(slot ? s.opts.handshake_timeout : std::chrono::seconds(1));
-    auto [hec] = co_await stream->tls().async_handshake(net::ssl::stream_base::server, net::as_tuple(net::use_awaitable));
+    auto [hec] = co_await stream->tls().async_handshake(net::ssl::stream_base::server,
+                                                        net::as_tuple(net::use_awaitable));
     if (hec) {  // plaintext on the TLS port, a stalled or a failed handshake
       s.stats.add<&server_stats::tls_handshakes_failed>();
       co_return;
@@ -129,7 +141,8 @@ inline net::awaitable<void> http_session(server_state& s, socket_type socket, au
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(max_request_header_bytes));
     parser.body_limit(max_request_body_bytes);
-    timeout.arm(slot ? s.opts.handshake_timeout : std::chrono::seconds(1));  // a peer that sends nothing is cut off
+    timeout.arm(slot ? s.opts.handshake_timeout
+                     : std::chrono::seconds(1));  // a peer that sends nothing is cut off
     auto [rec, n] = co_await http::async_read(*stream, buffer, parser, net::as_tuple(net::use_awaitable));
     if (rec) {
       if (std::optional<response> refusal = refusal_for(rec, parser.is_header_done())) {
@@ -142,8 +155,9 @@ inline net::awaitable<void> http_session(server_state& s, socket_type socket, au
     s.stats.add<&server_stats::http_requests>();
     if (!slot) {
       s.stats.add<&server_stats::connections_refused_server_full>();
-      co_await answer_and_close(*stream, timeout, error_response(req, http::status::service_unavailable, "too_many_connections",
-                                                                 "the server has --max-connections open; try again later"));
+      co_await answer_and_close(*stream, timeout,
+                                error_response(req, http::status::service_unavailable, "too_many_connections",
+                                               "the server has --max-connections open; try again later"));
       co_return;
     }
     const auto [path, query] = split_target(req.target());
@@ -154,7 +168,8 @@ inline net::awaitable<void> http_session(server_state& s, socket_type socket, au
       manager_ref mgr;
       if (!refusal) {
         // The golden path: the session awaits its user's manager through the async factory.
-        mgr = co_await uniws::beast::await_task(s.factory.get_websocket_manager_async(uniws::basic_user_context(*user)));
+        mgr = co_await uniws::beast::await_task(
+            s.factory.get_websocket_manager_async(uniws::basic_user_context(*user)));
         if (const auto* m = mgr.get(); m && !m->has_room_for_connection()) {
           s.stats.add<&server_stats::upgrades_refused_user_full>();
           refusal = error_response(req, http::status::too_many_requests, "too_many_connections",
@@ -177,10 +192,12 @@ inline net::awaitable<void> http_session(server_state& s, socket_type socket, au
         co_return;
       }
       timeout.disarm();  // the WebSocket's own timeouts take over
-      auto conn = connection::create(s.next_connection_id.fetch_add(1), std::move(*stream), s.connection_options());
-      stream.reset();  // moved from: the deadline's handler must not find it
+      auto conn =
+          connection::create(s.next_connection_id.fetch_add(1), std::move(*stream), s.connection_options());
+      stream.reset();                 // moved from: the deadline's handler must not find it
       buffer = beast::flat_buffer();  // give the request's bytes back for the WebSocket's lifetime
-      co_await websocket_session(s, std::move(conn), std::move(req), std::move(early), std::move(mgr), std::move(*slot));
+      co_await websocket_session(s, std::move(conn), std::move(req), std::move(early), std::move(mgr),
+                                 std::move(*slot));
       co_return;
     }
 

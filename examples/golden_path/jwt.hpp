@@ -98,15 +98,18 @@ enum class algorithm { hs256, rs256, es256 };
 
 inline std::string_view to_string(algorithm a) {
   switch (a) {
-    case algorithm::hs256: return "HS256";
-    case algorithm::rs256: return "RS256";
-    case algorithm::es256: return "ES256";
+    case algorithm::hs256:
+      return "HS256";
+    case algorithm::rs256:
+      return "RS256";
+    case algorithm::es256:
+      return "ES256";
   }
   return "?";
 }
 
 /// Why a token is refused: declared once, each with the text a log or a test reads.
-#define GOLDEN_PATH_JWT_REFUSALS(X)                                          \
+#define GOLDEN_PATH_JWT_REFUSALS(X)                                         \
   X(malformed, "not three base64url parts of JSON objects")                 \
   X(wrong_algorithm, "the header's alg is not the configured algorithm")    \
   X(bad_signature, "the signature does not verify with the configured key") \
@@ -126,7 +129,8 @@ enum class refusal {
 inline std::string_view describe(refusal r) {
   switch (r) {
 #define GOLDEN_PATH_JWT_TEXT(name, text) \
-  case refusal::name: return text;
+  case refusal::name:                    \
+    return text;
     GOLDEN_PATH_JWT_REFUSALS(GOLDEN_PATH_JWT_TEXT)
 #undef GOLDEN_PATH_JWT_TEXT
   }
@@ -146,7 +150,8 @@ inline std::variant<parsed_token, refusal> parse(std::string_view token) {
   if (token.size() > max_token_size) return refusal::malformed;
   const auto first = token.find('.');
   const auto second = first == std::string_view::npos ? first : token.find('.', first + 1);
-  if (second == std::string_view::npos || token.find('.', second + 1) != std::string_view::npos) return refusal::malformed;
+  if (second == std::string_view::npos || token.find('.', second + 1) != std::string_view::npos)
+    return refusal::malformed;
   const auto header = base64url_decode(token.substr(0, first));
   const auto payload = base64url_decode(token.substr(first + 1, second - first - 1));
   auto signature = base64url_decode(token.substr(second + 1));
@@ -174,11 +179,13 @@ struct claim_rules {
 };
 
 inline long long unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 /// exp, nbf, iat, aud, iss and sub against the rules, at `now` (unix seconds).
-inline std::variant<verified, refusal> check_claims(const boost::json::object& claims, const claim_rules& rules, long long now) {
+inline std::variant<verified, refusal> check_claims(const boost::json::object& claims,
+                                                    const claim_rules& rules, long long now) {
   auto number = [&](std::string_view name) -> std::optional<double> {
     const auto* v = claims.if_contains(name);
     if (!v) return std::nullopt;
@@ -205,11 +212,13 @@ inline std::variant<verified, refusal> check_claims(const boost::json::object& c
     bool named = false;
     if (aud && aud->is_string()) named = aud->as_string() == rules.audience;
     if (aud && aud->is_array())
-      for (const auto& a : aud->as_array()) named = named || (a.is_string() && a.as_string() == rules.audience);
+      for (const auto& a : aud->as_array())
+        named = named || (a.is_string() && a.as_string() == rules.audience);
     if (!named) return refusal::wrong_audience;
   }
   const auto* sub = claims.if_contains("sub");
-  if (!sub || !sub->is_string() || sub->as_string().empty() || sub->as_string().size() > 256) return refusal::no_subject;
+  if (!sub || !sub->is_string() || sub->as_string().empty() || sub->as_string().size() > 256)
+    return refusal::no_subject;
   return verified{std::string(sub->as_string())};
 }
 
@@ -269,7 +278,8 @@ class key {
 
   /// A PEM public key: RSA (2048 bits or more) means RS256, EC P-256 means ES256.
   static key public_pem(std::string_view pem) {
-    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+    std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
+                                                  &BIO_free);
     EVP_PKEY* raw = bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr;
     if (!raw) throw std::runtime_error("not a PEM public key (-----BEGIN PUBLIC KEY-----)");
     key k;
@@ -280,7 +290,8 @@ class key {
     } else if (EVP_PKEY_is_a(raw, "EC")) {
       char group[64] = {};
       std::size_t length = 0;
-      if (EVP_PKEY_get_group_name(raw, group, sizeof group, &length) != 1 || std::string_view(group) != "prime256v1")
+      if (EVP_PKEY_get_group_name(raw, group, sizeof group, &length) != 1 ||
+          std::string_view(group) != "prime256v1")
         throw std::runtime_error("an EC key must be on P-256 (ES256)");
       k.alg_ = algorithm::es256;
     } else {
@@ -294,23 +305,27 @@ class key {
   [[nodiscard]] bool can_sign() const noexcept { return alg_ == algorithm::hs256; }
 
   /// A token for `subject`, valid `ttl` from now; HS256 keys only.
-  [[nodiscard]] std::string sign(std::string_view subject, std::chrono::seconds ttl, const claim_rules& rules) const {
+  [[nodiscard]] std::string sign(std::string_view subject, std::chrono::seconds ttl,
+                                 const claim_rules& rules) const {
     if (!can_sign()) throw std::logic_error("a public key cannot sign");
     const long long now = unix_now();
     // jti: 128 random bits, so two logins in one second get two tokens.
     std::string id(16, '\0');
     if (RAND_bytes(reinterpret_cast<unsigned char*>(id.data()), static_cast<int>(id.size())) != 1)
       throw std::runtime_error("RAND_bytes failed");
-    boost::json::object claims{{"sub", subject}, {"iat", now}, {"exp", now + ttl.count()}, {"jti", base64url_encode(id)}};
+    boost::json::object claims{
+        {"sub", subject}, {"iat", now}, {"exp", now + ttl.count()}, {"jti", base64url_encode(id)}};
     if (!rules.audience.empty()) claims["aud"] = rules.audience;
     if (!rules.issuer.empty()) claims["iss"] = rules.issuer;
-    std::string input = base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." + base64url_encode(boost::json::serialize(claims));
+    std::string input = base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." +
+                        base64url_encode(boost::json::serialize(claims));
     const std::string mac = hmac(input);
     return input + "." + base64url_encode(mac);
   }
 
   /// The token's user, or why it is refused.
-  [[nodiscard]] std::variant<verified, refusal> verify(std::string_view token, const claim_rules& rules) const {
+  [[nodiscard]] std::variant<verified, refusal> verify(std::string_view token,
+                                                       const claim_rules& rules) const {
     auto parsed = parse(token);
     if (const auto* r = std::get_if<refusal>(&parsed)) return *r;
     const parsed_token& t = std::get<parsed_token>(parsed);
@@ -325,8 +340,8 @@ class key {
   std::string hmac(std::string_view data) const {
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
-    if (!HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()), reinterpret_cast<const unsigned char*>(data.data()),
-              data.size(), out, &length))
+    if (!HMAC(EVP_sha256(), secret_.data(), static_cast<int>(secret_.size()),
+              reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &length))
       throw std::runtime_error("HMAC failed");
     return std::string(reinterpret_cast<const char*>(out), length);
   }
@@ -334,7 +349,8 @@ class key {
   bool signature_holds(const parsed_token& t) const {
     if (alg_ == algorithm::hs256) {
       const std::string expected = hmac(t.signing_input);
-      return t.signature.size() == expected.size() && CRYPTO_memcmp(t.signature.data(), expected.data(), expected.size()) == 0;
+      return t.signature.size() == expected.size() &&
+             CRYPTO_memcmp(t.signature.data(), expected.data(), expected.size()) == 0;
     }
     std::optional<std::string> der;
     if (alg_ == algorithm::es256) {
@@ -343,9 +359,11 @@ class key {
     }
     const std::string& signature = der ? *der : t.signature;
     std::unique_ptr<EVP_MD_CTX, detail::md_ctx_free> ctx(EVP_MD_CTX_new());
-    if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, public_.get()) != 1) return false;
-    return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
-                            reinterpret_cast<const unsigned char*>(t.signing_input.data()), t.signing_input.size()) == 1;
+    if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, public_.get()) != 1)
+      return false;
+    return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                            signature.size(), reinterpret_cast<const unsigned char*>(t.signing_input.data()),
+                            t.signing_input.size()) == 1;
   }
 
   algorithm alg_ = algorithm::hs256;

@@ -62,7 +62,8 @@ inline bool out_of_descriptors(const boost::system::error_code& ec) {
 inline void refuse_one(server_state& s, tcp::acceptor& acceptor, spare_descriptor& spare) {
   static constexpr std::string_view answer =
       "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 83\r\n"
-      "Connection: close\r\n\r\n{\"error\":{\"code\":\"too_many_connections\",\"message\":\"out of descriptors; try again\"}}";
+      "Connection: close\r\n\r\n{\"error\":{\"code\":\"too_many_connections\",\"message\":\"out of "
+      "descriptors; try again\"}}";
   spare.give_back();
   boost::system::error_code ec;
   acceptor.non_blocking(true, ec);
@@ -78,7 +79,8 @@ inline void refuse_one(server_state& s, tcp::acceptor& acceptor, spare_descripto
   spare.take();
 }
 
-inline net::awaitable<void> listen(server_state& s, tcp::acceptor& acceptor, net::io_context& io, audience a) {
+inline net::awaitable<void> listen(server_state& s, tcp::acceptor& acceptor, net::io_context& io,
+                                   audience a) {
   // Connections take their strand from a fixed pool, as io_context::strand does: a strand of
   // its own would be another block per idle connection, and sharing one only orders handlers
   // that could have run in parallel. (A strand of the acceptor's any_io_executor would not fit
@@ -92,7 +94,8 @@ inline net::awaitable<void> listen(server_state& s, tcp::acceptor& acceptor, net
   static constexpr std::size_t max_refusing = 64;
   auto refusing = std::make_shared<std::atomic<std::size_t>>(0);
   for (std::size_t next = 0;; ++next) {
-    auto [ec, socket] = co_await acceptor.async_accept(strands[next % strands.size()], net::as_tuple(net::use_awaitable));
+    auto [ec, socket] =
+        co_await acceptor.async_accept(strands[next % strands.size()], net::as_tuple(net::use_awaitable));
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
       s.stats.add<&server_stats::accept_failures>();
@@ -118,11 +121,12 @@ inline net::awaitable<void> listen(server_state& s, tcp::acceptor& acceptor, net
     }
     const bool refused = !slot;
     auto executor = socket.get_executor();
-    net::co_spawn(executor, http_session(s, std::move(socket), a, std::move(slot)),
-                  [&s, refusing, refused](std::exception_ptr e) {
-                    if (refused) refusing->fetch_sub(1);
-                    if (e) s.stats.add<&server_stats::session_errors>();  // that session is gone; the server goes on
-                  });
+    net::co_spawn(
+        executor, http_session(s, std::move(socket), a, std::move(slot)),
+        [&s, refusing, refused](std::exception_ptr e) {
+          if (refused) refusing->fetch_sub(1);
+          if (e) s.stats.add<&server_stats::session_errors>();  // that session is gone; the server goes on
+        });
   }
 }
 

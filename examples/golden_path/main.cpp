@@ -83,9 +83,11 @@ int main(int argc, char** argv) {
     stalls.cancel();
   });
   // Without an admin port, one listener serves everyone; with one, operators' routes move there.
-  net::co_spawn(io, gp::listen(*state, *acceptor, io, admin_acceptor ? gp::audience::clients : gp::audience::everyone),
-                net::detached);
-  if (admin_acceptor) net::co_spawn(io, gp::listen(*state, *admin_acceptor, io, gp::audience::operators), net::detached);
+  net::co_spawn(
+      io, gp::listen(*state, *acceptor, io, admin_acceptor ? gp::audience::clients : gp::audience::everyone),
+      net::detached);
+  if (admin_acceptor)
+    net::co_spawn(io, gp::listen(*state, *admin_acceptor, io, gp::audience::operators), net::detached);
 
   // Announced only now that SIGTERM is handled: a script may signal as soon as it reads this.
   const auto bound = acceptor->local_endpoint();

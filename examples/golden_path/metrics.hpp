@@ -57,7 +57,8 @@ inline std::string metrics_body(server_state& s) {
   w.stats(s.stats.snapshot());
   w.histogram("delivery_seconds", "an event emitted -> its frame written to the socket, per delivery",
               s.metrics.delivery_seconds.read());
-  w.histogram("queue_bytes", "bytes in a connection's send queue when a write starts", s.metrics.queue_bytes.read());
+  w.histogram("queue_bytes", "bytes in a connection's send queue when a write starts",
+              s.metrics.queue_bytes.read());
   return out;
 }
 

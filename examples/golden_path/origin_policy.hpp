@@ -23,11 +23,14 @@ inline std::optional<std::string> normalize_origin(std::string_view origin) {
   if (const auto colon = rest.rfind(':'); colon != std::string_view::npos && rest.back() != ']') {
     host = std::string(rest.substr(0, colon));
     port = std::string(rest.substr(colon + 1));
-    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); }))
+    if (port.empty() || port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), [](unsigned char c) { return std::isdigit(c); }))
       return std::nullopt;
     port = std::to_string(std::stoi(port));  // "080" is 80
   }
-  auto lower = [](std::string& s) { for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
+  auto lower = [](std::string& s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  };
   lower(scheme);
   lower(host);
   if (host.empty() || (scheme != "http" && scheme != "https")) return std::nullopt;
@@ -54,7 +57,8 @@ class origin_policy {
 
   /// May this upgrade go ahead? No Origin (scripts, servers): yes. Otherwise the page must come
   /// from the server itself (Origin matches the Host the request was sent to) or be allowed.
-  [[nodiscard]] bool allows_upgrade(std::optional<std::string_view> origin, std::string_view host, bool tls) const {
+  [[nodiscard]] bool allows_upgrade(std::optional<std::string_view> origin, std::string_view host,
+                                    bool tls) const {
     if (!origin) return true;
     const auto own = normalize_origin(std::string(tls ? "https://" : "http://") + std::string(host));
     const auto n = normalize_origin(*origin);

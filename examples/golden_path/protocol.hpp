@@ -30,8 +30,8 @@ struct leave_frame {
 struct run_agent_frame {
   std::string thread_id;
   std::string message;
-  int steps = 1;         // thinking events (load tests ask for more)
-  std::size_t pad = 0;   // bytes of padding per thinking event
+  int steps = 1;        // thinking events (load tests ask for more)
+  std::size_t pad = 0;  // bytes of padding per thinking event
 };
 using client_frame = std::variant<frame_error, ping_frame, join_frame, leave_frame, run_agent_frame>;
 
@@ -66,7 +66,8 @@ inline client_frame parse_client_frame(std::string_view text, const frame_limits
   const json::string* thread = detail::string_field(*o, "thread_id");
   if (!thread || thread->empty()) return detail::bad_request("missing \"thread_id\"");
   if (thread->size() > limits.max_thread_id_length)
-    return detail::bad_request("\"thread_id\" is longer than " + std::to_string(limits.max_thread_id_length) + " bytes");
+    return detail::bad_request("\"thread_id\" is longer than " + std::to_string(limits.max_thread_id_length) +
+                               " bytes");
   std::string thread_id(thread->subview());
   if (*type == "join") {
     const bool has_epoch = o->contains("epoch"), has_after = o->contains("after_seq");
@@ -84,10 +85,12 @@ inline client_frame parse_client_frame(std::string_view text, const frame_limits
   if (*type == "leave") return leave_frame{std::move(thread_id)};
 
   run_agent_frame run{std::move(thread_id), {}, 1, 0};
-  if (const json::string* prompt = detail::string_field(*o, "message")) run.message = std::string(prompt->subview());
+  if (const json::string* prompt = detail::string_field(*o, "message"))
+    run.message = std::string(prompt->subview());
   if (const auto it = o->find("steps"); it != o->end()) {
     if (!it->value().is_int64() || it->value().as_int64() < 0 || it->value().as_int64() > limits.max_steps)
-      return detail::bad_request("\"steps\" must be an integer from 0 to " + std::to_string(limits.max_steps));
+      return detail::bad_request("\"steps\" must be an integer from 0 to " +
+                                 std::to_string(limits.max_steps));
     run.steps = static_cast<int>(it->value().as_int64());
   }
   if (const auto it = o->find("pad"); it != o->end()) {

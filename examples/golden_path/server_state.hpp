@@ -38,25 +38,26 @@ using factory_type = uniws::manager_factory<connection, uniws::always_available,
 using manager_ref = uniws::manager_ref<connection>;
 
 // The server's own counters, declared once (uniws/stats.hpp): X(name, kind, help).
-#define GOLDEN_PATH_SERVER_STATS(X)                                                                          \
-  X(tcp_connections, gauge, "open TCP connections, HTTP and WebSocket")                                     \
-  X(queued_bytes, gauge, "bytes in every connection's send queue together (--max-queued-bytes)")             \
-  X(connections_closed_stalled, counter, "connections cut off: the peer took nothing for --stall-timeout")   \
+#define GOLDEN_PATH_SERVER_STATS(X)                                                                        \
+  X(tcp_connections, gauge, "open TCP connections, HTTP and WebSocket")                                    \
+  X(queued_bytes, gauge, "bytes in every connection's send queue together (--max-queued-bytes)")           \
+  X(connections_closed_stalled, counter, "connections cut off: the peer took nothing for --stall-timeout") \
   X(http_requests, counter, "HTTP requests read")                                                          \
-  X(requests_refused, counter, "requests answered 400, 413 or 431 for their size or syntax, then closed")   \
-  X(connections_refused_server_full, counter, "connections answered 503: --max-connections were open")      \
-  X(accept_failures, counter, "accepts that failed (e.g. out of descriptors): the listener backed off")     \
-  X(session_errors, counter, "sessions ended by an exception: that connection closed, the server went on")  \
+  X(requests_refused, counter, "requests answered 400, 413 or 431 for their size or syntax, then closed")  \
+  X(connections_refused_server_full, counter, "connections answered 503: --max-connections were open")     \
+  X(accept_failures, counter, "accepts that failed (e.g. out of descriptors): the listener backed off")    \
+  X(session_errors, counter, "sessions ended by an exception: that connection closed, the server went on") \
   X(auth_failures, counter, "logins and upgrades refused for their credentials")                           \
-  X(logins_throttled, counter, "logins refused with 429 after too many failures")                           \
-  X(tls_handshakes_failed, counter, "TLS handshakes that failed or timed out")                               \
+  X(logins_throttled, counter, "logins refused with 429 after too many failures")                          \
+  X(tls_handshakes_failed, counter, "TLS handshakes that failed or timed out")                             \
   X(websocket_sessions, counter, "WebSocket upgrades accepted")                                            \
-  X(upgrades_refused_user_full, counter, "upgrades answered 429: the user had --max-connections-per-user")   \
+  X(upgrades_refused_user_full, counter, "upgrades answered 429: the user had --max-connections-per-user") \
   X(bad_frames, counter, "client frames answered with an error event")                                     \
-  X(rate_limited, counter, "client frames ignored and answered rate_limited (--max-frames-per-second)")     \
-  X(closed_rate_limited, counter, "connections closed 1008 after 10 s over --max-frames-per-second")        \
-  X(runs_cancelled, counter, "runs cancelled: no connection of the user joined their thread (--orphan-run-seconds)") \
-  X(replies_dropped, counter, "replies (errors, pongs) a full send queue dropped")                           \
+  X(rate_limited, counter, "client frames ignored and answered rate_limited (--max-frames-per-second)")    \
+  X(closed_rate_limited, counter, "connections closed 1008 after 10 s over --max-frames-per-second")       \
+  X(runs_cancelled, counter,                                                                               \
+    "runs cancelled: no connection of the user joined their thread (--orphan-run-seconds)")                \
+  X(replies_dropped, counter, "replies (errors, pongs) a full send queue dropped")                         \
   X(origins_refused, counter, "upgrades and CORS preflights refused for their Origin")
 
 struct server_stats {
@@ -94,9 +95,9 @@ class connection_slot {
 
 inline broker_type make_broker(const options& o, net::any_io_executor ex) {
   if (!o.redis_cluster.empty())
-    return uniws::redis::cluster_broker(std::move(ex), {.seeds = o.redis_cluster,
-                                                        .history_events = o.history_events,
-                                                        .history_age = o.history_seconds});
+    return uniws::redis::cluster_broker(
+        std::move(ex),
+        {.seeds = o.redis_cluster, .history_events = o.history_events, .history_age = o.history_seconds});
   return uniws::redis::broker(std::move(ex), {.host = o.redis_host,
                                               .port = o.redis_port,
                                               .history_events = o.history_events,
@@ -111,7 +112,8 @@ struct server_state {
       : opts(std::move(o)),
         queued(queued),
         open_connections(open_connections),
-        tls(opts.tls_cert ? std::optional<net::ssl::context>(make_tls_context(*opts.tls_cert, *opts.tls_key)) : std::nullopt),
+        tls(opts.tls_cert ? std::optional<net::ssl::context>(make_tls_context(*opts.tls_cert, *opts.tls_key))
+                          : std::nullopt),
         origins(opts.allowed_origins),
         users(opts.users_file ? user_directory::from_file(*opts.users_file) : user_directory::demo()),
         tokens(make_key(opts), {.audience = opts.jwt_audience, .issuer = opts.jwt_issuer}, opts.token_ttl),
@@ -119,16 +121,16 @@ struct server_state {
                 .per_address = opts.login_failures_per_address,
                 .per_user = opts.login_failures_per_user,
                 .window = opts.login_window}),
-        factory(uniws::factory_options{.manager = {.max_thread_id_length = opts.max_thread_id_length,
-                                                   .max_threads_per_connection = opts.max_threads_per_connection,
-                                                   .max_connections = opts.max_connections_per_user,
-                                                   .max_runs = opts.max_runs_per_user,
-                                                   .history = {.max_events = opts.history_events,
-                                                               .max_age = opts.history_seconds,
-                                                               .max_bytes = opts.history_bytes}},
-                                       .idle_ttl = opts.user_idle_ttl},
-                uniws::always_available{},
-                make_broker(opts, std::move(redis_executor))) {}
+        factory(
+            uniws::factory_options{.manager = {.max_thread_id_length = opts.max_thread_id_length,
+                                               .max_threads_per_connection = opts.max_threads_per_connection,
+                                               .max_connections = opts.max_connections_per_user,
+                                               .max_runs = opts.max_runs_per_user,
+                                               .history = {.max_events = opts.history_events,
+                                                           .max_age = opts.history_seconds,
+                                                           .max_bytes = opts.history_bytes}},
+                                   .idle_ttl = opts.user_idle_ttl},
+            uniws::always_available{}, make_broker(opts, std::move(redis_executor))) {}
 
   const options opts;
   uniws::queue_budget& queued;  // --max-queued-bytes: every connection's send queue draws on it

@@ -32,7 +32,8 @@ class server_stream {
   using next_layer_type = socket_type;
 
   explicit server_stream(socket_type socket) : stream_(std::in_place_index<0>, std::move(socket)) {}
-  server_stream(socket_type socket, net::ssl::context& tls) : stream_(std::in_place_index<1>, std::move(socket), tls) {}
+  server_stream(socket_type socket, net::ssl::context& tls)
+      : stream_(std::in_place_index<1>, std::move(socket), tls) {}
 
   [[nodiscard]] bool is_tls() const noexcept { return stream_.index() == 1; }
   [[nodiscard]] executor_type get_executor() noexcept { return socket().get_executor(); }
@@ -47,8 +48,10 @@ class server_stream {
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return net::async_initiate<Token, void(boost::beast::error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
-          if (is_tls()) std::get<1>(stream_).async_read_some(b, std::move(handler));
-          else std::get<0>(stream_).async_read_some(b, std::move(handler));
+          if (is_tls())
+            std::get<1>(stream_).async_read_some(b, std::move(handler));
+          else
+            std::get<0>(stream_).async_read_some(b, std::move(handler));
         },
         token, buffers);
   }
@@ -57,8 +60,10 @@ class server_stream {
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     return net::async_initiate<Token, void(boost::beast::error_code, std::size_t)>(
         [this](auto handler, const ConstBuffers& b) {
-          if (is_tls()) std::get<1>(stream_).async_write_some(b, std::move(handler));
-          else std::get<0>(stream_).async_write_some(b, std::move(handler));
+          if (is_tls())
+            std::get<1>(stream_).async_write_some(b, std::move(handler));
+          else
+            std::get<0>(stream_).async_write_some(b, std::move(handler));
         },
         token, buffers);
   }
@@ -67,13 +72,17 @@ class server_stream {
   // For TLS that is what Beast's own ssl teardown does, a TLS shutdown; it is spelled out
   // because Beast 1.81 declares ssl_stream's teardown twice, which clang finds ambiguous.
   friend void teardown(boost::beast::role_type role, server_stream& s, boost::beast::error_code& ec) {
-    if (s.is_tls()) s.tls().shutdown(ec);
-    else boost::beast::websocket::teardown(role, s.socket(), ec);
+    if (s.is_tls())
+      s.tls().shutdown(ec);
+    else
+      boost::beast::websocket::teardown(role, s.socket(), ec);
   }
   template <class Handler>
   friend void async_teardown(boost::beast::role_type role, server_stream& s, Handler&& handler) {
-    if (s.is_tls()) s.tls().async_shutdown(std::forward<Handler>(handler));
-    else boost::beast::websocket::async_teardown(role, s.socket(), std::forward<Handler>(handler));
+    if (s.is_tls())
+      s.tls().async_shutdown(std::forward<Handler>(handler));
+    else
+      boost::beast::websocket::async_teardown(role, s.socket(), std::forward<Handler>(handler));
   }
 
  private:
@@ -83,8 +92,9 @@ class server_stream {
 /// The TLS context of --tls-cert and --tls-key: TLS 1.2 and later.
 inline net::ssl::context make_tls_context(const std::string& cert_file, const std::string& key_file) {
   net::ssl::context tls(net::ssl::context::tls_server);
-  tls.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 | net::ssl::context::no_sslv3 |
-                  net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 | net::ssl::context::single_dh_use);
+  tls.set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                  net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1 |
+                  net::ssl::context::single_dh_use);
   tls.use_certificate_chain_file(cert_file);
   tls.use_private_key_file(key_file, net::ssl::context::pem);
   return tls;

@@ -82,7 +82,8 @@ class every {
 
 /// Forgets users that have had no connection for --user-idle-ttl, every half of it.
 inline every idle_sweeper(net::io_context& io, server_state& s) {
-  return every(io, std::chrono::seconds(std::max<long>(1, s.opts.user_idle_ttl.count() / 2)), [&s] { s.factory.sweep_idle(); });
+  return every(io, std::chrono::seconds(std::max<long>(1, s.opts.user_idle_ttl.count() / 2)),
+               [&s] { s.factory.sweep_idle(); });
 }
 
 /// Cuts off the connections whose peer has taken none of what waits for it for --stall-timeout:
@@ -97,7 +98,8 @@ inline every stall_sweeper(net::io_context& io, server_state& s) {
     s.factory.for_each_manager([&s, slice](std::string_view, auto& mgr) {
       mgr.for_each_connection([&s, slice](connection& c) {
         if (c.id() % slices != slice) return;
-        c.cut_off_if_stalled(s.opts.stall_timeout, [&s] { s.stats.add<&server_stats::connections_closed_stalled>(); });
+        c.cut_off_if_stalled(s.opts.stall_timeout,
+                             [&s] { s.stats.add<&server_stats::connections_closed_stalled>(); });
       });
     });
   });

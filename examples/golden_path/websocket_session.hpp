@@ -41,7 +41,8 @@ inline void reply_error(server_state& s, connection& c, std::string_view code, s
 
 // Acts on one text frame: parsing (protocol.hpp) has no side effects; this has them all.
 inline void handle_frame(server_state& s, const manager_ref& mgr, connection& conn, std::string_view text) {
-  const frame_limits limits{.max_thread_id_length = s.opts.max_thread_id_length, .max_steps = s.opts.max_steps};
+  const frame_limits limits{.max_thread_id_length = s.opts.max_thread_id_length,
+                            .max_steps = s.opts.max_steps};
   struct visitor {
     server_state& s;
     const manager_ref& mgr;
@@ -56,16 +57,21 @@ inline void handle_frame(server_state& s, const manager_ref& mgr, connection& co
       return static_cast<bool>(r);
     }
     void operator()(const frame_error& e) const { reply_error(s, conn, e.code, e.message); }
-    void operator()(const ping_frame&) const { reply(s, conn, uniws::message::copy_of(R"({"type":"pong"})")); }
+    void operator()(const ping_frame&) const {
+      reply(s, conn, uniws::message::copy_of(R"({"type":"pong"})"));
+    }
     void operator()(const join_frame& f) const { joined(mgr->join_thread(conn.id(), f.thread_id, f.resume)); }
     void operator()(const leave_frame& f) const { mgr->leave_thread(conn.id(), f.thread_id); }
     void operator()(const run_agent_frame& f) const {
       if (!joined(mgr->join_thread(conn.id(), f.thread_id))) return;
       const std::string run_id = "r-" + std::to_string(s.next_run_id.fetch_add(1));
-      auto run = mgr.try_start_run(f.thread_id, run_id, json_text::object({{"message", json_text::string(f.message)}}));
+      auto run = mgr.try_start_run(f.thread_id, run_id,
+                                   json_text::object({{"message", json_text::string(f.message)}}));
       if (!run)
-        return reply_error(s, conn, "too_many_runs", "this user has --max-runs-per-user runs in flight; wait for one to end");
-      net::co_spawn(conn.stream().get_executor(), demo_agent(s, mgr, std::move(*run), f.message, f.steps, f.pad),
+        return reply_error(s, conn, "too_many_runs",
+                           "this user has --max-runs-per-user runs in flight; wait for one to end");
+      net::co_spawn(conn.stream().get_executor(),
+                    demo_agent(s, mgr, std::move(*run), f.message, f.steps, f.pad),
                     [&s = s](std::exception_ptr e) {
                       if (e) s.stats.add<&server_stats::session_errors>();
                     });
@@ -85,7 +91,8 @@ class frame_rate_limiter {
     const float burst = 2.0F * static_cast<float>(rate);
     tokens_ = last_ == clock::time_point{}
                   ? burst
-                  : std::min(burst, tokens_ + std::chrono::duration<float>(now - last_).count() * static_cast<float>(rate));
+                  : std::min(burst, tokens_ + std::chrono::duration<float>(now - last_).count() *
+                                                  static_cast<float>(rate));
     last_ = now;
     if (tokens_ >= 1.0F) {
       tokens_ -= 1.0F;
@@ -146,17 +153,22 @@ class websocket_reader {
 
   void handle(std::string_view text) {
     switch (rate_.on_frame(s_.opts.max_frames_per_second, frame_rate_limiter::clock::now())) {
-      case frame_rate_limiter::verdict::accept: break;
+      case frame_rate_limiter::verdict::accept:
+        break;
       case frame_rate_limiter::verdict::refuse:
         s_.stats.add<&server_stats::rate_limited>();
-        return reply(s_, *conn_, uniws::create_error_message("rate_limited", "over --max-frames-per-second: frame ignored"));
+        return reply(
+            s_, *conn_,
+            uniws::create_error_message("rate_limited", "over --max-frames-per-second: frame ignored"));
       case frame_rate_limiter::verdict::close:
         s_.stats.add<&server_stats::rate_limited>();
         s_.stats.add<&server_stats::closed_rate_limited>();
         return conn_->close(uniws::close_code::policy_violation);
     }
-    if (!conn_->stream().got_text()) reply_error(s_, *conn_, "unsupported", "binary frames are not supported; send JSON text");
-    else handle_frame(s_, mgr_, *conn_, text);
+    if (!conn_->stream().got_text())
+      reply_error(s_, *conn_, "unsupported", "binary frames are not supported; send JSON text");
+    else
+      handle_frame(s_, mgr_, *conn_, text);
   }
 
   void finish() {
@@ -179,12 +191,13 @@ class websocket_reader {
 // (1536 bytes): the request is restated with just the fields the handshake reads. Nothing if
 // they do not fit; the caller refuses the upgrade then, rather than lose them.
 inline constexpr std::size_t max_upgrade_handover = 1536;
-inline std::optional<std::string> upgrade_with_early_bytes(const beast::http::request<beast::http::string_body>& req,
-                                                            std::string_view early) {
+inline std::optional<std::string> upgrade_with_early_bytes(
+    const beast::http::request<beast::http::string_body>& req, std::string_view early) {
   namespace http = beast::http;
   std::string bytes = "GET / HTTP/1.1\r\n";
-  for (const http::field f : {http::field::host, http::field::connection, http::field::upgrade, http::field::sec_websocket_key,
-                              http::field::sec_websocket_version, http::field::sec_websocket_extensions}) {
+  for (const http::field f :
+       {http::field::host, http::field::connection, http::field::upgrade, http::field::sec_websocket_key,
+        http::field::sec_websocket_version, http::field::sec_websocket_extensions}) {
     if (const auto it = req.find(f); it != req.end()) {
       bytes.append(http::to_string(f)).append(": ").append(it->value()).append("\r\n");
     }
@@ -198,13 +211,14 @@ inline std::optional<std::string> upgrade_with_early_bytes(const beast::http::re
 // this coroutine (and the HTTP session's) ends there, so an open connection keeps no frame.
 // `early`: what upgrade_with_early_bytes made, or empty.
 inline net::awaitable<void> websocket_session(server_state& s, std::shared_ptr<connection> conn,
-                                              beast::http::request<beast::http::string_body> req, std::string early,
-                                              manager_ref mgr, connection_slot slot) {
+                                              beast::http::request<beast::http::string_body> req,
+                                              std::string early, manager_ref mgr, connection_slot slot) {
   auto& ws = conn->stream();
   ws.set_option(websocket::stream_base::decorator(
       [](websocket::response_type& res) { res.set(beast::http::field::server, "uniws-golden-path"); }));
-  auto [accept_ec] = early.empty() ? co_await ws.async_accept(req, net::as_tuple(net::use_awaitable))
-                                   : co_await ws.async_accept(net::buffer(early), net::as_tuple(net::use_awaitable));
+  auto [accept_ec] = early.empty()
+                         ? co_await ws.async_accept(req, net::as_tuple(net::use_awaitable))
+                         : co_await ws.async_accept(net::buffer(early), net::as_tuple(net::use_awaitable));
   req = {};
   early = {};
   if (accept_ec) co_return;
@@ -217,7 +231,8 @@ inline net::awaitable<void> websocket_session(server_state& s, std::shared_ptr<c
   }
   s.open_websockets.fetch_add(1);
   if (s.draining.load()) conn->close(uniws::close_code::going_away);
-  websocket_reader::read_next(std::make_shared<websocket_reader>(s, std::move(conn), std::move(mgr), std::move(slot)));
+  websocket_reader::read_next(
+      std::make_shared<websocket_reader>(s, std::move(conn), std::move(mgr), std::move(slot)));
 }
 
 }  // namespace golden_path

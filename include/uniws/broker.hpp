@@ -31,14 +31,15 @@
 namespace uniws {
 
 /// Where a broker delivers what it receives: an event for `user`'s `thread`, stamped `seq`.
-using broker_receiver = std::function<void(std::string_view user, std::string_view thread, std::uint64_t seq, message)>;
+using broker_receiver =
+    std::function<void(std::string_view user, std::string_view thread, std::uint64_t seq, message)>;
 
 /// What a cluster's store answers about a user's history when a connection joins a thread.
 struct stored_history {
-  bool answered = false;     ///< false: the store could not answer (down); the node answers alone
-  history_epoch epoch;       ///< the history's epoch (created by the store if the user had none)
+  bool answered = false;       ///< false: the store could not answer (down); the node answers alone
+  history_epoch epoch;         ///< the history's epoch (created by the store if the user had none)
   std::uint64_t last_seq = 0;  ///< the user's last seq when the store answered
-  bool complete = false;     ///< (resume only) the store holds every event after the asked seq
+  bool complete = false;       ///< (resume only) the store holds every event after the asked seq
   std::vector<std::pair<std::uint64_t, message>> events;  ///< (resume only) the thread's events after it
 };
 
@@ -46,15 +47,17 @@ struct stored_history {
 using history_receiver = std::function<void(stored_history)>;
 
 // A broker's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
-#define UNIWS_BROKER_STATS(X)                                                              \
-  X(connected, gauge, "1 while the broker is connected to its store")                    \
-  X(published, counter, "events the broker's store accepted")                            \
+#define UNIWS_BROKER_STATS(X)                                                                   \
+  X(connected, gauge, "1 while the broker is connected to its store")                           \
+  X(published, counter, "events the broker's store accepted")                                   \
   X(publish_failed, counter, "events refused while down or lost in flight (delivered locally)") \
-  X(received, counter, "events delivered to this node from the users' channels")         \
-  X(reconnects, counter, "connections to the store established after the first")             \
-  X(resubscribes, counter, "users' channels subscribed again after a connection, shard or slot came back or moved") \
+  X(received, counter, "events delivered to this node from the users' channels")                \
+  X(reconnects, counter, "connections to the store established after the first")                \
+  X(resubscribes, counter,                                                                      \
+    "users' channels subscribed again after a connection, shard or slot came back or moved")    \
   X(slot_map_refreshes, counter, "Redis Cluster slot maps read (--redis-cluster)")              \
-  X(events_recovered, counter, "events a node read back from the store: published while it was not subscribed") \
+  X(events_recovered, counter,                                                                  \
+    "events a node read back from the store: published while it was not subscribed")            \
   X(gaps_unrecovered, counter, "resubscriptions after which the store no longer held every missed event")
 
 struct broker_stats {
@@ -85,7 +88,9 @@ concept broker = requires(B& b, const B& cb, std::string_view user, const agent_
 /// No cluster: every event is delivered by the node that emits it.
 struct in_process_broker {
   /// No cluster: always false, so the manager delivers locally.
-  static constexpr bool publish(std::string_view, const agent_event&, std::uint64_t) noexcept { return false; }
+  static constexpr bool publish(std::string_view, const agent_event&, std::uint64_t) noexcept {
+    return false;
+  }
   /// Nothing to subscribe to.
   static constexpr void subscribe(std::string_view) noexcept {}
   /// Nothing to unsubscribe from.
@@ -99,7 +104,8 @@ struct in_process_broker {
   /// Nothing to stop.
   static constexpr void stop() noexcept {}
   /// Never called (not enabled); answers with nothing.
-  static void read_history(std::string_view, std::string_view, std::optional<std::uint64_t>, const history_receiver& r) {
+  static void read_history(std::string_view, std::string_view, std::optional<std::uint64_t>,
+                           const history_receiver& r) {
     r(stored_history{});
   }
 };

@@ -2,7 +2,8 @@
 // one Redis, or a Redis Cluster), behind the one broker type a manager_factory names.
 //
 //   using any_redis = uniws::broker_variant<uniws::redis::broker, uniws::redis::cluster_broker>;
-//   any_redis b = cluster ? any_redis(uniws::redis::cluster_broker(ex, c)) : any_redis(uniws::redis::broker(ex, o));
+//   any_redis b = cluster ? any_redis(uniws::redis::cluster_broker(ex, c)) :
+//   any_redis(uniws::redis::broker(ex, o));
 #pragma once
 
 #include <uniws/broker.hpp>
@@ -23,7 +24,8 @@ class broker_variant {
   /// Holds `b`, one of Brokers.
   template <class B>
     requires(std::same_as<B, Brokers> || ...)
-  broker_variant(B b) : brokers_(std::move(b)) {}  // NOLINT(google-explicit-constructor): a broker is one of these
+  broker_variant(B b)
+      : brokers_(std::move(b)) {}  // NOLINT(google-explicit-constructor): a broker is one of these
 
   /// The held broker's publish (see the broker concept).
   bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) {
@@ -54,7 +56,8 @@ class broker_variant {
     std::visit([](auto& b) { b.stop(); }, brokers_);
   }
   /// The held broker's read_history.
-  void read_history(std::string_view user, std::string_view thread, std::optional<std::uint64_t> after, history_receiver r) {
+  void read_history(std::string_view user, std::string_view thread, std::optional<std::uint64_t> after,
+                    history_receiver r) {
     std::visit([&](auto& b) { b.read_history(user, thread, after, std::move(r)); }, brokers_);
   }
 

@@ -25,9 +25,9 @@ enum class close_code : std::uint16_t {
 
 /// What a non-blocking send did.
 enum class send_result : std::uint8_t {
-  queued,       ///< accepted for delivery
-  dropped,      ///< accepted, but the queue was full: a message (this or an older one) was dropped and counted
-  closed,       ///< refused: the connection is closed
+  queued,   ///< accepted for delivery
+  dropped,  ///< accepted, but the queue was full: a message (this or an older one) was dropped and counted
+  closed,   ///< refused: the connection is closed
   closed_slow,  ///< refused: the queue was full and the policy closed the connection as a slow consumer
 };
 

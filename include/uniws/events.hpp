@@ -28,11 +28,16 @@ enum class agent_event_type : std::uint8_t {
 
 constexpr std::string_view to_string(agent_event_type t) noexcept {
   switch (t) {
-    case agent_event_type::agent_started: return "agent_started";
-    case agent_event_type::agent_thinking: return "agent_thinking";
-    case agent_event_type::tool_executing: return "tool_executing";
-    case agent_event_type::tool_completed: return "tool_completed";
-    case agent_event_type::agent_completed: return "agent_completed";
+    case agent_event_type::agent_started:
+      return "agent_started";
+    case agent_event_type::agent_thinking:
+      return "agent_thinking";
+    case agent_event_type::tool_executing:
+      return "tool_executing";
+    case agent_event_type::tool_completed:
+      return "tool_completed";
+    case agent_event_type::agent_completed:
+      return "agent_completed";
   }
   return "unknown";
 }
@@ -132,14 +137,16 @@ class run_core {
     const bool unwinding = std::uncaught_exceptions() > 0;
     try {
       emit(agent_event_type::agent_completed,
-           json_text::object({{"status", json_text::string("error")},
-                              {"error", json_text::string(unwinding ? "the agent failed" : "the run ended early")}}));
+           json_text::object(
+               {{"status", json_text::string("error")},
+                {"error", json_text::string(unwinding ? "the agent failed" : "the run ended early")}}));
     } catch (...) {  // a destructor must not throw; the sink's failure is its own to count
     }
   }
 
   void emit(agent_event_type type, json_text payload) {
-    if (!state_) throw std::logic_error("uniws::agent_run: this run state was moved from; use the one it returned");
+    if (!state_)
+      throw std::logic_error("uniws::agent_run: this run state was moved from; use the one it returned");
     state_->sink.emit(agent_event{type, state_->thread_id, state_->run_id, std::move(payload)});
   }
 
@@ -155,7 +162,8 @@ class run_core {
 
  private:
   struct state {
-    state(Sink s, std::string t, std::string r) : sink(std::move(s)), thread_id(std::move(t)), run_id(std::move(r)) {}
+    state(Sink s, std::string t, std::string r)
+        : sink(std::move(s)), thread_id(std::move(t)), run_id(std::move(r)) {}
     Sink sink;
     std::string thread_id;
     std::string run_id;
@@ -174,7 +182,8 @@ inline json_text failed_payload(std::string_view error) {
   return json_text::object({{"status", json_text::string("error")}, {"error", json_text::string(error)}});
 }
 inline json_text cancelled_payload(std::string_view reason) {
-  return json_text::object({{"status", json_text::string("cancelled")}, {"reason", json_text::string(reason)}});
+  return json_text::object(
+      {{"status", json_text::string("cancelled")}, {"reason", json_text::string(reason)}});
 }
 inline json_text tool_payload(std::string_view tool, std::string_view key, json_text value) {
   return json_text::object({{"tool", json_text::string(tool)}, {key, std::move(value)}});
@@ -198,8 +207,10 @@ class agent_run {
   void thinking(json_text payload) { core_.emit(agent_event_type::agent_thinking, std::move(payload)); }
 
   /// tool_executing: {"tool":TOOL,"args":ARGS}.
-  [[nodiscard("a tool call must end in tool_completed: keep it and call std::move(call).finish(result)")]]
-  agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
+  [[nodiscard(
+      "a tool call must end in tool_completed: keep it and call "
+      "std::move(call).finish(result)")]] agent_tool_call<Sink>
+  execute_tool(std::string tool, json_text args = json_text::object()) && {
     return agent_tool_call<Sink>(std::move(core_), std::move(tool), std::move(args));
   }
 
@@ -248,8 +259,10 @@ template <event_sink Sink>
 class agent_run_after_tools {
  public:
   /// Emits tool_executing; the call it returns emits tool_completed.
-  [[nodiscard("a tool call must end in tool_completed: keep it and call std::move(call).finish(result)")]]
-  agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
+  [[nodiscard(
+      "a tool call must end in tool_completed: keep it and call "
+      "std::move(call).finish(result)")]] agent_tool_call<Sink>
+  execute_tool(std::string tool, json_text args = json_text::object()) && {
     return agent_tool_call<Sink>(std::move(core_), std::move(tool), std::move(args));
   }
   /// Ends the run: agent_completed with `response`.

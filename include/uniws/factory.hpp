@@ -61,8 +61,9 @@ template <connection Connection, service_probe Probe, broker Broker>
 class manager_factory;
 
 // One text for every way of awaiting the synchronous getter.
-#define UNIWS_DETAIL_SYNC_GETTER_AWAITED                                                                     \
-  "get_websocket_manager() is synchronous: it returns the manager itself, which cannot be co_awaited. Write " \
+#define UNIWS_DETAIL_SYNC_GETTER_AWAITED                                                                \
+  "get_websocket_manager() is synchronous: it returns the manager itself, which cannot be co_awaited. " \
+  "Write "                                                                                              \
   "`co_await factory.get_websocket_manager_async(ctx)` to await the service probe, or drop the co_await."
 
 /// The sink of a run from manager_ref::start_run: the user's manager, held until the run ends,
@@ -118,7 +119,9 @@ class manager_ref {
   /// The user whose manager this is.
   [[nodiscard]] std::string_view user_id() const noexcept { return handle_.key(); }
   /// Whether both refer to the same manager.
-  friend bool operator==(const manager_ref& a, const manager_ref& b) noexcept { return a.handle_ == b.handle_; }
+  friend bool operator==(const manager_ref& a, const manager_ref& b) noexcept {
+    return a.handle_ == b.handle_;
+  }
 
   /// Makes manager_ref an event_sink.
   std::uint64_t emit(agent_event e) const { return handle_->emit(std::move(e)); }
@@ -128,20 +131,21 @@ class manager_ref {
   /// until then (manager_options::max_runs; this one starts whatever the count).
   template <class Self = manager_ref>  // a template: manager_ref is complete where it is used
   [[nodiscard]] agent_run<run_lease<Self>> start_run(std::string thread_id, std::string run_id,
-                                                           json_text payload = json_text::object()) const {
+                                                     json_text payload = json_text::object()) const {
     handle_->begin_run(false);
     return agent_run<run_lease<Self>>(run_lease<Self>(Self(*this)), std::move(thread_id), std::move(run_id),
-                                            std::move(payload));
+                                      std::move(payload));
   }
 
   /// start_run, unless the user has manager_options::max_runs in flight: then nothing (counted
   /// as runs_refused; no event is emitted).
   template <class Self = manager_ref>
-  [[nodiscard]] std::optional<agent_run<run_lease<Self>>> try_start_run(std::string thread_id, std::string run_id,
-                                                                            json_text payload = json_text::object()) const {
+  [[nodiscard]] std::optional<agent_run<run_lease<Self>>> try_start_run(
+      std::string thread_id, std::string run_id, json_text payload = json_text::object()) const {
     if (!handle_->begin_run(true)) return std::nullopt;
-    return std::optional<agent_run<run_lease<Self>>>(
-        std::in_place, run_lease<Self>(Self(*this)), std::move(thread_id), std::move(run_id), std::move(payload));
+    return std::optional<agent_run<run_lease<Self>>>(std::in_place, run_lease<Self>(Self(*this)),
+                                                     std::move(thread_id), std::move(run_id),
+                                                     std::move(payload));
   }
 
   /// The mistake this library exists to make impossible.
@@ -175,9 +179,9 @@ struct factory_options {
 };
 
 // The factory's own statistics, declared once (uniws/stats.hpp): X(name, kind, help).
-#define UNIWS_FACTORY_STATS(X)                                                      \
-  X(users, gauge, "users with a manager on this node")                             \
-  X(probe_failures, counter, "service probes that said unavailable or threw")      \
+#define UNIWS_FACTORY_STATS(X)                                                \
+  X(users, gauge, "users with a manager on this node")                        \
+  X(probe_failures, counter, "service probes that said unavailable or threw") \
   X(unrouted, counter, "broker deliveries for a user with no manager on this node")
 
 struct factory_counters {
@@ -207,10 +211,13 @@ class manager_factory {
   explicit manager_factory(factory_options options = {}, Probe probe = Probe{}, Broker b = Broker{})
       : options_(std::move(options)), probe_(std::move(probe)), broker_(std::move(b)) {
     if constexpr (clustered)
-      broker_.set_receiver([this](std::string_view user, std::string_view thread, std::uint64_t seq, message m) {
-        if (auto h = registry_.find(user)) h->deliver_published(thread, seq, m);
-        else stats_.add<&factory_counters::unrouted>();
-      });
+      broker_.set_receiver(
+          [this](std::string_view user, std::string_view thread, std::uint64_t seq, message m) {
+            if (auto h = registry_.find(user))
+              h->deliver_published(thread, seq, m);
+            else
+              stats_.add<&factory_counters::unrouted>();
+          });
   }
   manager_factory(const manager_factory&) = delete;
   manager_factory& operator=(const manager_factory&) = delete;
@@ -225,7 +232,8 @@ class manager_factory {
         return manager_type(options_.manager);
       }));
     } else {
-      return manager_ref_type(registry_.get_or_create(user, [this] { return manager_type(options_.manager); }));
+      return manager_ref_type(
+          registry_.get_or_create(user, [this] { return manager_type(options_.manager); }));
     }
   }
 
@@ -234,8 +242,9 @@ class manager_factory {
   /// never thrown at the caller. The context is taken by value: the task is lazy. The
   /// factory must outlive the task.
   template <user_context Context>
-  [[nodiscard("get_websocket_manager_async returns a lazy task that does nothing until you co_await it")]]
-  task<manager_ref_type> get_websocket_manager_async(Context ctx) {
+  [[nodiscard(
+      "get_websocket_manager_async returns a lazy task that does nothing until you co_await it")]] task<manager_ref_type>
+  get_websocket_manager_async(Context ctx) {
     bool available = false;
     try {
       available = static_cast<bool>(co_await probe_.check());
@@ -253,9 +262,8 @@ class manager_factory {
   /// either keeps it registered or gets a fresh one: never a removed one.
   std::size_t sweep_idle(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) {
     const auto ttl = options_.idle_ttl;
-    return registry_.sweep([now, ttl](manager_type& m) {
-      return m.connection_count() == 0 && now - m.idle_since() >= ttl;
-    });
+    return registry_.sweep(
+        [now, ttl](manager_type& m) { return m.connection_count() == 0 && now - m.idle_since() >= ttl; });
   }
 
   /// Calls fn(user_id, manager) for every registered manager.
@@ -293,8 +301,10 @@ class manager_factory {
     }
     void presence(std::string_view user, bool has_connections) override {
       try {
-        if (has_connections) b_.subscribe(user);
-        else b_.unsubscribe(user);
+        if (has_connections)
+          b_.subscribe(user);
+        else
+          b_.unsubscribe(user);
       } catch (...) {
         // The broker resubscribes what it holds when it comes back; nothing to undo here.
       }

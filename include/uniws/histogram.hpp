@@ -19,15 +19,17 @@ class histogram {
  public:
   /// `upper_bounds` ascending, in the recorded unit; a last bucket (+Inf) takes the rest.
   histogram(std::vector<std::uint64_t> upper_bounds, double scale)
-      : bounds_(std::move(upper_bounds)), scale_(scale), counts_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
+      : bounds_(std::move(upper_bounds)),
+        scale_(scale),
+        counts_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
     for (std::size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0, std::memory_order_relaxed);
   }
 
   /// Latencies in nanoseconds, exported in seconds: 50 us to 10 s.
   static histogram latency() {
-    return histogram({50'000, 100'000, 250'000, 500'000, 1'000'000, 2'500'000, 5'000'000, 10'000'000, 25'000'000,
-                      50'000'000, 100'000'000, 250'000'000, 500'000'000, 1'000'000'000, 2'500'000'000, 5'000'000'000,
-                      10'000'000'000},
+    return histogram({50'000, 100'000, 250'000, 500'000, 1'000'000, 2'500'000, 5'000'000, 10'000'000,
+                      25'000'000, 50'000'000, 100'000'000, 250'000'000, 500'000'000, 1'000'000'000,
+                      2'500'000'000, 5'000'000'000, 10'000'000'000},
                      1e-9);
   }
 
@@ -40,7 +42,8 @@ class histogram {
 
   /// Counts one value.
   void observe(std::uint64_t value) noexcept {
-    const auto bucket = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+    const auto bucket =
+        static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
     counts_[bucket].fetch_add(1, std::memory_order_relaxed);
     sum_.fetch_add(value, std::memory_order_relaxed);
   }
@@ -53,8 +56,8 @@ class histogram {
 
   /// What Prometheus exports: cumulative counts per upper bound (exported unit), the sum, the count.
   struct snapshot {
-    std::vector<double> upper_bounds;      ///< the last bucket, +Inf, is `count`
-    std::vector<std::uint64_t> cumulative; ///< one per upper bound
+    std::vector<double> upper_bounds;       ///< the last bucket, +Inf, is `count`
+    std::vector<std::uint64_t> cumulative;  ///< one per upper bound
     /// The sum of the values counted, in the exported unit.
     double sum = 0;
     /// How many values were counted.

@@ -36,7 +36,8 @@ struct history_options {
 /// What a user's history can hold at most, in bytes of heap: each event's buffer and thread id
 /// (max_bytes) plus a fixed cost per entry (the ring's slot, the buffer's header).
 [[nodiscard]] constexpr std::size_t history_memory_bound(const history_options& o) noexcept {
-  constexpr std::size_t per_entry = 112;  // the entry's slot in the ring (56), the buffer's header and malloc's own, rounded up
+  constexpr std::size_t per_entry =
+      112;  // the entry's slot in the ring (56), the buffer's header and malloc's own, rounded up
   return o.max_events * per_entry + o.max_bytes;
 }
 
@@ -73,7 +74,10 @@ class history_epoch {
     history_epoch e;
     for (std::size_t i = 0; i < 32; ++i) {
       const char c = text[i];
-      const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      const int v = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
       if (v < 0) return std::nullopt;
       e.words_[i / 16] = (e.words_[i / 16] << 4) | static_cast<std::uint64_t>(v);
     }
@@ -100,25 +104,29 @@ struct resume_point {
 enum class join_status : std::uint8_t {
   refused,           ///< unknown connection or bad thread id: nothing was sent
   too_many_threads,  ///< the connection has joined manager_options::max_threads_per_connection
-  joined,         ///< a plain join: `joined` was queued, live events follow
-  recovered,      ///< the missed events, then `joined` (recovered), then live events
-  not_recovered,  ///< no replay: `joined` (not recovered) was queued, live events follow
-  pending,        ///< a cluster's store is asked: the answer reaches the connection when it comes
+  joined,            ///< a plain join: `joined` was queued, live events follow
+  recovered,         ///< the missed events, then `joined` (recovered), then live events
+  not_recovered,     ///< no replay: `joined` (not recovered) was queued, live events follow
+  pending,           ///< a cluster's store is asked: the answer reaches the connection when it comes
 };
 
 /// What join_thread did. The answer itself (`joined`, after any replay) is already queued to
 /// the connection; this is for the caller's logs and tests.
-struct [[nodiscard("a join may be refused (unknown connection, bad thread id, too many threads): check the join_result")]] join_result {
+struct [[nodiscard(
+    "a join may be refused (unknown connection, bad thread id, too many threads): check the "
+    "join_result")]] join_result {
   /// What happened.
   join_status status = join_status::refused;
   /// The history's epoch: a client resumes with it.
   history_epoch epoch;
   /// The user's last seq when the connection went live.
-  std::uint64_t seq = 0;       // the user's last seq when the connection went live
+  std::uint64_t seq = 0;  // the user's last seq when the connection went live
   /// Events replayed to the connection.
-  std::size_t replayed = 0;    // events replayed to the connection
+  std::size_t replayed = 0;  // events replayed to the connection
   /// True unless refused (refused or too_many_threads).
-  explicit operator bool() const noexcept { return status != join_status::refused && status != join_status::too_many_threads; }
+  explicit operator bool() const noexcept {
+    return status != join_status::refused && status != join_status::too_many_threads;
+  }
 };
 
 namespace detail {
@@ -139,8 +147,10 @@ class event_history {
       return;
     }
     if (count_ == ring_.size()) {
-      if (ring_.size() < options_.max_events) grow(std::min(std::max<std::size_t>(ring_.size() * 2, 8), options_.max_events));
-      else pop();
+      if (ring_.size() < options_.max_events)
+        grow(std::min(std::max<std::size_t>(ring_.size() * 2, 8), options_.max_events));
+      else
+        pop();
     }
     entry& e = at(count_++);
     e = entry{seq, std::string(thread), m, now};

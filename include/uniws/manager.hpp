@@ -44,28 +44,29 @@ struct manager_options {
 };
 
 // A manager's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
-#define UNIWS_MANAGER_STATS(X)                                                                          \
-  X(connections, gauge, "open connections")                                                           \
-  X(threads, gauge, "distinct thread ids joined by at least one connection")                          \
-  X(messages_sent, counter, "deliveries a connection accepted (queued)")                              \
-  X(bytes_sent, counter, "bytes of the deliveries a connection accepted")                             \
-  X(messages_dropped, counter, "deliveries that made a full queue drop a message")                    \
-  X(connections_closed_slow, counter, "connections closed as slow consumers (full queue, close policy)")       \
-  X(sends_to_closed, counter, "deliveries refused by an already closed connection")                   \
-  X(events_emitted, counter, "agent events emitted")                                                  \
-  X(runs_started, counter, "agent runs started (agent_started events emitted)")                       \
-  X(unavailable_reports, counter, "times a service probe said unavailable for a user")                \
-  X(events_published, counter, "emitted events the cluster broker took")                              \
-  X(publish_failures, counter, "emitted events the cluster broker refused: delivered locally instead") \
-  X(restamped, counter, "broker events whose seq this node had passed, given the next local seq")          \
-  X(history_events, gauge, "events held in the users' histories on this node")                            \
-  X(history_bytes, gauge, "bytes of the events held in the users' histories on this node")                \
-  X(events_replayed, counter, "events replayed to connections that resumed")                              \
-  X(resumes_recovered, counter, "resumes answered with every missed event")                               \
-  X(resumes_not_recovered, counter, "resumes answered not recovered (history lost, exceeded or another epoch)") \
-  X(runs_in_flight, gauge, "agent runs started and not yet completed")                                    \
-  X(connections_refused, counter, "connections refused: the user had max_connections")                  \
-  X(runs_refused, counter, "runs refused: the user had max_runs in flight")                                \
+#define UNIWS_MANAGER_STATS(X)                                                                           \
+  X(connections, gauge, "open connections")                                                              \
+  X(threads, gauge, "distinct thread ids joined by at least one connection")                             \
+  X(messages_sent, counter, "deliveries a connection accepted (queued)")                                 \
+  X(bytes_sent, counter, "bytes of the deliveries a connection accepted")                                \
+  X(messages_dropped, counter, "deliveries that made a full queue drop a message")                       \
+  X(connections_closed_slow, counter, "connections closed as slow consumers (full queue, close policy)") \
+  X(sends_to_closed, counter, "deliveries refused by an already closed connection")                      \
+  X(events_emitted, counter, "agent events emitted")                                                     \
+  X(runs_started, counter, "agent runs started (agent_started events emitted)")                          \
+  X(unavailable_reports, counter, "times a service probe said unavailable for a user")                   \
+  X(events_published, counter, "emitted events the cluster broker took")                                 \
+  X(publish_failures, counter, "emitted events the cluster broker refused: delivered locally instead")   \
+  X(restamped, counter, "broker events whose seq this node had passed, given the next local seq")        \
+  X(history_events, gauge, "events held in the users' histories on this node")                           \
+  X(history_bytes, gauge, "bytes of the events held in the users' histories on this node")               \
+  X(events_replayed, counter, "events replayed to connections that resumed")                             \
+  X(resumes_recovered, counter, "resumes answered with every missed event")                              \
+  X(resumes_not_recovered, counter,                                                                      \
+    "resumes answered not recovered (history lost, exceeded or another epoch)")                          \
+  X(runs_in_flight, gauge, "agent runs started and not yet completed")                                   \
+  X(connections_refused, counter, "connections refused: the user had max_connections")                   \
+  X(runs_refused, counter, "runs refused: the user had max_runs in flight")                              \
   X(joins_refused, counter, "joins refused: the connection had joined max_threads_per_connection")
 
 /// A manager's counters; sums over users with +=.
@@ -123,7 +124,9 @@ class unified_manager {
   }
 
   /// Whether add_connection would take one more connection now (it may not, a moment later).
-  [[nodiscard]] bool has_room_for_connection() const noexcept { return connection_count() < options_.max_connections; }
+  [[nodiscard]] bool has_room_for_connection() const noexcept {
+    return connection_count() < options_.max_connections;
+  }
 
   /// Removes a connection; false (and harmless) if it is not here.
   bool remove_connection(connection_id id) {
@@ -162,11 +165,13 @@ class unified_manager {
   /// too long, or the connection has joined too many threads. In a cluster the answer comes
   /// from the broker's store (status pending); until it does, the thread's events for this
   /// connection are held back, then sent after it.
-  join_result join_thread(connection_id id, std::string_view thread_id, std::optional<resume_point> resume = std::nullopt) {
+  join_result join_thread(connection_id id, std::string_view thread_id,
+                          std::optional<resume_point> resume = std::nullopt) {
     if (!valid_thread_id(thread_id)) return {};
     std::unique_lock lock(emit_mutex_);
     if (link_) {
-      if (const join_status s = may_ask_to_join(id, thread_id); s != join_status::pending) return refuse_join(s);
+      if (const join_status s = may_ask_to_join(id, thread_id); s != join_status::pending)
+        return refuse_join(s);
       pending_.push_back(pending_join{id, std::string(thread_id), resume, seq_, {}});
       lock.unlock();
       link_->read_history(user_, id, thread_id, resume ? std::optional(resume->after_seq) : std::nullopt);
@@ -181,7 +186,8 @@ class unified_manager {
       r.status = join_status::not_recovered;
       std::optional<std::size_t> replayed;
       if (!already && resume->epoch == history_.epoch())
-        replayed = history_.replay(resume->after_seq, seq_, thread_id, clock::now(), [&](const message& m) { (void)conn->try_send(m); });
+        replayed = history_.replay(resume->after_seq, seq_, thread_id, clock::now(),
+                                   [&](const message& m) { (void)conn->try_send(m); });
       if (replayed) {
         r.status = join_status::recovered;
         r.replayed = *replayed;
@@ -264,7 +270,9 @@ class unified_manager {
     for (pending_join& p : pending_)
       if (p.thread == thread_id) hold_back(p, seq_, delivered);
     const std::uint64_t seq_delivered = seq_;
-    return deliver(delivered, [thread_id, seq_delivered](const member& mem) { return mem.receives(thread_id, seq_delivered); });
+    return deliver(delivered, [thread_id, seq_delivered](const member& mem) {
+      return mem.receives(thread_id, seq_delivered);
+    });
   }
 
   /// The manager's counters and gauges, read now.
@@ -315,7 +323,8 @@ class unified_manager {
     detail::epoch_guard guard;
     const roster* r = roster_.load(std::memory_order_acquire);
     if (!r) return false;
-    return std::any_of(r->members.begin(), r->members.end(), [&](const member* m) { return m->joined(thread_id); });
+    return std::any_of(r->members.begin(), r->members.end(),
+                       [&](const member* m) { return m->joined(thread_id); });
   }
 
   /// A run in flight: counted from begin_run until end_run (manager_ref's run sink calls both).
@@ -356,7 +365,8 @@ class unified_manager {
     /// Where `t` is, or would go.
     template <class Threads>
     static auto position(Threads& threads, std::string_view t) noexcept {
-      return std::lower_bound(threads.begin(), threads.end(), t, [](const joined_thread& j, std::string_view v) { return j.id < v; });
+      return std::lower_bound(threads.begin(), threads.end(), t,
+                              [](const joined_thread& j, std::string_view v) { return j.id < v; });
     }
     const joined_thread* find(std::string_view t) const noexcept {
       auto it = position(threads, t);
@@ -411,7 +421,8 @@ class unified_manager {
   /// The store's answer to the pending join (id, thread), from the factory's broker receiver.
   void complete_join(connection_id id, std::string_view thread, stored_history answer) {
     std::lock_guard lock(emit_mutex_);
-    auto it = std::find_if(pending_.begin(), pending_.end(), [&](const pending_join& p) { return p.id == id && p.thread == thread; });
+    auto it = std::find_if(pending_.begin(), pending_.end(),
+                           [&](const pending_join& p) { return p.id == id && p.thread == thread; });
     if (it == pending_.end()) return;
     pending_join p = std::move(*it);
     pending_.erase(it);
@@ -482,15 +493,16 @@ class unified_manager {
     const roster* r = roster_.load(std::memory_order_acquire);
     if (!r) return join_status::refused;
     if (const member* m = r->find(id))
-      return m->joined(thread) || m->thread_count() + pending < options_.max_threads_per_connection ? join_status::pending
-                                                                                                     : join_status::too_many_threads;
+      return m->joined(thread) || m->thread_count() + pending < options_.max_threads_per_connection
+                 ? join_status::pending
+                 : join_status::too_many_threads;
     return join_status::refused;
   }
 
   /// Joins the connection to the thread in the roster; returns the connection, or null if the
   /// join is refused. `already`: it had joined the thread before.
-  connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after, bool& already,
-                               join_status& refusal) {
+  connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after,
+                               bool& already, join_status& refusal) {
     std::lock_guard lock(writers_);
     const roster* r = roster_.load(std::memory_order_relaxed);
     member* m = r ? r->find(id) : nullptr;
@@ -508,7 +520,8 @@ class unified_manager {
     auto next = std::make_unique<thread_set>();
     next->threads.reserve(n + 1);
     if (old) next->threads.assign(old->threads.begin(), old->threads.end());
-    next->threads.insert(thread_set::position(next->threads, thread_id), joined_thread{std::string(thread_id), live_after});
+    next->threads.insert(thread_set::position(next->threads, thread_id),
+                         joined_thread{std::string(thread_id), live_after});
     m->threads.store(next.release(), std::memory_order_release);
     if (old) detail::epoch_domain::instance().retire(const_cast<thread_set*>(old), &delete_thread_set);
     return m->conn;
@@ -546,10 +559,19 @@ class unified_manager {
       for (const member* mem : r->members) {
         if (!selected(*mem)) continue;
         switch (mem->conn->try_send(m)) {
-          case send_result::queued: ++accepted; break;
-          case send_result::dropped: ++accepted; ++dropped; break;
-          case send_result::closed_slow: ++slow; break;
-          case send_result::closed: ++closed; break;
+          case send_result::queued:
+            ++accepted;
+            break;
+          case send_result::dropped:
+            ++accepted;
+            ++dropped;
+            break;
+          case send_result::closed_slow:
+            ++slow;
+            break;
+          case send_result::closed:
+            ++closed;
+            break;
         }
       }
     }
@@ -566,18 +588,18 @@ class unified_manager {
 
   manager_options options_;
   std::atomic<const roster*> roster_{nullptr};  ///< null: no connections
-  std::mutex writers_;  ///< serialises roster and thread-set changes
+  std::mutex writers_;                          ///< serialises roster and thread-set changes
   mutable std::mutex emit_mutex_;
-  std::uint64_t seq_ = 0;  ///< guarded by emit_mutex_
+  std::uint64_t seq_ = 0;                            ///< guarded by emit_mutex_
   detail::event_history history_{options_.history};  ///< guarded by emit_mutex_; unused in a cluster
-  std::vector<pending_join> pending_;                 ///< guarded by emit_mutex_
+  std::vector<pending_join> pending_;                ///< guarded by emit_mutex_
   std::atomic<std::size_t> connection_count_{0};
   std::atomic<std::size_t> runs_{0};
   std::atomic<clock::rep> idle_since_{clock::now().time_since_epoch().count()};
   std::atomic<bool> available_{true};
   detail::cluster_link* link_ = nullptr;  ///< null: no broker, every event delivered here
   std::string user_;                      ///< for the broker only
-  atomic_stats<manager_stats> stats_;  ///< the counters; the gauges are read from the roster
+  atomic_stats<manager_stats> stats_;     ///< the counters; the gauges are read from the roster
 };
 
 }  // namespace uniws

@@ -129,7 +129,9 @@ class message {
     return header_ ? static_cast<long>(header_->refs.load(std::memory_order_relaxed)) : 0;
   }
   /// True when both share one buffer.
-  [[nodiscard]] bool shares_buffer_with(const message& other) const noexcept { return header_ == other.header_; }
+  [[nodiscard]] bool shares_buffer_with(const message& other) const noexcept {
+    return header_ == other.header_;
+  }
 
  private:
   struct header {

@@ -29,10 +29,14 @@ inline std::string escape(std::string_view v, bool quotes) {
   std::string out;
   out.reserve(v.size());
   for (const char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (quotes && c == '"') out += "\\\"";
-    else out.push_back(c);
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (quotes && c == '"')
+      out += "\\\"";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -60,14 +64,16 @@ class text_writer {
   explicit text_writer(std::string& out, std::string_view prefix = "uniws_") : out_(out), prefix_(prefix) {}
 
   /// A counter with its HELP and TYPE lines.
-  void counter(std::string_view name, std::string_view help, std::uint64_t value, std::initializer_list<label> labels = {}) {
+  void counter(std::string_view name, std::string_view help, std::uint64_t value,
+               std::initializer_list<label> labels = {}) {
     const std::string full = std::string(prefix_) + std::string(name) + "_total";
     header(full, help, "counter");
     sample(full, labels, std::to_string(value));
   }
 
   /// A gauge with its HELP and TYPE lines.
-  void gauge(std::string_view name, std::string_view help, std::uint64_t value, std::initializer_list<label> labels = {}) {
+  void gauge(std::string_view name, std::string_view help, std::uint64_t value,
+             std::initializer_list<label> labels = {}) {
     const std::string full = std::string(prefix_) + std::string(name);
     header(full, help, "gauge");
     sample(full, labels, std::to_string(value));
@@ -78,14 +84,17 @@ class text_writer {
   void stats(const S& s, std::string_view name_prefix = {}) {
     for_each_stat(s, [&](const stat_field<S>& f, std::uint64_t value) {
       const std::string name = std::string(name_prefix) + std::string(f.name);
-      if (f.kind == stat_kind::counter) counter(name, f.help, value);
-      else gauge(name, f.help, value);
+      if (f.kind == stat_kind::counter)
+        counter(name, f.help, value);
+      else
+        gauge(name, f.help, value);
     });
   }
 
   /// Every field of `S` as one family with a sample per labelled record (e.g. one per shard).
   template <stats_record S>
-  void stats_by(std::string_view label_name, const std::vector<std::pair<std::string, S>>& records, std::string_view name_prefix = {}) {
+  void stats_by(std::string_view label_name, const std::vector<std::pair<std::string, S>>& records,
+                std::string_view name_prefix = {}) {
     if (records.empty()) return;
     for (const auto& f : S::fields()) {
       std::vector<std::pair<std::string, std::uint64_t>> samples;
@@ -97,9 +106,11 @@ class text_writer {
   /// One family with a sample per value of one label.
   void family(std::string_view name, std::string_view help, stat_kind kind, std::string_view label_name,
               const std::vector<std::pair<std::string, std::uint64_t>>& samples) {
-    const std::string full = std::string(prefix_) + std::string(name) + (kind == stat_kind::counter ? "_total" : "");
+    const std::string full =
+        std::string(prefix_) + std::string(name) + (kind == stat_kind::counter ? "_total" : "");
     header(full, help, kind == stat_kind::counter ? "counter" : "gauge");
-    for (const auto& [label_value, value] : samples) sample(full, {{label_name, label_value}}, std::to_string(value));
+    for (const auto& [label_value, value] : samples)
+      sample(full, {{label_name, label_value}}, std::to_string(value));
   }
 
   /// A histogram: cumulative buckets, _sum and _count.

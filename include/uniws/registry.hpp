@@ -68,7 +68,8 @@ inline std::atomic<std::uint64_t>* allocate_slots(std::size_t count) {
     if (!p) throw std::bad_alloc();
     static_cast<void>(::madvise(p, bytes, MADV_HUGEPAGE));  // advice: refused is fine
     auto* slots = static_cast<std::atomic<std::uint64_t>*>(p);
-    for (std::size_t i = 0; i < count; ++i) ::new (static_cast<void*>(slots + i)) std::atomic<std::uint64_t>(0);
+    for (std::size_t i = 0; i < count; ++i)
+      ::new (static_cast<void*>(slots + i)) std::atomic<std::uint64_t>(0);
     return slots;
   }
 #endif
@@ -123,8 +124,9 @@ class user_registry {
   using hasher = Hash;
   /// Compares keys.
   using key_equal = KeyEqual;
-  static_assert(std::is_nothrow_invocable_r_v<std::uint64_t, const Hash&, const Key&>,
-                "user_registry hashes keys again while migrating, where it cannot fail: the hash must be noexcept");
+  static_assert(
+      std::is_nothrow_invocable_r_v<std::uint64_t, const Hash&, const Key&>,
+      "user_registry hashes keys again while migrating, where it cannot fail: the hash must be noexcept");
 
   /// A counted reference to a registry value. While any handle to an entry is alive the
   /// entry cannot be removed, and the value outlives the registry if need be.
@@ -421,7 +423,7 @@ class user_registry {
           // wholly frozen).
           if (!fresh) return {};
           if (t->next.load(std::memory_order_acquire) != nullptr) break;  // migrating: wait, then retry
-          size_.fetch_add(1, std::memory_order_seq_cst);  // counted before it can be copied
+          size_.fetch_add(1, std::memory_order_seq_cst);                  // counted before it can be copied
           if (slots[i].compare_exchange_strong(v, encode(fresh, h), std::memory_order_acq_rel,
                                                std::memory_order_acquire)) {
             after_claim(t);
@@ -515,8 +517,8 @@ class user_registry {
   /// their destination slots are prefetched a few slots ahead: the copy is a string of
   /// independent cache misses. The successor's `used` is added to once per chunk, not per
   /// entry: every helper would otherwise contend for its line (measured: that one add drew over
-  /// half of the migration's profile samples with 8 threads on 2 cores). It is read only once the successor is
-  /// current, after every chunk's count is in (the migrate_done fetch_add orders them).
+  /// half of the migration's profile samples with 8 threads on 2 cores). It is read only once the successor
+  /// is current, after every chunk's count is in (the migrate_done fetch_add orders them).
   void migrate_range(table* t, std::size_t begin, std::size_t end) {
     table* const successor = t->next.load(std::memory_order_acquire);
     std::size_t placed = 0;
@@ -557,7 +559,8 @@ class user_registry {
   /// Returns whether it claimed a slot of the successor.
   bool migrate_slot(std::atomic<std::uint64_t>& slot, table* successor, hashed hint) {
     std::uint64_t v = slot.load(std::memory_order_relaxed);
-    while (!slot.compare_exchange_weak(v, v | frozen_bit, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    while (!slot.compare_exchange_weak(v, v | frozen_bit, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed)) {
     }
     if (!holds_node(v)) return false;
     node* n = node_of(v);
@@ -648,7 +651,8 @@ class user_registry {
     // seq_cst throughout: a migration copying n concurrently with its failure must either
     // see the failure or have its copy (and the table holding it) seen here.
     const std::uint64_t h = hash_(n->key);
-    for (table* t = current_.load(std::memory_order_seq_cst); t; t = t->next.load(std::memory_order_seq_cst)) {
+    for (table* t = current_.load(std::memory_order_seq_cst); t;
+         t = t->next.load(std::memory_order_seq_cst)) {
       std::size_t i = static_cast<std::size_t>(h) & t->mask;
       for (std::size_t left = t->mask + 1; left != 0; --left, i = (i + 1) & t->mask) {
         std::uint64_t v = t->slots[i].load(std::memory_order_seq_cst);

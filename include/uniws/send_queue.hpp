@@ -33,7 +33,8 @@ inline constexpr std::pair<slow_consumer_policy, std::string_view> slow_consumer
   return "?";
 }
 
-[[nodiscard]] constexpr std::optional<slow_consumer_policy> parse_slow_consumer_policy(std::string_view name) noexcept {
+[[nodiscard]] constexpr std::optional<slow_consumer_policy> parse_slow_consumer_policy(
+    std::string_view name) noexcept {
   for (const auto& [policy, n] : slow_consumer_policy_names)
     if (n == name) return policy;
   return std::nullopt;
@@ -51,7 +52,9 @@ class queue_budget {
   queue_budget& operator=(const queue_budget&) = delete;
 
   /// Whether `n` more bytes fit.
-  [[nodiscard]] bool has_room_for(std::size_t n) const noexcept { return bytes_.load(std::memory_order_relaxed) + n <= max_; }
+  [[nodiscard]] bool has_room_for(std::size_t n) const noexcept {
+    return bytes_.load(std::memory_order_relaxed) + n <= max_;
+  }
   /// Bytes held by all queues on this budget now.
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
   /// The bound.

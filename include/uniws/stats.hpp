@@ -99,7 +99,8 @@ class atomic_stats {
   /// Every field, read now (each atomically, not all at one instant).
   [[nodiscard]] S snapshot() const noexcept {
     S s;
-    for (std::size_t i = 0; i < values_.size(); ++i) s.*(S::fields()[i].member) = values_[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < values_.size(); ++i)
+      s.*(S::fields()[i].member) = values_[i].load(std::memory_order_relaxed);
     return s;
   }
 
@@ -111,15 +112,15 @@ class atomic_stats {
 
 // The struct body for one list: LIST(X) calls X(name, kind, help) once per field, kind being
 // `counter` or `gauge`. Gives the fields (std::uint64_t, zero), fields() and +=.
-#define UNIWS_STATS(Self, LIST)                                                                 \
-  LIST(UNIWS_DETAIL_STATS_FIELD)                                                                \
-  static constexpr auto fields() noexcept {                                                     \
-    using self_type = Self;                                                                     \
-    constexpr std::array table{LIST(UNIWS_DETAIL_STATS_ENTRY)};                                 \
-    static_assert(sizeof(Self) == table.size() * sizeof(std::uint64_t),                         \
-                  "a field of " #Self " is not in its list: declare it in the list only");      \
-    return table;                                                                               \
-  }                                                                                             \
+#define UNIWS_STATS(Self, LIST)                                                            \
+  LIST(UNIWS_DETAIL_STATS_FIELD)                                                           \
+  static constexpr auto fields() noexcept {                                                \
+    using self_type = Self;                                                                \
+    constexpr std::array table{LIST(UNIWS_DETAIL_STATS_ENTRY)};                            \
+    static_assert(sizeof(Self) == table.size() * sizeof(std::uint64_t),                    \
+                  "a field of " #Self " is not in its list: declare it in the list only"); \
+    return table;                                                                          \
+  }                                                                                        \
   constexpr Self& operator+=(const Self& o) noexcept { return ::uniws::detail::add_stats(*this, o); }
 
 #define UNIWS_DETAIL_STATS_FIELD(name, kind, help) std::uint64_t name = 0;

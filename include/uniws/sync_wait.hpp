@@ -56,7 +56,9 @@ class sync_wait_driver {
     auto final_suspend() const noexcept {
       struct signal_awaiter {
         bool await_ready() const noexcept { return false; }
-        void await_suspend(std::coroutine_handle<promise_type> self) const noexcept { self.promise().event->set(); }
+        void await_suspend(std::coroutine_handle<promise_type> self) const noexcept {
+          self.promise().event->set();
+        }
         void await_resume() const noexcept {}
       };
       return signal_awaiter{};
@@ -164,7 +166,8 @@ when_all_child<R> make_when_all_child(A a) {
 template <class StartAll>
 class when_all_barrier {
  public:
-  when_all_barrier(when_all_latch& latch, StartAll start_all) : latch_(&latch), start_all_(std::move(start_all)) {}
+  when_all_barrier(when_all_latch& latch, StartAll start_all)
+      : latch_(&latch), start_all_(std::move(start_all)) {}
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> awaiting) {
     latch_->awaiting = awaiting;
@@ -180,8 +183,9 @@ class when_all_barrier {
 
 /// What when_all yields for a child whose result type is R.
 template <class R>
-using when_all_value_t = std::conditional_t<std::is_void_v<R>, std::monostate,
-                                            std::conditional_t<std::is_lvalue_reference_v<R>, R, std::remove_cvref_t<R>>>;
+using when_all_value_t =
+    std::conditional_t<std::is_void_v<R>, std::monostate,
+                       std::conditional_t<std::is_lvalue_reference_v<R>, R, std::remove_cvref_t<R>>>;
 
 /// What the range form of when_all yields per element (a vector cannot hold references).
 template <class R>

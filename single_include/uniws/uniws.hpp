@@ -97,13 +97,27 @@ inline void append_json_string(std::string& out, std::string_view s) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
         default:
           if (c < 0x20 || c == 0x7F) {
             out += "\\u00";
@@ -121,7 +135,8 @@ inline void append_json_string(std::string& out, std::string_view s) {
       append_utf8(out, 0xFFFD);
       ++i;
     } else if (n == 3 && c == 0xE2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-               (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
+               (static_cast<unsigned char>(s[i + 2]) == 0xA8 ||
+                static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
       out += static_cast<unsigned char>(s[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
       i += 3;
     } else {
@@ -147,7 +162,8 @@ class json_validator {
   }
 
  private:
-  json_validator(std::string_view s, std::size_t pos, int max_depth) noexcept : s_(s), pos_(pos), max_depth_(max_depth) {}
+  json_validator(std::string_view s, std::size_t pos, int max_depth) noexcept
+      : s_(s), pos_(pos), max_depth_(max_depth) {}
 
   std::string_view s_;
   std::size_t pos_;
@@ -167,13 +183,20 @@ class json_validator {
 
   bool value(int depth) noexcept {
     switch (peek()) {
-      case '{': return object(depth + 1);
-      case '[': return array(depth + 1);
-      case '"': return string();
-      case 't': return literal("true");
-      case 'f': return literal("false");
-      case 'n': return literal("null");
-      default: return number();
+      case '{':
+        return object(depth + 1);
+      case '[':
+        return array(depth + 1);
+      case '"':
+        return string();
+      case 't':
+        return literal("true");
+      case 'f':
+        return literal("false");
+      case 'n':
+        return literal("null");
+      default:
+        return number();
     }
   }
 
@@ -216,7 +239,9 @@ class json_validator {
     }
   }
 
-  static bool is_hex(char c) noexcept { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+  static bool is_hex(char c) noexcept {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  }
 
   bool string() noexcept {
     ++pos_;  // '"'
@@ -232,10 +257,12 @@ class json_validator {
         const char e = peek();
         if (e == 'u') {
           for (int k = 1; k <= 4; ++k)
-            if (pos_ + static_cast<std::size_t>(k) >= s_.size() || !is_hex(s_[pos_ + static_cast<std::size_t>(k)]))
+            if (pos_ + static_cast<std::size_t>(k) >= s_.size() ||
+                !is_hex(s_[pos_ + static_cast<std::size_t>(k)]))
               return false;
           pos_ += 5;
-        } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+        } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
+                   e == 't') {
           ++pos_;
         } else {
           return false;
@@ -393,7 +420,9 @@ class message {
     return header_ ? static_cast<long>(header_->refs.load(std::memory_order_relaxed)) : 0;
   }
   /// True when both share one buffer.
-  [[nodiscard]] bool shares_buffer_with(const message& other) const noexcept { return header_ == other.header_; }
+  [[nodiscard]] bool shares_buffer_with(const message& other) const noexcept {
+    return header_ == other.header_;
+  }
 
  private:
   struct header {
@@ -453,9 +482,9 @@ enum class close_code : std::uint16_t {
 
 /// What a non-blocking send did.
 enum class send_result : std::uint8_t {
-  queued,       ///< accepted for delivery
-  dropped,      ///< accepted, but the queue was full: a message (this or an older one) was dropped and counted
-  closed,       ///< refused: the connection is closed
+  queued,   ///< accepted for delivery
+  dropped,  ///< accepted, but the queue was full: a message (this or an older one) was dropped and counted
+  closed,   ///< refused: the connection is closed
   closed_slow,  ///< refused: the queue was full and the policy closed the connection as a slow consumer
 };
 
@@ -495,7 +524,8 @@ struct history_options {
 /// What a user's history can hold at most, in bytes of heap: each event's buffer and thread id
 /// (max_bytes) plus a fixed cost per entry (the ring's slot, the buffer's header).
 [[nodiscard]] constexpr std::size_t history_memory_bound(const history_options& o) noexcept {
-  constexpr std::size_t per_entry = 112;  // the entry's slot in the ring (56), the buffer's header and malloc's own, rounded up
+  constexpr std::size_t per_entry =
+      112;  // the entry's slot in the ring (56), the buffer's header and malloc's own, rounded up
   return o.max_events * per_entry + o.max_bytes;
 }
 
@@ -532,7 +562,10 @@ class history_epoch {
     history_epoch e;
     for (std::size_t i = 0; i < 32; ++i) {
       const char c = text[i];
-      const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      const int v = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
       if (v < 0) return std::nullopt;
       e.words_[i / 16] = (e.words_[i / 16] << 4) | static_cast<std::uint64_t>(v);
     }
@@ -559,25 +592,29 @@ struct resume_point {
 enum class join_status : std::uint8_t {
   refused,           ///< unknown connection or bad thread id: nothing was sent
   too_many_threads,  ///< the connection has joined manager_options::max_threads_per_connection
-  joined,         ///< a plain join: `joined` was queued, live events follow
-  recovered,      ///< the missed events, then `joined` (recovered), then live events
-  not_recovered,  ///< no replay: `joined` (not recovered) was queued, live events follow
-  pending,        ///< a cluster's store is asked: the answer reaches the connection when it comes
+  joined,            ///< a plain join: `joined` was queued, live events follow
+  recovered,         ///< the missed events, then `joined` (recovered), then live events
+  not_recovered,     ///< no replay: `joined` (not recovered) was queued, live events follow
+  pending,           ///< a cluster's store is asked: the answer reaches the connection when it comes
 };
 
 /// What join_thread did. The answer itself (`joined`, after any replay) is already queued to
 /// the connection; this is for the caller's logs and tests.
-struct [[nodiscard("a join may be refused (unknown connection, bad thread id, too many threads): check the join_result")]] join_result {
+struct [[nodiscard(
+    "a join may be refused (unknown connection, bad thread id, too many threads): check the "
+    "join_result")]] join_result {
   /// What happened.
   join_status status = join_status::refused;
   /// The history's epoch: a client resumes with it.
   history_epoch epoch;
   /// The user's last seq when the connection went live.
-  std::uint64_t seq = 0;       // the user's last seq when the connection went live
+  std::uint64_t seq = 0;  // the user's last seq when the connection went live
   /// Events replayed to the connection.
-  std::size_t replayed = 0;    // events replayed to the connection
+  std::size_t replayed = 0;  // events replayed to the connection
   /// True unless refused (refused or too_many_threads).
-  explicit operator bool() const noexcept { return status != join_status::refused && status != join_status::too_many_threads; }
+  explicit operator bool() const noexcept {
+    return status != join_status::refused && status != join_status::too_many_threads;
+  }
 };
 
 namespace detail {
@@ -598,8 +635,10 @@ class event_history {
       return;
     }
     if (count_ == ring_.size()) {
-      if (ring_.size() < options_.max_events) grow(std::min(std::max<std::size_t>(ring_.size() * 2, 8), options_.max_events));
-      else pop();
+      if (ring_.size() < options_.max_events)
+        grow(std::min(std::max<std::size_t>(ring_.size() * 2, 8), options_.max_events));
+      else
+        pop();
     }
     entry& e = at(count_++);
     e = entry{seq, std::string(thread), m, now};
@@ -699,11 +738,16 @@ enum class agent_event_type : std::uint8_t {
 
 constexpr std::string_view to_string(agent_event_type t) noexcept {
   switch (t) {
-    case agent_event_type::agent_started: return "agent_started";
-    case agent_event_type::agent_thinking: return "agent_thinking";
-    case agent_event_type::tool_executing: return "tool_executing";
-    case agent_event_type::tool_completed: return "tool_completed";
-    case agent_event_type::agent_completed: return "agent_completed";
+    case agent_event_type::agent_started:
+      return "agent_started";
+    case agent_event_type::agent_thinking:
+      return "agent_thinking";
+    case agent_event_type::tool_executing:
+      return "tool_executing";
+    case agent_event_type::tool_completed:
+      return "tool_completed";
+    case agent_event_type::agent_completed:
+      return "agent_completed";
   }
   return "unknown";
 }
@@ -803,14 +847,16 @@ class run_core {
     const bool unwinding = std::uncaught_exceptions() > 0;
     try {
       emit(agent_event_type::agent_completed,
-           json_text::object({{"status", json_text::string("error")},
-                              {"error", json_text::string(unwinding ? "the agent failed" : "the run ended early")}}));
+           json_text::object(
+               {{"status", json_text::string("error")},
+                {"error", json_text::string(unwinding ? "the agent failed" : "the run ended early")}}));
     } catch (...) {  // a destructor must not throw; the sink's failure is its own to count
     }
   }
 
   void emit(agent_event_type type, json_text payload) {
-    if (!state_) throw std::logic_error("uniws::agent_run: this run state was moved from; use the one it returned");
+    if (!state_)
+      throw std::logic_error("uniws::agent_run: this run state was moved from; use the one it returned");
     state_->sink.emit(agent_event{type, state_->thread_id, state_->run_id, std::move(payload)});
   }
 
@@ -826,7 +872,8 @@ class run_core {
 
  private:
   struct state {
-    state(Sink s, std::string t, std::string r) : sink(std::move(s)), thread_id(std::move(t)), run_id(std::move(r)) {}
+    state(Sink s, std::string t, std::string r)
+        : sink(std::move(s)), thread_id(std::move(t)), run_id(std::move(r)) {}
     Sink sink;
     std::string thread_id;
     std::string run_id;
@@ -845,7 +892,8 @@ inline json_text failed_payload(std::string_view error) {
   return json_text::object({{"status", json_text::string("error")}, {"error", json_text::string(error)}});
 }
 inline json_text cancelled_payload(std::string_view reason) {
-  return json_text::object({{"status", json_text::string("cancelled")}, {"reason", json_text::string(reason)}});
+  return json_text::object(
+      {{"status", json_text::string("cancelled")}, {"reason", json_text::string(reason)}});
 }
 inline json_text tool_payload(std::string_view tool, std::string_view key, json_text value) {
   return json_text::object({{"tool", json_text::string(tool)}, {key, std::move(value)}});
@@ -869,8 +917,10 @@ class agent_run {
   void thinking(json_text payload) { core_.emit(agent_event_type::agent_thinking, std::move(payload)); }
 
   /// tool_executing: {"tool":TOOL,"args":ARGS}.
-  [[nodiscard("a tool call must end in tool_completed: keep it and call std::move(call).finish(result)")]]
-  agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
+  [[nodiscard(
+      "a tool call must end in tool_completed: keep it and call "
+      "std::move(call).finish(result)")]] agent_tool_call<Sink>
+  execute_tool(std::string tool, json_text args = json_text::object()) && {
     return agent_tool_call<Sink>(std::move(core_), std::move(tool), std::move(args));
   }
 
@@ -919,8 +969,10 @@ template <event_sink Sink>
 class agent_run_after_tools {
  public:
   /// Emits tool_executing; the call it returns emits tool_completed.
-  [[nodiscard("a tool call must end in tool_completed: keep it and call std::move(call).finish(result)")]]
-  agent_tool_call<Sink> execute_tool(std::string tool, json_text args = json_text::object()) && {
+  [[nodiscard(
+      "a tool call must end in tool_completed: keep it and call "
+      "std::move(call).finish(result)")]] agent_tool_call<Sink>
+  execute_tool(std::string tool, json_text args = json_text::object()) && {
     return agent_tool_call<Sink>(std::move(core_), std::move(tool), std::move(args));
   }
   /// Ends the run: agent_completed with `response`.
@@ -1032,7 +1084,8 @@ class atomic_stats {
   /// Every field, read now (each atomically, not all at one instant).
   [[nodiscard]] S snapshot() const noexcept {
     S s;
-    for (std::size_t i = 0; i < values_.size(); ++i) s.*(S::fields()[i].member) = values_[i].load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < values_.size(); ++i)
+      s.*(S::fields()[i].member) = values_[i].load(std::memory_order_relaxed);
     return s;
   }
 
@@ -1044,15 +1097,15 @@ class atomic_stats {
 
 // The struct body for one list: LIST(X) calls X(name, kind, help) once per field, kind being
 // `counter` or `gauge`. Gives the fields (std::uint64_t, zero), fields() and +=.
-#define UNIWS_STATS(Self, LIST)                                                                 \
-  LIST(UNIWS_DETAIL_STATS_FIELD)                                                                \
-  static constexpr auto fields() noexcept {                                                     \
-    using self_type = Self;                                                                     \
-    constexpr std::array table{LIST(UNIWS_DETAIL_STATS_ENTRY)};                                 \
-    static_assert(sizeof(Self) == table.size() * sizeof(std::uint64_t),                         \
-                  "a field of " #Self " is not in its list: declare it in the list only");      \
-    return table;                                                                               \
-  }                                                                                             \
+#define UNIWS_STATS(Self, LIST)                                                            \
+  LIST(UNIWS_DETAIL_STATS_FIELD)                                                           \
+  static constexpr auto fields() noexcept {                                                \
+    using self_type = Self;                                                                \
+    constexpr std::array table{LIST(UNIWS_DETAIL_STATS_ENTRY)};                            \
+    static_assert(sizeof(Self) == table.size() * sizeof(std::uint64_t),                    \
+                  "a field of " #Self " is not in its list: declare it in the list only"); \
+    return table;                                                                          \
+  }                                                                                        \
   constexpr Self& operator+=(const Self& o) noexcept { return ::uniws::detail::add_stats(*this, o); }
 
 #define UNIWS_DETAIL_STATS_FIELD(name, kind, help) std::uint64_t name = 0;
@@ -1079,14 +1132,15 @@ class atomic_stats {
 namespace uniws {
 
 /// Where a broker delivers what it receives: an event for `user`'s `thread`, stamped `seq`.
-using broker_receiver = std::function<void(std::string_view user, std::string_view thread, std::uint64_t seq, message)>;
+using broker_receiver =
+    std::function<void(std::string_view user, std::string_view thread, std::uint64_t seq, message)>;
 
 /// What a cluster's store answers about a user's history when a connection joins a thread.
 struct stored_history {
-  bool answered = false;     ///< false: the store could not answer (down); the node answers alone
-  history_epoch epoch;       ///< the history's epoch (created by the store if the user had none)
+  bool answered = false;       ///< false: the store could not answer (down); the node answers alone
+  history_epoch epoch;         ///< the history's epoch (created by the store if the user had none)
   std::uint64_t last_seq = 0;  ///< the user's last seq when the store answered
-  bool complete = false;     ///< (resume only) the store holds every event after the asked seq
+  bool complete = false;       ///< (resume only) the store holds every event after the asked seq
   std::vector<std::pair<std::uint64_t, message>> events;  ///< (resume only) the thread's events after it
 };
 
@@ -1094,15 +1148,17 @@ struct stored_history {
 using history_receiver = std::function<void(stored_history)>;
 
 // A broker's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
-#define UNIWS_BROKER_STATS(X)                                                              \
-  X(connected, gauge, "1 while the broker is connected to its store")                    \
-  X(published, counter, "events the broker's store accepted")                            \
+#define UNIWS_BROKER_STATS(X)                                                                   \
+  X(connected, gauge, "1 while the broker is connected to its store")                           \
+  X(published, counter, "events the broker's store accepted")                                   \
   X(publish_failed, counter, "events refused while down or lost in flight (delivered locally)") \
-  X(received, counter, "events delivered to this node from the users' channels")         \
-  X(reconnects, counter, "connections to the store established after the first")             \
-  X(resubscribes, counter, "users' channels subscribed again after a connection, shard or slot came back or moved") \
+  X(received, counter, "events delivered to this node from the users' channels")                \
+  X(reconnects, counter, "connections to the store established after the first")                \
+  X(resubscribes, counter,                                                                      \
+    "users' channels subscribed again after a connection, shard or slot came back or moved")    \
   X(slot_map_refreshes, counter, "Redis Cluster slot maps read (--redis-cluster)")              \
-  X(events_recovered, counter, "events a node read back from the store: published while it was not subscribed") \
+  X(events_recovered, counter,                                                                  \
+    "events a node read back from the store: published while it was not subscribed")            \
   X(gaps_unrecovered, counter, "resubscriptions after which the store no longer held every missed event")
 
 struct broker_stats {
@@ -1133,7 +1189,9 @@ concept broker = requires(B& b, const B& cb, std::string_view user, const agent_
 /// No cluster: every event is delivered by the node that emits it.
 struct in_process_broker {
   /// No cluster: always false, so the manager delivers locally.
-  static constexpr bool publish(std::string_view, const agent_event&, std::uint64_t) noexcept { return false; }
+  static constexpr bool publish(std::string_view, const agent_event&, std::uint64_t) noexcept {
+    return false;
+  }
   /// Nothing to subscribe to.
   static constexpr void subscribe(std::string_view) noexcept {}
   /// Nothing to unsubscribe from.
@@ -1147,7 +1205,8 @@ struct in_process_broker {
   /// Nothing to stop.
   static constexpr void stop() noexcept {}
   /// Never called (not enabled); answers with nothing.
-  static void read_history(std::string_view, std::string_view, std::optional<std::uint64_t>, const history_receiver& r) {
+  static void read_history(std::string_view, std::string_view, std::optional<std::uint64_t>,
+                           const history_receiver& r) {
     r(stored_history{});
   }
 };
@@ -1178,7 +1237,8 @@ class cluster_link {
 // one Redis, or a Redis Cluster), behind the one broker type a manager_factory names.
 //
 //   using any_redis = uniws::broker_variant<uniws::redis::broker, uniws::redis::cluster_broker>;
-//   any_redis b = cluster ? any_redis(uniws::redis::cluster_broker(ex, c)) : any_redis(uniws::redis::broker(ex, o));
+//   any_redis b = cluster ? any_redis(uniws::redis::cluster_broker(ex, c)) :
+//   any_redis(uniws::redis::broker(ex, o));
 
 
 
@@ -1192,7 +1252,8 @@ class broker_variant {
   /// Holds `b`, one of Brokers.
   template <class B>
     requires(std::same_as<B, Brokers> || ...)
-  broker_variant(B b) : brokers_(std::move(b)) {}  // NOLINT(google-explicit-constructor): a broker is one of these
+  broker_variant(B b)
+      : brokers_(std::move(b)) {}  // NOLINT(google-explicit-constructor): a broker is one of these
 
   /// The held broker's publish (see the broker concept).
   bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) {
@@ -1223,7 +1284,8 @@ class broker_variant {
     std::visit([](auto& b) { b.stop(); }, brokers_);
   }
   /// The held broker's read_history.
-  void read_history(std::string_view user, std::string_view thread, std::optional<std::uint64_t> after, history_receiver r) {
+  void read_history(std::string_view user, std::string_view thread, std::optional<std::uint64_t> after,
+                    history_receiver r) {
     std::visit([&](auto& b) { b.read_history(user, thread, after, std::move(r)); }, brokers_);
   }
 
@@ -1325,7 +1387,7 @@ namespace uniws::detail {
 
 #if defined(UNIWS_TEST_COUNTERS)
 struct epoch_stats {
-  static inline std::atomic<long> pending{0};  // retired, deleter not yet run
+  static inline std::atomic<long> pending{0};      // retired, deleter not yet run
   static inline std::atomic<long> collections{0};  // passes over a retired list
 };
 #endif
@@ -1471,7 +1533,8 @@ class epoch_domain {
       thread_record* head = records_.load(std::memory_order_relaxed);
       do {
         r->next = head;
-      } while (!records_.compare_exchange_weak(head, r, std::memory_order_release, std::memory_order_relaxed));
+      } while (
+          !records_.compare_exchange_weak(head, r, std::memory_order_release, std::memory_order_relaxed));
     }
     thread_rec = r;
     if (thread_state == state::none) {
@@ -1536,13 +1599,16 @@ class epoch_domain {
     list.resize(kept);
   }
 
-  void push_orphans(retired_list items) noexcept { push_orphan_batch(new orphan_batch{std::move(items), nullptr}); }
+  void push_orphans(retired_list items) noexcept {
+    push_orphan_batch(new orphan_batch{std::move(items), nullptr});
+  }
 
   void push_orphan_batch(orphan_batch* batch) noexcept {
     orphan_batch* head = orphans_.load(std::memory_order_relaxed);
     do {
       batch->next = head;
-    } while (!orphans_.compare_exchange_weak(head, batch, std::memory_order_release, std::memory_order_relaxed));
+    } while (
+        !orphans_.compare_exchange_weak(head, batch, std::memory_order_release, std::memory_order_relaxed));
   }
 
   std::atomic<std::uint64_t> global_epoch_{1};
@@ -1590,28 +1656,29 @@ struct manager_options {
 };
 
 // A manager's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
-#define UNIWS_MANAGER_STATS(X)                                                                          \
-  X(connections, gauge, "open connections")                                                           \
-  X(threads, gauge, "distinct thread ids joined by at least one connection")                          \
-  X(messages_sent, counter, "deliveries a connection accepted (queued)")                              \
-  X(bytes_sent, counter, "bytes of the deliveries a connection accepted")                             \
-  X(messages_dropped, counter, "deliveries that made a full queue drop a message")                    \
-  X(connections_closed_slow, counter, "connections closed as slow consumers (full queue, close policy)")       \
-  X(sends_to_closed, counter, "deliveries refused by an already closed connection")                   \
-  X(events_emitted, counter, "agent events emitted")                                                  \
-  X(runs_started, counter, "agent runs started (agent_started events emitted)")                       \
-  X(unavailable_reports, counter, "times a service probe said unavailable for a user")                \
-  X(events_published, counter, "emitted events the cluster broker took")                              \
-  X(publish_failures, counter, "emitted events the cluster broker refused: delivered locally instead") \
-  X(restamped, counter, "broker events whose seq this node had passed, given the next local seq")          \
-  X(history_events, gauge, "events held in the users' histories on this node")                            \
-  X(history_bytes, gauge, "bytes of the events held in the users' histories on this node")                \
-  X(events_replayed, counter, "events replayed to connections that resumed")                              \
-  X(resumes_recovered, counter, "resumes answered with every missed event")                               \
-  X(resumes_not_recovered, counter, "resumes answered not recovered (history lost, exceeded or another epoch)") \
-  X(runs_in_flight, gauge, "agent runs started and not yet completed")                                    \
-  X(connections_refused, counter, "connections refused: the user had max_connections")                  \
-  X(runs_refused, counter, "runs refused: the user had max_runs in flight")                                \
+#define UNIWS_MANAGER_STATS(X)                                                                           \
+  X(connections, gauge, "open connections")                                                              \
+  X(threads, gauge, "distinct thread ids joined by at least one connection")                             \
+  X(messages_sent, counter, "deliveries a connection accepted (queued)")                                 \
+  X(bytes_sent, counter, "bytes of the deliveries a connection accepted")                                \
+  X(messages_dropped, counter, "deliveries that made a full queue drop a message")                       \
+  X(connections_closed_slow, counter, "connections closed as slow consumers (full queue, close policy)") \
+  X(sends_to_closed, counter, "deliveries refused by an already closed connection")                      \
+  X(events_emitted, counter, "agent events emitted")                                                     \
+  X(runs_started, counter, "agent runs started (agent_started events emitted)")                          \
+  X(unavailable_reports, counter, "times a service probe said unavailable for a user")                   \
+  X(events_published, counter, "emitted events the cluster broker took")                                 \
+  X(publish_failures, counter, "emitted events the cluster broker refused: delivered locally instead")   \
+  X(restamped, counter, "broker events whose seq this node had passed, given the next local seq")        \
+  X(history_events, gauge, "events held in the users' histories on this node")                           \
+  X(history_bytes, gauge, "bytes of the events held in the users' histories on this node")               \
+  X(events_replayed, counter, "events replayed to connections that resumed")                             \
+  X(resumes_recovered, counter, "resumes answered with every missed event")                              \
+  X(resumes_not_recovered, counter,                                                                      \
+    "resumes answered not recovered (history lost, exceeded or another epoch)")                          \
+  X(runs_in_flight, gauge, "agent runs started and not yet completed")                                   \
+  X(connections_refused, counter, "connections refused: the user had max_connections")                   \
+  X(runs_refused, counter, "runs refused: the user had max_runs in flight")                              \
   X(joins_refused, counter, "joins refused: the connection had joined max_threads_per_connection")
 
 /// A manager's counters; sums over users with +=.
@@ -1669,7 +1736,9 @@ class unified_manager {
   }
 
   /// Whether add_connection would take one more connection now (it may not, a moment later).
-  [[nodiscard]] bool has_room_for_connection() const noexcept { return connection_count() < options_.max_connections; }
+  [[nodiscard]] bool has_room_for_connection() const noexcept {
+    return connection_count() < options_.max_connections;
+  }
 
   /// Removes a connection; false (and harmless) if it is not here.
   bool remove_connection(connection_id id) {
@@ -1708,11 +1777,13 @@ class unified_manager {
   /// too long, or the connection has joined too many threads. In a cluster the answer comes
   /// from the broker's store (status pending); until it does, the thread's events for this
   /// connection are held back, then sent after it.
-  join_result join_thread(connection_id id, std::string_view thread_id, std::optional<resume_point> resume = std::nullopt) {
+  join_result join_thread(connection_id id, std::string_view thread_id,
+                          std::optional<resume_point> resume = std::nullopt) {
     if (!valid_thread_id(thread_id)) return {};
     std::unique_lock lock(emit_mutex_);
     if (link_) {
-      if (const join_status s = may_ask_to_join(id, thread_id); s != join_status::pending) return refuse_join(s);
+      if (const join_status s = may_ask_to_join(id, thread_id); s != join_status::pending)
+        return refuse_join(s);
       pending_.push_back(pending_join{id, std::string(thread_id), resume, seq_, {}});
       lock.unlock();
       link_->read_history(user_, id, thread_id, resume ? std::optional(resume->after_seq) : std::nullopt);
@@ -1727,7 +1798,8 @@ class unified_manager {
       r.status = join_status::not_recovered;
       std::optional<std::size_t> replayed;
       if (!already && resume->epoch == history_.epoch())
-        replayed = history_.replay(resume->after_seq, seq_, thread_id, clock::now(), [&](const message& m) { (void)conn->try_send(m); });
+        replayed = history_.replay(resume->after_seq, seq_, thread_id, clock::now(),
+                                   [&](const message& m) { (void)conn->try_send(m); });
       if (replayed) {
         r.status = join_status::recovered;
         r.replayed = *replayed;
@@ -1810,7 +1882,9 @@ class unified_manager {
     for (pending_join& p : pending_)
       if (p.thread == thread_id) hold_back(p, seq_, delivered);
     const std::uint64_t seq_delivered = seq_;
-    return deliver(delivered, [thread_id, seq_delivered](const member& mem) { return mem.receives(thread_id, seq_delivered); });
+    return deliver(delivered, [thread_id, seq_delivered](const member& mem) {
+      return mem.receives(thread_id, seq_delivered);
+    });
   }
 
   /// The manager's counters and gauges, read now.
@@ -1861,7 +1935,8 @@ class unified_manager {
     detail::epoch_guard guard;
     const roster* r = roster_.load(std::memory_order_acquire);
     if (!r) return false;
-    return std::any_of(r->members.begin(), r->members.end(), [&](const member* m) { return m->joined(thread_id); });
+    return std::any_of(r->members.begin(), r->members.end(),
+                       [&](const member* m) { return m->joined(thread_id); });
   }
 
   /// A run in flight: counted from begin_run until end_run (manager_ref's run sink calls both).
@@ -1902,7 +1977,8 @@ class unified_manager {
     /// Where `t` is, or would go.
     template <class Threads>
     static auto position(Threads& threads, std::string_view t) noexcept {
-      return std::lower_bound(threads.begin(), threads.end(), t, [](const joined_thread& j, std::string_view v) { return j.id < v; });
+      return std::lower_bound(threads.begin(), threads.end(), t,
+                              [](const joined_thread& j, std::string_view v) { return j.id < v; });
     }
     const joined_thread* find(std::string_view t) const noexcept {
       auto it = position(threads, t);
@@ -1957,7 +2033,8 @@ class unified_manager {
   /// The store's answer to the pending join (id, thread), from the factory's broker receiver.
   void complete_join(connection_id id, std::string_view thread, stored_history answer) {
     std::lock_guard lock(emit_mutex_);
-    auto it = std::find_if(pending_.begin(), pending_.end(), [&](const pending_join& p) { return p.id == id && p.thread == thread; });
+    auto it = std::find_if(pending_.begin(), pending_.end(),
+                           [&](const pending_join& p) { return p.id == id && p.thread == thread; });
     if (it == pending_.end()) return;
     pending_join p = std::move(*it);
     pending_.erase(it);
@@ -2028,15 +2105,16 @@ class unified_manager {
     const roster* r = roster_.load(std::memory_order_acquire);
     if (!r) return join_status::refused;
     if (const member* m = r->find(id))
-      return m->joined(thread) || m->thread_count() + pending < options_.max_threads_per_connection ? join_status::pending
-                                                                                                     : join_status::too_many_threads;
+      return m->joined(thread) || m->thread_count() + pending < options_.max_threads_per_connection
+                 ? join_status::pending
+                 : join_status::too_many_threads;
     return join_status::refused;
   }
 
   /// Joins the connection to the thread in the roster; returns the connection, or null if the
   /// join is refused. `already`: it had joined the thread before.
-  connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after, bool& already,
-                               join_status& refusal) {
+  connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after,
+                               bool& already, join_status& refusal) {
     std::lock_guard lock(writers_);
     const roster* r = roster_.load(std::memory_order_relaxed);
     member* m = r ? r->find(id) : nullptr;
@@ -2054,7 +2132,8 @@ class unified_manager {
     auto next = std::make_unique<thread_set>();
     next->threads.reserve(n + 1);
     if (old) next->threads.assign(old->threads.begin(), old->threads.end());
-    next->threads.insert(thread_set::position(next->threads, thread_id), joined_thread{std::string(thread_id), live_after});
+    next->threads.insert(thread_set::position(next->threads, thread_id),
+                         joined_thread{std::string(thread_id), live_after});
     m->threads.store(next.release(), std::memory_order_release);
     if (old) detail::epoch_domain::instance().retire(const_cast<thread_set*>(old), &delete_thread_set);
     return m->conn;
@@ -2092,10 +2171,19 @@ class unified_manager {
       for (const member* mem : r->members) {
         if (!selected(*mem)) continue;
         switch (mem->conn->try_send(m)) {
-          case send_result::queued: ++accepted; break;
-          case send_result::dropped: ++accepted; ++dropped; break;
-          case send_result::closed_slow: ++slow; break;
-          case send_result::closed: ++closed; break;
+          case send_result::queued:
+            ++accepted;
+            break;
+          case send_result::dropped:
+            ++accepted;
+            ++dropped;
+            break;
+          case send_result::closed_slow:
+            ++slow;
+            break;
+          case send_result::closed:
+            ++closed;
+            break;
         }
       }
     }
@@ -2112,18 +2200,18 @@ class unified_manager {
 
   manager_options options_;
   std::atomic<const roster*> roster_{nullptr};  ///< null: no connections
-  std::mutex writers_;  ///< serialises roster and thread-set changes
+  std::mutex writers_;                          ///< serialises roster and thread-set changes
   mutable std::mutex emit_mutex_;
-  std::uint64_t seq_ = 0;  ///< guarded by emit_mutex_
+  std::uint64_t seq_ = 0;                            ///< guarded by emit_mutex_
   detail::event_history history_{options_.history};  ///< guarded by emit_mutex_; unused in a cluster
-  std::vector<pending_join> pending_;                 ///< guarded by emit_mutex_
+  std::vector<pending_join> pending_;                ///< guarded by emit_mutex_
   std::atomic<std::size_t> connection_count_{0};
   std::atomic<std::size_t> runs_{0};
   std::atomic<clock::rep> idle_since_{clock::now().time_since_epoch().count()};
   std::atomic<bool> available_{true};
   detail::cluster_link* link_ = nullptr;  ///< null: no broker, every event delivered here
   std::string user_;                      ///< for the broker only
-  atomic_stats<manager_stats> stats_;  ///< the counters; the gauges are read from the roster
+  atomic_stats<manager_stats> stats_;     ///< the counters; the gauges are read from the roster
 };
 
 }  // namespace uniws
@@ -2221,7 +2309,8 @@ inline std::atomic<std::uint64_t>* allocate_slots(std::size_t count) {
     if (!p) throw std::bad_alloc();
     static_cast<void>(::madvise(p, bytes, MADV_HUGEPAGE));  // advice: refused is fine
     auto* slots = static_cast<std::atomic<std::uint64_t>*>(p);
-    for (std::size_t i = 0; i < count; ++i) ::new (static_cast<void*>(slots + i)) std::atomic<std::uint64_t>(0);
+    for (std::size_t i = 0; i < count; ++i)
+      ::new (static_cast<void*>(slots + i)) std::atomic<std::uint64_t>(0);
     return slots;
   }
 #endif
@@ -2276,8 +2365,9 @@ class user_registry {
   using hasher = Hash;
   /// Compares keys.
   using key_equal = KeyEqual;
-  static_assert(std::is_nothrow_invocable_r_v<std::uint64_t, const Hash&, const Key&>,
-                "user_registry hashes keys again while migrating, where it cannot fail: the hash must be noexcept");
+  static_assert(
+      std::is_nothrow_invocable_r_v<std::uint64_t, const Hash&, const Key&>,
+      "user_registry hashes keys again while migrating, where it cannot fail: the hash must be noexcept");
 
   /// A counted reference to a registry value. While any handle to an entry is alive the
   /// entry cannot be removed, and the value outlives the registry if need be.
@@ -2574,7 +2664,7 @@ class user_registry {
           // wholly frozen).
           if (!fresh) return {};
           if (t->next.load(std::memory_order_acquire) != nullptr) break;  // migrating: wait, then retry
-          size_.fetch_add(1, std::memory_order_seq_cst);  // counted before it can be copied
+          size_.fetch_add(1, std::memory_order_seq_cst);                  // counted before it can be copied
           if (slots[i].compare_exchange_strong(v, encode(fresh, h), std::memory_order_acq_rel,
                                                std::memory_order_acquire)) {
             after_claim(t);
@@ -2668,8 +2758,8 @@ class user_registry {
   /// their destination slots are prefetched a few slots ahead: the copy is a string of
   /// independent cache misses. The successor's `used` is added to once per chunk, not per
   /// entry: every helper would otherwise contend for its line (measured: that one add drew over
-  /// half of the migration's profile samples with 8 threads on 2 cores). It is read only once the successor is
-  /// current, after every chunk's count is in (the migrate_done fetch_add orders them).
+  /// half of the migration's profile samples with 8 threads on 2 cores). It is read only once the successor
+  /// is current, after every chunk's count is in (the migrate_done fetch_add orders them).
   void migrate_range(table* t, std::size_t begin, std::size_t end) {
     table* const successor = t->next.load(std::memory_order_acquire);
     std::size_t placed = 0;
@@ -2710,7 +2800,8 @@ class user_registry {
   /// Returns whether it claimed a slot of the successor.
   bool migrate_slot(std::atomic<std::uint64_t>& slot, table* successor, hashed hint) {
     std::uint64_t v = slot.load(std::memory_order_relaxed);
-    while (!slot.compare_exchange_weak(v, v | frozen_bit, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    while (!slot.compare_exchange_weak(v, v | frozen_bit, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed)) {
     }
     if (!holds_node(v)) return false;
     node* n = node_of(v);
@@ -2801,7 +2892,8 @@ class user_registry {
     // seq_cst throughout: a migration copying n concurrently with its failure must either
     // see the failure or have its copy (and the table holding it) seen here.
     const std::uint64_t h = hash_(n->key);
-    for (table* t = current_.load(std::memory_order_seq_cst); t; t = t->next.load(std::memory_order_seq_cst)) {
+    for (table* t = current_.load(std::memory_order_seq_cst); t;
+         t = t->next.load(std::memory_order_seq_cst)) {
       std::size_t i = static_cast<std::size_t>(h) & t->mask;
       for (std::size_t left = t->mask + 1; left != 0; --left, i = (i + 1) & t->mask) {
         std::uint64_t v = t->slots[i].load(std::memory_order_seq_cst);
@@ -2848,8 +2940,8 @@ namespace uniws::detail {
 /// How a coroutine that produces R keeps it: references as pointers, rvalue references and
 /// const prvalues as plain values.
 template <class R>
-using stored_t = std::conditional_t<std::is_lvalue_reference_v<R>, std::add_pointer_t<std::remove_reference_t<R>>,
-                                    std::remove_cvref_t<R>>;
+using stored_t = std::conditional_t<std::is_lvalue_reference_v<R>,
+                                    std::add_pointer_t<std::remove_reference_t<R>>, std::remove_cvref_t<R>>;
 
 template <class R>
 class coroutine_result {
@@ -3286,8 +3378,9 @@ template <connection Connection, service_probe Probe, broker Broker>
 class manager_factory;
 
 // One text for every way of awaiting the synchronous getter.
-#define UNIWS_DETAIL_SYNC_GETTER_AWAITED                                                                     \
-  "get_websocket_manager() is synchronous: it returns the manager itself, which cannot be co_awaited. Write " \
+#define UNIWS_DETAIL_SYNC_GETTER_AWAITED                                                                \
+  "get_websocket_manager() is synchronous: it returns the manager itself, which cannot be co_awaited. " \
+  "Write "                                                                                              \
   "`co_await factory.get_websocket_manager_async(ctx)` to await the service probe, or drop the co_await."
 
 /// The sink of a run from manager_ref::start_run: the user's manager, held until the run ends,
@@ -3343,7 +3436,9 @@ class manager_ref {
   /// The user whose manager this is.
   [[nodiscard]] std::string_view user_id() const noexcept { return handle_.key(); }
   /// Whether both refer to the same manager.
-  friend bool operator==(const manager_ref& a, const manager_ref& b) noexcept { return a.handle_ == b.handle_; }
+  friend bool operator==(const manager_ref& a, const manager_ref& b) noexcept {
+    return a.handle_ == b.handle_;
+  }
 
   /// Makes manager_ref an event_sink.
   std::uint64_t emit(agent_event e) const { return handle_->emit(std::move(e)); }
@@ -3353,20 +3448,21 @@ class manager_ref {
   /// until then (manager_options::max_runs; this one starts whatever the count).
   template <class Self = manager_ref>  // a template: manager_ref is complete where it is used
   [[nodiscard]] agent_run<run_lease<Self>> start_run(std::string thread_id, std::string run_id,
-                                                           json_text payload = json_text::object()) const {
+                                                     json_text payload = json_text::object()) const {
     handle_->begin_run(false);
     return agent_run<run_lease<Self>>(run_lease<Self>(Self(*this)), std::move(thread_id), std::move(run_id),
-                                            std::move(payload));
+                                      std::move(payload));
   }
 
   /// start_run, unless the user has manager_options::max_runs in flight: then nothing (counted
   /// as runs_refused; no event is emitted).
   template <class Self = manager_ref>
-  [[nodiscard]] std::optional<agent_run<run_lease<Self>>> try_start_run(std::string thread_id, std::string run_id,
-                                                                            json_text payload = json_text::object()) const {
+  [[nodiscard]] std::optional<agent_run<run_lease<Self>>> try_start_run(
+      std::string thread_id, std::string run_id, json_text payload = json_text::object()) const {
     if (!handle_->begin_run(true)) return std::nullopt;
-    return std::optional<agent_run<run_lease<Self>>>(
-        std::in_place, run_lease<Self>(Self(*this)), std::move(thread_id), std::move(run_id), std::move(payload));
+    return std::optional<agent_run<run_lease<Self>>>(std::in_place, run_lease<Self>(Self(*this)),
+                                                     std::move(thread_id), std::move(run_id),
+                                                     std::move(payload));
   }
 
   /// The mistake this library exists to make impossible.
@@ -3400,9 +3496,9 @@ struct factory_options {
 };
 
 // The factory's own statistics, declared once (uniws/stats.hpp): X(name, kind, help).
-#define UNIWS_FACTORY_STATS(X)                                                      \
-  X(users, gauge, "users with a manager on this node")                             \
-  X(probe_failures, counter, "service probes that said unavailable or threw")      \
+#define UNIWS_FACTORY_STATS(X)                                                \
+  X(users, gauge, "users with a manager on this node")                        \
+  X(probe_failures, counter, "service probes that said unavailable or threw") \
   X(unrouted, counter, "broker deliveries for a user with no manager on this node")
 
 struct factory_counters {
@@ -3432,10 +3528,13 @@ class manager_factory {
   explicit manager_factory(factory_options options = {}, Probe probe = Probe{}, Broker b = Broker{})
       : options_(std::move(options)), probe_(std::move(probe)), broker_(std::move(b)) {
     if constexpr (clustered)
-      broker_.set_receiver([this](std::string_view user, std::string_view thread, std::uint64_t seq, message m) {
-        if (auto h = registry_.find(user)) h->deliver_published(thread, seq, m);
-        else stats_.add<&factory_counters::unrouted>();
-      });
+      broker_.set_receiver(
+          [this](std::string_view user, std::string_view thread, std::uint64_t seq, message m) {
+            if (auto h = registry_.find(user))
+              h->deliver_published(thread, seq, m);
+            else
+              stats_.add<&factory_counters::unrouted>();
+          });
   }
   manager_factory(const manager_factory&) = delete;
   manager_factory& operator=(const manager_factory&) = delete;
@@ -3450,7 +3549,8 @@ class manager_factory {
         return manager_type(options_.manager);
       }));
     } else {
-      return manager_ref_type(registry_.get_or_create(user, [this] { return manager_type(options_.manager); }));
+      return manager_ref_type(
+          registry_.get_or_create(user, [this] { return manager_type(options_.manager); }));
     }
   }
 
@@ -3459,8 +3559,9 @@ class manager_factory {
   /// never thrown at the caller. The context is taken by value: the task is lazy. The
   /// factory must outlive the task.
   template <user_context Context>
-  [[nodiscard("get_websocket_manager_async returns a lazy task that does nothing until you co_await it")]]
-  task<manager_ref_type> get_websocket_manager_async(Context ctx) {
+  [[nodiscard(
+      "get_websocket_manager_async returns a lazy task that does nothing until you co_await it")]] task<manager_ref_type>
+  get_websocket_manager_async(Context ctx) {
     bool available = false;
     try {
       available = static_cast<bool>(co_await probe_.check());
@@ -3478,9 +3579,8 @@ class manager_factory {
   /// either keeps it registered or gets a fresh one: never a removed one.
   std::size_t sweep_idle(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) {
     const auto ttl = options_.idle_ttl;
-    return registry_.sweep([now, ttl](manager_type& m) {
-      return m.connection_count() == 0 && now - m.idle_since() >= ttl;
-    });
+    return registry_.sweep(
+        [now, ttl](manager_type& m) { return m.connection_count() == 0 && now - m.idle_since() >= ttl; });
   }
 
   /// Calls fn(user_id, manager) for every registered manager.
@@ -3518,8 +3618,10 @@ class manager_factory {
     }
     void presence(std::string_view user, bool has_connections) override {
       try {
-        if (has_connections) b_.subscribe(user);
-        else b_.unsubscribe(user);
+        if (has_connections)
+          b_.subscribe(user);
+        else
+          b_.unsubscribe(user);
       } catch (...) {
         // The broker resubscribes what it holds when it comes back; nothing to undo here.
       }
@@ -3568,15 +3670,17 @@ class histogram {
  public:
   /// `upper_bounds` ascending, in the recorded unit; a last bucket (+Inf) takes the rest.
   histogram(std::vector<std::uint64_t> upper_bounds, double scale)
-      : bounds_(std::move(upper_bounds)), scale_(scale), counts_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
+      : bounds_(std::move(upper_bounds)),
+        scale_(scale),
+        counts_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
     for (std::size_t i = 0; i <= bounds_.size(); ++i) counts_[i].store(0, std::memory_order_relaxed);
   }
 
   /// Latencies in nanoseconds, exported in seconds: 50 us to 10 s.
   static histogram latency() {
-    return histogram({50'000, 100'000, 250'000, 500'000, 1'000'000, 2'500'000, 5'000'000, 10'000'000, 25'000'000,
-                      50'000'000, 100'000'000, 250'000'000, 500'000'000, 1'000'000'000, 2'500'000'000, 5'000'000'000,
-                      10'000'000'000},
+    return histogram({50'000, 100'000, 250'000, 500'000, 1'000'000, 2'500'000, 5'000'000, 10'000'000,
+                      25'000'000, 50'000'000, 100'000'000, 250'000'000, 500'000'000, 1'000'000'000,
+                      2'500'000'000, 5'000'000'000, 10'000'000'000},
                      1e-9);
   }
 
@@ -3589,7 +3693,8 @@ class histogram {
 
   /// Counts one value.
   void observe(std::uint64_t value) noexcept {
-    const auto bucket = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+    const auto bucket =
+        static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
     counts_[bucket].fetch_add(1, std::memory_order_relaxed);
     sum_.fetch_add(value, std::memory_order_relaxed);
   }
@@ -3602,8 +3707,8 @@ class histogram {
 
   /// What Prometheus exports: cumulative counts per upper bound (exported unit), the sum, the count.
   struct snapshot {
-    std::vector<double> upper_bounds;      ///< the last bucket, +Inf, is `count`
-    std::vector<std::uint64_t> cumulative; ///< one per upper bound
+    std::vector<double> upper_bounds;       ///< the last bucket, +Inf, is `count`
+    std::vector<std::uint64_t> cumulative;  ///< one per upper bound
     /// The sum of the values counted, in the exported unit.
     double sum = 0;
     /// How many values were counted.
@@ -3661,10 +3766,14 @@ inline std::string escape(std::string_view v, bool quotes) {
   std::string out;
   out.reserve(v.size());
   for (const char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (quotes && c == '"') out += "\\\"";
-    else out.push_back(c);
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (quotes && c == '"')
+      out += "\\\"";
+    else
+      out.push_back(c);
   }
   return out;
 }
@@ -3692,14 +3801,16 @@ class text_writer {
   explicit text_writer(std::string& out, std::string_view prefix = "uniws_") : out_(out), prefix_(prefix) {}
 
   /// A counter with its HELP and TYPE lines.
-  void counter(std::string_view name, std::string_view help, std::uint64_t value, std::initializer_list<label> labels = {}) {
+  void counter(std::string_view name, std::string_view help, std::uint64_t value,
+               std::initializer_list<label> labels = {}) {
     const std::string full = std::string(prefix_) + std::string(name) + "_total";
     header(full, help, "counter");
     sample(full, labels, std::to_string(value));
   }
 
   /// A gauge with its HELP and TYPE lines.
-  void gauge(std::string_view name, std::string_view help, std::uint64_t value, std::initializer_list<label> labels = {}) {
+  void gauge(std::string_view name, std::string_view help, std::uint64_t value,
+             std::initializer_list<label> labels = {}) {
     const std::string full = std::string(prefix_) + std::string(name);
     header(full, help, "gauge");
     sample(full, labels, std::to_string(value));
@@ -3710,14 +3821,17 @@ class text_writer {
   void stats(const S& s, std::string_view name_prefix = {}) {
     for_each_stat(s, [&](const stat_field<S>& f, std::uint64_t value) {
       const std::string name = std::string(name_prefix) + std::string(f.name);
-      if (f.kind == stat_kind::counter) counter(name, f.help, value);
-      else gauge(name, f.help, value);
+      if (f.kind == stat_kind::counter)
+        counter(name, f.help, value);
+      else
+        gauge(name, f.help, value);
     });
   }
 
   /// Every field of `S` as one family with a sample per labelled record (e.g. one per shard).
   template <stats_record S>
-  void stats_by(std::string_view label_name, const std::vector<std::pair<std::string, S>>& records, std::string_view name_prefix = {}) {
+  void stats_by(std::string_view label_name, const std::vector<std::pair<std::string, S>>& records,
+                std::string_view name_prefix = {}) {
     if (records.empty()) return;
     for (const auto& f : S::fields()) {
       std::vector<std::pair<std::string, std::uint64_t>> samples;
@@ -3729,9 +3843,11 @@ class text_writer {
   /// One family with a sample per value of one label.
   void family(std::string_view name, std::string_view help, stat_kind kind, std::string_view label_name,
               const std::vector<std::pair<std::string, std::uint64_t>>& samples) {
-    const std::string full = std::string(prefix_) + std::string(name) + (kind == stat_kind::counter ? "_total" : "");
+    const std::string full =
+        std::string(prefix_) + std::string(name) + (kind == stat_kind::counter ? "_total" : "");
     header(full, help, kind == stat_kind::counter ? "counter" : "gauge");
-    for (const auto& [label_value, value] : samples) sample(full, {{label_name, label_value}}, std::to_string(value));
+    for (const auto& [label_value, value] : samples)
+      sample(full, {{label_name, label_value}}, std::to_string(value));
   }
 
   /// A histogram: cumulative buckets, _sum and _count.
@@ -3799,7 +3915,8 @@ inline constexpr std::pair<slow_consumer_policy, std::string_view> slow_consumer
   return "?";
 }
 
-[[nodiscard]] constexpr std::optional<slow_consumer_policy> parse_slow_consumer_policy(std::string_view name) noexcept {
+[[nodiscard]] constexpr std::optional<slow_consumer_policy> parse_slow_consumer_policy(
+    std::string_view name) noexcept {
   for (const auto& [policy, n] : slow_consumer_policy_names)
     if (n == name) return policy;
   return std::nullopt;
@@ -3817,7 +3934,9 @@ class queue_budget {
   queue_budget& operator=(const queue_budget&) = delete;
 
   /// Whether `n` more bytes fit.
-  [[nodiscard]] bool has_room_for(std::size_t n) const noexcept { return bytes_.load(std::memory_order_relaxed) + n <= max_; }
+  [[nodiscard]] bool has_room_for(std::size_t n) const noexcept {
+    return bytes_.load(std::memory_order_relaxed) + n <= max_;
+  }
   /// Bytes held by all queues on this budget now.
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_.load(std::memory_order_relaxed); }
   /// The bound.
@@ -3999,7 +4118,9 @@ class sync_wait_driver {
     auto final_suspend() const noexcept {
       struct signal_awaiter {
         bool await_ready() const noexcept { return false; }
-        void await_suspend(std::coroutine_handle<promise_type> self) const noexcept { self.promise().event->set(); }
+        void await_suspend(std::coroutine_handle<promise_type> self) const noexcept {
+          self.promise().event->set();
+        }
         void await_resume() const noexcept {}
       };
       return signal_awaiter{};
@@ -4107,7 +4228,8 @@ when_all_child<R> make_when_all_child(A a) {
 template <class StartAll>
 class when_all_barrier {
  public:
-  when_all_barrier(when_all_latch& latch, StartAll start_all) : latch_(&latch), start_all_(std::move(start_all)) {}
+  when_all_barrier(when_all_latch& latch, StartAll start_all)
+      : latch_(&latch), start_all_(std::move(start_all)) {}
   bool await_ready() const noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> awaiting) {
     latch_->awaiting = awaiting;
@@ -4123,8 +4245,9 @@ class when_all_barrier {
 
 /// What when_all yields for a child whose result type is R.
 template <class R>
-using when_all_value_t = std::conditional_t<std::is_void_v<R>, std::monostate,
-                                            std::conditional_t<std::is_lvalue_reference_v<R>, R, std::remove_cvref_t<R>>>;
+using when_all_value_t =
+    std::conditional_t<std::is_void_v<R>, std::monostate,
+                       std::conditional_t<std::is_lvalue_reference_v<R>, R, std::remove_cvref_t<R>>>;
 
 /// What the range form of when_all yields per element (a vector cannot hold references).
 template <class R>

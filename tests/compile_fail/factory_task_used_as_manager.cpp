@@ -7,7 +7,8 @@ using factory = uniws::manager_factory<uniws::testing::memory_connection>;
 
 uniws::task<> handler(factory* f) {
 #ifdef UNIWS_COMPILE_FAIL
-  f->get_websocket_manager_async(uniws::basic_user_context("alice"))->send_to_user(uniws::message::copy_of("{}"));
+  f->get_websocket_manager_async(uniws::basic_user_context("alice"))
+      ->send_to_user(uniws::message::copy_of("{}"));
 #else
   (co_await f->get_websocket_manager_async(uniws::basic_user_context("alice")))
       ->send_to_user(uniws::message::copy_of("{}"));

@@ -1,5 +1,6 @@
 // create_server_message takes validated JSON, never a raw string.
-// expect-error: json_text[^a-z_]* (from expression of type|could not bind to an lvalue of type) [^a-z_]*const char
+// expect-error: json_text[^a-z_]* (from expression of type|could not bind to an lvalue of type) [^a-z_]*const
+// char
 #include <uniws/message.hpp>
 
 int main() {

@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (r->steps < 0 || r->steps > limits.max_steps || r->pad > limits.max_pad) __builtin_trap();
   }
 
-  if (const auto login = golden_path::parse_login(in); login && (login->user.empty() || login->user.size() > golden_path::max_user_name_length))
+  if (const auto login = golden_path::parse_login(in);
+      login && (login->user.empty() || login->user.size() > golden_path::max_user_name_length))
     __builtin_trap();
   return 0;
 }

@@ -83,7 +83,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   bool session_done = false, peer_done = false;
   net::co_spawn(server.get_executor(),
-                gp::http_session(h.state, std::move(server), gp::audience::everyone, gp::connection_slot(h.open_connections)),
+                gp::http_session(h.state, std::move(server), gp::audience::everyone,
+                                 gp::connection_slot(h.open_connections)),
                 [&](std::exception_ptr e) {
                   if (e) {
                     try {
@@ -118,7 +119,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (h.io.stopped()) h.io.restart();  // it stops whenever it runs out of work
     h.io.run_one_for(std::chrono::milliseconds(100));
     if (std::chrono::steady_clock::now() > give_up) {
-      std::fprintf(stderr, "the session did not end within 10 s of the peer's last byte (session %d, peer %d)\n",
+      std::fprintf(stderr,
+                   "the session did not end within 10 s of the peer's last byte (session %d, peer %d)\n",
                    session_done, peer_done);
       __builtin_trap();
     }

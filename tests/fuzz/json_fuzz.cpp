@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (valid(in)) {
     const auto payload = uniws::json_text::parse(in);
     if (!valid(uniws::create_server_message("fuzz", payload).text())) __builtin_trap();
-    const uniws::agent_event e{uniws::agent_event_type::agent_thinking, std::string(in), std::string(in), payload};
+    const uniws::agent_event e{uniws::agent_event_type::agent_thinking, std::string(in), std::string(in),
+                               payload};
     if (!valid(uniws::encode_event(e, 1).text())) __builtin_trap();
   } else {
     try {

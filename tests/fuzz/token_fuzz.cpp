@@ -14,7 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view token(reinterpret_cast<const char*>(data), size);
   auto parsed = jwt::parse(token);
   if (auto* t = std::get_if<jwt::parsed_token>(&parsed)) {
-    if (t->signing_input.size() >= token.size()) __builtin_trap();  // the signature part is not in what it covers
+    if (t->signing_input.size() >= token.size())
+      __builtin_trap();  // the signature part is not in what it covers
     const auto claims = jwt::check_claims(t->claims, {.audience = "chat", .issuer = "idp"}, 1'800'000'000);
     if (const auto* v = std::get_if<jwt::verified>(&claims); v && v->subject.empty()) __builtin_trap();
     // Round trip: what decodes re-encodes to the same text (base64url is canonical here).

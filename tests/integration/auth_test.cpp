@@ -21,8 +21,8 @@ jwt::refusal refusal_of(const T& result) {
 
 TEST_CASE("base64url: RFC 4648 vectors, no padding, non-canonical and foreign characters refused") {
   const std::pair<std::string, std::string> vectors[] = {
-      {"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"}, {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
-      {"\xfb\xff", "-_8"}};
+      {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},          {"foo", "Zm9v"},
+      {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}, {"\xfb\xff", "-_8"}};
   for (const auto& [plain, encoded] : vectors) {
     CHECK(jwt::base64url_encode(plain) == encoded);
     CHECK(jwt::base64url_decode(encoded) == plain);
@@ -40,14 +40,16 @@ TEST_CASE("HS256: RFC 7515 A.1's token verifies with its key and is then refused
       "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
       ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ"
       ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-  const auto secret = jwt::base64url_decode("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow");
+  const auto secret = jwt::base64url_decode(
+      "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow");
   REQUIRE(secret);
   const auto key = jwt::key::hs256(*secret);
   CHECK(refusal_of(key.verify(token, {})) == jwt::refusal::expired);
   std::string forged = token;
   forged[forged.size() - 5] = forged[forged.size() - 5] == 'A' ? 'B' : 'A';  // a whole sextet of the MAC
   CHECK(refusal_of(key.verify(forged, {})) == jwt::refusal::bad_signature);
-  CHECK(refusal_of(jwt::key::hs256("another-key-of-enough-bytes").verify(token, {})) == jwt::refusal::bad_signature);
+  CHECK(refusal_of(jwt::key::hs256("another-key-of-enough-bytes").verify(token, {})) ==
+        jwt::refusal::bad_signature);
 }
 
 TEST_CASE("tokens a key signs verify with the same key only, and carry the user") {
@@ -64,9 +66,11 @@ TEST_CASE("tokens a key signs verify with the same key only, and carry the user"
   const auto token = node_a.sign("alice", std::chrono::seconds(60), rules);
   CHECK(refusal_of(node_b.verify(token, {.audience = "other"})) == jwt::refusal::wrong_audience);
   CHECK(refusal_of(node_b.verify(token, {.issuer = "other"})) == jwt::refusal::wrong_issuer);
-  CHECK(refusal_of(node_b.verify(node_a.sign("alice", std::chrono::seconds(-31), {}), {})) == jwt::refusal::expired);
+  CHECK(refusal_of(node_b.verify(node_a.sign("alice", std::chrono::seconds(-31), {}), {})) ==
+        jwt::refusal::expired);
   // Within the 30 s leeway, an expired token still passes.
-  CHECK(std::holds_alternative<jwt::verified>(node_b.verify(node_a.sign("alice", std::chrono::seconds(-20), {}), {})));
+  CHECK(std::holds_alternative<jwt::verified>(
+      node_b.verify(node_a.sign("alice", std::chrono::seconds(-20), {}), {})));
   SECTION("a changed character anywhere is refused") {
     for (std::size_t i = 0; i < token.size(); ++i) {
       std::string forged = token;
@@ -82,8 +86,10 @@ TEST_CASE("claims: exp required, nbf and iat honoured with leeway, sub required"
   auto check = [&](boost::json::object claims) { return jwt::check_claims(claims, rules, now); };
   CHECK(refusal_of(check({{"sub", "a"}})) == jwt::refusal::no_expiry);
   CHECK(refusal_of(check({{"sub", "a"}, {"exp", "tomorrow"}})) == jwt::refusal::no_expiry);
-  CHECK(refusal_of(check({{"sub", "a"}, {"exp", now + 60}, {"nbf", now + 31}})) == jwt::refusal::not_yet_valid);
-  CHECK(refusal_of(check({{"sub", "a"}, {"exp", now + 60}, {"iat", now + 31}})) == jwt::refusal::not_yet_valid);
+  CHECK(refusal_of(check({{"sub", "a"}, {"exp", now + 60}, {"nbf", now + 31}})) ==
+        jwt::refusal::not_yet_valid);
+  CHECK(refusal_of(check({{"sub", "a"}, {"exp", now + 60}, {"iat", now + 31}})) ==
+        jwt::refusal::not_yet_valid);
   CHECK(refusal_of(check({{"sub", "a"}, {"exp", now + 60}, {"nbf", "soon"}})) == jwt::refusal::malformed);
   CHECK(std::holds_alternative<jwt::verified>(check({{"sub", "a"}, {"exp", now + 60}, {"nbf", now + 29}})));
   CHECK(std::holds_alternative<jwt::verified>(check({{"sub", "a"}, {"exp", 1.8e9 + 0.5}})));
@@ -91,20 +97,21 @@ TEST_CASE("claims: exp required, nbf and iat honoured with leeway, sub required"
   CHECK(refusal_of(check({{"sub", ""}, {"exp", now + 60}})) == jwt::refusal::no_subject);
   CHECK(refusal_of(check({{"sub", 7}, {"exp", now + 60}})) == jwt::refusal::no_subject);
   const jwt::claim_rules with_aud{.audience = "chat"};
-  CHECK(std::holds_alternative<jwt::verified>(
-      jwt::check_claims({{"sub", "a"}, {"exp", now + 60}, {"aud", boost::json::array{"x", "chat"}}}, with_aud, now)));
-  CHECK(refusal_of(jwt::check_claims({{"sub", "a"}, {"exp", now + 60}}, with_aud, now)) == jwt::refusal::wrong_audience);
+  CHECK(std::holds_alternative<jwt::verified>(jwt::check_claims(
+      {{"sub", "a"}, {"exp", now + 60}, {"aud", boost::json::array{"x", "chat"}}}, with_aud, now)));
+  CHECK(refusal_of(jwt::check_claims({{"sub", "a"}, {"exp", now + 60}}, with_aud, now)) ==
+        jwt::refusal::wrong_audience);
 }
 
 TEST_CASE("the front end refuses what is not a JWS before any key is used") {
   const auto key = jwt::key::hs256("a-secret-of-sixteen-bytes-or-more");
   const std::string header = jwt::base64url_encode(R"({"alg":"HS256"})");
   const std::string claims = jwt::base64url_encode(R"({"sub":"a","exp":4000000000})");
-  for (const std::string& bad : {std::string(), std::string("a.b"), std::string("a.b.c.d"), header + "." + claims,
-                                header + ".!!." + "AA", jwt::base64url_encode("[]") + "." + claims + ".AA",
-                                jwt::base64url_encode(R"({"alg":7})") + "." + claims + ".AA",
-                                header + "." + jwt::base64url_encode("not json") + ".AA",
-                                std::string(jwt::max_token_size + 1, 'a')})
+  for (const std::string& bad :
+       {std::string(), std::string("a.b"), std::string("a.b.c.d"), header + "." + claims,
+        header + ".!!." + "AA", jwt::base64url_encode("[]") + "." + claims + ".AA",
+        jwt::base64url_encode(R"({"alg":7})") + "." + claims + ".AA",
+        header + "." + jwt::base64url_encode("not json") + ".AA", std::string(jwt::max_token_size + 1, 'a')})
     CHECK(std::holds_alternative<jwt::refusal>(key.verify(bad, {})));
   const std::string none = jwt::base64url_encode(R"({"alg":"none"})") + "." + claims + ".";
   CHECK(refusal_of(key.verify(none, {})) == jwt::refusal::wrong_algorithm);
@@ -112,7 +119,11 @@ TEST_CASE("the front end refuses what is not a JWS before any key is used") {
 
 TEST_CASE("login throttle: per user and address, per address, per user, over a window, in a bounded table") {
   using golden_path::login_throttle;
-  login_throttle t({.per_user_address = 3, .per_address = 5, .per_user = 7, .window = std::chrono::seconds(60), .max_entries = 100});
+  login_throttle t({.per_user_address = 3,
+                    .per_address = 5,
+                    .per_user = 7,
+                    .window = std::chrono::seconds(60),
+                    .max_entries = 100});
   for (int i = 0; i < 3; ++i) {
     CHECK_FALSE(t.refused_for("alice", "10.0.0.1"));
     t.failed("alice", "10.0.0.1");
@@ -132,9 +143,13 @@ TEST_CASE("login throttle: per user and address, per address, per user, over a w
   CHECK(t.refused_for("bob", "10.0.0.1"));  // a success clears the pair, not the address
 
   SECTION("the table never holds more than its bound") {
-    login_throttle small({.per_user_address = 1, .per_address = 1 << 20, .per_user = 1 << 20, .window = std::chrono::seconds(60), .max_entries = 10});
+    login_throttle small({.per_user_address = 1,
+                          .per_address = 1 << 20,
+                          .per_user = 1 << 20,
+                          .window = std::chrono::seconds(60),
+                          .max_entries = 10});
     for (int i = 0; i < 1000; ++i) small.failed("u" + std::to_string(i), "10.0.0.1");
-    CHECK(small.refused_for("u999", "10.0.0.1"));  // the newest is kept
+    CHECK(small.refused_for("u999", "10.0.0.1"));      // the newest is kept
     CHECK_FALSE(small.refused_for("u0", "10.0.0.1"));  // the oldest made room
   }
 }

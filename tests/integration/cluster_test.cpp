@@ -42,7 +42,8 @@ bool broker_connected(const server_process& node) {
 
 void wait_connected(const server_process& node, std::chrono::seconds limit = 15s) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!broker_connected(node) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+  while (!broker_connected(node) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
   REQUIRE(broker_connected(node));
 }
 
@@ -80,7 +81,8 @@ void check_run(const std::vector<json::object>& frames, std::int64_t first_seq) 
 
 }  // namespace
 
-TEST_CASE("cluster: a run on node A reaches alice on A and on B once each, in order, and not bob", "[proto-C2][proto-W9]") {
+TEST_CASE("cluster: a run on node A reaches alice on A and on B once each, in order, and not bob",
+          "[proto-C2][proto-W9]") {
   cluster c;
   auto &a = c.a, &b = c.b;
   ws_client alice_a(a.port(), login(a.port(), "alice", "alice-pw"));
@@ -106,7 +108,8 @@ TEST_CASE("cluster: a run on node A reaches alice on A and on B once each, in or
   CHECK(stats.at("publish_failures").as_int64() == 0);
 }
 
-TEST_CASE("cluster: Redis killed mid-run and restarted - nodes serve locally, then across nodes again", "[proto-C2][proto-W9]") {
+TEST_CASE("cluster: Redis killed mid-run and restarted - nodes serve locally, then across nodes again",
+          "[proto-C2][proto-W9]") {
   cluster c;
   auto& redis = c.redis;
   auto &a = c.a, &b = c.b;
@@ -122,12 +125,14 @@ TEST_CASE("cluster: Redis killed mid-run and restarted - nodes serve locally, th
 
   redis.kill();
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (broker_connected(a) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  while (broker_connected(a) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
   REQUIRE_FALSE(broker_connected(a));
 
   // Down: A still serves its own connection (local seq continues), B hears nothing (a timed
   // read would close alice_b's socket, so B's counters say it instead).
-  const auto sent_by_b = http_request(b.port(), http::verb::get, "/stats").json().at("messages_sent").as_int64();
+  const auto sent_by_b =
+      http_request(b.port(), http::verb::get, "/stats").json().at("messages_sent").as_int64();
   alice_a.send(run_agent("t"));
   check_run(alice_a.read_until("agent_completed"), 6);
   std::this_thread::sleep_for(300ms);
@@ -184,7 +189,10 @@ void check_contiguous(const std::vector<json::object>& frames) {
 
 }  // namespace
 
-TEST_CASE("cluster: the reader's node is SIGKILLed mid-run, it resumes on the agent's node and gets every event once", "[proto-R2][proto-R4][proto-C2]") {
+TEST_CASE(
+    "cluster: the reader's node is SIGKILLed mid-run, it resumes on the agent's node and gets every event "
+    "once",
+    "[proto-R2][proto-R4][proto-C2]") {
   cluster c;
   const std::string token = login(c.a.port(), "alice", "alice-pw");
   ws_client runner(c.b.port(), token), phone(c.a.port(), token);

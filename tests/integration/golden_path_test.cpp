@@ -78,7 +78,8 @@ TEST_CASE("start: --port 0 picks a free port and says so on the first line", "[p
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("HTTP: login, health, config, stats and 404", "[proto-H1][proto-H4][proto-H5][proto-H6][proto-H9]") {
+TEST_CASE("HTTP: login, health, config, stats and 404",
+          "[proto-H1][proto-H4][proto-H5][proto-H6][proto-H9]") {
   server_process server({"--agent-delay-ms", "1"});
   const auto port = server.port();
 
@@ -111,12 +112,14 @@ TEST_CASE("HTTP: login, health, config, stats and 404", "[proto-H1][proto-H4][pr
 
   const auto config = http_request(port, http::verb::get, "/config");
   CHECK(config.status == 200);
-  for (const char* key : {"max_message_size", "queue_max_messages", "queue_max_bytes", "slow_consumer_policy", "idle_timeout_s"})
+  for (const char* key : {"max_message_size", "queue_max_messages", "queue_max_bytes", "slow_consumer_policy",
+                          "idle_timeout_s"})
     CHECK(config.json().as_object().contains(key));
 
   const auto stats = http_request(port, http::verb::get, "/stats");
   CHECK(stats.status == 200);
-  for (const char* key : {"users", "connections", "messages_sent", "messages_dropped", "connections_closed_slow"})
+  for (const char* key :
+       {"users", "connections", "messages_sent", "messages_dropped", "connections_closed_slow"})
     CHECK(stats.json().as_object().contains(key));
 
   const auto missing = http_request(port, http::verb::get, "/nothing-here");
@@ -125,7 +128,8 @@ TEST_CASE("HTTP: login, health, config, stats and 404", "[proto-H1][proto-H4][pr
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("WebSocket auth: no token, a wrong token and an expired token get 401 and no upgrade", "[proto-W1][proto-J1]") {
+TEST_CASE("WebSocket auth: no token, a wrong token and an expired token get 401 and no upgrade",
+          "[proto-W1][proto-J1]") {
   const std::string secret = "known-to-this-test-0123456789";
   server_process server({"--agent-delay-ms", "1", "--jwt-secret", secret});
   const auto port = server.port();
@@ -142,7 +146,8 @@ TEST_CASE("WebSocket auth: no token, a wrong token and an expired token get 401 
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("the golden path: log in, open a WebSocket, run an agent, receive its five events", "[proto-W1][proto-W2][proto-W5][proto-W7]") {
+TEST_CASE("the golden path: log in, open a WebSocket, run an agent, receive its five events",
+          "[proto-W1][proto-W2][proto-W5][proto-W7]") {
   server_process server({"--agent-delay-ms", "1"});
   const auto port = server.port();
   SECTION("token as a Bearer header") {
@@ -211,15 +216,17 @@ TEST_CASE("two connections of alice both get the five events in order and bob ge
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("bad input gets its listed answer and the connection stays open", "[proto-E1][proto-E2][proto-E3]") {
+TEST_CASE("bad input gets its listed answer and the connection stays open",
+          "[proto-E1][proto-E2][proto-E3]") {
   server_process server({"--agent-delay-ms", "1", "--max-message-size", "4096"});
   const auto port = server.port();
   ws_client ws(port, login(port, "alice", "alice-pw"));
 
   for (const std::string& frame :
        {std::string("this is not json"), std::string("[1,2,3]"), std::string(R"("a string")"),
-        std::string(R"({"type":"dance"})"), std::string(R"({"thread_id":"t1"})"), std::string(R"({"type":"join"})"),
-        std::string(R"({"type":"run_agent","thread_id":""})"), std::string(R"({"type":"leave","thread_id":42})"),
+        std::string(R"({"type":"dance"})"), std::string(R"({"thread_id":"t1"})"),
+        std::string(R"({"type":"join"})"), std::string(R"({"type":"run_agent","thread_id":""})"),
+        std::string(R"({"type":"leave","thread_id":42})"),
         R"({"type":"join","thread_id":")" + std::string(129, 'x') + R"("})",
         std::string(R"({"type":"run_agent","thread_id":"t1","steps":-1})")}) {
     INFO(frame);
@@ -239,7 +246,8 @@ TEST_CASE("bad input gets its listed answer and the connection stays open", "[pr
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("a slow consumer: bounded memory, the policy applies and is counted, others unaffected", "[proto-E4]") {
+TEST_CASE("a slow consumer: bounded memory, the policy applies and is counted, others unaffected",
+          "[proto-E4]") {
   const char* policy = GENERATE("drop-oldest", "close");
   server_process server({"--agent-delay-ms", "0", "--queue-messages", "64", "--queue-bytes", "1048576",
                          "--slow-consumer", policy});
@@ -285,10 +293,13 @@ TEST_CASE("a slow consumer: bounded memory, the policy applies and is counted, o
   // what was written before the close (the agent runs on the connection's strand, so with no
   // delay it may fill the queue before any write), then the close code 1013.
   std::vector<json::object> got;
-  const int code = std::string(policy) == "drop-oldest" ? (got = stalled.read_until("agent_completed", 30s), 0)
-                                                        : stalled.read_until_closed(&got, 30s);
-  INFO("the stalled reader got " << got.size() << " frames, close code " << code << ", " << stalled.last_error().message());
-  for (std::size_t i = 1; i < got.size(); ++i) CHECK(got[i].at("seq").as_int64() > got[i - 1].at("seq").as_int64());
+  const int code = std::string(policy) == "drop-oldest"
+                       ? (got = stalled.read_until("agent_completed", 30s), 0)
+                       : stalled.read_until_closed(&got, 30s);
+  INFO("the stalled reader got " << got.size() << " frames, close code " << code << ", "
+                                 << stalled.last_error().message());
+  for (std::size_t i = 1; i < got.size(); ++i)
+    CHECK(got[i].at("seq").as_int64() > got[i - 1].at("seq").as_int64());
   if (std::string(policy) == "drop-oldest") {
     REQUIRE(got.size() >= 64);
     CHECK(got.size() < 3000 + 4);  // some were dropped
@@ -296,13 +307,16 @@ TEST_CASE("a slow consumer: bounded memory, the policy applies and is counted, o
     for (std::size_t i = got.size() - 63; i < got.size(); ++i)
       CHECK(got[i].at("seq").as_int64() == got[i - 1].at("seq").as_int64() + 1);
   } else {
-    CHECK(code == 1013);  // what it got before (nothing, when the agent outran every write) and then the close
-    CHECK(std::none_of(got.begin(), got.end(), [](const json::object& f) { return f.at("type").as_string() == "agent_completed"; }));
+    CHECK(code ==
+          1013);  // what it got before (nothing, when the agent outran every write) and then the close
+    CHECK(std::none_of(got.begin(), got.end(),
+                       [](const json::object& f) { return f.at("type").as_string() == "agent_completed"; }));
   }
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("graceful shutdown: every frame queued before SIGTERM arrives, in order, then close 1001, exit 0", "[proto-S2]") {
+TEST_CASE("graceful shutdown: every frame queued before SIGTERM arrives, in order, then close 1001, exit 0",
+          "[proto-S2]") {
   // The reader reads nothing until the signal: the whole run is queued (its socket buffers
   // full, the rest in its send queue) when SIGTERM comes. Every one of those frames must
   // arrive, with its content, before the close.
@@ -334,34 +348,42 @@ TEST_CASE("graceful shutdown: every frame queued before SIGTERM arrives, in orde
     CHECK(f.at("payload").at("pad").as_string().size() == 8192);
   }
   CHECK(frames.back().at("type").as_string() == "agent_completed");
-  for (std::size_t i = 1; i < frames.size(); ++i) CHECK(frames[i].at("seq").as_int64() == frames[i - 1].at("seq").as_int64() + 1);
-  CHECK(server.wait_for_exit() == 0);  // the SIGTERM above was the only one
+  for (std::size_t i = 1; i < frames.size(); ++i)
+    CHECK(frames[i].at("seq").as_int64() == frames[i - 1].at("seq").as_int64() + 1);
+  CHECK(server.wait_for_exit() == 0);                           // the SIGTERM above was the only one
   CHECK_THROWS(ws_client::upgrade_status(port, std::nullopt));  // nothing listens any more
 }
 
 TEST_CASE("a users file (--users FILE) replaces the demo users", "[proto-H10]") {
   // In the temporary directory, never in the source tree.
-  const std::string path = (std::filesystem::temp_directory_path() / ("uniws_users_" + std::to_string(::getpid()) + ".txt")).string();
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("uniws_users_" + std::to_string(::getpid()) + ".txt"))
+          .string();
   {
     std::ofstream f(path);
     f << "# name:password\ncarol:carol-pw\n\n";
   }
   server_process server({"--users", path});
-  CHECK(http_request(server.port(), http::verb::post, "/login", R"({"user":"carol","password":"carol-pw"})").status == 200);
-  CHECK(http_request(server.port(), http::verb::post, "/login", R"({"user":"alice","password":"alice-pw"})").status == 401);
+  CHECK(http_request(server.port(), http::verb::post, "/login", R"({"user":"carol","password":"carol-pw"})")
+            .status == 200);
+  CHECK(http_request(server.port(), http::verb::post, "/login", R"({"user":"alice","password":"alice-pw"})")
+            .status == 401);
   CHECK(server.stop() == 0);
   std::filesystem::remove(path);
 }
 
-TEST_CASE("shared JWT secret: a token one node issued opens a WebSocket on another node with the same secret", "[proto-C1][proto-J2]") {
+TEST_CASE("shared JWT secret: a token one node issued opens a WebSocket on another node with the same secret",
+          "[proto-C1][proto-J2]") {
   const std::string secret = "shared-by-the-cluster-0123456789";
   server_process node_a({"--agent-delay-ms", "1", "--jwt-secret", secret});
-  server_process node_b({"--agent-delay-ms", "1", "--token-secret", secret});  // the old name, kept for one release
+  server_process node_b(
+      {"--agent-delay-ms", "1", "--token-secret", secret});  // the old name, kept for one release
   server_process stranger({"--agent-delay-ms", "1", "--jwt-secret", "a-different-secret-0123456789"});
   server_process unsigned_node({"--agent-delay-ms", "1"});  // a random key of its own
 
   CHECK(http_request(node_b.port(), http::verb::get, "/config").json().at("jwt_key").as_string() == "secret");
-  CHECK(http_request(unsigned_node.port(), http::verb::get, "/config").json().at("jwt_key").as_string() == "random");
+  CHECK(http_request(unsigned_node.port(), http::verb::get, "/config").json().at("jwt_key").as_string() ==
+        "random");
 
   const std::string token = login(node_a.port(), "alice", "alice-pw");
   ws_client ws(node_b.port(), token);
@@ -394,10 +416,28 @@ std::pair<int, std::string> run_to_exit(const std::string& args) {
 TEST_CASE("--help lists every flag, and a bad flag or value exits 2 naming it", "[proto-S3]") {
   const auto [status, text] = run_to_exit("--help");
   CHECK(status == 0);
-  for (const char* flag : {"--port", "--address", "--threads", "--users", "--token-ttl", "--token-secret", "--jwt-secret",
-                           "--jwt-public-key", "--jwt-audience", "--jwt-issuer", "--tls-cert", "--tls-key", "--redis",
-                           "--max-message-size", "--queue-messages", "--queue-bytes", "--slow-consumer", "--idle-timeout",
-                           "--handshake-timeout", "--user-idle-ttl", "--drain-timeout-ms", "--agent-delay-ms"}) {
+  for (const char* flag : {"--port",
+                           "--address",
+                           "--threads",
+                           "--users",
+                           "--token-ttl",
+                           "--token-secret",
+                           "--jwt-secret",
+                           "--jwt-public-key",
+                           "--jwt-audience",
+                           "--jwt-issuer",
+                           "--tls-cert",
+                           "--tls-key",
+                           "--redis",
+                           "--max-message-size",
+                           "--queue-messages",
+                           "--queue-bytes",
+                           "--slow-consumer",
+                           "--idle-timeout",
+                           "--handshake-timeout",
+                           "--user-idle-ttl",
+                           "--drain-timeout-ms",
+                           "--agent-delay-ms"}) {
     INFO(flag);
     CHECK(text.find(flag) != std::string::npos);
   }
@@ -409,7 +449,8 @@ TEST_CASE("--help lists every flag, and a bad flag or value exits 2 naming it", 
   CHECK(bad.find("--queue-bytes expects a number") != std::string::npos);
 }
 
-TEST_CASE("login: JSON only (415 otherwise), the answer says when the token expires", "[proto-H1][proto-H2]") {
+TEST_CASE("login: JSON only (415 otherwise), the answer says when the token expires",
+          "[proto-H1][proto-H2]") {
   server_process server({"--token-ttl", "120"});
   const auto port = server.port();
   const std::string body = R"({"user":"alice","password":"alice-pw"})";
@@ -417,7 +458,8 @@ TEST_CASE("login: JSON only (415 otherwise), the answer says when the token expi
                                {{http::field::content_type, "application/json; charset=utf-8"}});
   CHECK(ok.status == 200);
   CHECK(ok.json().at("expires_in").as_int64() == 120);
-  for (const char* type : {"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"}) {
+  for (const char* type :
+       {"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"}) {
     INFO(type);
     const auto r = http_request(port, http::verb::post, "/login", body, {{http::field::content_type, type}});
     CHECK(r.status == 415);
@@ -429,11 +471,11 @@ TEST_CASE("login: JSON only (415 otherwise), the answer says when the token expi
 TEST_CASE("a known path with the wrong method: 405 with Allow", "[proto-H9]") {
   server_process server;
   const auto port = server.port();
-  for (const auto& [verb, path, allow] : std::vector<std::tuple<http::verb, std::string, std::string>>{
-           {http::verb::get, "/login", "POST"},
-           {http::verb::post, "/health", "GET"},
-           {http::verb::delete_, "/stats", "GET"},
-           {http::verb::put, "/config", "GET"}}) {
+  for (const auto& [verb, path, allow] :
+       std::vector<std::tuple<http::verb, std::string, std::string>>{{http::verb::get, "/login", "POST"},
+                                                                     {http::verb::post, "/health", "GET"},
+                                                                     {http::verb::delete_, "/stats", "GET"},
+                                                                     {http::verb::put, "/config", "GET"}}) {
     INFO(path);
     const auto r = http_request(port, verb, path);
     CHECK(r.status == 405);
@@ -509,14 +551,16 @@ TEST_CASE("seq counts the user's events across threads, and a connection sees ho
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("CORS and Origin: preflight, allowed answers, refused origins", "[proto-H12][proto-B2][proto-B3][proto-H8]") {
+TEST_CASE("CORS and Origin: preflight, allowed answers, refused origins",
+          "[proto-H12][proto-B2][proto-B3][proto-H8]") {
   server_process server({"--allow-origin", "http://App.example.com"});
   const auto port = server.port();
   using headers = std::vector<std::pair<http::field, std::string>>;
   const std::string app = "http://app.example.com:80";  // the same origin, written another way
 
-  const auto pre = http_request(port, http::verb::options, "/login", {},
-                                headers{{http::field::origin, app}, {http::field::access_control_request_method, "POST"}});
+  const auto pre =
+      http_request(port, http::verb::options, "/login", {},
+                   headers{{http::field::origin, app}, {http::field::access_control_request_method, "POST"}});
   CHECK(pre.status == 204);
   CHECK(pre.headers[http::field::access_control_allow_origin] == app);
   CHECK(pre.headers[http::field::access_control_allow_methods] == "POST");
@@ -524,12 +568,14 @@ TEST_CASE("CORS and Origin: preflight, allowed answers, refused origins", "[prot
   CHECK(pre.headers[http::field::access_control_max_age] == "600");
   CHECK(pre.headers[http::field::vary] == "Origin");
 
-  const auto evil = http_request(port, http::verb::options, "/login", {}, headers{{http::field::origin, "http://evil.example.com"}});
+  const auto evil = http_request(port, http::verb::options, "/login", {},
+                                 headers{{http::field::origin, "http://evil.example.com"}});
   CHECK(evil.status == 403);
   CHECK(evil.headers[http::field::access_control_allow_origin].empty());
 
-  const auto login_answer = http_request(port, http::verb::post, "/login", R"({"user":"alice","password":"alice-pw"})",
-                                         headers{{http::field::origin, app}});
+  const auto login_answer =
+      http_request(port, http::verb::post, "/login", R"({"user":"alice","password":"alice-pw"})",
+                   headers{{http::field::origin, app}});
   CHECK(login_answer.status == 200);
   CHECK(login_answer.headers[http::field::access_control_allow_origin] == app);
   const auto plain = http_request(port, http::verb::get, "/health");
@@ -544,8 +590,10 @@ TEST_CASE("CORS and Origin: preflight, allowed answers, refused origins", "[prot
   // The upgrade: no Origin, the server's own origin, or an allowed one; nothing else.
   const std::string token(login_answer.json().at("token").as_string());
   auto upgrade = [&](std::optional<std::string> origin) {
-    headers h{{http::field::connection, "Upgrade"}, {http::field::upgrade, "websocket"},
-              {http::field::sec_websocket_version, "13"}, {http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ=="}};
+    headers h{{http::field::connection, "Upgrade"},
+              {http::field::upgrade, "websocket"},
+              {http::field::sec_websocket_version, "13"},
+              {http::field::sec_websocket_key, "dGhlIHNhbXBsZSBub25jZQ=="}};
     if (origin) h.emplace_back(http::field::origin, *origin);
     return http_request(port, http::verb::get, "/ws?token=" + token, {}, h).status;
   };

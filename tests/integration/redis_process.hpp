@@ -26,7 +26,8 @@ class redis_process {
  public:
   /// `extra`: more redis-server arguments (e.g. --cluster-enabled yes).
   explicit redis_process(std::vector<std::string> extra = {}) : port_(free_port()), extra_(std::move(extra)) {
-    dir_ = std::filesystem::temp_directory_path() / ("uniws-redis-" + std::to_string(getpid()) + "-" + std::to_string(port_));
+    dir_ = std::filesystem::temp_directory_path() /
+           ("uniws-redis-" + std::to_string(getpid()) + "-" + std::to_string(port_));
     std::filesystem::create_directories(dir_);
     start();
   }
@@ -43,19 +44,22 @@ class redis_process {
 
   void start() {
     std::vector<std::string> args{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                  "--save", "", "--appendonly", "no", "--dir", dir_.string()};
+                                  "--save",       "",       "--appendonly",        "no",     "--dir",
+                                  dir_.string()};
     args.insert(args.end(), extra_.begin(), extra_.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, (dir_ / "log").c_str(), 01 | 0100 | 02000, 0644);
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, (dir_ / "log").c_str(), 01 | 0100 | 02000,
+                                     0644);
     const int rc = posix_spawnp(&pid_, "redis-server", &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw std::runtime_error("cannot start redis-server (scripts/setup.sh installs it)");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!accepts() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    while (!accepts() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (!accepts()) throw std::runtime_error("redis-server did not start on port " + std::to_string(port_));
   }
 
@@ -79,7 +83,8 @@ class redis_process {
           if (n <= 0) break;
           reply.append(buffer, static_cast<std::size_t>(n));
         }
-      if (const auto colon = reply.rfind(':'); colon != std::string::npos) count = std::atoi(reply.c_str() + colon + 1);
+      if (const auto colon = reply.rfind(':'); colon != std::string::npos)
+        count = std::atoi(reply.c_str() + colon + 1);
     }
     close(fd);
     return count;

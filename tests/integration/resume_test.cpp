@@ -18,7 +18,8 @@ using namespace std::chrono_literals;
 namespace {
 
 json::object run_agent(const std::string& thread, int steps = 1, int pad = 0) {
-  return json::object{{"type", "run_agent"}, {"thread_id", thread}, {"message", "hi"}, {"steps", steps}, {"pad", pad}};
+  return json::object{
+      {"type", "run_agent"}, {"thread_id", thread}, {"message", "hi"}, {"steps", steps}, {"pad", pad}};
 }
 
 // Joins and waits for the answer: from then on the connection receives the thread's events.
@@ -36,7 +37,8 @@ std::vector<json::object> read_runs(ws_client& ws, int completed, std::chrono::s
   std::vector<json::object> frames;
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (completed > 0 && std::chrono::steady_clock::now() < deadline) {
-    auto f = ws.read(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+    auto f = ws.read(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
     if (!f) break;
     if (f->at("type").as_string() == "agent_completed") --completed;
     frames.push_back(*f);
@@ -68,7 +70,8 @@ void drop(ws_client& ws) { ws.lowest().socket().close(); }  // no close frame: t
 
 }  // namespace
 
-TEST_CASE("a client drops after 2 of 5 events and resumes: exactly the missing events, then live", "[proto-R1][proto-R2]") {
+TEST_CASE("a client drops after 2 of 5 events and resumes: exactly the missing events, then live",
+          "[proto-R1][proto-R2]") {
   server_process server({"--agent-delay-ms", "150"});
   const std::string token = login(server.port(), "alice", "alice-pw");
   ws_client runner(server.port(), token), phone(server.port(), token);
@@ -100,7 +103,8 @@ TEST_CASE("a client drops after 2 of 5 events and resumes: exactly the missing e
   CHECK(server.stop() == 0);
 }
 
-TEST_CASE("2 of 2,000 padded thinking events, then a drop: the resume brings every one, once, in order", "[proto-R2][proto-R4]") {
+TEST_CASE("2 of 2,000 padded thinking events, then a drop: the resume brings every one, once, in order",
+          "[proto-R2][proto-R4]") {
   server_process server({"--agent-delay-ms", "1", "--history-events", "4096", "--history-bytes", "16777216",
                          "--queue-messages", "4096", "--queue-bytes", "16777216"});
   const std::string token = login(server.port(), "alice", "alice-pw");
@@ -126,9 +130,12 @@ TEST_CASE("2 of 2,000 padded thinking events, then a drop: the resume brings eve
 // Ten agents on the thread at about 1,000 events a second each: the replay happens while
 // events keep coming. The client must see one contiguous run of seqs from its first event to
 // the tenth agent_completed.
-TEST_CASE("a resume while the thread's agents emit about 10,000 events a second: the full seq list, once each", "[proto-R2]") {
-  server_process server({"--agent-delay-ms", "1", "--max-runs-per-user", "10", "--history-events", "65536", "--history-bytes", "268435456",
-                         "--queue-messages", "65536", "--queue-bytes", "268435456"});
+TEST_CASE(
+    "a resume while the thread's agents emit about 10,000 events a second: the full seq list, once each",
+    "[proto-R2]") {
+  server_process server({"--agent-delay-ms", "1", "--max-runs-per-user", "10", "--history-events", "65536",
+                         "--history-bytes", "268435456", "--queue-messages", "65536", "--queue-bytes",
+                         "268435456"});
   const std::string token = login(server.port(), "alice", "alice-pw");
   ws_client runner(server.port(), token), phone(server.port(), token);
   join(phone, "t1");
@@ -172,7 +179,10 @@ TEST_CASE("history exceeded, or another epoch: recovered false and no replay", "
     CHECK(answer->at("type").as_string() == "joined");  // nothing replayed before it
     CHECK(answer->at("recovered").as_bool() == false);
     CHECK(answer->at("epoch").as_string() == epoch);
-    CHECK(http_request(server.port(), http::verb::get, "/stats").json().at("resumes_not_recovered").as_int64() == 1);
+    CHECK(http_request(server.port(), http::verb::get, "/stats")
+              .json()
+              .at("resumes_not_recovered")
+              .as_int64() == 1);
     back.close();
     runner.close();
     CHECK(server.stop() == 0);
@@ -192,9 +202,11 @@ TEST_CASE("history exceeded, or another epoch: recovered false and no replay", "
 TEST_CASE("a resume with a malformed epoch or after_seq is a bad request", "[proto-R3][proto-E1]") {
   server_process server({"--agent-delay-ms", "1"});
   ws_client ws(server.port(), login(server.port(), "alice", "alice-pw"));
-  for (const auto& bad : {json::object{{"type", "join"}, {"thread_id", "t"}, {"epoch", "xyz"}, {"after_seq", 1}},
-                          json::object{{"type", "join"}, {"thread_id", "t"}, {"epoch", std::string(32, 'a')}, {"after_seq", -1}},
-                          json::object{{"type", "join"}, {"thread_id", "t"}, {"epoch", std::string(32, 'a')}}}) {
+  for (const auto& bad :
+       {json::object{{"type", "join"}, {"thread_id", "t"}, {"epoch", "xyz"}, {"after_seq", 1}},
+        json::object{
+            {"type", "join"}, {"thread_id", "t"}, {"epoch", std::string(32, 'a')}, {"after_seq", -1}},
+        json::object{{"type", "join"}, {"thread_id", "t"}, {"epoch", std::string(32, 'a')}}}) {
     ws.send(bad);
     auto reply = ws.read(5s);
     REQUIRE(reply);

@@ -61,8 +61,10 @@ class report {
       std::cout << "  FAILED: " << f << "\n";
       failed.emplace_back(f);
     }
-    std::cout << json::serialize(json::object{{"soak", scenario_}, {"pass", failures_.empty()},
-                                              {"figures", figures}, {"failures", failed}})
+    std::cout << json::serialize(json::object{{"soak", scenario_},
+                                              {"pass", failures_.empty()},
+                                              {"figures", figures},
+                                              {"failures", failed}})
               << std::endl;
     return failures_.empty() ? 0 : 1;
   }
@@ -154,7 +156,8 @@ net::awaitable<std::vector<std::string>> login_all(tcp::endpoint server, const u
 net::awaitable<bool> golden_path_works(tcp::endpoint server, std::string user, std::string password) {
   auto ws = co_await open_websocket(server, co_await login(server, user, password));
   co_await send_json(*ws, run_agent("golden", "still serving?"));
-  const char* five[] = {"agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"};
+  const char* five[] = {"agent_started", "agent_thinking", "tool_executing", "tool_completed",
+                        "agent_completed"};
   for (const char* type : five) {
     auto f = co_await read_json(*ws);
     if (!f || f->at("type").as_string() != type) co_return false;
@@ -187,7 +190,8 @@ void run_scenario(report& r, std::chrono::seconds limit, Body body) {
 int churn(std::size_t cycles, std::size_t concurrency) {
   report r("churn");
   users_file users(100);
-  uniws_test::server_process server({"--users", users.path(), "--user-idle-ttl", "1", "--agent-delay-ms", "0"});
+  uniws_test::server_process server(
+      {"--users", users.path(), "--user-idle-ttl", "1", "--agent-delay-ms", "0"});
   const tcp::endpoint ep = endpoint_of(server);
 
   run_scenario(r, 30min, [&]() -> net::awaitable<void> {
@@ -206,13 +210,16 @@ int churn(std::size_t cycles, std::size_t concurrency) {
               co_await send_json(*ws, join("t-" + std::to_string(i % 7)));
               co_await send_json(*ws, ping());
               auto pong = co_await read_json(*ws);  // the join was handled before the ping
-              if (!pong || pong->at("type").as_string() != "pong") throw std::runtime_error("no pong after join");
+              if (!pong || pong->at("type").as_string() != "pong")
+                throw std::runtime_error("no pong after join");
               co_await ws->async_close(websocket::close_code::normal, net::use_awaitable);
             }
           },
           &why);
     };
-    auto idle = [](const json::object& s) { return counter(s, "users") == 0 && counter(s, "connections") == 0; };
+    auto idle = [](const json::object& s) {
+      return counter(s, "users") == 0 && counter(s, "connections") == 0;
+    };
     net::steady_timer settle(co_await net::this_coro::executor);
 
     // Warm-up: allocator pools and the registry's buckets reach their working size.
@@ -246,11 +253,12 @@ int churn(std::size_t cycles, std::size_t concurrency) {
     r.check(counter(after, "users") == 0, "registry users did not return to 0 after the idle sweep");
     r.check(counter(after, "connections") == 0, "connections did not return to 0");
     r.check(counter(after, "websocket_sessions") == warm_up + cycles, "the server did not see every session");
-    r.check(fds_after == fds_before, "open descriptors went from " + std::to_string(fds_before) + " to " +
-                                         std::to_string(fds_after));
+    r.check(fds_after == fds_before,
+            "open descriptors went from " + std::to_string(fds_before) + " to " + std::to_string(fds_after));
     // Allocator noise is well under a megabyte; a leak of even 20 bytes per cycle at 100k is 2 MB.
     if (!server_sanitized)
-      r.check(rss_after - rss_before <= 1024, "RSS grew by " + std::to_string(rss_after - rss_before) + " KiB");
+      r.check(rss_after - rss_before <= 1024,
+              "RSS grew by " + std::to_string(rss_after - rss_before) + " KiB");
   });
   const int exit_code = server.stop();
   r.check(exit_code == 0, "the server exited with " + std::to_string(exit_code) + " (a sanitizer finding?)");
@@ -268,13 +276,13 @@ struct connection_state {
 };
 
 struct isolation_totals {
-  std::uint64_t deliveries = 0, cross_user = 0, duplicates = 0, seq_breaks = 0, unexpected = 0, incomplete_runs = 0,
-                missing = 0;
+  std::uint64_t deliveries = 0, cross_user = 0, duplicates = 0, seq_breaks = 0, unexpected = 0,
+                incomplete_runs = 0, missing = 0;
 };
 
 unsigned type_bit(std::string_view type) {
-  static constexpr std::string_view five[] = {"agent_started", "agent_thinking", "tool_executing", "tool_completed",
-                                              "agent_completed"};
+  static constexpr std::string_view five[] = {"agent_started", "agent_thinking", "tool_executing",
+                                              "tool_completed", "agent_completed"};
   for (unsigned i = 0; i < 5; ++i)
     if (type == five[i]) return 1u << i;
   return 0;
@@ -309,7 +317,8 @@ int isolation(std::size_t user_count, std::chrono::seconds duration) {
             co_await send_json(*conns[i].ws, join("shared"));
             co_await send_json(*conns[i].ws, ping());
             auto pong = co_await read_json(*conns[i].ws);
-            if (!pong || pong->at("type").as_string() != "pong") throw std::runtime_error("no pong after join");
+            if (!pong || pong->at("type").as_string() != "pong")
+              throw std::runtime_error("no pong after join");
           }
         },
         &why);
@@ -367,12 +376,14 @@ int isolation(std::size_t user_count, std::chrono::seconds duration) {
             co_await send_json(*conns[2 * u + rng() % 2].ws,
                                run_agent("shared", std::to_string(u) + "/" + std::to_string(k)));
             const auto give_up = clock_type::now() + 20s;
-            while ((conns[2 * u].completed < k || conns[2 * u + 1].completed < k) && clock_type::now() < give_up) {
+            while ((conns[2 * u].completed < k || conns[2 * u + 1].completed < k) &&
+                   clock_type::now() < give_up) {
               wake[u]->expires_at(give_up);
               co_await wake[u]->async_wait(net::as_tuple(net::use_awaitable));
             }
             if (conns[2 * u].completed < k || conns[2 * u + 1].completed < k)
-              throw std::runtime_error("user " + std::to_string(u) + ": run " + std::to_string(k) + " did not complete");
+              throw std::runtime_error("user " + std::to_string(u) + ": run " + std::to_string(k) +
+                                       " did not complete");
             think.expires_after(std::chrono::milliseconds(rng() % 21));
             co_await think.async_wait(net::use_awaitable);
           }
@@ -390,7 +401,8 @@ int isolation(std::size_t user_count, std::chrono::seconds duration) {
     for (auto n : runs) total_runs += n;
     const json::object s = co_await stats(ep);
 
-    for (auto& c : conns) co_await c.ws->async_close(websocket::close_code::normal, net::as_tuple(net::use_awaitable));
+    for (auto& c : conns)
+      co_await c.ws->async_close(websocket::close_code::normal, net::as_tuple(net::use_awaitable));
     net::steady_timer wait(ex);
     while (!readers_failed) {
       wait.expires_after(10ms);
@@ -474,7 +486,8 @@ int abuse(std::size_t attempts, std::size_t flood) {
     r.figure("bad_upgrades_per_s", static_cast<double>(attempts) / upgrade_seconds);
     r.check(upgrade_errors == 0, "upgrade attempts failed at the socket level: " + why);
     r.check(statuses[401] == attempts, "not every bad upgrade got 401");
-    r.check(co_await golden_path_works(ep, "alice", "alice-pw"), "the golden path failed after the bad upgrades");
+    r.check(co_await golden_path_works(ep, "alice", "alice-pw"),
+            "the golden path failed after the bad upgrades");
 
     // 2. Frames over --max-message-size: closed with 1009, the server unaffected.
     progress("abuse 2: Frames over --max-message-size");
@@ -496,33 +509,37 @@ int abuse(std::size_t attempts, std::size_t flood) {
         &why);
     r.figure("oversize_frames", static_cast<double>(oversize_connections));
     r.figure("oversize_closed_1009", static_cast<double>(closed_1009));
-    r.check(oversize_errors == 0 && closed_1009 == oversize_connections, "oversize frames were not all closed with 1009");
+    r.check(oversize_errors == 0 && closed_1009 == oversize_connections,
+            "oversize frames were not all closed with 1009");
 
     // 3. Peers that open TCP and never finish a request: cut off by the handshake timeout (1 s).
     progress("abuse 3: Peers that open TCP and never finish a request");
     constexpr std::size_t silent_peers = 100;
     std::size_t cut_off = 0;
     double slowest_cut = 0;
-    const std::size_t silent_errors = co_await run_all(silent_peers, [&](std::size_t i) -> net::awaitable<void> {
-      tcp::socket socket(ex);
-      co_await socket.async_connect(ep, net::use_awaitable);
-      const auto opened = clock_type::now();
-      if (i % 2 == 1) {  // half send a request line and stall mid-headers
-        const std::string partial = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n";
-        co_await net::async_write(socket, net::buffer(partial), net::use_awaitable);
-      }
-      net::steady_timer give_up(ex, 10s);
-      give_up.async_wait([&](beast::error_code ec) {
-        if (!ec) socket.close();
-      });
-      char byte;
-      auto [ec, n] = co_await socket.async_read_some(net::buffer(&byte, 1), net::as_tuple(net::use_awaitable));
-      give_up.cancel();
-      if (ec && ec != net::error::operation_aborted) {
-        ++cut_off;
-        slowest_cut = std::max(slowest_cut, std::chrono::duration<double>(clock_type::now() - opened).count());
-      }
-    });
+    const std::size_t silent_errors =
+        co_await run_all(silent_peers, [&](std::size_t i) -> net::awaitable<void> {
+          tcp::socket socket(ex);
+          co_await socket.async_connect(ep, net::use_awaitable);
+          const auto opened = clock_type::now();
+          if (i % 2 == 1) {  // half send a request line and stall mid-headers
+            const std::string partial = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n";
+            co_await net::async_write(socket, net::buffer(partial), net::use_awaitable);
+          }
+          net::steady_timer give_up(ex, 10s);
+          give_up.async_wait([&](beast::error_code ec) {
+            if (!ec) socket.close();
+          });
+          char byte;
+          auto [ec, n] =
+              co_await socket.async_read_some(net::buffer(&byte, 1), net::as_tuple(net::use_awaitable));
+          give_up.cancel();
+          if (ec && ec != net::error::operation_aborted) {
+            ++cut_off;
+            slowest_cut =
+                std::max(slowest_cut, std::chrono::duration<double>(clock_type::now() - opened).count());
+          }
+        });
     r.figure("silent_peers", static_cast<double>(silent_peers));
     r.figure("silent_peers_cut_off", static_cast<double>(cut_off));
     r.figure("slowest_cut_off_s", slowest_cut);
@@ -532,8 +549,14 @@ int abuse(std::size_t attempts, std::size_t flood) {
     // 4. A flood of bad JSON: one error event each, counted, memory flat, connection open.
     progress("abuse 4: A flood of bad JSON");
     auto ws = co_await open_websocket(ep, co_await login(ep, "alice", "alice-pw"));
-    const std::string bad[] = {"not json", "{", "[]", R"({"type":"nope"})", R"({"type":"run_agent"})",
-                               R"({"type":"join","thread_id":""})", R"({"type":42})", "\"text\""};
+    const std::string bad[] = {"not json",
+                               "{",
+                               "[]",
+                               R"({"type":"nope"})",
+                               R"({"type":"run_agent"})",
+                               R"({"type":"join","thread_id":""})",
+                               R"({"type":42})",
+                               "\"text\""};
     const long rss_before = server.rss_kib();
     const std::uint64_t bad_before = counter(co_await stats(ep), "bad_frames");
     // The reader counts error events until the pong that follows the flood: replies keep the
@@ -574,7 +597,8 @@ int abuse(std::size_t attempts, std::size_t flood) {
             "bad frames without an error event that was either received or counted as dropped");
     r.check(counter(after, "bad_frames") - bad_before == flood, "the server did not count every bad frame");
     if (!server_sanitized)
-      r.check(rss_after - rss_before <= 4096, "memory grew by " + std::to_string(rss_after - rss_before) + " KiB");
+      r.check(rss_after - rss_before <= 4096,
+              "memory grew by " + std::to_string(rss_after - rss_before) + " KiB");
     co_await ws->async_close(websocket::close_code::normal, net::as_tuple(net::use_awaitable));
     r.check(co_await golden_path_works(ep, "bob", "bob-pw"), "the golden path failed after the abuse");
   });
@@ -589,8 +613,8 @@ int faults(std::size_t connections) {
   report r("faults");
   {
     // Two users hold every connection and run: the per-user limits are raised.
-    uniws_test::server_process server({"--agent-delay-ms", "0", "--user-idle-ttl", "1", "--max-runs-per-user", "100000",
-                                       "--max-connections-per-user", "100000"});
+    uniws_test::server_process server({"--agent-delay-ms", "0", "--user-idle-ttl", "1", "--max-runs-per-user",
+                                       "100000", "--max-connections-per-user", "100000"});
     const tcp::endpoint ep = endpoint_of(server);
     run_scenario(r, 10min, [&]() -> net::awaitable<void> {
       // Each peer starts a run of 200 x 32 KB thoughts, reads three frames, then resets.
@@ -630,8 +654,9 @@ int faults(std::size_t connections) {
   {
     // SIGTERM while every connection's run is mid-stream: each connection gets a gap-free
     // prefix of its run (nothing queued is lost), then close 1001; the server exits 0.
-    uniws_test::server_process server({"--agent-delay-ms", "5", "--drain-timeout-ms", "5000", "--max-runs-per-user", "100000",
-                                       "--max-connections-per-user", "100000"});
+    uniws_test::server_process server({"--agent-delay-ms", "5", "--drain-timeout-ms", "5000",
+                                       "--max-runs-per-user", "100000", "--max-connections-per-user",
+                                       "100000"});
     const tcp::endpoint ep = endpoint_of(server);
     std::size_t closed_1001 = 0, broken_prefix = 0, events = 0;
     std::string why;
@@ -712,7 +737,8 @@ int main(int argc, char** argv) try {
   };
   raise_open_file_limit();
   if (scenario == "churn") return churn(option("--cycles", 100'000), option("--concurrency", 16));
-  if (scenario == "isolation") return isolation(option("--users", 1000), std::chrono::seconds(option("--seconds", 120)));
+  if (scenario == "isolation")
+    return isolation(option("--users", 1000), std::chrono::seconds(option("--seconds", 120)));
   if (scenario == "abuse") return abuse(option("--attempts", 10'000), option("--flood", 100'000));
   if (scenario == "faults") return faults(option("--connections", 100));
   throw std::invalid_argument("unknown soak \"" + scenario + "\"");

@@ -39,7 +39,9 @@ struct detached {
 template <class Handler, class... Args>
 void complete_on_handler_executor(Handler handler, Args... args) {
   auto executor = boost::asio::get_associated_executor(handler);
-  boost::asio::post(executor, [h = std::move(handler), ... a = std::move(args)]() mutable { std::move(h)(std::move(a)...); });
+  boost::asio::post(executor, [h = std::move(handler), ... a = std::move(args)]() mutable {
+    std::move(h)(std::move(a)...);
+  });
 }
 
 template <class T, class Handler>
@@ -77,7 +79,8 @@ boost::asio::awaitable<T> await_task(task<T> t) {
         [](auto handler, task<void> inner) { detail::run_void_task(std::move(inner), std::move(handler)); },
         boost::asio::use_awaitable, std::move(t));
   } else {
-    co_return co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void(std::exception_ptr, T)>(
+    co_return co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&,
+                                                   void(std::exception_ptr, T)>(
         [](auto handler, task<T> inner) { detail::run_task(std::move(inner), std::move(handler)); },
         boost::asio::use_awaitable, std::move(t));
   }

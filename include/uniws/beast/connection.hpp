@@ -67,13 +67,14 @@ struct connection_options {
   std::chrono::steady_clock::duration handshake_timeout = std::chrono::seconds(10);
   /// A connection with nothing read for this long is closed.
   std::chrono::steady_clock::duration idle_timeout = std::chrono::seconds(60);
-  bool keep_alive_pings = true;  ///< ping an idle peer at half the idle timeout
+  bool keep_alive_pings = true;         ///< ping an idle peer at half the idle timeout
   delivery_metrics* metrics = nullptr;  ///< must outlive the connection
 };
 
 /// A Boost.Beast WebSocket stream as a uniws::connection (see the top of this file).
 template <class NextLayer = boost::beast::tcp_stream>
-class basic_websocket_connection : public std::enable_shared_from_this<basic_websocket_connection<NextLayer>> {
+class basic_websocket_connection
+    : public std::enable_shared_from_this<basic_websocket_connection<NextLayer>> {
  public:
   /// Beast's stream over NextLayer, through a layer that lets the connection's own writes and
   /// Beast's take turns (detail/turn_taking_stream.hpp).
@@ -83,7 +84,8 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   /// One allocation for the connection and its count: an idle connection is mostly memory.
   static std::shared_ptr<basic_websocket_connection> create(connection_id id, NextLayer next,
                                                             connection_options options = {}) {
-    auto c = std::make_shared<basic_websocket_connection>(private_tag{}, id, std::move(next), std::move(options));
+    auto c =
+        std::make_shared<basic_websocket_connection>(private_tag{}, id, std::move(next), std::move(options));
     c->ws_.next_layer().set_owner(c);
     return c;
   }
@@ -151,7 +153,9 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     return discarded_;
   }
   /// Messages written to the socket.
-  [[nodiscard]] std::uint64_t messages_written() const noexcept { return written_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t messages_written() const noexcept {
+    return written_.load(std::memory_order_relaxed);
+  }
   /// Writes completed: each carries up to 16 messages with one gathered write.
   [[nodiscard]] std::uint64_t writes() const noexcept { return writes_.load(std::memory_order_relaxed); }
 
@@ -163,7 +167,8 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   /// the write loop finish as for a lost peer. Call it periodically, from any thread.
   template <class OnCut>
   void cut_off_if_stalled(std::chrono::steady_clock::duration timeout, OnCut on_cut) {
-    boost::asio::post(ws_.get_executor(), [self = this->shared_from_this(), timeout, on_cut = std::move(on_cut)]() mutable {
+    boost::asio::post(ws_.get_executor(), [self = this->shared_from_this(), timeout,
+                                           on_cut = std::move(on_cut)]() mutable {
       auto& socket = self->lowest_socket();
       const auto now = std::chrono::steady_clock::now();
       const peer_progress p = progress_of(socket);
@@ -250,10 +255,9 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     // the rest at once, so a lone message is never held back.
     if (after_write) set_corked(true);
     mark_write_started();
-    ws_.next_layer().async_write_frames(batch_->buffers(),
-                                      [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t) {
-                                        self->on_write(ec);
-                                      });
+    ws_.next_layer().async_write_frames(
+        batch_->buffers(),
+        [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t) { self->on_write(ec); });
   }
 
   /// A batch of messages as the frames a server sends (RFC 6455 5.2: FIN, text, unmasked; the
@@ -274,14 +278,17 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
         length = 4;
       } else {
         h[1] = 127;
-        for (int i = 0; i < 8; ++i) h[2 + i] = static_cast<unsigned char>(static_cast<std::uint64_t>(n) >> (56 - 8 * i));
+        for (int i = 0; i < 8; ++i)
+          h[2 + i] = static_cast<unsigned char>(static_cast<std::uint64_t>(n) >> (56 - 8 * i));
         length = 10;
       }
       list[2 * size] = boost::asio::const_buffer(h, length);
       list[2 * size + 1] = boost::asio::const_buffer(m.data(), n);
       messages[size++] = std::move(m);
     }
-    [[nodiscard]] std::span<const boost::asio::const_buffer> buffers() const noexcept { return {list.data(), 2 * size}; }
+    [[nodiscard]] std::span<const boost::asio::const_buffer> buffers() const noexcept {
+      return {list.data(), 2 * size};
+    }
     std::array<message, capacity> messages{};
     std::array<std::array<unsigned char, 10>, capacity> headers{};
     std::array<boost::asio::const_buffer, 2 * capacity> list{};
@@ -306,8 +313,10 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   /// The socket under the WebSocket (and TLS, if any).
   auto& lowest_socket() {
     auto& lowest = boost::beast::get_lowest_layer(ws_);
-    if constexpr (requires { lowest.socket().native_handle(); }) return lowest.socket();
-    else return lowest;
+    if constexpr (requires { lowest.socket().native_handle(); })
+      return lowest.socket();
+    else
+      return lowest;
   }
 
   /// What the peer has taken: the bytes its TCP acknowledged so far, and those it has not yet.
@@ -322,7 +331,8 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
 #if defined(__linux__) && defined(SIOCOUTQ) && defined(TCP_INFO)
     if (!socket.is_open()) return p;
     int queued = 0;
-    if (::ioctl(socket.native_handle(), SIOCOUTQ, &queued) == 0 && queued > 0) p.unacknowledged = static_cast<std::uint64_t>(queued);
+    if (::ioctl(socket.native_handle(), SIOCOUTQ, &queued) == 0 && queued > 0)
+      p.unacknowledged = static_cast<std::uint64_t>(queued);
     // The kernel's tcp_info only grows at its end: glibc's struct is its prefix (to
     // tcpi_total_retrans), and tcpi_bytes_acked (Linux 4.1) follows two pacing rates.
     struct {
@@ -339,7 +349,8 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
   }
 
   void mark_write_started() noexcept {
-    write_started_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    write_started_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                         std::memory_order_relaxed);
   }
 
   void on_write(boost::beast::error_code ec) {
@@ -348,7 +359,8 @@ class basic_websocket_connection : public std::enable_shared_from_this<basic_web
     if (!ec && metrics_) {
       const auto now = message::clock::now();
       for (std::size_t i = 0; i < n; ++i)
-        if (batch_->messages[i].is_stamped()) metrics_->delivery_seconds.observe(now - batch_->messages[i].emitted_at());
+        if (batch_->messages[i].is_stamped())
+          metrics_->delivery_seconds.observe(now - batch_->messages[i].emitted_at());
     }
     for (std::size_t i = 0; i < n; ++i) batch_->messages[i] = message();
     batch_->size = 0;

@@ -15,8 +15,8 @@ namespace uniws::detail {
 /// How a coroutine that produces R keeps it: references as pointers, rvalue references and
 /// const prvalues as plain values.
 template <class R>
-using stored_t = std::conditional_t<std::is_lvalue_reference_v<R>, std::add_pointer_t<std::remove_reference_t<R>>,
-                                    std::remove_cvref_t<R>>;
+using stored_t = std::conditional_t<std::is_lvalue_reference_v<R>,
+                                    std::add_pointer_t<std::remove_reference_t<R>>, std::remove_cvref_t<R>>;
 
 template <class R>
 class coroutine_result {

@@ -23,7 +23,7 @@ namespace uniws::detail {
 
 #if defined(UNIWS_TEST_COUNTERS)
 struct epoch_stats {
-  static inline std::atomic<long> pending{0};  // retired, deleter not yet run
+  static inline std::atomic<long> pending{0};      // retired, deleter not yet run
   static inline std::atomic<long> collections{0};  // passes over a retired list
 };
 #endif
@@ -169,7 +169,8 @@ class epoch_domain {
       thread_record* head = records_.load(std::memory_order_relaxed);
       do {
         r->next = head;
-      } while (!records_.compare_exchange_weak(head, r, std::memory_order_release, std::memory_order_relaxed));
+      } while (
+          !records_.compare_exchange_weak(head, r, std::memory_order_release, std::memory_order_relaxed));
     }
     thread_rec = r;
     if (thread_state == state::none) {
@@ -234,13 +235,16 @@ class epoch_domain {
     list.resize(kept);
   }
 
-  void push_orphans(retired_list items) noexcept { push_orphan_batch(new orphan_batch{std::move(items), nullptr}); }
+  void push_orphans(retired_list items) noexcept {
+    push_orphan_batch(new orphan_batch{std::move(items), nullptr});
+  }
 
   void push_orphan_batch(orphan_batch* batch) noexcept {
     orphan_batch* head = orphans_.load(std::memory_order_relaxed);
     do {
       batch->next = head;
-    } while (!orphans_.compare_exchange_weak(head, batch, std::memory_order_release, std::memory_order_relaxed));
+    } while (
+        !orphans_.compare_exchange_weak(head, batch, std::memory_order_release, std::memory_order_relaxed));
   }
 
   std::atomic<std::uint64_t> global_epoch_{1};

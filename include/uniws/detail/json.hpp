@@ -62,13 +62,27 @@ inline void append_json_string(std::string& out, std::string_view s) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
         default:
           if (c < 0x20 || c == 0x7F) {
             out += "\\u00";
@@ -86,7 +100,8 @@ inline void append_json_string(std::string& out, std::string_view s) {
       append_utf8(out, 0xFFFD);
       ++i;
     } else if (n == 3 && c == 0xE2 && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-               (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
+               (static_cast<unsigned char>(s[i + 2]) == 0xA8 ||
+                static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
       out += static_cast<unsigned char>(s[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029";
       i += 3;
     } else {
@@ -112,7 +127,8 @@ class json_validator {
   }
 
  private:
-  json_validator(std::string_view s, std::size_t pos, int max_depth) noexcept : s_(s), pos_(pos), max_depth_(max_depth) {}
+  json_validator(std::string_view s, std::size_t pos, int max_depth) noexcept
+      : s_(s), pos_(pos), max_depth_(max_depth) {}
 
   std::string_view s_;
   std::size_t pos_;
@@ -132,13 +148,20 @@ class json_validator {
 
   bool value(int depth) noexcept {
     switch (peek()) {
-      case '{': return object(depth + 1);
-      case '[': return array(depth + 1);
-      case '"': return string();
-      case 't': return literal("true");
-      case 'f': return literal("false");
-      case 'n': return literal("null");
-      default: return number();
+      case '{':
+        return object(depth + 1);
+      case '[':
+        return array(depth + 1);
+      case '"':
+        return string();
+      case 't':
+        return literal("true");
+      case 'f':
+        return literal("false");
+      case 'n':
+        return literal("null");
+      default:
+        return number();
     }
   }
 
@@ -181,7 +204,9 @@ class json_validator {
     }
   }
 
-  static bool is_hex(char c) noexcept { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+  static bool is_hex(char c) noexcept {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+  }
 
   bool string() noexcept {
     ++pos_;  // '"'
@@ -197,10 +222,12 @@ class json_validator {
         const char e = peek();
         if (e == 'u') {
           for (int k = 1; k <= 4; ++k)
-            if (pos_ + static_cast<std::size_t>(k) >= s_.size() || !is_hex(s_[pos_ + static_cast<std::size_t>(k)]))
+            if (pos_ + static_cast<std::size_t>(k) >= s_.size() ||
+                !is_hex(s_[pos_ + static_cast<std::size_t>(k)]))
               return false;
           pos_ += 5;
-        } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+        } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' ||
+                   e == 't') {
           ++pos_;
         } else {
           return false;

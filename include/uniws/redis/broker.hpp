@@ -13,9 +13,9 @@
 // event, expired after history_age without events, or lost with a restart without
 // persistence) gets a new epoch. A join reads the epoch, the last seq and, to resume, the
 // thread's events after a seq (one EVAL with XRANGE), once the node's subscription to the
-// user is confirmed, so every later event reaches the node live. While Redis is unreachable, publish() says no (the node delivers locally);
-// events in flight when the connection drops come back to this node's receiver with seq 0
-// (re-stamped locally, so not lost); the broker reconnects with exponential backoff and
+// user is confirmed, so every later event reaches the node live. While Redis is unreachable, publish() says
+// no (the node delivers locally); events in flight when the connection drops come back to this node's
+// receiver with seq 0 (re-stamped locally, so not lost); the broker reconnects with exponential backoff and
 // resubscribes. Needs Boost.Asio and hiredis (Debian: libhiredis-dev).
 #pragma once
 
@@ -53,14 +53,14 @@ namespace uniws::redis {
 /// Where the Redis is, and how the broker keeps and retries.
 struct broker_options {
   std::string host;  ///< empty: no Redis, the broker is disabled and the node works alone
-  int port = 6379;  ///< the Redis's port
+  int port = 6379;   ///< the Redis's port
   /// Keys `PREFIX:seq:{USER}`, `PREFIX:h:{USER}` (history), `PREFIX:epoch:{USER}`;
   /// channels `PREFIX:u:USER`.
   std::string prefix = "uniws";
-  std::chrono::milliseconds backoff_min{100};  ///< the first reconnect waits this long
+  std::chrono::milliseconds backoff_min{100};   ///< the first reconnect waits this long
   std::chrono::milliseconds backoff_max{5000};  ///< reconnects wait at most this long
-  std::size_t history_events = 1024;  ///< per user, about (MAXLEN ~)
-  std::chrono::seconds history_age{300};  ///< older events are not replayed; an idle history expires
+  std::size_t history_events = 1024;            ///< per user, about (MAXLEN ~)
+  std::chrono::seconds history_age{300};        ///< older events are not replayed; an idle history expires
 };
 
 namespace detail {
@@ -100,10 +100,13 @@ class hiredis_link : public std::enable_shared_from_this<hiredis_link> {
     ctx_->ev.cleanup = [](void* p) { static_cast<hiredis_link*>(p)->cleanup(); };
     redisAsyncSetConnectCallback(ctx_, [](const redisAsyncContext* c, int status) {
       auto* self = static_cast<hiredis_link*>(c->data);
-      if (status == REDIS_OK) self->on_state_(true);
-      else self->gone();
+      if (status == REDIS_OK)
+        self->on_state_(true);
+      else
+        self->gone();
     });
-    redisAsyncSetDisconnectCallback(ctx_, [](const redisAsyncContext* c, int) { static_cast<hiredis_link*>(c->data)->gone(); });
+    redisAsyncSetDisconnectCallback(
+        ctx_, [](const redisAsyncContext* c, int) { static_cast<hiredis_link*>(c->data)->gone(); });
     self_ = shared_from_this();  // alive until hiredis cleans up
     want_write(true);            // the connect completes when the socket is writable
     return true;
@@ -138,12 +141,16 @@ class hiredis_link : public std::enable_shared_from_this<hiredis_link> {
     descriptor_.async_wait(type, [self = shared_from_this(), read](boost::system::error_code ec) {
       (read ? self->read_waiting_ : self->write_waiting_) = false;
       if (ec || !self->ctx_) return;
-      if (read && self->reading_) redisAsyncHandleRead(self->ctx_);
-      else if (!read && self->writing_) redisAsyncHandleWrite(self->ctx_);
+      if (read && self->reading_)
+        redisAsyncHandleRead(self->ctx_);
+      else if (!read && self->writing_)
+        redisAsyncHandleWrite(self->ctx_);
       // hiredis may have freed the context in there (cleanup() cleared ctx_).
       if (!self->ctx_) return;
-      if (read && self->reading_ && !self->read_waiting_) self->wait(boost::asio::posix::stream_descriptor::wait_read);
-      if (!read && self->writing_ && !self->write_waiting_) self->wait(boost::asio::posix::stream_descriptor::wait_write);
+      if (read && self->reading_ && !self->read_waiting_)
+        self->wait(boost::asio::posix::stream_descriptor::wait_read);
+      if (!read && self->writing_ && !self->write_waiting_)
+        self->wait(boost::asio::posix::stream_descriptor::wait_write);
     });
   }
 
@@ -162,7 +169,8 @@ class hiredis_link : public std::enable_shared_from_this<hiredis_link> {
   redisAsyncContext* ctx_ = nullptr;
   callback on_state_;
   std::shared_ptr<hiredis_link> self_;
-  bool reading_ = false, writing_ = false, read_waiting_ = false, write_waiting_ = false, reported_gone_ = false;
+  bool reading_ = false, writing_ = false, read_waiting_ = false, write_waiting_ = false,
+       reported_gone_ = false;
 };
 
 }  // namespace detail
@@ -195,9 +203,10 @@ class broker : public detail::posted_broker<broker> {
       return false;
     }
     const message encoded = encode_event(e, 0);
-    boost::asio::post(impl_->ex, [i = impl_, user = std::string(user), thread = e.thread_id, encoded, floor]() mutable {
-      i->send_publish(std::move(user), std::move(thread), encoded, floor);
-    });
+    boost::asio::post(impl_->ex,
+                      [i = impl_, user = std::string(user), thread = e.thread_id, encoded, floor]() mutable {
+                        i->send_publish(std::move(user), std::move(thread), encoded, floor);
+                      });
     return true;
   }
 
@@ -205,7 +214,8 @@ class broker : public detail::posted_broker<broker> {
   friend class detail::posted_broker<broker>;
 
   struct impl : std::enable_shared_from_this<impl> {
-    impl(boost::asio::any_io_executor e, broker_options o) : ex(std::move(e)), options(std::move(o)), retry(ex) {}
+    impl(boost::asio::any_io_executor e, broker_options o)
+        : ex(std::move(e)), options(std::move(o)), retry(ex) {}
 
     boost::asio::any_io_executor ex;
     broker_options options;
@@ -218,7 +228,8 @@ class broker : public detail::posted_broker<broker> {
     std::set<std::string, std::less<>> confirmed;           ///< users whose SUBSCRIBE Redis confirmed
 
     using history_read = detail::history_read;
-    std::multimap<std::string, history_read, std::less<>> waiting;  ///< reads until their SUBSCRIBE is confirmed
+    std::multimap<std::string, history_read, std::less<>>
+        waiting;  ///< reads until their SUBSCRIBE is confirmed
     std::atomic<bool> connected{false};
     atomic_stats<broker_stats> stats;  ///< `connected` is read from the flag above
 
@@ -233,7 +244,8 @@ class broker : public detail::posted_broker<broker> {
       subscriber = std::make_shared<detail::hiredis_link>(ex);
       auto self = shared_from_this();
       const bool started =
-          commands->start(options.host, options.port, [self, link = commands.get()](bool up) { self->on_state(link, up); }) &&
+          commands->start(options.host, options.port,
+                          [self, link = commands.get()](bool up) { self->on_state(link, up); }) &&
           subscriber->start(options.host, options.port,
                             [self, link = subscriber.get()](bool up) { self->on_state(link, up); });
       if (!started) down();
@@ -291,20 +303,30 @@ class broker : public detail::posted_broker<broker> {
       const std::string seq_key = key("seq", user), chan = channel(user);
       const std::string floor_text = std::to_string(floor);
       const std::string route = std::to_string(thread.size()) + " " + thread;
-      const std::string_view prefix = text.substr(0, at + seq_field.size() - 1), suffix = text.substr(at + seq_field.size());
+      const std::string_view prefix = text.substr(0, at + seq_field.size() - 1),
+                             suffix = text.substr(at + seq_field.size());
       auto* p = new pending_publish{shared_from_this(), std::move(user), std::move(thread), encoded};
       redisAsyncContext* ctx = commands && commands_up ? commands->context() : nullptr;
       const std::string stream = key("h", p->user), epoch_key = key("epoch", p->user);
-      const std::string new_epoch = history_epoch::random().to_string(), limit = std::to_string(options.history_events),
+      const std::string new_epoch = history_epoch::random().to_string(),
+                        limit = std::to_string(options.history_events),
                         age = std::to_string(options.history_age.count());
-      const std::string_view args[] = {"EVAL", detail::publish_script, "4", seq_key, chan, stream, epoch_key, floor_text, route,
-                                       prefix, suffix, new_epoch, limit, p->thread, age, "PUBLISH"};
-      if (!ctx || at == std::string_view::npos || !command(ctx, &on_published, p, args)) on_published(nullptr, nullptr, p);
+      const std::string_view args[] = {"EVAL",    detail::publish_script,
+                                       "4",       seq_key,
+                                       chan,      stream,
+                                       epoch_key, floor_text,
+                                       route,     prefix,
+                                       suffix,    new_epoch,
+                                       limit,     p->thread,
+                                       age,       "PUBLISH"};
+      if (!ctx || at == std::string_view::npos || !command(ctx, &on_published, p, args))
+        on_published(nullptr, nullptr, p);
     }
 
     /// One command from its arguments; false if hiredis refused it (the callback is not called).
     template <std::size_t N>
-    static bool command(redisAsyncContext* ctx, redisCallbackFn* done, void* privdata, const std::string_view (&args)[N]) {
+    static bool command(redisAsyncContext* ctx, redisCallbackFn* done, void* privdata,
+                        const std::string_view (&args)[N]) {
       const char* argv[N];
       std::size_t lens[N];
       for (std::size_t i = 0; i < N; ++i) {
@@ -317,7 +339,8 @@ class broker : public detail::posted_broker<broker> {
     /// A join's read: once the user's subscription is confirmed (so no later event can miss
     /// this node), else when it is; answered unanswered while Redis is down.
     void read(history_read q) {
-      if (!connected.load(std::memory_order_acquire) || !subscriptions.contains(q.user)) return q.receiver(stored_history{});
+      if (!connected.load(std::memory_order_acquire) || !subscriptions.contains(q.user))
+        return q.receiver(stored_history{});
       if (!confirmed.contains(q.user)) {
         std::string user = q.user;
         waiting.emplace(std::move(user), std::move(q));
@@ -328,16 +351,20 @@ class broker : public detail::posted_broker<broker> {
         history_read q;
       };
       auto* p = new pending_read{shared_from_this(), std::move(q)};
-      const std::string seq_key = key("seq", p->q.user), stream = key("h", p->q.user), epoch_key = key("epoch", p->q.user);
+      const std::string seq_key = key("seq", p->q.user), stream = key("h", p->q.user),
+                        epoch_key = key("epoch", p->q.user);
       const std::string after = p->q.after ? std::to_string(*p->q.after) : std::string(),
-                        new_epoch = history_epoch::random().to_string(), age = std::to_string(options.history_age.count()),
+                        new_epoch = history_epoch::random().to_string(),
+                        age = std::to_string(options.history_age.count()),
                         limit = std::to_string(options.history_events);
-      const std::string_view args[] = {"EVAL", detail::read_script, "3", seq_key, stream, epoch_key, after, new_epoch, p->q.thread, age, limit};
+      const std::string_view args[] = {"EVAL", detail::read_script, "3",         seq_key, stream, epoch_key,
+                                       after,  new_epoch,           p->q.thread, age,     limit};
       redisCallbackFn* done = [](redisAsyncContext*, void* r, void* privdata) {
         std::unique_ptr<pending_read> p(static_cast<pending_read*>(privdata));
         p->q.receiver(detail::parse_history(static_cast<const redisReply*>(r)));
       };
-      if (!commands || !commands_up || !command(commands->context(), done, p, args)) done(nullptr, nullptr, p);
+      if (!commands || !commands_up || !command(commands->context(), done, p, args))
+        done(nullptr, nullptr, p);
     }
 
     /// Redis is gone (or we stop): the joins waiting for a confirmation are answered without it.
@@ -406,14 +433,17 @@ class broker : public detail::posted_broker<broker> {
       if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || self->stopping) return;
       const std::string_view kind(reply->element[0]->str, reply->element[0]->len);
       const std::string_view chan(reply->element[1]->str, reply->element[1]->len);
-      if (kind == "subscribe") return self->on_confirmed(chan.substr(std::min(chan.size(), self->options.prefix.size() + 3)));
+      if (kind == "subscribe")
+        return self->on_confirmed(chan.substr(std::min(chan.size(), self->options.prefix.size() + 3)));
       if (kind != "message") return;
       const std::string_view user = chan.substr(std::min(chan.size(), self->options.prefix.size() + 3));
-      const auto m = detail::parse_channel_message(std::string_view(reply->element[2]->str, reply->element[2]->len));
+      const auto m =
+          detail::parse_channel_message(std::string_view(reply->element[2]->str, reply->element[2]->len));
       if (!m) return;
       self->stats.add<&broker_stats::received>();
       // Stamped on arrival: delivery latency is measured on this node's clock, from here.
-      if (self->receiver) self->receiver(user, m->thread, m->seq, message::copy_of(m->envelope, message::clock::now()));
+      if (self->receiver)
+        self->receiver(user, m->thread, m->seq, message::copy_of(m->envelope, message::clock::now()));
     }
   };
 

@@ -60,7 +60,7 @@ struct cluster_options {
   /// Keys `PREFIX:seq:{USER}`, `PREFIX:h:{USER}`, `PREFIX:epoch:{USER}`; shard channel
   /// `PREFIX:u:{USER}` (detail::user_tag). The prefix must not contain braces.
   std::string prefix = "uniws";
-  std::chrono::milliseconds backoff_min{50};   ///< the first wait between slot-map reads that fail
+  std::chrono::milliseconds backoff_min{50};    ///< the first wait between slot-map reads that fail
   std::chrono::milliseconds backoff_max{2000};  ///< the longest wait between them
   /// Events kept per user for resumes.
   std::size_t history_events = 1024;
@@ -68,10 +68,10 @@ struct cluster_options {
 };
 
 // What this node counts per master of the cluster, declared once (uniws/stats.hpp).
-#define UNIWS_SHARD_STATS(X)                                                                      \
+#define UNIWS_SHARD_STATS(X)                                                                   \
   X(up, gauge, "1 while this node's two connections to the shard's master are up")             \
-  X(slots, gauge, "slots the master serves in this node's slot map")                            \
-  X(published, counter, "events the shard accepted")                                            \
+  X(slots, gauge, "slots the master serves in this node's slot map")                           \
+  X(published, counter, "events the shard accepted")                                           \
   X(publish_failed, counter, "events for the shard's users not published (delivered locally)") \
   X(resubscribes, counter, "users' channels subscribed again on this shard")
 
@@ -110,7 +110,8 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       });
       return false;
     }
-    boost::asio::post(impl_->ex, [i = impl_, p = impl::publication{std::string(user), e.thread_id, encode_event(e, 0), floor}]() mutable {
+    boost::asio::post(impl_->ex, [i = impl_, p = impl::publication{std::string(user), e.thread_id,
+                                                                   encode_event(e, 0), floor}]() mutable {
       i->send_publish(std::make_shared<impl::publication>(std::move(p)), nullptr, 0);
     });
     return true;
@@ -129,7 +130,11 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
 
   struct impl : std::enable_shared_from_this<impl> {
     impl(boost::asio::any_io_executor e, cluster_options o)
-        : ex(std::move(e)), options(std::move(o)), retry(ex), slot_up(new std::atomic<bool>[detail::slot_count]), owner(detail::slot_count) {
+        : ex(std::move(e)),
+          options(std::move(o)),
+          retry(ex),
+          slot_up(new std::atomic<bool>[detail::slot_count]),
+          owner(detail::slot_count) {
       for (std::size_t i = 0; i < detail::slot_count; ++i) slot_up[i].store(false);
     }
 
@@ -138,7 +143,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       int port = 0;
       std::shared_ptr<detail::resp_link> commands, subscriber;
       bool commands_up = false, subscriber_up = false, commands_ever_up = false, subscriber_ever_up = false;
-      std::deque<std::string> pending;  ///< channels whose SSUBSCRIBE awaits its answer, in order
+      std::deque<std::string> pending;     ///< channels whose SSUBSCRIBE awaits its answer, in order
       atomic_stats<shard_stats> counters;  ///< up and slots set on the executor, read by shards()
       [[nodiscard]] bool up() const noexcept { return commands_up && subscriber_up; }
     };
@@ -147,19 +152,19 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
 
     /// What this node knows of one user it is subscribed to.
     struct feed {
-      int count = 0;                   ///< subscribe() calls not yet undone
+      int count = 0;  ///< subscribe() calls not yet undone
       std::string channel;
-      shard* at = nullptr;             ///< where the SSUBSCRIBE went, if it did
-      bool confirmed = false;          ///< live and caught up: reads may go
-      bool catching_up = false;        ///< the missed-events read is in flight: live events wait
-      bool read_again = false;         ///< subscribed anew while it was: read once more after it
-      bool live = false;               ///< Redis confirmed the SSUBSCRIBE made last
+      shard* at = nullptr;       ///< where the SSUBSCRIBE went, if it did
+      bool confirmed = false;    ///< live and caught up: reads may go
+      bool catching_up = false;  ///< the missed-events read is in flight: live events wait
+      bool read_again = false;   ///< subscribed anew while it was: read once more after it
+      bool live = false;         ///< Redis confirmed the SSUBSCRIBE made last
       /// After a read: live events up to this seq were in it too, if they come after it (the
       /// two connections are not ordered with each other). The first later one ends it.
       std::uint64_t read_through = 0;
-      bool known = false;              ///< last_seen is meaningful
-      bool again = false;              ///< subscribed before: this subscription counts as a resubscribe
-      std::uint64_t last_seen = 0;     ///< the highest seq delivered to this node's receiver
+      bool known = false;           ///< last_seen is meaningful
+      bool again = false;           ///< subscribed before: this subscription counts as a resubscribe
+      std::uint64_t last_seen = 0;  ///< the highest seq delivered to this node's receiver
       std::vector<std::tuple<std::string, std::uint64_t, message>> held;  ///< live, until caught up
       std::vector<history_read> reads;  ///< join reads waiting for `confirmed`
     };
@@ -176,9 +181,9 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
     boost::asio::steady_timer retry;
     std::chrono::milliseconds backoff{0};
     bool stopping = false, refreshing = false, refresh_again = false, retry_waiting = false;
-    std::unique_ptr<std::atomic<bool>[]> slot_up;  ///< read by publish() on any thread
-    std::vector<shard*> owner;                     ///< slot -> master, from the last map
-    mutable std::mutex shards_mutex;               ///< the map's shape, for shards() on other threads
+    std::unique_ptr<std::atomic<bool>[]> slot_up;          ///< read by publish() on any thread
+    std::vector<shard*> owner;                             ///< slot -> master, from the last map
+    mutable std::mutex shards_mutex;                       ///< the map's shape, for shards() on other threads
     std::map<std::string, std::shared_ptr<shard>> shards;  ///< by host:port
     std::map<std::string, feed, std::less<>> users;
     std::map<std::string, std::string, std::less<>> channel_users;
@@ -195,7 +200,8 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       const auto colon = a.rfind(':');
       int port = 0;
       if (colon == std::string_view::npos ||
-          std::from_chars(a.data() + colon + 1, a.data() + a.size(), port).ec != std::errc() || port <= 0 || port > 65535)
+          std::from_chars(a.data() + colon + 1, a.data() + a.size(), port).ec != std::errc() || port <= 0 ||
+          port > 65535)
         return std::nullopt;
       return std::pair{std::string(a.substr(0, colon)), port};
     }
@@ -215,7 +221,8 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       for (const auto& [address, s] : shards)
         if (!s->up()) candidates.push_back(address);
       for (const auto& seed : options.seeds)
-        if (std::find(candidates.begin(), candidates.end(), seed) == candidates.end()) candidates.push_back(seed);
+        if (std::find(candidates.begin(), candidates.end(), seed) == candidates.end())
+          candidates.push_back(seed);
       ask_slots(std::make_shared<std::vector<std::string>>(std::move(candidates)), 0);
     }
 
@@ -233,19 +240,20 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
         if (std::exchange(*moved_on, true)) return;
         self->ask_slots(candidates, i + 1);
       };
-      link->start(address->first, address->second,
-                  [self = shared_from_this(), link, next, moved_on] {
-                    link->send({"CLUSTER", "SLOTS"}, [self, link, next, moved_on](const redisReply* r) {
-                      if (*moved_on) return;
-                      if (!self->apply_map(r)) return next();
-                      *moved_on = true;
-                      link->close();
-                      self->refreshing = false;
-                      self->backoff = std::chrono::milliseconds(0);
-                      if (std::exchange(self->refresh_again, false)) self->refresh();
-                    });
-                  },
-                  next);
+      link->start(
+          address->first, address->second,
+          [self = shared_from_this(), link, next, moved_on] {
+            link->send({"CLUSTER", "SLOTS"}, [self, link, next, moved_on](const redisReply* r) {
+              if (*moved_on) return;
+              if (!self->apply_map(r)) return next();
+              *moved_on = true;
+              link->close();
+              self->refreshing = false;
+              self->backoff = std::chrono::milliseconds(0);
+              if (std::exchange(self->refresh_again, false)) self->refresh();
+            });
+          },
+          next);
     }
 
     void retry_later() {
@@ -265,7 +273,8 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       std::vector<std::string> next(detail::slot_count);
       for (std::size_t i = 0; i < r->elements; ++i) {
         const redisReply* range = r->element[i];
-        if (range->type != REDIS_REPLY_ARRAY || range->elements < 3 || range->element[0]->type != REDIS_REPLY_INTEGER ||
+        if (range->type != REDIS_REPLY_ARRAY || range->elements < 3 ||
+            range->element[0]->type != REDIS_REPLY_INTEGER ||
             range->element[1]->type != REDIS_REPLY_INTEGER || range->element[2]->type != REDIS_REPLY_ARRAY ||
             range->element[2]->elements < 2 || range->element[2]->element[0]->type != REDIS_REPLY_STRING ||
             range->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
@@ -333,9 +342,11 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
     void open(const std::shared_ptr<shard>& s, bool subscriber) {
       std::weak_ptr<shard> weak = s;
       auto self = shared_from_this();
-      auto link = subscriber ? std::make_shared<detail::resp_link>(ex, [self, weak](const redisReply* r) {
-        if (auto locked = weak.lock()) self->on_push(*locked, r);
-      })
+      auto link = subscriber ? std::make_shared<detail::resp_link>(ex,
+                                                                   [self, weak](const redisReply* r) {
+                                                                     if (auto locked = weak.lock())
+                                                                       self->on_push(*locked, r);
+                                                                   })
                              : std::make_shared<detail::resp_link>(ex);
       (subscriber ? s->subscriber : s->commands) = link;
       auto current = [weak, raw = link.get(), subscriber]() -> std::shared_ptr<shard> {
@@ -354,7 +365,8 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
 
     void link_up(shard& s, bool subscriber) {
       (subscriber ? s.subscriber_up : s.commands_up) = true;
-      if (std::exchange(subscriber ? s.subscriber_ever_up : s.commands_ever_up, true)) stats.add<&broker_stats::reconnects>();
+      if (std::exchange(subscriber ? s.subscriber_ever_up : s.commands_ever_up, true))
+        stats.add<&broker_stats::reconnects>();
       backoff = std::chrono::milliseconds(0);
       update_slots();
       if (!s.up()) return;
@@ -462,8 +474,10 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
           f->live = true;
           // A read for an earlier subscription may still be out: it predates this one, so
           // another read follows it.
-          if (f->catching_up) f->read_again = true;
-          else catch_up(std::string(channel_users.find(channel)->second), *f, s);
+          if (f->catching_up)
+            f->read_again = true;
+          else
+            catch_up(std::string(channel_users.find(channel)->second), *f, s);
         }
       } else if (kind == "sunsubscribe") {
         // Not asked for (the feed still exists): the slot left this master.
@@ -471,11 +485,13 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
           lose(*f);
           refresh();
         }
-      } else if (kind == "smessage" && f && (f->at == &s || f->at == nullptr) && r->element[2]->type == REDIS_REPLY_STRING) {
+      } else if (kind == "smessage" && f && (f->at == &s || f->at == nullptr) &&
+                 r->element[2]->type == REDIS_REPLY_STRING) {
         // From the shard the user's subscription is on (or before it is made again). A late
         // message from the master the slot left is dropped: it ran there before the keys
         // moved, so the read on the new master returns it, in order.
-        on_message(channel_users.find(channel)->second, *f, std::string_view(r->element[2]->str, r->element[2]->len));
+        on_message(channel_users.find(channel)->second, *f,
+                   std::string_view(r->element[2]->str, r->element[2]->len));
       }
     }
 
@@ -498,7 +514,8 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       deliver(user, f, parsed->thread, seq, m);
     }
 
-    void deliver(const std::string& user, feed& f, std::string_view thread, std::uint64_t seq, const message& m) {
+    void deliver(const std::string& user, feed& f, std::string_view thread, std::uint64_t seq,
+                 const message& m) {
       f.last_seen = std::max(f.last_seen, seq);
       stats.add<&broker_stats::received>();
       if (receiver) receiver(user, thread, seq, m);
@@ -508,10 +525,13 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
     void catch_up(std::string user, feed& f, shard& s) {
       if (!s.commands_up) return lose(f);  // resubscribed when its commands connection is back
       f.catching_up = true;
-      const std::string seq_key = key("seq", user), stream = key("h", user), limit = std::to_string(options.history_events);
+      const std::string seq_key = key("seq", user), stream = key("h", user),
+                        limit = std::to_string(options.history_events);
       const std::string after = f.known ? std::to_string(f.last_seen) : std::string();
       s.commands->send({"EVAL", detail::missed_script, "2", seq_key, stream, after, limit},
-                       [self = shared_from_this(), user = std::move(user)](const redisReply* r) { self->caught_up(user, detail::parse_missed(r)); });
+                       [self = shared_from_this(), user = std::move(user)](const redisReply* r) {
+                         self->caught_up(user, detail::parse_missed(r));
+                       });
     }
 
     void caught_up(const std::string& user, detail::missed_events missed) {
@@ -553,7 +573,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       f.last_seen = std::max(f.last_seen, missed.last_seq);
       f.read_through = first ? 0 : f.last_seen;
       if (f.at == nullptr) return lose(f);  // lost while reading
-      if (!f.live) return;  // subscribed anew since; that confirmation starts the next read
+      if (!f.live) return;                  // subscribed anew since; that confirmation starts the next read
       f.confirmed = true;
       auto reads = std::move(f.reads);
       f.reads.clear();
@@ -571,13 +591,17 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       const std::string seq_key = key("seq", p->user), chan = key("u", p->user), stream = key("h", p->user),
                         epoch_key = key("epoch", p->user), floor_text = std::to_string(p->floor),
                         route = std::to_string(p->thread.size()) + " " + p->thread,
-                        new_epoch = history_epoch::random().to_string(), limit = std::to_string(options.history_events),
+                        new_epoch = history_epoch::random().to_string(),
+                        limit = std::to_string(options.history_events),
                         age = std::to_string(options.history_age.count());
-      const std::string_view prefix = text.substr(0, at + seq_field.size() - 1), suffix = text.substr(at + seq_field.size());
+      const std::string_view prefix = text.substr(0, at + seq_field.size() - 1),
+                             suffix = text.substr(at + seq_field.size());
       if (target) s->commands->send({"ASKING"}, nullptr);
-      s->commands->send({"EVAL", detail::publish_script, "4", seq_key, chan, stream, epoch_key, floor_text, route, prefix, suffix,
-                         new_epoch, limit, p->thread, age, "SPUBLISH"},
-                        [self = shared_from_this(), p, s, redirects](const redisReply* r) { self->published(p, s, redirects, r); });
+      s->commands->send({"EVAL", detail::publish_script, "4", seq_key, chan, stream, epoch_key, floor_text,
+                         route, prefix, suffix, new_epoch, limit, p->thread, age, "SPUBLISH"},
+                        [self = shared_from_this(), p, s, redirects](const redisReply* r) {
+                          self->published(p, s, redirects, r);
+                        });
     }
 
     void published(const std::shared_ptr<publication>& p, shard* s, int redirects, const redisReply* r) {
@@ -595,7 +619,8 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
           auto to = shards.find(std::string(error.substr(space + 1)));
           if (moved) refresh();
           if (to != shards.end() && to->second->commands_up)
-            return send_publish(p, ask ? to->second.get() : (owner[slot_of(p->user)] = to->second.get()), redirects + 1);
+            return send_publish(p, ask ? to->second.get() : (owner[slot_of(p->user)] = to->second.get()),
+                                redirects + 1);
         } else {
           refresh();  // CLUSTERDOWN, TRYAGAIN: the map is changing
         }
@@ -621,12 +646,16 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       shard* s = shard_of(q.user);
       if (stopping || it == users.end() || !s || !s->up()) return q.receiver(stored_history{});
       if (!it->second.confirmed) return it->second.reads.push_back(std::move(q));
-      const std::string seq_key = key("seq", q.user), stream = key("h", q.user), epoch_key = key("epoch", q.user);
+      const std::string seq_key = key("seq", q.user), stream = key("h", q.user),
+                        epoch_key = key("epoch", q.user);
       const std::string after = q.after ? std::to_string(*q.after) : std::string(),
-                        new_epoch = history_epoch::random().to_string(), age = std::to_string(options.history_age.count()),
+                        new_epoch = history_epoch::random().to_string(),
+                        age = std::to_string(options.history_age.count()),
                         limit = std::to_string(options.history_events);
-      s->commands->send({"EVAL", detail::read_script, "3", seq_key, stream, epoch_key, after, new_epoch, q.thread, age, limit},
-                        [receiver = std::move(q.receiver)](const redisReply* r) { receiver(detail::parse_history(r)); });
+      s->commands->send(
+          {"EVAL", detail::read_script, "3", seq_key, stream, epoch_key, after, new_epoch, q.thread, age,
+           limit},
+          [receiver = std::move(q.receiver)](const redisReply* r) { receiver(detail::parse_history(r)); });
     }
 
     void shut_down() {

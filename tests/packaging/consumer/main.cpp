@@ -16,7 +16,8 @@ struct console_connection {
   std::vector<std::string> lines;
 };
 
-uniws::task<int> session(uniws::manager_factory<console_connection>* factory, std::shared_ptr<console_connection> c) {
+uniws::task<int> session(uniws::manager_factory<console_connection>* factory,
+                         std::shared_ptr<console_connection> c) {
   auto mgr = co_await factory->get_websocket_manager_async(uniws::basic_user_context("alice"));
   mgr->add_connection(c);
   if (!mgr->join_thread(c->id(), "t1")) co_return -1;  // answered with `joined`
@@ -29,7 +30,8 @@ int main() {
   uniws::manager_factory<console_connection> factory;
   auto c = std::make_shared<console_connection>();
   const int events = uniws::sync_wait(session(&factory, c));
-  std::printf("uniws %d.%d.%d: %d events\n", uniws::version.major, uniws::version.minor, uniws::version.patch, events);
+  std::printf("uniws %d.%d.%d: %d events\n", uniws::version.major, uniws::version.minor, uniws::version.patch,
+              events);
   for (const auto& line : c->lines) std::printf("  %s\n", line.c_str());
   return events == 2 ? 0 : 1;
 }

@@ -61,9 +61,11 @@ class turn_taking_stream {
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::beast::error_code, std::size_t)>(
         [this](auto handler, const ConstBuffers& b) {
-          if (const auto first = boost::asio::buffer_sequence_begin(b); first != boost::asio::buffer_sequence_end(b)) {
+          if (const auto first = boost::asio::buffer_sequence_begin(b);
+              first != boost::asio::buffer_sequence_end(b)) {
             const boost::asio::const_buffer head = *first;
-            if (head.size() > 0 && *static_cast<const unsigned char*>(head.data()) == close_frame) close_written_ = true;
+            if (head.size() > 0 && *static_cast<const unsigned char*>(head.data()) == close_frame)
+              close_written_ = true;
           }
           start(b, std::move(handler));
         },
@@ -109,7 +111,8 @@ class turn_taking_stream {
     if (!writing_) return write_now(b, std::move(handler));
     // `b` may not outlive this call (Asio's write passes a temporary view): keep the list.
     waiting_ = std::make_unique<waiting_write<Handler>>(
-        std::vector<boost::asio::const_buffer>(boost::asio::buffer_sequence_begin(b), boost::asio::buffer_sequence_end(b)),
+        std::vector<boost::asio::const_buffer>(boost::asio::buffer_sequence_begin(b),
+                                               boost::asio::buffer_sequence_end(b)),
         std::move(handler));
   }
 
@@ -119,7 +122,8 @@ class turn_taking_stream {
   };
   template <class Handler>
   struct waiting_write final : waiting {
-    waiting_write(std::vector<boost::asio::const_buffer> b, Handler h) : buffers(std::move(b)), handler(std::move(h)) {}
+    waiting_write(std::vector<boost::asio::const_buffer> b, Handler h)
+        : buffers(std::move(b)), handler(std::move(h)) {}
     void start(turn_taking_stream& s) override { s.write_now(buffers, std::move(handler)); }
     std::vector<boost::asio::const_buffer> buffers;
     Handler handler;

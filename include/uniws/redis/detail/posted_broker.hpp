@@ -42,9 +42,8 @@ class posted_broker {
   void read_history(std::string_view user, std::string_view thread, std::optional<std::uint64_t> after,
                     history_receiver r) {
     auto& i = impl();
-    boost::asio::post(i->ex, [i, q = history_read{std::string(user), std::string(thread), after, std::move(r)}]() mutable {
-      i->read(std::move(q));
-    });
+    boost::asio::post(i->ex, [i, q = history_read{std::string(user), std::string(thread), after,
+                                                  std::move(r)}]() mutable { i->read(std::move(q)); });
   }
 
   /// Disconnects and stops reconnecting (on the executor). Call it while the executor still

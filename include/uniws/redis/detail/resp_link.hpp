@@ -44,20 +44,21 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
   /// Connects; `on_up` once connected, `on_down` once the link is gone (or never came).
   void start(std::string host, int port, std::function<void()> on_up, std::function<void()> on_down) {
     on_down_ = std::move(on_down);
-    resolver_.async_resolve(std::move(host), std::to_string(port),
-                            [self = shared_from_this(), on_up = std::move(on_up)](boost::system::error_code ec, auto endpoints) {
-                              if (ec || self->closed_) return self->fail();
-                              boost::asio::async_connect(self->socket_, endpoints,
-                                                         [self, on_up](boost::system::error_code e, const auto&) {
-                                                           if (e || self->closed_) return self->fail();
-                                                           boost::system::error_code ignored;
-                                                           self->socket_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
-                                                           self->up_ = true;
-                                                           self->read();
-                                                           self->flush();
-                                                           if (on_up) on_up();
-                                                         });
-                            });
+    resolver_.async_resolve(
+        std::move(host), std::to_string(port),
+        [self = shared_from_this(), on_up = std::move(on_up)](boost::system::error_code ec, auto endpoints) {
+          if (ec || self->closed_) return self->fail();
+          boost::asio::async_connect(
+              self->socket_, endpoints, [self, on_up](boost::system::error_code e, const auto&) {
+                if (e || self->closed_) return self->fail();
+                boost::system::error_code ignored;
+                self->socket_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+                self->up_ = true;
+                self->read();
+                self->flush();
+                if (on_up) on_up();
+              });
+        });
   }
 
   [[nodiscard]] bool up() const noexcept { return up_ && !closed_; }
@@ -103,16 +104,18 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
     writing_ = true;
     in_flight_.swap(outgoing_);
     outgoing_.clear();
-    boost::asio::async_write(socket_, boost::asio::buffer(in_flight_), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-      self->writing_ = false;
-      self->in_flight_.clear();
-      if (ec) return self->fail();
-      self->flush();
-    });
+    boost::asio::async_write(socket_, boost::asio::buffer(in_flight_),
+                             [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                               self->writing_ = false;
+                               self->in_flight_.clear();
+                               if (ec) return self->fail();
+                               self->flush();
+                             });
   }
 
   void read() {
-    socket_.async_read_some(boost::asio::buffer(buffer_), [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+    socket_.async_read_some(boost::asio::buffer(buffer_), [self = shared_from_this()](
+                                                              boost::system::error_code ec, std::size_t n) {
       if (ec || self->closed_) return self->fail();
       if (redisReaderFeed(self->reader_, self->buffer_.data(), n) != REDIS_OK) return self->fail();
       for (;;) {
@@ -128,7 +131,8 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
   }
 
   static bool is_push(const redisReply* r) {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING) return false;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING)
+      return false;
     const std::string_view kind(r->element[0]->str, r->element[0]->len);
     return kind == "smessage" || kind == "ssubscribe" || kind == "sunsubscribe" || kind == "message" ||
            kind == "subscribe" || kind == "unsubscribe";

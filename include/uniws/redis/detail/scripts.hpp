@@ -29,7 +29,8 @@ inline constexpr const char* publish_script =
     "local floor = tonumber(ARGV[1]) "
     "if s <= floor then s = floor + 1 redis.call('SET', KEYS[1], s) end "
     "local env = ARGV[3] .. s .. ARGV[4] "
-    "if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('DEL', KEYS[3]) redis.call('SET', KEYS[4], ARGV[5]) end "
+    "if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('DEL', KEYS[3]) redis.call('SET', KEYS[4], "
+    "ARGV[5]) end "
     "local t = redis.call('TIME') "
     "redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], s .. '-0', 't', ARGV[7], 'e', env, "
     "  'ms', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) "
@@ -60,7 +61,8 @@ inline constexpr const char* read_script =
     "for i, e in ipairs(entries) do "
     "  local f = {} for k = 1, #e[2], 2 do f[e[2][k]] = e[2][k + 1] end "
     "  if i == 1 and tonumber(f['ms']) < oldest then return out end "
-    "  if f['t'] == ARGV[3] then out[#out + 1] = tonumber(string.match(e[1], '^(%d+)')) out[#out + 1] = f['e'] end "
+    "  if f['t'] == ARGV[3] then out[#out + 1] = tonumber(string.match(e[1], '^(%d+)')) out[#out + 1] = "
+    "f['e'] end "
     "end "
     "out[3] = 1 "
     "return out";
@@ -77,7 +79,8 @@ inline constexpr const char* missed_script =
     "local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1) "
     "if #first == 0 or tonumber(string.match(first[1][1], '^(%d+)')) - 1 > after then return {last, 0} end "
     "local out = {last, 1} "
-    "for _, e in ipairs(redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+', 'COUNT', tonumber(ARGV[2]) * 2)) do "
+    "for _, e in ipairs(redis.call('XRANGE', KEYS[2], (after + 1) .. '-0', '+', 'COUNT', tonumber(ARGV[2]) * "
+    "2)) do "
     "  local f = {} for k = 1, #e[2], 2 do f[e[2][k]] = e[2][k + 1] end "
     "  out[#out + 1] = tonumber(string.match(e[1], '^(%d+)')) out[#out + 1] = f['t'] out[#out + 1] = f['e'] "
     "end "
@@ -99,7 +102,8 @@ inline stored_history parse_history(const redisReply* reply) {
     const redisReply* seq = reply->element[i];
     const redisReply* envelope = reply->element[i + 1];
     if (seq->type != REDIS_REPLY_INTEGER || envelope->type != REDIS_REPLY_STRING) return stored_history{};
-    h.events.emplace_back(static_cast<std::uint64_t>(seq->integer), message::copy_of(std::string_view(envelope->str, envelope->len)));
+    h.events.emplace_back(static_cast<std::uint64_t>(seq->integer),
+                          message::copy_of(std::string_view(envelope->str, envelope->len)));
   }
   return h;
 }
@@ -118,14 +122,16 @@ struct missed_events {
 
 inline missed_events parse_missed(const redisReply* reply) {
   missed_events m;
-  if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_INTEGER ||
-      reply->element[1]->type != REDIS_REPLY_INTEGER)
+  if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+      reply->element[0]->type != REDIS_REPLY_INTEGER || reply->element[1]->type != REDIS_REPLY_INTEGER)
     return m;
   m.last_seq = static_cast<std::uint64_t>(reply->element[0]->integer);
   m.complete = reply->element[1]->integer == 1;
   for (std::size_t i = 2; i + 2 < reply->elements; i += 3) {
-    const redisReply *seq = reply->element[i], *thread = reply->element[i + 1], *envelope = reply->element[i + 2];
-    if (seq->type != REDIS_REPLY_INTEGER || thread->type != REDIS_REPLY_STRING || envelope->type != REDIS_REPLY_STRING)
+    const redisReply *seq = reply->element[i], *thread = reply->element[i + 1],
+                     *envelope = reply->element[i + 2];
+    if (seq->type != REDIS_REPLY_INTEGER || thread->type != REDIS_REPLY_STRING ||
+        envelope->type != REDIS_REPLY_STRING)
       return missed_events{};
     m.events.push_back({static_cast<std::uint64_t>(seq->integer), std::string(thread->str, thread->len),
                         message::copy_of(std::string_view(envelope->str, envelope->len))});

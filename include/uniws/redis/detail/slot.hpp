@@ -33,7 +33,8 @@ constexpr std::uint16_t key_slot(std::string_view key) noexcept {
 /// the id without its braces, and the whole id follows the tag so names stay distinct). Every
 /// key and the channel of one user carry it, so they live on one shard.
 inline std::string user_tag(std::string_view user) {
-  if (user.find_first_of("{}") == std::string_view::npos && !user.empty()) return "{" + std::string(user) + "}";
+  if (user.find_first_of("{}") == std::string_view::npos && !user.empty())
+    return "{" + std::string(user) + "}";
   std::string tag = "{_";
   for (const char c : user)
     if (c != '{' && c != '}') tag += c;
