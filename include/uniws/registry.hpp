@@ -58,7 +58,7 @@ struct registry_stats {
 
 /// A table's slots. Large ones go on transparent huge pages where the kernel offers them on
 /// request: a lookup is a random access into the table, and on a virtual machine a TLB miss
-/// costs as much as the cache miss (measured: 4 MiB of random reads 40 -> 21 ns each).
+/// costs as much as the cache miss (benchmarks/RESULTS.md, uniws_bench_registry).
 inline std::atomic<std::uint64_t>* allocate_slots(std::size_t count) {
 #if defined(__linux__) && !defined(UNIWS_NO_HUGE_PAGES)
   constexpr std::size_t huge_page = std::size_t{2} << 20;

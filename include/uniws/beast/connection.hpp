@@ -13,7 +13,7 @@
 // NextLayer is beast::tcp_stream by default. A server holding many idle connections does
 // better with a bare socket whose executor type is named, e.g.
 // basic_stream_socket<tcp, strand<io_context::executor_type>> (Beast's WebSocket keeps its
-// own timers): examples/golden_path/ does so (server_state.hpp), at 4.2 KiB per idle connection.
+// own timers): examples/golden_path/ does so (server_state.hpp; its cost: benchmarks/RESULTS.md).
 //
 // What a peer can make it hold: one message of read_message_max (64 KiB; larger closes 1009)
 // and the send queue's bound (send_queue_limits, shared ones through queue_budget). The HTTP
