@@ -76,7 +76,7 @@ prepare() {
 
   t=$SECONDS
   in_root scripts/setup.sh
-  echo "bare: the README's set-up (scripts/setup.sh) in $((SECONDS - t)) s"
+  echo "bare: the README's set-up (scripts/setup.sh) in $((SECONDS - t)) s ($(chroot "$root" dpkg-query -W | wc -l) packages now)"
 }
 
 run() {
