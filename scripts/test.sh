@@ -64,7 +64,16 @@ if [[ " ${steps[*]} " == *" bare "* && ${#steps[@]} -gt 1 ]]; then
   scripts/bare_debian.sh --prepare >build/bare/prepare.log 2>&1 &
   bare_prepare=$!
   # If a step fails first, nothing may stay mounted in the tree (/dev is bound into the root).
-  trap 'kill "$bare_prepare" 2>/dev/null; wait "$bare_prepare" 2>/dev/null; scripts/bare_debian.sh --clean' EXIT
+  # The script's own status is kept: under errexit, a failing command in the trap (kill of a
+  # preparation that already ended) would otherwise turn a green run into exit 1.
+  clean_bare() {
+    local status=$?
+    kill "$bare_prepare" 2>/dev/null || true
+    wait "$bare_prepare" 2>/dev/null || true
+    scripts/bare_debian.sh --clean || status=1
+    exit "$status"
+  }
+  trap clean_bare EXIT
 fi
 
 start=$SECONDS
