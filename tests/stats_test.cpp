@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -51,7 +52,7 @@ TEST_CASE("manager, factory and broker stats: fields, +=, names and help come fr
                                        "resumes_recovered", "resumes_not_recovered",
                                        "runs_in_flight",    "connections_refused",
                                        "runs_refused",      "joins_refused"});
-  check_derived<uniws::factory_counters>({"users", "probe_failures", "unrouted"});
+  check_derived<uniws::factory_counters>({"users", "probe_failures", "unrouted", "broker_errors"});
   check_derived<uniws::broker_stats>({"connected", "published", "publish_failed", "received", "reconnects",
                                       "resubscribes", "slot_map_refreshes", "events_recovered",
                                       "gaps_unrecovered"});
@@ -68,16 +69,22 @@ TEST_CASE("kinds: levels are gauges, everything that only grows is a counter") {
   CHECK(uniws::to_string(uniws::stat_kind::gauge) == "gauge");
 }
 
-TEST_CASE("atomic_stats: add and set land in their own field of the snapshot") {
+TEST_CASE("atomic_stats: each counter lands in its own field of the snapshot, and no gauge is kept") {
   uniws::atomic_stats<uniws::broker_stats> live;
   live.add<&uniws::broker_stats::published>(5);
   live.add<&uniws::broker_stats::received>();
-  live.set<&uniws::broker_stats::connected>(1);
+  live.add<&uniws::broker_stats::gaps_unrecovered>(3);  // the last field, after a gauge and 7 counters
   const uniws::broker_stats s = live.snapshot();
   CHECK(s.published == 5);
   CHECK(s.received == 1);
-  CHECK(s.connected == 1);
+  CHECK(s.gaps_unrecovered == 3);
+  CHECK(s.connected == 0);  // a gauge: the broker reads it where it lives, into its stats()
   CHECK(s.publish_failed == 0);
   CHECK(s.reconnects == 0);
   CHECK(live.get<&uniws::broker_stats::published>() == 5);
+  CHECK(live.get<&uniws::broker_stats::gaps_unrecovered>() == 3);
+  // Counters only: one atomic per counter, none for the gauges.
+  std::size_t counters = 0;
+  for (const auto& f : uniws::broker_stats::fields()) counters += f.kind == uniws::stat_kind::counter ? 1 : 0;
+  CHECK(sizeof(live) == counters * sizeof(std::atomic<std::uint64_t>));
 }

@@ -22,9 +22,15 @@ void append_stats(boost::json::object& out, const S& stats, std::string_view pre
   });
 }
 
+// The server's counters, and its gauges read where they live.
+inline server_stats server_stats_now(const server_state& s) {
+  server_stats now = s.stats.snapshot();
+  now.tcp_connections = s.open_connections.load();
+  now.queued_bytes = s.queued.bytes();
+  return now;
+}
+
 inline std::string stats_body(server_state& s) {
-  s.stats.set<&server_stats::tcp_connections>(s.open_connections.load());
-  s.stats.set<&server_stats::queued_bytes>(s.queued.bytes());
   const uniws::factory_stats f = s.factory.get_stats();
   boost::json::object out;
   append_stats(out, static_cast<const uniws::factory_counters&>(f));
@@ -39,13 +45,11 @@ inline std::string stats_body(server_state& s) {
     }
     out["broker_shards"] = std::move(shards);
   }
-  append_stats(out, s.stats.snapshot());
+  append_stats(out, server_stats_now(s));
   return boost::json::serialize(out);
 }
 
 inline std::string metrics_body(server_state& s) {
-  s.stats.set<&server_stats::tcp_connections>(s.open_connections.load());
-  s.stats.set<&server_stats::queued_bytes>(s.queued.bytes());
   const uniws::factory_stats f = s.factory.get_stats();
   std::string out;
   uniws::prometheus::text_writer w(out);
@@ -54,7 +58,7 @@ inline std::string metrics_body(server_state& s) {
   w.stats(s.factory.get_broker().stats(), "broker_");
   if (const auto* cluster = s.factory.get_broker().get_if<uniws::redis::cluster_broker>())
     w.stats_by("shard", cluster->shards(), "broker_shard_");
-  w.stats(s.stats.snapshot());
+  w.stats(server_stats_now(s));
   w.histogram("delivery_seconds", "an event emitted -> its frame written to the socket, per delivery",
               s.metrics.delivery_seconds.read());
   w.histogram("queue_bytes", "bytes in a connection's send queue when a write starts",

@@ -37,31 +37,62 @@ using broker_type = uniws::broker_variant<uniws::redis::broker, uniws::redis::cl
 using factory_type = uniws::manager_factory<connection, uniws::always_available, broker_type>;
 using manager_ref = uniws::manager_ref<connection>;
 
-// The server's own counters, declared once (uniws/stats.hpp): X(name, kind, help).
-#define GOLDEN_PATH_SERVER_STATS(X)                                                                        \
-  X(tcp_connections, gauge, "open TCP connections, HTTP and WebSocket")                                    \
-  X(queued_bytes, gauge, "bytes in every connection's send queue together (--max-queued-bytes)")           \
-  X(connections_closed_stalled, counter, "connections cut off: the peer took nothing for --stall-timeout") \
-  X(http_requests, counter, "HTTP requests read")                                                          \
-  X(requests_refused, counter, "requests answered 400, 413 or 431 for their size or syntax, then closed")  \
-  X(connections_refused_server_full, counter, "connections answered 503: --max-connections were open")     \
-  X(accept_failures, counter, "accepts that failed (e.g. out of descriptors): the listener backed off")    \
-  X(session_errors, counter, "sessions ended by an exception: that connection closed, the server went on") \
-  X(auth_failures, counter, "logins and upgrades refused for their credentials")                           \
-  X(logins_throttled, counter, "logins refused with 429 after too many failures")                          \
-  X(tls_handshakes_failed, counter, "TLS handshakes that failed or timed out")                             \
-  X(websocket_sessions, counter, "WebSocket upgrades accepted")                                            \
-  X(upgrades_refused_user_full, counter, "upgrades answered 429: the user had --max-connections-per-user") \
-  X(bad_frames, counter, "client frames answered with an error event")                                     \
-  X(rate_limited, counter, "client frames ignored and answered rate_limited (--max-frames-per-second)")    \
-  X(closed_rate_limited, counter, "connections closed 1008 after 10 s over --max-frames-per-second")       \
-  X(runs_cancelled, counter,                                                                               \
-    "runs cancelled: no connection of the user joined their thread (--orphan-run-seconds)")                \
-  X(replies_dropped, counter, "replies (errors, pongs) a full send queue dropped")                         \
-  X(origins_refused, counter, "upgrades and CORS preflights refused for their Origin")
-
+// The server's own counters and gauges.
 struct server_stats {
-  UNIWS_STATS(server_stats, GOLDEN_PATH_SERVER_STATS)
+  // The fields: each is documented by its entry in fields() (kind and help, as /stats and
+  // /metrics show them), so the API reference leaves them to that list.
+  /// @cond stats_fields
+  std::uint64_t tcp_connections = 0, queued_bytes = 0, connections_closed_stalled = 0, http_requests = 0,
+                requests_refused = 0, connections_refused_server_full = 0, accept_failures = 0,
+                session_errors = 0, auth_failures = 0, logins_throttled = 0, tls_handshakes_failed = 0,
+                websocket_sessions = 0, upgrades_refused_user_full = 0, bad_frames = 0, rate_limited = 0,
+                closed_rate_limited = 0, runs_cancelled = 0, replies_dropped = 0, origins_refused = 0;
+  /// @endcond
+
+  /// The list the fields are declared once in: /stats, /metrics and += walk it.
+  static constexpr auto fields() noexcept {
+    using s = server_stats;
+    using f = uniws::stat_field<s>;
+    using enum uniws::stat_kind;
+    return std::array{
+        f{"tcp_connections", gauge, "open TCP connections, HTTP and WebSocket", &s::tcp_connections},
+        f{"queued_bytes", gauge, "bytes in every connection's send queue together (--max-queued-bytes)",
+          &s::queued_bytes},
+        f{"connections_closed_stalled", counter,
+          "connections cut off: the peer took nothing for --stall-timeout", &s::connections_closed_stalled},
+        f{"http_requests", counter, "HTTP requests read", &s::http_requests},
+        f{"requests_refused", counter,
+          "requests answered 400, 413 or 431 for their size or syntax, then closed", &s::requests_refused},
+        f{"connections_refused_server_full", counter, "connections answered 503: --max-connections were open",
+          &s::connections_refused_server_full},
+        f{"accept_failures", counter,
+          "accepts that failed (e.g. out of descriptors): the listener backed off", &s::accept_failures},
+        f{"session_errors", counter,
+          "sessions ended by an exception: that connection closed, the server went on", &s::session_errors},
+        f{"auth_failures", counter, "logins and upgrades refused for their credentials", &s::auth_failures},
+        f{"logins_throttled", counter, "logins refused with 429 after too many failures",
+          &s::logins_throttled},
+        f{"tls_handshakes_failed", counter, "TLS handshakes that failed or timed out",
+          &s::tls_handshakes_failed},
+        f{"websocket_sessions", counter, "WebSocket upgrades accepted", &s::websocket_sessions},
+        f{"upgrades_refused_user_full", counter,
+          "upgrades answered 429: the user had --max-connections-per-user", &s::upgrades_refused_user_full},
+        f{"bad_frames", counter, "client frames answered with an error event", &s::bad_frames},
+        f{"rate_limited", counter,
+          "client frames ignored and answered rate_limited (--max-frames-per-second)", &s::rate_limited},
+        f{"closed_rate_limited", counter, "connections closed 1008 after 10 s over --max-frames-per-second",
+          &s::closed_rate_limited},
+        f{"runs_cancelled", counter,
+          "runs cancelled: no connection of the user joined their thread (--orphan-run-seconds)",
+          &s::runs_cancelled},
+        f{"replies_dropped", counter, "replies (errors, pongs) a full send queue dropped",
+          &s::replies_dropped},
+        f{"origins_refused", counter, "upgrades and CORS preflights refused for their Origin",
+          &s::origins_refused},
+    };
+  }
+  /// Field by field (summing over users, nodes or shards).
+  constexpr server_stats& operator+=(const server_stats& o) noexcept { return uniws::add_stats(*this, o); }
 };
 
 // The JWT key the flags name: a public key file, a shared secret, or a random secret.

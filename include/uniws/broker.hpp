@@ -46,22 +46,41 @@ struct stored_history {
 /// Where a broker delivers a stored_history; called once, on any thread.
 using history_receiver = std::function<void(stored_history)>;
 
-// A broker's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
-#define UNIWS_BROKER_STATS(X)                                                                   \
-  X(connected, gauge, "1 while the broker is connected to its store")                           \
-  X(published, counter, "events the broker's store accepted")                                   \
-  X(publish_failed, counter, "events refused while down or lost in flight (delivered locally)") \
-  X(received, counter, "events delivered to this node from the users' channels")                \
-  X(reconnects, counter, "connections to the store established after the first")                \
-  X(resubscribes, counter,                                                                      \
-    "users' channels subscribed again after a connection, shard or slot came back or moved")    \
-  X(slot_map_refreshes, counter, "Redis Cluster slot maps read (--redis-cluster)")              \
-  X(events_recovered, counter,                                                                  \
-    "events a node read back from the store: published while it was not subscribed")            \
-  X(gaps_unrecovered, counter, "resubscriptions after which the store no longer held every missed event")
-
+/// A broker's counters and gauges.
 struct broker_stats {
-  UNIWS_STATS(broker_stats, UNIWS_BROKER_STATS)
+  // The fields: each is documented by its entry in fields() (kind and help, as /stats and
+  // /metrics show them), so the API reference leaves them to that list.
+  /// @cond stats_fields
+  std::uint64_t connected = 0, published = 0, publish_failed = 0, received = 0, reconnects = 0,
+                resubscribes = 0, slot_map_refreshes = 0, events_recovered = 0, gaps_unrecovered = 0;
+  /// @endcond
+
+  /// The list the fields are declared once in: /stats, /metrics and += walk it.
+  static constexpr auto fields() noexcept {
+    using s = broker_stats;
+    using f = stat_field<s>;
+    using enum stat_kind;
+    return std::array{
+        f{"connected", gauge, "1 while the broker is connected to its store", &s::connected},
+        f{"published", counter, "events the broker's store accepted", &s::published},
+        f{"publish_failed", counter, "events refused while down or lost in flight (delivered locally)",
+          &s::publish_failed},
+        f{"received", counter, "events delivered to this node from the users' channels", &s::received},
+        f{"reconnects", counter, "connections to the store established after the first", &s::reconnects},
+        f{"resubscribes", counter,
+          "users' channels subscribed again after a connection, shard or slot came back or moved",
+          &s::resubscribes},
+        f{"slot_map_refreshes", counter, "Redis Cluster slot maps read (--redis-cluster)",
+          &s::slot_map_refreshes},
+        f{"events_recovered", counter,
+          "events a node read back from the store: published while it was not subscribed",
+          &s::events_recovered},
+        f{"gaps_unrecovered", counter,
+          "resubscriptions after which the store no longer held every missed event", &s::gaps_unrecovered},
+    };
+  }
+  /// Field by field (summing over users, nodes or shards).
+  constexpr broker_stats& operator+=(const broker_stats& o) noexcept { return add_stats(*this, o); }
 };
 
 template <class B>

@@ -1,14 +1,23 @@
-// uniws/stats.hpp - counters declared once. A stats struct is one list of (name, kind, help)
-// entries; its fields, its +=, its field table (what /stats JSON and Prometheus text are
-// rendered from) and its atomic counterpart are all derived from that list.
+// uniws/stats.hpp - counters declared once. A stats struct holds plain std::uint64_t fields and
+// one list of them as data, fields(): each entry's name, kind, help and member. Its +=, what
+// /stats JSON and Prometheus text are rendered from, and its atomic counterpart all walk that
+// list, so adding a counter is a field and its entry:
 //
-//   #define MY_STATS(X) X(requests, counter, "requests answered") X(open, gauge, "open sockets")
-//   struct my_stats { UNIWS_STATS(my_stats, MY_STATS) };
+//   struct my_stats {
+//     std::uint64_t requests = 0, open = 0;
+//     static constexpr auto fields() noexcept {
+//       using f = uniws::stat_field<my_stats>;
+//       return std::array{f{"requests", uniws::stat_kind::counter, "requests answered", &my_stats::requests},
+//                         f{"open", uniws::stat_kind::gauge, "open sockets", &my_stats::open}};
+//     }
+//     constexpr my_stats& operator+=(const my_stats& o) noexcept { return uniws::add_stats(*this, o); }
+//   };
 //   uniws::atomic_stats<my_stats> live;   live.add<&my_stats::requests>();
-//   uniws::for_each_stat(live.snapshot(), [](const auto& field, std::uint64_t value) { ... });
+//   my_stats now = live.snapshot();  now.open = sockets.size();   // a gauge is read where it lives
+//   uniws::for_each_stat(now, [](const auto& field, std::uint64_t value) { ... });
 //
-// Adding a counter is one line in its list. A field written into the struct by hand, outside
-// the list, fails to compile ("... is not in its list").
+// A field left out of the list, or listed twice, fails to compile wherever the list is used
+// ("... not in its fields() list").
 #pragma once
 
 #include <array>
@@ -40,89 +49,109 @@ struct stat_field {
   std::uint64_t Stats::*member;
 };
 
-/// A struct declared with UNIWS_STATS.
+namespace detail {
+
+/// Whether fields() names each std::uint64_t member of S once and nothing else (the size says
+/// whether a member is missing: the struct holds nothing but its fields).
+template <class S>
+consteval bool lists_every_field_once() {
+  constexpr auto fields = S::fields();
+  for (std::size_t i = 0; i < fields.size(); ++i)
+    for (std::size_t j = i + 1; j < fields.size(); ++j)
+      if (fields[i].member == fields[j].member || fields[i].name == fields[j].name) return false;
+  return sizeof(S) == fields.size() * sizeof(std::uint64_t);
+}
+
+}  // namespace detail
+
+/// A stats struct: std::uint64_t fields, each named once in its static fields() list.
 template <class S>
 concept stats_record = requires {
-  { S::fields() };
   { S::fields()[0] } -> std::convertible_to<stat_field<S>>;
 };
 
 /// Calls fn(field, value) for each field of `s`, in its list's order.
 template <stats_record S, class Fn>
 constexpr void for_each_stat(const S& s, Fn&& fn) {
+  static_assert(detail::lists_every_field_once<S>(),
+                "a field of this stats struct is not in its fields() list, or is listed twice");
   for (const auto& f : S::fields()) fn(f, s.*f.member);
+}
+
+/// `a += b` field by field: the body of a stats struct's operator+=.
+template <stats_record S>
+constexpr S& add_stats(S& a, const S& b) noexcept {
+  static_assert(detail::lists_every_field_once<S>(),
+                "a field of this stats struct is not in its fields() list, or is listed twice");
+  for (const auto& f : S::fields()) a.*f.member += b.*f.member;
+  return a;
 }
 
 namespace detail {
 
 template <class S>
-constexpr S& add_stats(S& a, const S& b) noexcept {
-  for (const auto& f : S::fields()) a.*f.member += b.*f.member;
-  return a;
+consteval std::size_t counter_count() {
+  std::size_t n = 0;
+  for (const auto& f : S::fields()) n += f.kind == stat_kind::counter ? 1 : 0;
+  return n;
 }
 
+/// Whether `Member` is one of S's counters.
 template <class S, std::uint64_t S::*Member>
-consteval std::size_t stat_index() {
-  constexpr auto fields = S::fields();
-  for (std::size_t i = 0; i < fields.size(); ++i)
-    if (fields[i].member == Member) return i;
-  throw "not a field of this stats struct";  // not a constant expression: a compile error
+consteval bool is_counter() {
+  for (const auto& f : S::fields())
+    if (f.member == Member) return f.kind == stat_kind::counter;
+  return false;
+}
+
+/// Where the counter `Member` is among S's counters.
+template <class S, std::uint64_t S::*Member>
+consteval std::size_t counter_index() {
+  std::size_t i = 0;
+  for (const auto& f : S::fields()) {
+    if (f.member == Member) return i;
+    if (f.kind == stat_kind::counter) ++i;
+  }
+  return i;
 }
 
 }  // namespace detail
 
-/// The atomic counterpart of a stats struct: what a component updates from any thread
-/// (relaxed: a counter orders nothing) and snapshots into the plain struct.
+/// The atomic counterpart of a stats struct's counters: what a component adds to from any
+/// thread (relaxed: a counter orders nothing) and snapshots into the plain struct. Gauges are
+/// not kept here: the owner reads each where it lives and sets it in the snapshot.
 template <stats_record S>
 class atomic_stats {
+  static_assert(detail::lists_every_field_once<S>(),
+                "a field of this stats struct is not in its fields() list, or is listed twice");
+
  public:
-  /// Adds to a counter (a gauge is a level: set() it).
+  /// Adds to a counter (a gauge does not compile).
   template <std::uint64_t S::*Member>
   void add(std::uint64_t n = 1) noexcept {
-    constexpr std::size_t i = detail::stat_index<S, Member>();
-    static_assert(S::fields()[i].kind == stat_kind::counter, "add() is for counters; set() a gauge");
-    values_[i].fetch_add(n, std::memory_order_relaxed);
+    static_assert(detail::is_counter<S, Member>(),
+                  "add() takes a counter of this stats struct; a gauge is read where it lives, not added to");
+    values_[detail::counter_index<S, Member>()].fetch_add(n, std::memory_order_relaxed);
   }
 
-  /// Sets the field (a gauge) to `v`.
-  template <std::uint64_t S::*Member>
-  void set(std::uint64_t v) noexcept {
-    values_[detail::stat_index<S, Member>()].store(v, std::memory_order_relaxed);
-  }
-
-  /// The field's value now.
+  /// The counter's value now.
   template <std::uint64_t S::*Member>
   [[nodiscard]] std::uint64_t get() const noexcept {
-    return values_[detail::stat_index<S, Member>()].load(std::memory_order_relaxed);
+    static_assert(detail::is_counter<S, Member>(), "get() takes a counter of this stats struct");
+    return values_[detail::counter_index<S, Member>()].load(std::memory_order_relaxed);
   }
 
-  /// Every field, read now (each atomically, not all at one instant).
+  /// Every counter, read now (each atomically, not all at one instant); the gauges are zero.
   [[nodiscard]] S snapshot() const noexcept {
     S s;
-    for (std::size_t i = 0; i < values_.size(); ++i)
-      s.*(S::fields()[i].member) = values_[i].load(std::memory_order_relaxed);
+    std::size_t i = 0;
+    for (const auto& f : S::fields())
+      if (f.kind == stat_kind::counter) s.*f.member = values_[i++].load(std::memory_order_relaxed);
     return s;
   }
 
  private:
-  std::array<std::atomic<std::uint64_t>, S::fields().size()> values_{};
+  std::array<std::atomic<std::uint64_t>, detail::counter_count<S>()> values_{};
 };
 
 }  // namespace uniws
-
-// The struct body for one list: LIST(X) calls X(name, kind, help) once per field, kind being
-// `counter` or `gauge`. Gives the fields (std::uint64_t, zero), fields() and +=.
-#define UNIWS_STATS(Self, LIST)                                                            \
-  LIST(UNIWS_DETAIL_STATS_FIELD)                                                           \
-  static constexpr auto fields() noexcept {                                                \
-    using self_type = Self;                                                                \
-    constexpr std::array table{LIST(UNIWS_DETAIL_STATS_ENTRY)};                            \
-    static_assert(sizeof(Self) == table.size() * sizeof(std::uint64_t),                    \
-                  "a field of " #Self " is not in its list: declare it in the list only"); \
-    return table;                                                                          \
-  }                                                                                        \
-  constexpr Self& operator+=(const Self& o) noexcept { return ::uniws::detail::add_stats(*this, o); }
-
-#define UNIWS_DETAIL_STATS_FIELD(name, kind, help) std::uint64_t name = 0;
-#define UNIWS_DETAIL_STATS_ENTRY(name, kind, help) \
-  ::uniws::stat_field<self_type>{#name, ::uniws::stat_kind::kind, help, &self_type::name},

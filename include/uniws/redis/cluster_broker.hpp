@@ -67,16 +67,30 @@ struct cluster_options {
   std::chrono::seconds history_age{300};  ///< kept events expire after this
 };
 
-// What this node counts per master of the cluster, declared once (uniws/stats.hpp).
-#define UNIWS_SHARD_STATS(X)                                                                   \
-  X(up, gauge, "1 while this node's two connections to the shard's master are up")             \
-  X(slots, gauge, "slots the master serves in this node's slot map")                           \
-  X(published, counter, "events the shard accepted")                                           \
-  X(publish_failed, counter, "events for the shard's users not published (delivered locally)") \
-  X(resubscribes, counter, "users' channels subscribed again on this shard")
-
+/// What this node counts per master of the cluster.
 struct shard_stats {
-  UNIWS_STATS(shard_stats, UNIWS_SHARD_STATS)
+  // The fields: each is documented by its entry in fields() (kind and help, as /stats and
+  // /metrics show them), so the API reference leaves them to that list.
+  /// @cond stats_fields
+  std::uint64_t up = 0, slots = 0, published = 0, publish_failed = 0, resubscribes = 0;
+  /// @endcond
+
+  /// The list the fields are declared once in: /stats, /metrics and += walk it.
+  static constexpr auto fields() noexcept {
+    using s = shard_stats;
+    using f = stat_field<s>;
+    using enum stat_kind;
+    return std::array{
+        f{"up", gauge, "1 while this node's two connections to the shard's master are up", &s::up},
+        f{"slots", gauge, "slots the master serves in this node's slot map", &s::slots},
+        f{"published", counter, "events the shard accepted", &s::published},
+        f{"publish_failed", counter, "events for the shard's users not published (delivered locally)",
+          &s::publish_failed},
+        f{"resubscribes", counter, "users' channels subscribed again on this shard", &s::resubscribes},
+    };
+  }
+  /// Field by field (summing over users, nodes or shards).
+  constexpr shard_stats& operator+=(const shard_stats& o) noexcept { return add_stats(*this, o); }
 };
 
 /// A cluster's broker on a Redis Cluster: each user's keys and shard channel on the
@@ -121,7 +135,12 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
   [[nodiscard]] std::vector<std::pair<std::string, shard_stats>> shards() const {
     std::lock_guard lock(impl_->shards_mutex);
     std::vector<std::pair<std::string, shard_stats>> out;
-    for (const auto& [address, s] : impl_->shards) out.emplace_back(address, s->counters.snapshot());
+    for (const auto& [address, s] : impl_->shards) {
+      shard_stats now = s->counters.snapshot();
+      now.up = s->seen_up.load(std::memory_order_relaxed) ? 1 : 0;
+      now.slots = s->served_slots.load(std::memory_order_relaxed);
+      out.emplace_back(address, now);
+    }
     return out;
   }
 
@@ -143,8 +162,10 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       int port = 0;
       std::shared_ptr<detail::resp_link> commands, subscriber;
       bool commands_up = false, subscriber_up = false, commands_ever_up = false, subscriber_ever_up = false;
-      std::deque<std::string> pending;     ///< channels whose SSUBSCRIBE awaits its answer, in order
-      atomic_stats<shard_stats> counters;  ///< up and slots set on the executor, read by shards()
+      std::deque<std::string> pending;  ///< channels whose SSUBSCRIBE awaits its answer, in order
+      atomic_stats<shard_stats> counters;
+      std::atomic<bool> seen_up{false};            ///< up(), as the executor last saw it, for shards()
+      std::atomic<std::uint64_t> served_slots{0};  ///< slots it serves in the slot map, for shards()
       [[nodiscard]] bool up() const noexcept { return commands_up && subscriber_up; }
     };
 
@@ -310,7 +331,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
           owner[slot] = s;
           if (s) ++served[s];
         }
-        for (auto& [address, s] : shards) s->counters.set<&shard_stats::slots>(served[s.get()]);
+        for (auto& [address, s] : shards) s->served_slots.store(served[s.get()], std::memory_order_relaxed);
       }
       for (auto& [address, s] : shards) connect(s);
       update_slots();
@@ -325,7 +346,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       for (std::size_t slot = 0; slot < detail::slot_count; ++slot)
         slot_up[slot].store(owner[slot] && owner[slot]->commands_up, std::memory_order_release);
       for (auto& [address, s] : shards) {
-        s->counters.set<&shard_stats::up>(s->up() ? 1 : 0);
+        s->seen_up.store(s->up(), std::memory_order_relaxed);
         all = all && s->up();
       }
       connected.store(all, std::memory_order_release);
