@@ -60,7 +60,7 @@ void fan_out(benchmark::State& state, bool stamped) {
     connections.push_back(
         std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
     connections.back()->reserve(batch + static_cast<std::size_t>(burst));
-    manager.add_connection(connections.back());
+    (void)manager.add_connection(connections.back());
   }
   auto one_round = [&] {
     if (burst > 1)
@@ -117,7 +117,7 @@ void emit_fan_out(benchmark::State& state, bool history) {
     connections.push_back(
         std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
     connections.back()->reserve(batch + static_cast<std::size_t>(burst) + 1);
-    manager.add_connection(connections.back());
+    (void)manager.add_connection(connections.back());
     (void)manager.join_thread(static_cast<uniws::connection_id>(i), "t1");
   }
   const uniws::json_text payload =
@@ -150,7 +150,7 @@ void uniws_emit_history(benchmark::State& state) { emit_fan_out(state, true); }
 void resume_1000_missed(benchmark::State& state) {
   uniws::unified_manager<uniws::testing::memory_connection> manager;
   auto first = std::make_shared<uniws::testing::memory_connection>(0);
-  manager.add_connection(first);
+  (void)manager.add_connection(first);
   const auto epoch = manager.join_thread(0, "t1").epoch;
   manager.remove_connection(0);
   const uniws::json_text payload =
@@ -162,7 +162,7 @@ void resume_1000_missed(benchmark::State& state) {
   for (auto _ : state) {
     auto c = std::make_shared<uniws::testing::memory_connection>(id);
     c->reserve(1001);
-    manager.add_connection(c);
+    (void)manager.add_connection(c);
     const auto r = manager.join_thread(id, "t1", uniws::resume_point{epoch, last - 1000});
     if (r.replayed != 1000) state.SkipWithError("the resume did not replay 1,000 events");
     manager.remove_connection(id++);
@@ -253,7 +253,7 @@ void join_leave(benchmark::State& state) {
   for (std::int64_t i = 0; i < n; ++i) {
     connections.push_back(
         std::make_shared<uniws::testing::memory_connection>(static_cast<uniws::connection_id>(i)));
-    manager.add_connection(connections.back());
+    (void)manager.add_connection(connections.back());
     for (std::int64_t t = 0; t < 255; ++t)
       (void)manager.join_thread(static_cast<uniws::connection_id>(i), thread_id(t));
   }

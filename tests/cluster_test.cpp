@@ -8,7 +8,10 @@
 #include <catch2/catch.hpp>
 
 #include <memory>
+#include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -164,11 +167,48 @@ TEST_CASE("broker down: each node delivers its own events (counted), and back up
   CHECK(b.factory.get_stats().managers.restamped == 0);
 }
 
+namespace {
+// A broker whose every call throws: the factory must treat it as down, and count each throw.
+struct throwing_broker {
+  bool publish(std::string_view, const uniws::agent_event&, std::uint64_t) {
+    throw std::runtime_error("publish");
+  }
+  void subscribe(std::string_view) { throw std::runtime_error("subscribe"); }
+  void unsubscribe(std::string_view) { throw std::runtime_error("unsubscribe"); }
+  void set_receiver(uniws::broker_receiver) {}
+  [[nodiscard]] bool enabled() const noexcept { return true; }
+  [[nodiscard]] uniws::broker_stats stats() const { return {}; }
+  void stop() {}
+  void read_history(std::string_view, std::string_view, std::optional<std::uint64_t>,
+                    const uniws::history_receiver&) {
+    throw std::runtime_error("read_history");
+  }
+};
+}  // namespace
+
+TEST_CASE("a broker that throws is a broker that is down: events delivered here, every throw counted") {
+  uniws::manager_factory<memory_connection, uniws::always_available, throwing_broker> f;
+  auto c = std::make_shared<memory_connection>(1);
+  auto mgr = f.get_websocket_manager(uniws::basic_user_context("alice"));
+  REQUIRE(mgr->add_connection(c));  // subscribe throws: 1
+  CHECK(f.get_stats().broker_errors == 1);
+  REQUIRE(mgr->join_thread(1, "t").status == uniws::join_status::pending);  // read_history throws: 2
+  CHECK(c->received_count() == 1);  // the node answered the join alone
+  CHECK(field(std::string_view(c->received()[0].data(), c->received()[0].size()), "type") == "joined");
+  CHECK(mgr->emit({uniws::agent_event_type::agent_started, "t", "r", uniws::json_text::object()}) == 1);  // 3
+  CHECK(c->received_count() == 2);
+  const auto s = f.get_stats();
+  CHECK(s.broker_errors == 3);
+  CHECK(s.managers.publish_failures == 1);
+  CHECK(mgr->remove_connection(1));  // unsubscribe throws: 4
+  CHECK(f.get_stats().broker_errors == 4);
+}
+
 TEST_CASE("without a broker nothing changes: events are delivered at once, seq from 1") {
   uniws::manager_factory<memory_connection> single;
   auto c = std::make_shared<memory_connection>(1);
   auto mgr = single.get_websocket_manager(uniws::basic_user_context("alice"));
-  mgr->add_connection(c);
+  REQUIRE(mgr->add_connection(c));
   REQUIRE(mgr->join_thread(1, "t"));
   c->clear_received();
   CHECK(mgr->emit({uniws::agent_event_type::agent_started, "t", "r", uniws::json_text::object()}) == 1);

@@ -191,7 +191,7 @@ TEST_CASE("the idle sweep removes only managers idle past the TTL with no refere
   auto held = factory.get_websocket_manager(basic_user_context("held"));
   {
     auto connected = factory.get_websocket_manager(basic_user_context("connected"));
-    connected->add_connection(std::make_shared<memory_connection>(1));
+    REQUIRE(connected->add_connection(std::make_shared<memory_connection>(1)));
   }
   CHECK(factory.sweep_idle(t0) == 0);  // nobody idle for 10 s yet
   CHECK(factory.sweep_idle(t0 + std::chrono::seconds(11)) == 1);
@@ -223,7 +223,8 @@ TEST_CASE("the idle sweep never drops a live connection (stress)") {
         for (int i = 0; i < rounds; ++i) {
           const basic_user_context user("user-" + std::to_string(i % 4));
           const auto id = static_cast<uniws::connection_id>(t * 10'000'000 + i);
-          factory.get_websocket_manager(user)->add_connection(std::make_shared<memory_connection>(id));
+          if (!factory.get_websocket_manager(user)->add_connection(std::make_shared<memory_connection>(id)))
+            lost.fetch_add(1);
           std::this_thread::yield();
           if (!factory.get_websocket_manager(user)->remove_connection(id)) lost.fetch_add(1);
         }
@@ -248,7 +249,7 @@ TEST_CASE("per-user limits: past each bound a refusal is counted, below it again
   CHECK(m->has_room_for_connection());
   CHECK(m->add_connection(b));
   CHECK_FALSE(m->has_room_for_connection());
-  CHECK_FALSE(m->add_connection(std::make_shared<memory_connection>(3)));
+  CHECK(m->add_connection(std::make_shared<memory_connection>(3)).status == uniws::add_status::user_full);
   CHECK(m->get_stats().connections_refused == 1);
   CHECK(m->remove_connection(2));
   CHECK(m->add_connection(std::make_shared<memory_connection>(3)));
@@ -291,7 +292,7 @@ TEST_CASE(
   factory_type factory;
   auto m = factory.get_websocket_manager(basic_user_context("alice"));
   auto a = std::make_shared<memory_connection>(1);
-  m->add_connection(a);
+  REQUIRE(m->add_connection(a));
   CHECK_FALSE(m->thread_has_connection("t1"));
   REQUIRE(m->join_thread(1, "t1"));
   CHECK(m->thread_has_connection("t1"));

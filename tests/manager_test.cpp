@@ -45,8 +45,8 @@ TEST_CASE("connections join threads and receive only what is sent to them") {
   CHECK(m.add_connection(a));
   CHECK(m.add_connection(b));
   CHECK(m.add_connection(c));
-  CHECK_FALSE(m.add_connection(make_connection(2)));  // duplicate id
-  CHECK_FALSE(m.add_connection(nullptr));
+  CHECK(m.add_connection(make_connection(2)).status == uniws::add_status::duplicate_id);
+  CHECK(m.add_connection(nullptr).status == uniws::add_status::null_connection);
   CHECK(m.join_thread(1, "t1"));
   CHECK(m.join_thread(2, "t1"));
   CHECK(m.join_thread(2, "t2"));
@@ -105,7 +105,7 @@ TEST_CASE("one fan-out shares one buffer across every connection") {
   std::vector<std::shared_ptr<memory_connection>> conns;
   for (uniws::connection_id i = 0; i < 50; ++i) {
     conns.push_back(make_connection(i));
-    m.add_connection(conns.back());
+    REQUIRE(m.add_connection(conns.back()));
   }
   const auto msg = uniws::message::copy_of("shared");
   CHECK(m.send_to_user(msg) == 50);
@@ -117,7 +117,7 @@ TEST_CASE("the five events arrive in order with increasing seq on every joined c
   uniws::manager_factory<memory_connection> factory;
   auto alice = factory.get_websocket_manager(uniws::basic_user_context("alice"));
   auto tab1 = make_connection(1), tab2 = make_connection(2), other_thread = make_connection(3);
-  for (auto& c : {tab1, tab2, other_thread}) alice->add_connection(c);
+  for (auto& c : {tab1, tab2, other_thread}) REQUIRE(alice->add_connection(c));
   REQUIRE(alice->join_thread(1, "t1"));
   REQUIRE(alice->join_thread(2, "t1"));
   REQUIRE(alice->join_thread(3, "t2"));
@@ -198,7 +198,7 @@ TEST_CASE("sends to closed and slow connections are counted, never thrown") {
   auto slow_closing = make_connection(4, {.max_messages = 4,
                                           .policy = uniws::slow_consumer_policy::close,
                                           .slow_close_code = uniws::close_code::policy_violation});
-  for (auto& c : {healthy, closed, slow_dropping, slow_closing}) m.add_connection(c);
+  for (auto& c : {healthy, closed, slow_dropping, slow_closing}) REQUIRE(m.add_connection(c));
   closed->close(uniws::close_code::normal);
   slow_dropping->set_slow(true);
   slow_closing->set_slow(true);
@@ -225,7 +225,7 @@ TEST_CASE("isolation: 1,000 users x 3 connections, random sends, nothing reaches
     auto m = factory.get_websocket_manager(uniws::basic_user_context("user-" + std::to_string(u)));
     for (uniws::connection_id k = 0; k < 3; ++k) {
       conns[u].push_back(make_connection(k));
-      m->add_connection(conns[u].back());
+      REQUIRE(m->add_connection(conns[u].back()));
       REQUIRE(m->join_thread(k, "main"));
       conns[u].back()->clear_received();
     }
@@ -279,7 +279,7 @@ TEST_CASE("concurrent emits reach every connection in seq order") {
   std::vector<std::shared_ptr<memory_connection>> tabs;
   for (uniws::connection_id i = 0; i < 4; ++i) {
     tabs.push_back(make_connection(i, {.max_messages = 100000}));
-    m->add_connection(tabs.back());
+    REQUIRE(m->add_connection(tabs.back()));
     REQUIRE(m->join_thread(i, "t1"));
     tabs.back()->clear_received();
   }
@@ -305,11 +305,11 @@ TEST_CASE("concurrent emits reach every connection in seq order") {
 TEST_CASE("roster changes race sends without losing or duplicating a delivery") {
   manager m;
   auto steady = make_connection(0, {.max_messages = 1 << 20});
-  m.add_connection(steady);
+  REQUIRE(m.add_connection(steady));
   std::atomic<bool> stop{false};
   uniws_test::jthread churn([&] {
     for (uniws::connection_id id = 1; !stop.load(); ++id) {
-      m.add_connection(make_connection(id));
+      if (!m.add_connection(make_connection(id))) continue;  // not from this thread: Catch is not thread-safe
       (void)m.join_thread(id, "t");
       m.remove_connection(id);
     }
@@ -330,7 +330,7 @@ TEST_CASE("joins and leaves race fan-outs to the same connection without losing 
           "[proto-H11]") {
   manager m;
   auto steady = make_connection(0, {.max_messages = 1 << 20});
-  m.add_connection(steady);
+  REQUIRE(m.add_connection(steady));
   REQUIRE(m.join_thread(0, "t").status == uniws::join_status::joined);
   std::atomic<bool> stop{false};
   uniws_test::jthread churn([&] {

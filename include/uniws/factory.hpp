@@ -60,7 +60,8 @@ struct always_available {
 template <connection Connection, service_probe Probe, broker Broker>
 class manager_factory;
 
-// One text for every way of awaiting the synchronous getter.
+// One text for every way of awaiting the synchronous getter: a macro only because C++20's
+// static_assert takes a string literal, #undef'd after manager_ref, its one user.
 #define UNIWS_DETAIL_SYNC_GETTER_AWAITED                                                                \
   "get_websocket_manager() is synchronous: it returns the manager itself, which cannot be co_awaited. " \
   "Write "                                                                                              \
@@ -170,6 +171,8 @@ class manager_ref {
   handle_type handle_;
 };
 
+#undef UNIWS_DETAIL_SYNC_GETTER_AWAITED
+
 /// How a manager_factory makes its managers.
 struct factory_options {
   /// Options of every manager the factory makes.
@@ -178,14 +181,30 @@ struct factory_options {
   std::chrono::steady_clock::duration idle_ttl = std::chrono::minutes(5);
 };
 
-// The factory's own statistics, declared once (uniws/stats.hpp): X(name, kind, help).
-#define UNIWS_FACTORY_STATS(X)                                                \
-  X(users, gauge, "users with a manager on this node")                        \
-  X(probe_failures, counter, "service probes that said unavailable or threw") \
-  X(unrouted, counter, "broker deliveries for a user with no manager on this node")
-
+/// The factory's own counters and gauges.
 struct factory_counters {
-  UNIWS_STATS(factory_counters, UNIWS_FACTORY_STATS)
+  // The fields: each is documented by its entry in fields() (kind and help, as /stats and
+  // /metrics show them), so the API reference leaves them to that list.
+  /// @cond stats_fields
+  std::uint64_t users = 0, probe_failures = 0, unrouted = 0, broker_errors = 0;
+  /// @endcond
+
+  /// The list the fields are declared once in: /stats, /metrics and += walk it.
+  static constexpr auto fields() noexcept {
+    using s = factory_counters;
+    using f = stat_field<s>;
+    using enum stat_kind;
+    return std::array{
+        f{"users", gauge, "users with a manager on this node", &s::users},
+        f{"probe_failures", counter, "service probes that said unavailable or threw", &s::probe_failures},
+        f{"unrouted", counter, "broker deliveries for a user with no manager on this node", &s::unrouted},
+        f{"broker_errors", counter,
+          "broker calls that threw (publish, subscribe, history read): handled as the broker being down",
+          &s::broker_errors},
+    };
+  }
+  /// Field by field (summing over users, nodes or shards).
+  constexpr factory_counters& operator+=(const factory_counters& o) noexcept { return add_stats(*this, o); }
 };
 
 /// The factory's counters, and its managers' summed over users.
@@ -295,8 +314,9 @@ class manager_factory {
     bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) override {
       try {
         return b_.publish(user, e, floor);
-      } catch (...) {
-        return false;  // a broker that throws is a broker that is down: deliver locally
+      } catch (...) {  // a broker that throws is a broker that is down: deliver locally
+        f_.stats_.template add<&factory_counters::broker_errors>();
+        return false;
       }
     }
     void presence(std::string_view user, bool has_connections) override {
@@ -307,6 +327,7 @@ class manager_factory {
           b_.unsubscribe(user);
       } catch (...) {
         // The broker resubscribes what it holds when it comes back; nothing to undo here.
+        f_.stats_.template add<&factory_counters::broker_errors>();
       }
     }
     void read_history(std::string_view user, connection_id id, std::string_view thread,
@@ -317,6 +338,7 @@ class manager_factory {
       try {
         b_.read_history(user, thread, after, deliver);
       } catch (...) {
+        f_.stats_.template add<&factory_counters::broker_errors>();
         deliver(stored_history{});  // a broker that throws is down: the node answers alone
       }
     }

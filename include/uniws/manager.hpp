@@ -43,39 +43,88 @@ struct manager_options {
   history_options history{};                     ///< what a resume can recover (uniws/history.hpp)
 };
 
-// A manager's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
-#define UNIWS_MANAGER_STATS(X)                                                                           \
-  X(connections, gauge, "open connections")                                                              \
-  X(threads, gauge, "distinct thread ids joined by at least one connection")                             \
-  X(messages_sent, counter, "deliveries a connection accepted (queued)")                                 \
-  X(bytes_sent, counter, "bytes of the deliveries a connection accepted")                                \
-  X(messages_dropped, counter, "deliveries that made a full queue drop a message")                       \
-  X(connections_closed_slow, counter, "connections closed as slow consumers (full queue, close policy)") \
-  X(sends_to_closed, counter, "deliveries refused by an already closed connection")                      \
-  X(events_emitted, counter, "agent events emitted")                                                     \
-  X(runs_started, counter, "agent runs started (agent_started events emitted)")                          \
-  X(unavailable_reports, counter, "times a service probe said unavailable for a user")                   \
-  X(events_published, counter, "emitted events the cluster broker took")                                 \
-  X(publish_failures, counter, "emitted events the cluster broker refused: delivered locally instead")   \
-  X(restamped, counter, "broker events whose seq this node had passed, given the next local seq")        \
-  X(history_events, gauge, "events held in the users' histories on this node")                           \
-  X(history_bytes, gauge, "bytes of the events held in the users' histories on this node")               \
-  X(events_replayed, counter, "events replayed to connections that resumed")                             \
-  X(resumes_recovered, counter, "resumes answered with every missed event")                              \
-  X(resumes_not_recovered, counter,                                                                      \
-    "resumes answered not recovered (history lost, exceeded or another epoch)")                          \
-  X(runs_in_flight, gauge, "agent runs started and not yet completed")                                   \
-  X(connections_refused, counter, "connections refused: the user had max_connections")                   \
-  X(runs_refused, counter, "runs refused: the user had max_runs in flight")                              \
-  X(joins_refused, counter, "joins refused: the connection had joined max_threads_per_connection")
-
 /// A manager's counters; sums over users with +=.
 struct manager_stats {
-  UNIWS_STATS(manager_stats, UNIWS_MANAGER_STATS)
+  // The fields: each is documented by its entry in fields() (kind and help, as /stats and
+  // /metrics show them), so the API reference leaves them to that list.
+  /// @cond stats_fields
+  std::uint64_t connections = 0, threads = 0, messages_sent = 0, bytes_sent = 0, messages_dropped = 0,
+                connections_closed_slow = 0, sends_to_closed = 0, events_emitted = 0, runs_started = 0,
+                unavailable_reports = 0, events_published = 0, publish_failures = 0, restamped = 0,
+                history_events = 0, history_bytes = 0, events_replayed = 0, resumes_recovered = 0,
+                resumes_not_recovered = 0, runs_in_flight = 0, connections_refused = 0, runs_refused = 0,
+                joins_refused = 0;
+  /// @endcond
+
+  /// The list the fields are declared once in: /stats, /metrics and += walk it.
+  static constexpr auto fields() noexcept {
+    using s = manager_stats;
+    using f = stat_field<s>;
+    using enum stat_kind;
+    return std::array{
+        f{"connections", gauge, "open connections", &s::connections},
+        f{"threads", gauge, "distinct thread ids joined by at least one connection", &s::threads},
+        f{"messages_sent", counter, "deliveries a connection accepted (queued)", &s::messages_sent},
+        f{"bytes_sent", counter, "bytes of the deliveries a connection accepted", &s::bytes_sent},
+        f{"messages_dropped", counter, "deliveries that made a full queue drop a message",
+          &s::messages_dropped},
+        f{"connections_closed_slow", counter,
+          "connections closed as slow consumers (full queue, close policy)", &s::connections_closed_slow},
+        f{"sends_to_closed", counter, "deliveries refused by an already closed connection",
+          &s::sends_to_closed},
+        f{"events_emitted", counter, "agent events emitted", &s::events_emitted},
+        f{"runs_started", counter, "agent runs started (agent_started events emitted)", &s::runs_started},
+        f{"unavailable_reports", counter, "times a service probe said unavailable for a user",
+          &s::unavailable_reports},
+        f{"events_published", counter, "emitted events the cluster broker took", &s::events_published},
+        f{"publish_failures", counter, "emitted events the cluster broker refused: delivered locally instead",
+          &s::publish_failures},
+        f{"restamped", counter, "broker events whose seq this node had passed, given the next local seq",
+          &s::restamped},
+        f{"history_events", gauge, "events held in the users' histories on this node", &s::history_events},
+        f{"history_bytes", gauge, "bytes of the events held in the users' histories on this node",
+          &s::history_bytes},
+        f{"events_replayed", counter, "events replayed to connections that resumed", &s::events_replayed},
+        f{"resumes_recovered", counter, "resumes answered with every missed event", &s::resumes_recovered},
+        f{"resumes_not_recovered", counter,
+          "resumes answered not recovered (history lost, exceeded or another epoch)",
+          &s::resumes_not_recovered},
+        f{"runs_in_flight", gauge, "agent runs started and not yet completed", &s::runs_in_flight},
+        f{"connections_refused", counter, "connections refused: the user had max_connections",
+          &s::connections_refused},
+        f{"runs_refused", counter, "runs refused: the user had max_runs in flight", &s::runs_refused},
+        f{"joins_refused", counter, "joins refused: the connection had joined max_threads_per_connection",
+          &s::joins_refused},
+    };
+  }
+  /// Field by field (summing over users, nodes or shards).
+  constexpr manager_stats& operator+=(const manager_stats& o) noexcept { return add_stats(*this, o); }
+};
+
+/// What add_connection did.
+enum class add_status : std::uint8_t {
+  added,            ///< the manager holds it: fan-out reaches it from now on
+  duplicate_id,     ///< a connection with its id is already here: nothing changed
+  user_full,        ///< the user has manager_options::max_connections (counted connections_refused)
+  null_connection,  ///< a null pointer: nothing to add
+};
+
+/// add_connection's answer: true only when the connection was added.
+struct [[nodiscard(
+    "a connection may be refused (duplicate id, user at max_connections): check the "
+    "add_result")]] add_result {
+  /// What happened.
+  add_status status = add_status::null_connection;
+  /// True when the connection was added.
+  explicit operator bool() const noexcept { return status == add_status::added; }
 };
 
 template <connection Connection, service_probe Probe, broker Broker>
 class manager_factory;
+template <connection Connection>
+class manager_ref;
+template <class ManagerRef>
+class run_lease;
 
 /// One user's connections, the threads each joined, and the events streamed to them.
 /// Every call is thread-safe; fan-out reads the roster without a lock (an epoch keeps what it
@@ -102,17 +151,17 @@ class unified_manager {
     }
   }
 
-  /// Adds a connection; false if it is null, its id is already here, or the user has
+  /// Adds a connection, unless it is null, its id is already here, or the user has
   /// max_connections (counted: refuse the upgrade before, with has_room_for_connection()).
-  bool add_connection(connection_ptr c) {
-    if (!c) return false;
+  add_result add_connection(connection_ptr c) {
+    if (!c) return {add_status::null_connection};
     const connection_id id = c->id();
     std::lock_guard lock(writers_);
     const roster* old = roster_.load(std::memory_order_relaxed);
-    if (old && old->find(id)) return false;
+    if (old && old->find(id)) return {add_status::duplicate_id};
     if ((old ? old->members.size() : 0) >= options_.max_connections) {
       stats_.add<&manager_stats::connections_refused>();
-      return false;
+      return {add_status::user_full};
     }
     auto m = std::make_unique<member>(std::move(c));
     auto next = std::make_unique<roster>();
@@ -120,7 +169,7 @@ class unified_manager {
     if (old) next->members.assign(old->members.begin(), old->members.end());
     next->members.push_back(m.release());  // the roster owns it now
     publish(std::move(next), old);
-    return true;
+    return {add_status::added};
   }
 
   /// Whether add_connection would take one more connection now (it may not, a moment later).
@@ -253,28 +302,6 @@ class unified_manager {
     return seq;
   }
 
-  /// An event the cluster's broker delivers, already stamped, to the connections that joined
-  /// `thread_id`. Normally its seq is past the last one here. After a broker outage, when this
-  /// node went on with local seqs the broker never saw, it may not be: then the event is
-  /// re-stamped with this node's next seq (and counted), so a connection's seq never goes
-  /// backwards and nothing is dropped. Returns how many connections accepted it.
-  std::size_t deliver_published(std::string_view thread_id, std::uint64_t seq, const message& m) {
-    std::lock_guard lock(emit_mutex_);
-    message delivered = m;
-    if (seq > seq_) {
-      seq_ = seq;
-    } else {
-      stats_.add<&manager_stats::restamped>();
-      delivered = restamp_event(m, ++seq_);
-    }
-    for (pending_join& p : pending_)
-      if (p.thread == thread_id) hold_back(p, seq_, delivered);
-    const std::uint64_t seq_delivered = seq_;
-    return deliver(delivered, [thread_id, seq_delivered](const member& mem) {
-      return mem.receives(thread_id, seq_delivered);
-    });
-  }
-
   /// The manager's counters and gauges, read now.
   [[nodiscard]] manager_stats get_stats() const {
     manager_stats s = stats_.snapshot();
@@ -327,6 +354,42 @@ class unified_manager {
                        [&](const member* m) { return m->joined(thread_id); });
   }
 
+  /// Runs started and not yet ended.
+  [[nodiscard]] std::size_t runs_in_flight() const noexcept { return runs_.load(std::memory_order_relaxed); }
+
+ private:
+  // What only the library calls: the factory (broker deliveries, store answers), manager_ref
+  // (a run begins) and run_lease (it ends). Private, so user code cannot count a run twice or
+  // inject a delivery (tests/compile_fail/manager_*_from_user_code.cpp).
+  template <connection, service_probe, broker>
+  friend class manager_factory;
+  template <connection>
+  friend class manager_ref;
+  template <class>
+  friend class run_lease;
+
+  /// An event the cluster's broker delivers, already stamped, to the connections that joined
+  /// `thread_id`. Normally its seq is past the last one here. After a broker outage, when this
+  /// node went on with local seqs the broker never saw, it may not be: then the event is
+  /// re-stamped with this node's next seq (and counted), so a connection's seq never goes
+  /// backwards and nothing is dropped. Returns how many connections accepted it.
+  std::size_t deliver_published(std::string_view thread_id, std::uint64_t seq, const message& m) {
+    std::lock_guard lock(emit_mutex_);
+    message delivered = m;
+    if (seq > seq_) {
+      seq_ = seq;
+    } else {
+      stats_.add<&manager_stats::restamped>();
+      delivered = restamp_event(m, ++seq_);
+    }
+    for (pending_join& p : pending_)
+      if (p.thread == thread_id) hold_back(p, seq_, delivered);
+    const std::uint64_t seq_delivered = seq_;
+    return deliver(delivered, [thread_id, seq_delivered](const member& mem) {
+      return mem.receives(thread_id, seq_delivered);
+    });
+  }
+
   /// A run in flight: counted from begin_run until end_run (manager_ref's run sink calls both).
   /// With `limited`, false (counted, nothing begun) if max_runs are in flight.
   bool begin_run(bool limited) noexcept {
@@ -341,12 +404,6 @@ class unified_manager {
   }
   /// A run of begin_run ended (called by run_lease).
   void end_run() noexcept { runs_.fetch_sub(1, std::memory_order_relaxed); }
-  /// Runs started and not yet ended.
-  [[nodiscard]] std::size_t runs_in_flight() const noexcept { return runs_.load(std::memory_order_relaxed); }
-
- private:
-  template <connection, service_probe, broker>
-  friend class manager_factory;
 
   /// A manager of `user` whose events go through a cluster's broker (see broker.hpp).
   unified_manager(manager_options options, detail::cluster_link* link, std::string user)

@@ -990,17 +990,26 @@ class agent_run_after_tools {
 
 }  // namespace uniws
 // ---- uniws/stats.hpp ----
-// uniws/stats.hpp - counters declared once. A stats struct is one list of (name, kind, help)
-// entries; its fields, its +=, its field table (what /stats JSON and Prometheus text are
-// rendered from) and its atomic counterpart are all derived from that list.
+// uniws/stats.hpp - counters declared once. A stats struct holds plain std::uint64_t fields and
+// one list of them as data, fields(): each entry's name, kind, help and member. Its +=, what
+// /stats JSON and Prometheus text are rendered from, and its atomic counterpart all walk that
+// list, so adding a counter is a field and its entry:
 //
-//   #define MY_STATS(X) X(requests, counter, "requests answered") X(open, gauge, "open sockets")
-//   struct my_stats { UNIWS_STATS(my_stats, MY_STATS) };
+//   struct my_stats {
+//     std::uint64_t requests = 0, open = 0;
+//     static constexpr auto fields() noexcept {
+//       using f = uniws::stat_field<my_stats>;
+//       return std::array{f{"requests", uniws::stat_kind::counter, "requests answered", &my_stats::requests},
+//                         f{"open", uniws::stat_kind::gauge, "open sockets", &my_stats::open}};
+//     }
+//     constexpr my_stats& operator+=(const my_stats& o) noexcept { return uniws::add_stats(*this, o); }
+//   };
 //   uniws::atomic_stats<my_stats> live;   live.add<&my_stats::requests>();
-//   uniws::for_each_stat(live.snapshot(), [](const auto& field, std::uint64_t value) { ... });
+//   my_stats now = live.snapshot();  now.open = sockets.size();   // a gauge is read where it lives
+//   uniws::for_each_stat(now, [](const auto& field, std::uint64_t value) { ... });
 //
-// Adding a counter is one line in its list. A field written into the struct by hand, outside
-// the list, fails to compile ("... is not in its list").
+// A field left out of the list, or listed twice, fails to compile wherever the list is used
+// ("... not in its fields() list").
 
 
 namespace uniws {
@@ -1025,92 +1034,112 @@ struct stat_field {
   std::uint64_t Stats::*member;
 };
 
-/// A struct declared with UNIWS_STATS.
+namespace detail {
+
+/// Whether fields() names each std::uint64_t member of S once and nothing else (the size says
+/// whether a member is missing: the struct holds nothing but its fields).
+template <class S>
+consteval bool lists_every_field_once() {
+  constexpr auto fields = S::fields();
+  for (std::size_t i = 0; i < fields.size(); ++i)
+    for (std::size_t j = i + 1; j < fields.size(); ++j)
+      if (fields[i].member == fields[j].member || fields[i].name == fields[j].name) return false;
+  return sizeof(S) == fields.size() * sizeof(std::uint64_t);
+}
+
+}  // namespace detail
+
+/// A stats struct: std::uint64_t fields, each named once in its static fields() list.
 template <class S>
 concept stats_record = requires {
-  { S::fields() };
   { S::fields()[0] } -> std::convertible_to<stat_field<S>>;
 };
 
 /// Calls fn(field, value) for each field of `s`, in its list's order.
 template <stats_record S, class Fn>
 constexpr void for_each_stat(const S& s, Fn&& fn) {
+  static_assert(detail::lists_every_field_once<S>(),
+                "a field of this stats struct is not in its fields() list, or is listed twice");
   for (const auto& f : S::fields()) fn(f, s.*f.member);
+}
+
+/// `a += b` field by field: the body of a stats struct's operator+=.
+template <stats_record S>
+constexpr S& add_stats(S& a, const S& b) noexcept {
+  static_assert(detail::lists_every_field_once<S>(),
+                "a field of this stats struct is not in its fields() list, or is listed twice");
+  for (const auto& f : S::fields()) a.*f.member += b.*f.member;
+  return a;
 }
 
 namespace detail {
 
 template <class S>
-constexpr S& add_stats(S& a, const S& b) noexcept {
-  for (const auto& f : S::fields()) a.*f.member += b.*f.member;
-  return a;
+consteval std::size_t counter_count() {
+  std::size_t n = 0;
+  for (const auto& f : S::fields()) n += f.kind == stat_kind::counter ? 1 : 0;
+  return n;
 }
 
+/// Whether `Member` is one of S's counters.
 template <class S, std::uint64_t S::*Member>
-consteval std::size_t stat_index() {
-  constexpr auto fields = S::fields();
-  for (std::size_t i = 0; i < fields.size(); ++i)
-    if (fields[i].member == Member) return i;
-  throw "not a field of this stats struct";  // not a constant expression: a compile error
+consteval bool is_counter() {
+  for (const auto& f : S::fields())
+    if (f.member == Member) return f.kind == stat_kind::counter;
+  return false;
+}
+
+/// Where the counter `Member` is among S's counters.
+template <class S, std::uint64_t S::*Member>
+consteval std::size_t counter_index() {
+  std::size_t i = 0;
+  for (const auto& f : S::fields()) {
+    if (f.member == Member) return i;
+    if (f.kind == stat_kind::counter) ++i;
+  }
+  return i;
 }
 
 }  // namespace detail
 
-/// The atomic counterpart of a stats struct: what a component updates from any thread
-/// (relaxed: a counter orders nothing) and snapshots into the plain struct.
+/// The atomic counterpart of a stats struct's counters: what a component adds to from any
+/// thread (relaxed: a counter orders nothing) and snapshots into the plain struct. Gauges are
+/// not kept here: the owner reads each where it lives and sets it in the snapshot.
 template <stats_record S>
 class atomic_stats {
+  static_assert(detail::lists_every_field_once<S>(),
+                "a field of this stats struct is not in its fields() list, or is listed twice");
+
  public:
-  /// Adds to a counter (a gauge is a level: set() it).
+  /// Adds to a counter (a gauge does not compile).
   template <std::uint64_t S::*Member>
   void add(std::uint64_t n = 1) noexcept {
-    constexpr std::size_t i = detail::stat_index<S, Member>();
-    static_assert(S::fields()[i].kind == stat_kind::counter, "add() is for counters; set() a gauge");
-    values_[i].fetch_add(n, std::memory_order_relaxed);
+    static_assert(detail::is_counter<S, Member>(),
+                  "add() takes a counter of this stats struct; a gauge is read where it lives, not added to");
+    values_[detail::counter_index<S, Member>()].fetch_add(n, std::memory_order_relaxed);
   }
 
-  /// Sets the field (a gauge) to `v`.
-  template <std::uint64_t S::*Member>
-  void set(std::uint64_t v) noexcept {
-    values_[detail::stat_index<S, Member>()].store(v, std::memory_order_relaxed);
-  }
-
-  /// The field's value now.
+  /// The counter's value now.
   template <std::uint64_t S::*Member>
   [[nodiscard]] std::uint64_t get() const noexcept {
-    return values_[detail::stat_index<S, Member>()].load(std::memory_order_relaxed);
+    static_assert(detail::is_counter<S, Member>(), "get() takes a counter of this stats struct");
+    return values_[detail::counter_index<S, Member>()].load(std::memory_order_relaxed);
   }
 
-  /// Every field, read now (each atomically, not all at one instant).
+  /// Every counter, read now (each atomically, not all at one instant); the gauges are zero.
   [[nodiscard]] S snapshot() const noexcept {
     S s;
-    for (std::size_t i = 0; i < values_.size(); ++i)
-      s.*(S::fields()[i].member) = values_[i].load(std::memory_order_relaxed);
+    std::size_t i = 0;
+    for (const auto& f : S::fields())
+      if (f.kind == stat_kind::counter) s.*f.member = values_[i++].load(std::memory_order_relaxed);
     return s;
   }
 
  private:
-  std::array<std::atomic<std::uint64_t>, S::fields().size()> values_{};
+  std::array<std::atomic<std::uint64_t>, detail::counter_count<S>()> values_{};
 };
 
 }  // namespace uniws
-
-// The struct body for one list: LIST(X) calls X(name, kind, help) once per field, kind being
-// `counter` or `gauge`. Gives the fields (std::uint64_t, zero), fields() and +=.
-#define UNIWS_STATS(Self, LIST)                                                            \
-  LIST(UNIWS_DETAIL_STATS_FIELD)                                                           \
-  static constexpr auto fields() noexcept {                                                \
-    using self_type = Self;                                                                \
-    constexpr std::array table{LIST(UNIWS_DETAIL_STATS_ENTRY)};                            \
-    static_assert(sizeof(Self) == table.size() * sizeof(std::uint64_t),                    \
-                  "a field of " #Self " is not in its list: declare it in the list only"); \
-    return table;                                                                          \
-  }                                                                                        \
-  constexpr Self& operator+=(const Self& o) noexcept { return ::uniws::detail::add_stats(*this, o); }
-
-#define UNIWS_DETAIL_STATS_FIELD(name, kind, help) std::uint64_t name = 0;
-#define UNIWS_DETAIL_STATS_ENTRY(name, kind, help) \
-  ::uniws::stat_field<self_type>{#name, ::uniws::stat_kind::kind, help, &self_type::name},
 // ---- uniws/broker.hpp ----
 // uniws/broker.hpp - the broker concept: how the nodes of a cluster share one user's events.
 //
@@ -1147,22 +1176,41 @@ struct stored_history {
 /// Where a broker delivers a stored_history; called once, on any thread.
 using history_receiver = std::function<void(stored_history)>;
 
-// A broker's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
-#define UNIWS_BROKER_STATS(X)                                                                   \
-  X(connected, gauge, "1 while the broker is connected to its store")                           \
-  X(published, counter, "events the broker's store accepted")                                   \
-  X(publish_failed, counter, "events refused while down or lost in flight (delivered locally)") \
-  X(received, counter, "events delivered to this node from the users' channels")                \
-  X(reconnects, counter, "connections to the store established after the first")                \
-  X(resubscribes, counter,                                                                      \
-    "users' channels subscribed again after a connection, shard or slot came back or moved")    \
-  X(slot_map_refreshes, counter, "Redis Cluster slot maps read (--redis-cluster)")              \
-  X(events_recovered, counter,                                                                  \
-    "events a node read back from the store: published while it was not subscribed")            \
-  X(gaps_unrecovered, counter, "resubscriptions after which the store no longer held every missed event")
-
+/// A broker's counters and gauges.
 struct broker_stats {
-  UNIWS_STATS(broker_stats, UNIWS_BROKER_STATS)
+  // The fields: each is documented by its entry in fields() (kind and help, as /stats and
+  // /metrics show them), so the API reference leaves them to that list.
+  /// @cond stats_fields
+  std::uint64_t connected = 0, published = 0, publish_failed = 0, received = 0, reconnects = 0,
+                resubscribes = 0, slot_map_refreshes = 0, events_recovered = 0, gaps_unrecovered = 0;
+  /// @endcond
+
+  /// The list the fields are declared once in: /stats, /metrics and += walk it.
+  static constexpr auto fields() noexcept {
+    using s = broker_stats;
+    using f = stat_field<s>;
+    using enum stat_kind;
+    return std::array{
+        f{"connected", gauge, "1 while the broker is connected to its store", &s::connected},
+        f{"published", counter, "events the broker's store accepted", &s::published},
+        f{"publish_failed", counter, "events refused while down or lost in flight (delivered locally)",
+          &s::publish_failed},
+        f{"received", counter, "events delivered to this node from the users' channels", &s::received},
+        f{"reconnects", counter, "connections to the store established after the first", &s::reconnects},
+        f{"resubscribes", counter,
+          "users' channels subscribed again after a connection, shard or slot came back or moved",
+          &s::resubscribes},
+        f{"slot_map_refreshes", counter, "Redis Cluster slot maps read (--redis-cluster)",
+          &s::slot_map_refreshes},
+        f{"events_recovered", counter,
+          "events a node read back from the store: published while it was not subscribed",
+          &s::events_recovered},
+        f{"gaps_unrecovered", counter,
+          "resubscriptions after which the store no longer held every missed event", &s::gaps_unrecovered},
+    };
+  }
+  /// Field by field (summing over users, nodes or shards).
+  constexpr broker_stats& operator+=(const broker_stats& o) noexcept { return add_stats(*this, o); }
 };
 
 template <class B>
@@ -1655,39 +1703,88 @@ struct manager_options {
   history_options history{};                     ///< what a resume can recover (uniws/history.hpp)
 };
 
-// A manager's statistics, declared once (uniws/stats.hpp): X(name, kind, help).
-#define UNIWS_MANAGER_STATS(X)                                                                           \
-  X(connections, gauge, "open connections")                                                              \
-  X(threads, gauge, "distinct thread ids joined by at least one connection")                             \
-  X(messages_sent, counter, "deliveries a connection accepted (queued)")                                 \
-  X(bytes_sent, counter, "bytes of the deliveries a connection accepted")                                \
-  X(messages_dropped, counter, "deliveries that made a full queue drop a message")                       \
-  X(connections_closed_slow, counter, "connections closed as slow consumers (full queue, close policy)") \
-  X(sends_to_closed, counter, "deliveries refused by an already closed connection")                      \
-  X(events_emitted, counter, "agent events emitted")                                                     \
-  X(runs_started, counter, "agent runs started (agent_started events emitted)")                          \
-  X(unavailable_reports, counter, "times a service probe said unavailable for a user")                   \
-  X(events_published, counter, "emitted events the cluster broker took")                                 \
-  X(publish_failures, counter, "emitted events the cluster broker refused: delivered locally instead")   \
-  X(restamped, counter, "broker events whose seq this node had passed, given the next local seq")        \
-  X(history_events, gauge, "events held in the users' histories on this node")                           \
-  X(history_bytes, gauge, "bytes of the events held in the users' histories on this node")               \
-  X(events_replayed, counter, "events replayed to connections that resumed")                             \
-  X(resumes_recovered, counter, "resumes answered with every missed event")                              \
-  X(resumes_not_recovered, counter,                                                                      \
-    "resumes answered not recovered (history lost, exceeded or another epoch)")                          \
-  X(runs_in_flight, gauge, "agent runs started and not yet completed")                                   \
-  X(connections_refused, counter, "connections refused: the user had max_connections")                   \
-  X(runs_refused, counter, "runs refused: the user had max_runs in flight")                              \
-  X(joins_refused, counter, "joins refused: the connection had joined max_threads_per_connection")
-
 /// A manager's counters; sums over users with +=.
 struct manager_stats {
-  UNIWS_STATS(manager_stats, UNIWS_MANAGER_STATS)
+  // The fields: each is documented by its entry in fields() (kind and help, as /stats and
+  // /metrics show them), so the API reference leaves them to that list.
+  /// @cond stats_fields
+  std::uint64_t connections = 0, threads = 0, messages_sent = 0, bytes_sent = 0, messages_dropped = 0,
+                connections_closed_slow = 0, sends_to_closed = 0, events_emitted = 0, runs_started = 0,
+                unavailable_reports = 0, events_published = 0, publish_failures = 0, restamped = 0,
+                history_events = 0, history_bytes = 0, events_replayed = 0, resumes_recovered = 0,
+                resumes_not_recovered = 0, runs_in_flight = 0, connections_refused = 0, runs_refused = 0,
+                joins_refused = 0;
+  /// @endcond
+
+  /// The list the fields are declared once in: /stats, /metrics and += walk it.
+  static constexpr auto fields() noexcept {
+    using s = manager_stats;
+    using f = stat_field<s>;
+    using enum stat_kind;
+    return std::array{
+        f{"connections", gauge, "open connections", &s::connections},
+        f{"threads", gauge, "distinct thread ids joined by at least one connection", &s::threads},
+        f{"messages_sent", counter, "deliveries a connection accepted (queued)", &s::messages_sent},
+        f{"bytes_sent", counter, "bytes of the deliveries a connection accepted", &s::bytes_sent},
+        f{"messages_dropped", counter, "deliveries that made a full queue drop a message",
+          &s::messages_dropped},
+        f{"connections_closed_slow", counter,
+          "connections closed as slow consumers (full queue, close policy)", &s::connections_closed_slow},
+        f{"sends_to_closed", counter, "deliveries refused by an already closed connection",
+          &s::sends_to_closed},
+        f{"events_emitted", counter, "agent events emitted", &s::events_emitted},
+        f{"runs_started", counter, "agent runs started (agent_started events emitted)", &s::runs_started},
+        f{"unavailable_reports", counter, "times a service probe said unavailable for a user",
+          &s::unavailable_reports},
+        f{"events_published", counter, "emitted events the cluster broker took", &s::events_published},
+        f{"publish_failures", counter, "emitted events the cluster broker refused: delivered locally instead",
+          &s::publish_failures},
+        f{"restamped", counter, "broker events whose seq this node had passed, given the next local seq",
+          &s::restamped},
+        f{"history_events", gauge, "events held in the users' histories on this node", &s::history_events},
+        f{"history_bytes", gauge, "bytes of the events held in the users' histories on this node",
+          &s::history_bytes},
+        f{"events_replayed", counter, "events replayed to connections that resumed", &s::events_replayed},
+        f{"resumes_recovered", counter, "resumes answered with every missed event", &s::resumes_recovered},
+        f{"resumes_not_recovered", counter,
+          "resumes answered not recovered (history lost, exceeded or another epoch)",
+          &s::resumes_not_recovered},
+        f{"runs_in_flight", gauge, "agent runs started and not yet completed", &s::runs_in_flight},
+        f{"connections_refused", counter, "connections refused: the user had max_connections",
+          &s::connections_refused},
+        f{"runs_refused", counter, "runs refused: the user had max_runs in flight", &s::runs_refused},
+        f{"joins_refused", counter, "joins refused: the connection had joined max_threads_per_connection",
+          &s::joins_refused},
+    };
+  }
+  /// Field by field (summing over users, nodes or shards).
+  constexpr manager_stats& operator+=(const manager_stats& o) noexcept { return add_stats(*this, o); }
+};
+
+/// What add_connection did.
+enum class add_status : std::uint8_t {
+  added,            ///< the manager holds it: fan-out reaches it from now on
+  duplicate_id,     ///< a connection with its id is already here: nothing changed
+  user_full,        ///< the user has manager_options::max_connections (counted connections_refused)
+  null_connection,  ///< a null pointer: nothing to add
+};
+
+/// add_connection's answer: true only when the connection was added.
+struct [[nodiscard(
+    "a connection may be refused (duplicate id, user at max_connections): check the "
+    "add_result")]] add_result {
+  /// What happened.
+  add_status status = add_status::null_connection;
+  /// True when the connection was added.
+  explicit operator bool() const noexcept { return status == add_status::added; }
 };
 
 template <connection Connection, service_probe Probe, broker Broker>
 class manager_factory;
+template <connection Connection>
+class manager_ref;
+template <class ManagerRef>
+class run_lease;
 
 /// One user's connections, the threads each joined, and the events streamed to them.
 /// Every call is thread-safe; fan-out reads the roster without a lock (an epoch keeps what it
@@ -1714,17 +1811,17 @@ class unified_manager {
     }
   }
 
-  /// Adds a connection; false if it is null, its id is already here, or the user has
+  /// Adds a connection, unless it is null, its id is already here, or the user has
   /// max_connections (counted: refuse the upgrade before, with has_room_for_connection()).
-  bool add_connection(connection_ptr c) {
-    if (!c) return false;
+  add_result add_connection(connection_ptr c) {
+    if (!c) return {add_status::null_connection};
     const connection_id id = c->id();
     std::lock_guard lock(writers_);
     const roster* old = roster_.load(std::memory_order_relaxed);
-    if (old && old->find(id)) return false;
+    if (old && old->find(id)) return {add_status::duplicate_id};
     if ((old ? old->members.size() : 0) >= options_.max_connections) {
       stats_.add<&manager_stats::connections_refused>();
-      return false;
+      return {add_status::user_full};
     }
     auto m = std::make_unique<member>(std::move(c));
     auto next = std::make_unique<roster>();
@@ -1732,7 +1829,7 @@ class unified_manager {
     if (old) next->members.assign(old->members.begin(), old->members.end());
     next->members.push_back(m.release());  // the roster owns it now
     publish(std::move(next), old);
-    return true;
+    return {add_status::added};
   }
 
   /// Whether add_connection would take one more connection now (it may not, a moment later).
@@ -1865,28 +1962,6 @@ class unified_manager {
     return seq;
   }
 
-  /// An event the cluster's broker delivers, already stamped, to the connections that joined
-  /// `thread_id`. Normally its seq is past the last one here. After a broker outage, when this
-  /// node went on with local seqs the broker never saw, it may not be: then the event is
-  /// re-stamped with this node's next seq (and counted), so a connection's seq never goes
-  /// backwards and nothing is dropped. Returns how many connections accepted it.
-  std::size_t deliver_published(std::string_view thread_id, std::uint64_t seq, const message& m) {
-    std::lock_guard lock(emit_mutex_);
-    message delivered = m;
-    if (seq > seq_) {
-      seq_ = seq;
-    } else {
-      stats_.add<&manager_stats::restamped>();
-      delivered = restamp_event(m, ++seq_);
-    }
-    for (pending_join& p : pending_)
-      if (p.thread == thread_id) hold_back(p, seq_, delivered);
-    const std::uint64_t seq_delivered = seq_;
-    return deliver(delivered, [thread_id, seq_delivered](const member& mem) {
-      return mem.receives(thread_id, seq_delivered);
-    });
-  }
-
   /// The manager's counters and gauges, read now.
   [[nodiscard]] manager_stats get_stats() const {
     manager_stats s = stats_.snapshot();
@@ -1939,6 +2014,42 @@ class unified_manager {
                        [&](const member* m) { return m->joined(thread_id); });
   }
 
+  /// Runs started and not yet ended.
+  [[nodiscard]] std::size_t runs_in_flight() const noexcept { return runs_.load(std::memory_order_relaxed); }
+
+ private:
+  // What only the library calls: the factory (broker deliveries, store answers), manager_ref
+  // (a run begins) and run_lease (it ends). Private, so user code cannot count a run twice or
+  // inject a delivery (tests/compile_fail/manager_*_from_user_code.cpp).
+  template <connection, service_probe, broker>
+  friend class manager_factory;
+  template <connection>
+  friend class manager_ref;
+  template <class>
+  friend class run_lease;
+
+  /// An event the cluster's broker delivers, already stamped, to the connections that joined
+  /// `thread_id`. Normally its seq is past the last one here. After a broker outage, when this
+  /// node went on with local seqs the broker never saw, it may not be: then the event is
+  /// re-stamped with this node's next seq (and counted), so a connection's seq never goes
+  /// backwards and nothing is dropped. Returns how many connections accepted it.
+  std::size_t deliver_published(std::string_view thread_id, std::uint64_t seq, const message& m) {
+    std::lock_guard lock(emit_mutex_);
+    message delivered = m;
+    if (seq > seq_) {
+      seq_ = seq;
+    } else {
+      stats_.add<&manager_stats::restamped>();
+      delivered = restamp_event(m, ++seq_);
+    }
+    for (pending_join& p : pending_)
+      if (p.thread == thread_id) hold_back(p, seq_, delivered);
+    const std::uint64_t seq_delivered = seq_;
+    return deliver(delivered, [thread_id, seq_delivered](const member& mem) {
+      return mem.receives(thread_id, seq_delivered);
+    });
+  }
+
   /// A run in flight: counted from begin_run until end_run (manager_ref's run sink calls both).
   /// With `limited`, false (counted, nothing begun) if max_runs are in flight.
   bool begin_run(bool limited) noexcept {
@@ -1953,12 +2064,6 @@ class unified_manager {
   }
   /// A run of begin_run ended (called by run_lease).
   void end_run() noexcept { runs_.fetch_sub(1, std::memory_order_relaxed); }
-  /// Runs started and not yet ended.
-  [[nodiscard]] std::size_t runs_in_flight() const noexcept { return runs_.load(std::memory_order_relaxed); }
-
- private:
-  template <connection, service_probe, broker>
-  friend class manager_factory;
 
   /// A manager of `user` whose events go through a cluster's broker (see broker.hpp).
   unified_manager(manager_options options, detail::cluster_link* link, std::string user)
@@ -3377,7 +3482,8 @@ struct always_available {
 template <connection Connection, service_probe Probe, broker Broker>
 class manager_factory;
 
-// One text for every way of awaiting the synchronous getter.
+// One text for every way of awaiting the synchronous getter: a macro only because C++20's
+// static_assert takes a string literal, #undef'd after manager_ref, its one user.
 #define UNIWS_DETAIL_SYNC_GETTER_AWAITED                                                                \
   "get_websocket_manager() is synchronous: it returns the manager itself, which cannot be co_awaited. " \
   "Write "                                                                                              \
@@ -3487,6 +3593,8 @@ class manager_ref {
   handle_type handle_;
 };
 
+#undef UNIWS_DETAIL_SYNC_GETTER_AWAITED
+
 /// How a manager_factory makes its managers.
 struct factory_options {
   /// Options of every manager the factory makes.
@@ -3495,14 +3603,30 @@ struct factory_options {
   std::chrono::steady_clock::duration idle_ttl = std::chrono::minutes(5);
 };
 
-// The factory's own statistics, declared once (uniws/stats.hpp): X(name, kind, help).
-#define UNIWS_FACTORY_STATS(X)                                                \
-  X(users, gauge, "users with a manager on this node")                        \
-  X(probe_failures, counter, "service probes that said unavailable or threw") \
-  X(unrouted, counter, "broker deliveries for a user with no manager on this node")
-
+/// The factory's own counters and gauges.
 struct factory_counters {
-  UNIWS_STATS(factory_counters, UNIWS_FACTORY_STATS)
+  // The fields: each is documented by its entry in fields() (kind and help, as /stats and
+  // /metrics show them), so the API reference leaves them to that list.
+  /// @cond stats_fields
+  std::uint64_t users = 0, probe_failures = 0, unrouted = 0, broker_errors = 0;
+  /// @endcond
+
+  /// The list the fields are declared once in: /stats, /metrics and += walk it.
+  static constexpr auto fields() noexcept {
+    using s = factory_counters;
+    using f = stat_field<s>;
+    using enum stat_kind;
+    return std::array{
+        f{"users", gauge, "users with a manager on this node", &s::users},
+        f{"probe_failures", counter, "service probes that said unavailable or threw", &s::probe_failures},
+        f{"unrouted", counter, "broker deliveries for a user with no manager on this node", &s::unrouted},
+        f{"broker_errors", counter,
+          "broker calls that threw (publish, subscribe, history read): handled as the broker being down",
+          &s::broker_errors},
+    };
+  }
+  /// Field by field (summing over users, nodes or shards).
+  constexpr factory_counters& operator+=(const factory_counters& o) noexcept { return add_stats(*this, o); }
 };
 
 /// The factory's counters, and its managers' summed over users.
@@ -3612,8 +3736,9 @@ class manager_factory {
     bool publish(std::string_view user, const agent_event& e, std::uint64_t floor) override {
       try {
         return b_.publish(user, e, floor);
-      } catch (...) {
-        return false;  // a broker that throws is a broker that is down: deliver locally
+      } catch (...) {  // a broker that throws is a broker that is down: deliver locally
+        f_.stats_.template add<&factory_counters::broker_errors>();
+        return false;
       }
     }
     void presence(std::string_view user, bool has_connections) override {
@@ -3624,6 +3749,7 @@ class manager_factory {
           b_.unsubscribe(user);
       } catch (...) {
         // The broker resubscribes what it holds when it comes back; nothing to undo here.
+        f_.stats_.template add<&factory_counters::broker_errors>();
       }
     }
     void read_history(std::string_view user, connection_id id, std::string_view thread,
@@ -3634,6 +3760,7 @@ class manager_factory {
       try {
         b_.read_history(user, thread, after, deliver);
       } catch (...) {
+        f_.stats_.template add<&factory_counters::broker_errors>();
         deliver(stored_history{});  // a broker that throws is down: the node answers alone
       }
     }

@@ -19,7 +19,7 @@ int main() {
   uniws::manager_factory<recording_connection> factory;
   auto mgr = factory.get_websocket_manager(uniws::basic_user_context("conan"));
   auto conn = std::make_shared<recording_connection>();
-  mgr->add_connection(conn);
+  if (!mgr->add_connection(conn)) return 1;
   if (!mgr->join_thread(conn->id(), "t")) return 1;
   std::move(mgr.start_run("t", "r")).complete("done");
   for (const auto& line : conn->sent) std::printf("%s\n", line.c_str());

@@ -19,7 +19,7 @@ struct console_connection {
 uniws::task<int> session(uniws::manager_factory<console_connection>* factory,
                          std::shared_ptr<console_connection> c) {
   auto mgr = co_await factory->get_websocket_manager_async(uniws::basic_user_context("alice"));
-  mgr->add_connection(c);
+  if (!mgr->add_connection(c)) co_return -1;
   if (!mgr->join_thread(c->id(), "t1")) co_return -1;  // answered with `joined`
   auto run = mgr.start_run("t1", "r-1");
   std::move(run).complete("hello from a consumer");
