@@ -28,6 +28,7 @@
 #include <deque>
 #include <iostream>
 #include <map>
+#include <stdexcept>
 #include <vector>
 
 namespace {
@@ -48,14 +49,12 @@ struct options {
   std::size_t pad = 0;
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "uniws-load: " << problem << "\n"
-            << "usage: uniws-load --port P [--second-port P2] [--address A] [--users K] [--connections C] "
-               "[--seconds D]\n"
-               "                  [--warmup S] [--mode agents|broadcast|idle|stalled] [--rate R]\n"
-               "                  [--steps N] [--pad BYTES]\n";
-  std::exit(2);
-}
+// What is wrong with the command line: main prints it with the usage and exits 2.
+struct usage_error : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+[[noreturn]] void usage(const std::string& problem) { throw usage_error(problem); }
 
 double number(std::string_view flag, std::string_view text) {
   double v = 0;
@@ -330,7 +329,17 @@ class load {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const options o = parse(argc, argv);
+  options o;
+  try {
+    o = parse(argc, argv);
+  } catch (const usage_error& e) {
+    std::cerr << "uniws-load: " << e.what() << "\n"
+              << "usage: uniws-load --port P [--second-port P2] [--address A] [--users K] [--connections C] "
+                 "[--seconds D]\n"
+                 "                  [--warmup S] [--mode agents|broadcast|idle|stalled] [--rate R]\n"
+                 "                  [--steps N] [--pad BYTES]\n";
+    return 2;
+  }
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
     limit.rlim_cur = limit.rlim_max;

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -27,18 +28,16 @@ struct options {
   int drop_after = 0;  // 0: never drop on purpose
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "uniws-golden-path-client: " << problem << "\n"
-            << "usage: uniws-golden-path-client [--host H] [--port P] [--user U] [--password P]\n"
-               "                                [--thread T] [--message TEXT] [--drop-after N]\n";
-  std::exit(2);
-}
+// What is wrong with the command line: main prints it with the usage and exits 2.
+struct usage_error : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
 
 options parse_args(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
     const std::string_view flag = argv[i];
-    if (i + 1 >= argc) usage(std::string(flag) + " needs a value");
+    if (i + 1 >= argc) throw usage_error(std::string(flag) + " needs a value");
     const std::string value = argv[++i];
     if (flag == "--host")
       o.host = value;
@@ -55,7 +54,7 @@ options parse_args(int argc, char** argv) {
     else if (flag == "--drop-after")
       o.drop_after = std::stoi(value);
     else
-      usage("unknown option " + std::string(flag));
+      throw usage_error("unknown option " + std::string(flag));
   }
   return o;
 }
@@ -65,7 +64,15 @@ options parse_args(int argc, char** argv) {
 int main(int argc, char** argv) {
   namespace client = uniws_client::sync;
   namespace json = boost::json;
-  const options o = parse_args(argc, argv);
+  options o;
+  try {
+    o = parse_args(argc, argv);
+  } catch (const std::exception& e) {  // usage_error, or std::stoi's on a bad number
+    std::cerr << "uniws-golden-path-client: " << e.what() << "\n"
+              << "usage: uniws-golden-path-client [--host H] [--port P] [--user U] [--password P]\n"
+                 "                                [--thread T] [--message TEXT] [--drop-after N]\n";
+    return 2;
+  }
   try {
     const client::server_address server(o.host, o.port);
     const std::string token = client::login(server, o.user, o.password);

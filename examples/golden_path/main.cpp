@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <exception>
 #include <iostream>
+#include <variant>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -51,7 +52,12 @@ void run_io(boost::asio::io_context& io, golden_path::server_state& s) {
 int main(int argc, char** argv) {
   namespace gp = golden_path;
   namespace net = boost::asio;
-  const gp::options opts = gp::parse_options(argc, argv);
+  auto parsed = gp::parse_options(argc, argv);
+  if (const auto* answer = std::get_if<gp::command_line_answer>(&parsed)) {
+    (answer->status == 0 ? std::cout : std::cerr) << answer->text;
+    return answer->status;
+  }
+  const gp::options opts = std::get<gp::options>(std::move(parsed));
   raise_open_file_limit();
 
   // The io_context outlives the server state: sockets die before their executor does; and what

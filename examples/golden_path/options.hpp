@@ -17,6 +17,7 @@
 #include <iostream>
 #include <optional>
 #include <stdexcept>
+#include <variant>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -308,38 +309,42 @@ inline std::string usage_text() {
   return text + "  --help\n";
 }
 
-[[noreturn]] inline void usage_error(const std::string& problem) {
-  std::cerr << "uniws-golden-path: " << problem << "\n" << usage_text();
-  std::exit(2);
+// What the command line asks for instead of a server: main prints it and exits with `status`
+// (0 for --help, 2 for a usage error).
+struct command_line_answer {
+  int status;
+  std::string text;
+};
+
+inline command_line_answer usage_error(const std::string& problem) {
+  return {2, "uniws-golden-path: " + problem + "\n" + usage_text()};
 }
 
-inline options parse_options(int argc, char** argv) {
+inline std::variant<options, command_line_answer> parse_options(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
     const std::string_view name = argv[i];
-    if (name == "--help" || name == "-h") {
-      std::cout << usage_text();
-      std::exit(0);
-    }
+    if (name == "--help" || name == "-h") return command_line_answer{0, usage_text()};
     const auto& table = flags();
     const auto it = std::find_if(table.begin(), table.end(), [&](const flag& f) { return f.name == name; });
-    if (it == table.end()) usage_error("unknown option " + std::string(name));
-    if (i + 1 >= argc) usage_error(std::string(name) + " needs a value");
+    if (it == table.end()) return usage_error("unknown option " + std::string(name));
+    if (i + 1 >= argc) return usage_error(std::string(name) + " needs a value");
     try {
       it->set(o, argv[++i]);
     } catch (const bad_value& e) {
-      usage_error(std::string(name) + " " + e.what());
+      return usage_error(std::string(name) + " " + e.what());
     }
   }
   for (const char* name : {"UNIWS_JWT_SECRET", "UNIWS_TOKEN_SECRET"})
     if (const char* env = std::getenv(name); env && o.jwt_secret.empty()) o.jwt_secret = env;
   if (!o.jwt_secret.empty() && o.jwt_secret.size() < 16)
-    usage_error("--jwt-secret must be at least 16 bytes");
+    return usage_error("--jwt-secret must be at least 16 bytes");
   if (!o.jwt_secret.empty() && o.jwt_public_key)
-    usage_error("give --jwt-secret or --jwt-public-key, not both");
-  if (o.tls_cert.has_value() != o.tls_key.has_value()) usage_error("--tls-cert and --tls-key go together");
+    return usage_error("give --jwt-secret or --jwt-public-key, not both");
+  if (o.tls_cert.has_value() != o.tls_key.has_value())
+    return usage_error("--tls-cert and --tls-key go together");
   if (!o.redis_host.empty() && !o.redis_cluster.empty())
-    usage_error("give --redis or --redis-cluster, not both");
+    return usage_error("give --redis or --redis-cluster, not both");
   return o;
 }
 
