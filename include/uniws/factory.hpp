@@ -247,7 +247,7 @@ class manager_factory {
     const std::string_view user = ctx.user_id();
     if constexpr (clustered) {
       return manager_ref_type(registry_.get_or_create(user, [this, user] {
-        if (broker_.enabled()) return manager_type(options_.manager, &link_, std::string(user));
+        if (broker_.enabled()) return manager_type(options_.manager, link_, std::string(user));
         return manager_type(options_.manager);
       }));
     } else {

@@ -7,11 +7,17 @@
 // change copies what it changes (the member list, or one connection's threads), never the
 // user's whole roster. What a change replaces is reclaimed through detail::epoch_domain.
 // A fan-out shares one message buffer across all connections.
+//
+// A manager is in one of two modes, fixed when the factory makes it: on its own
+// (detail::standalone_mode: events are stamped and delivered where they are emitted) or in a
+// cluster (detail::cluster_mode, uniws/detail/cluster_mode.hpp: events go through the factory's
+// broker, and joins wait for its store's answer, the thread's events held back meanwhile).
 #pragma once
 
 #include <uniws/broker.hpp>
 #include <uniws/concepts.hpp>
 #include <uniws/connection.hpp>
+#include <uniws/detail/cluster_mode.hpp>
 #include <uniws/detail/epoch.hpp>
 #include <uniws/events.hpp>
 #include <uniws/history.hpp>
@@ -30,6 +36,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace uniws {
@@ -218,32 +225,25 @@ class unified_manager {
                           std::optional<resume_point> resume = std::nullopt) {
     if (!valid_thread_id(thread_id)) return {};
     std::unique_lock lock(emit_mutex_);
-    if (link_) {
-      if (const join_status s = may_ask_to_join(id, thread_id); s != join_status::pending)
-        return refuse_join(s);
-      pending_.push_back(pending_join{id, std::string(thread_id), resume, seq_, {}});
-      lock.unlock();
-      link_->read_history(user_, id, thread_id, resume ? std::optional(resume->after_seq) : std::nullopt);
-      return {join_status::pending, {}, 0, 0};
-    }
+    if (detail::cluster_mode* cluster = clustered())
+      return ask_store_to_join(*cluster, lock, id, thread_id, resume);
+    const thread_join joined = add_to_thread(id, thread_id, 0);
+    if (!joined) return refuse_join(joined.outcome);
     join_result r{join_status::joined, history_.epoch(), seq_, 0};
-    bool already = false;  // live events flow to it already: a replay would repeat them
-    join_status refusal = join_status::refused;
-    const connection_ptr conn = add_to_thread(id, thread_id, 0, already, refusal);
-    if (!conn) return refuse_join(refusal);
     if (resume) {
       r.status = join_status::not_recovered;
       std::optional<std::size_t> replayed;
-      if (!already && resume->epoch == history_.epoch())
+      // Live events flow to a connection that had joined already: a replay would repeat them.
+      if (joined.outcome == thread_join::added && resume->epoch == history_.epoch())
         replayed = history_.replay(resume->after_seq, seq_, thread_id, clock::now(),
-                                   [&](const message& m) { (void)conn->try_send(m); });
+                                   [&](const message& m) { (void)joined.conn->try_send(m); });
       if (replayed) {
         r.status = join_status::recovered;
         r.replayed = *replayed;
       }
       count_resume(r);
     }
-    (void)conn->try_send(encode_joined(thread_id, r, resume.has_value()));
+    (void)joined.conn->try_send(encode_joined(thread_id, r, resume.has_value()));
     return r;
   }
 
@@ -284,8 +284,8 @@ class unified_manager {
   std::uint64_t emit(agent_event e) {
     std::lock_guard lock(emit_mutex_);  // one seq order, one delivery order (also into the broker)
     if (e.type == agent_event_type::agent_started) stats_.add<&manager_stats::runs_started>();
-    if (link_) {
-      if (link_->publish(user_, e, seq_)) {
+    if (detail::cluster_mode* cluster = clustered()) {
+      if (cluster->publish(e, seq_)) {
         stats_.add<&manager_stats::events_published>();
         stats_.add<&manager_stats::events_emitted>();
         return 0;
@@ -296,8 +296,8 @@ class unified_manager {
     const message m = encode_event(e, seq);
     deliver(m, [&](const member& mem) { return mem.joined(e.thread_id); });
     history_.push(seq, e.thread_id, m, m.emitted_at());
-    for (pending_join& p : pending_)  // the broker is down, but a join asked it before
-      if (p.thread == e.thread_id) hold_back(p, seq, m);
+    if (detail::cluster_mode* cluster = clustered())  // the broker is down, but a join asked it before
+      cluster->hold_back(e.thread_id, seq, m, options_.history.max_events);
     stats_.add<&manager_stats::events_emitted>();
     return seq;
   }
@@ -382,8 +382,8 @@ class unified_manager {
       stats_.add<&manager_stats::restamped>();
       delivered = restamp_event(m, ++seq_);
     }
-    for (pending_join& p : pending_)
-      if (p.thread == thread_id) hold_back(p, seq_, delivered);
+    if (detail::cluster_mode* cluster = clustered())
+      cluster->hold_back(thread_id, seq_, delivered, options_.history.max_events);
     const std::uint64_t seq_delivered = seq_;
     return deliver(delivered, [thread_id, seq_delivered](const member& mem) {
       return mem.receives(thread_id, seq_delivered);
@@ -406,8 +406,8 @@ class unified_manager {
   void end_run() noexcept { runs_.fetch_sub(1, std::memory_order_relaxed); }
 
   /// A manager of `user` whose events go through a cluster's broker (see broker.hpp).
-  unified_manager(manager_options options, detail::cluster_link* link, std::string user)
-      : options_(options), link_(link), user_(std::move(user)) {}
+  unified_manager(manager_options options, detail::cluster_link& link, std::string user)
+      : options_(options), mode_(std::in_place_type<detail::cluster_mode>, link, std::move(user)) {}
 
   struct joined_thread {
     std::string id;
@@ -464,63 +464,67 @@ class unified_manager {
     }
   };
 
-  /// A join the cluster's store has not answered yet, and the thread's events that arrived
-  /// meanwhile (sent after the answer, those the answer already covers skipped).
-  struct pending_join {
-    connection_id id;
-    std::string thread;
-    std::optional<resume_point> resume;
-    std::uint64_t asked_at;  ///< this node's seq when the store was asked
-    std::vector<std::pair<std::uint64_t, message>> held;
-    bool overflowed = false;  ///< held more than the history bound: answered not recovered
-  };
+  /// The cluster's part of this manager, or null when it is on its own.
+  detail::cluster_mode* clustered() noexcept { return std::get_if<detail::cluster_mode>(&mode_); }
+
+  /// A cluster's join: refused here if it must be (nothing asked), else held back and asked of
+  /// the store; its answer comes through complete_join. Called under emit_mutex_ (`lock`),
+  /// which it releases before asking.
+  join_result ask_store_to_join(detail::cluster_mode& cluster, std::unique_lock<std::mutex>& lock,
+                                connection_id id, std::string_view thread_id,
+                                std::optional<resume_point> resume) {
+    const std::optional<std::size_t> in_flight = cluster.joins_in_flight(id, thread_id);
+    if (!in_flight) return refuse_join(join_status::refused);  // this very join is already asked
+    {
+      detail::epoch_guard guard;
+      const roster* r = roster_.load(std::memory_order_acquire);
+      const member* m = r ? r->find(id) : nullptr;
+      if (!m) return refuse_join(join_status::refused);
+      // Its joined threads and those it waits for stay within the bound.
+      if (!m->joined(thread_id) && m->thread_count() + *in_flight >= options_.max_threads_per_connection)
+        return refuse_join(join_status::too_many_threads);
+    }
+    cluster.ask_store(detail::pending_join{id, std::string(thread_id), resume, seq_, {}},
+                      [&lock] { lock.unlock(); });
+    return {join_status::pending, {}, 0, 0};
+  }
 
   /// The store's answer to the pending join (id, thread), from the factory's broker receiver.
   void complete_join(connection_id id, std::string_view thread, stored_history answer) {
     std::lock_guard lock(emit_mutex_);
-    auto it = std::find_if(pending_.begin(), pending_.end(),
-                           [&](const pending_join& p) { return p.id == id && p.thread == thread; });
-    if (it == pending_.end()) return;
-    pending_join p = std::move(*it);
-    pending_.erase(it);
+    detail::cluster_mode* cluster = clustered();
+    std::optional<detail::pending_join> p = cluster ? cluster->answered(id, thread) : std::nullopt;
+    if (!p) return;
     if (!answer.answered) {  // the store is down: this node answers with what it knows
       answer.epoch = history_.epoch();
-      answer.last_seq = p.asked_at;  // what was held since goes out after the answer
+      answer.last_seq = p->asked_at;  // what was held since goes out after the answer
       answer.complete = false;
       answer.events.clear();
     }
     // A store that lost its counter (restarted empty) answers a seq below what this node showed.
-    answer.last_seq = std::max(answer.last_seq, p.asked_at);
+    answer.last_seq = std::max(answer.last_seq, p->asked_at);
+    // The bound was checked when the join was asked; the connection may have left since.
+    const thread_join joined = add_to_thread(id, thread, answer.last_seq);
+    if (!joined) return;
+    const bool added = joined.outcome == thread_join::added;  // else live events reach it already
     join_result r{join_status::joined, answer.epoch, answer.last_seq, 0};
-    bool already = false;
-    join_status refusal{};  // may_ask_to_join checked the bound; the connection may have left since
-    const connection_ptr conn = add_to_thread(id, thread, answer.last_seq, already, refusal);
-    if (!conn) return;
-    const bool resumed = p.resume.has_value();
+    const bool resumed = p->resume.has_value();
     if (resumed) {
       r.status = join_status::not_recovered;
-      if (!already && !p.overflowed && answer.complete && p.resume->epoch == answer.epoch) {
+      if (added && !p->overflowed && answer.complete && p->resume->epoch == answer.epoch) {
         r.status = join_status::recovered;
         for (const auto& [seq, m] : answer.events)
-          if (seq > p.resume->after_seq && seq <= answer.last_seq) {
-            (void)conn->try_send(m);
+          if (seq > p->resume->after_seq && seq <= answer.last_seq) {
+            (void)joined.conn->try_send(m);
             ++r.replayed;
           }
       }
       count_resume(r);
     }
-    (void)conn->try_send(encode_joined(thread, r, resumed));
-    if (already) return;  // what was held went to it live as well
-    for (const auto& [seq, m] : p.held)
-      if (seq > answer.last_seq) (void)conn->try_send(m);
-  }
-
-  void hold_back(pending_join& p, std::uint64_t seq, const message& m) {
-    if (p.held.size() >= std::max<std::size_t>(options_.history.max_events, 1)) {
-      p.overflowed = true;  // the store is slow to answer; never hold more than a history's worth
-      p.held.erase(p.held.begin());
-    }
-    p.held.emplace_back(seq, m);
+    (void)joined.conn->try_send(encode_joined(thread, r, resumed));
+    if (!added) return;  // what was held went to it live as well
+    for (const auto& [seq, m] : p->held)
+      if (seq > answer.last_seq) (void)joined.conn->try_send(m);
   }
 
   void count_resume(const join_result& r) {
@@ -537,43 +541,27 @@ class unified_manager {
     return {why, {}, 0, 0};
   }
 
-  /// Whether a cluster join may be asked (pending), and if not why: the connection must be here,
-  /// have no join of this thread in flight, and its joined and pending threads stay within the bound.
-  join_status may_ask_to_join(connection_id id, std::string_view thread) const {
-    std::size_t pending = 0;
-    for (const pending_join& p : pending_)
-      if (p.id == id) {
-        if (p.thread == thread) return join_status::refused;
-        ++pending;
-      }
-    detail::epoch_guard guard;
-    const roster* r = roster_.load(std::memory_order_acquire);
-    if (!r) return join_status::refused;
-    if (const member* m = r->find(id))
-      return m->joined(thread) || m->thread_count() + pending < options_.max_threads_per_connection
-                 ? join_status::pending
-                 : join_status::too_many_threads;
-    return join_status::refused;
+  /// What add_to_thread did, and the connection when it joined (now or before).
+  struct thread_join {
+    enum outcome_type { added, already_joined, unknown_connection, too_many_threads } outcome;
+    connection_ptr conn;
+    explicit operator bool() const noexcept { return outcome == added || outcome == already_joined; }
+  };
+  join_result refuse_join(thread_join::outcome_type why) {
+    return refuse_join(why == thread_join::too_many_threads ? join_status::too_many_threads
+                                                            : join_status::refused);
   }
 
-  /// Joins the connection to the thread in the roster; returns the connection, or null if the
-  /// join is refused. `already`: it had joined the thread before.
-  connection_ptr add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after,
-                               bool& already, join_status& refusal) {
+  /// Joins the connection to the thread in the roster (unless it had already, or may not).
+  thread_join add_to_thread(connection_id id, std::string_view thread_id, std::uint64_t live_after) {
     std::lock_guard lock(writers_);
     const roster* r = roster_.load(std::memory_order_relaxed);
     member* m = r ? r->find(id) : nullptr;
-    if (!m) return nullptr;
+    if (!m) return {thread_join::unknown_connection, nullptr};
     const thread_set* old = m->threads.load(std::memory_order_relaxed);
-    if (old && old->find(thread_id)) {
-      already = true;
-      return m->conn;  // nothing to publish
-    }
+    if (old && old->find(thread_id)) return {thread_join::already_joined, m->conn};  // nothing to publish
     const std::size_t n = old ? old->threads.size() : 0;
-    if (n >= options_.max_threads_per_connection) {
-      refusal = join_status::too_many_threads;
-      return nullptr;
-    }
+    if (n >= options_.max_threads_per_connection) return {thread_join::too_many_threads, nullptr};
     auto next = std::make_unique<thread_set>();
     next->threads.reserve(n + 1);
     if (old) next->threads.assign(old->threads.begin(), old->threads.end());
@@ -581,7 +569,7 @@ class unified_manager {
                          joined_thread{std::string(thread_id), live_after});
     m->threads.store(next.release(), std::memory_order_release);
     if (old) detail::epoch_domain::instance().retire(const_cast<thread_set*>(old), &delete_thread_set);
-    return m->conn;
+    return {thread_join::added, m->conn};
   }
 
   bool valid_thread_id(std::string_view t) const noexcept {
@@ -596,7 +584,8 @@ class unified_manager {
     roster_.store(next.release(), std::memory_order_release);
     // The node subscribes to the user while it holds one of its connections (under writers_,
     // so presence changes reach the broker in order).
-    if (link_ && (before == 0) != (count == 0)) link_->presence(user_, count != 0);
+    if (detail::cluster_mode* cluster = clustered(); cluster && (before == 0) != (count == 0))
+      cluster->presence(count != 0);
     if (count == 0) idle_since_.store(clock::now().time_since_epoch().count(), std::memory_order_release);
     connection_count_.store(count, std::memory_order_release);
     if (old) detail::epoch_domain::instance().retire(const_cast<roster*>(old), &delete_roster);
@@ -649,14 +638,13 @@ class unified_manager {
   mutable std::mutex emit_mutex_;
   std::uint64_t seq_ = 0;                            ///< guarded by emit_mutex_
   detail::event_history history_{options_.history};  ///< guarded by emit_mutex_; unused in a cluster
-  std::vector<pending_join> pending_;                ///< guarded by emit_mutex_
   std::atomic<std::size_t> connection_count_{0};
   std::atomic<std::size_t> runs_{0};
   std::atomic<clock::rep> idle_since_{clock::now().time_since_epoch().count()};
   std::atomic<bool> available_{true};
-  detail::cluster_link* link_ = nullptr;  ///< null: no broker, every event delivered here
-  std::string user_;                      ///< for the broker only
-  atomic_stats<manager_stats> stats_;     ///< the counters; the gauges are read from the roster
+  /// On its own, or in a cluster (its joins guarded by emit_mutex_); fixed at construction.
+  std::variant<detail::standalone_mode, detail::cluster_mode> mode_;
+  atomic_stats<manager_stats> stats_;  ///< the counters; the gauges are read from the roster
 };
 
 }  // namespace uniws
