@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The inputs of docs/scaling.md's capacity model, measured: two uniws-golden-path nodes on a
-local Redis Cluster (3 masters + 3 replicas, tests/integration/redis_cluster.py), driven by
+local Redis Cluster (3 masters + 3 replicas, tests/support/redis_cluster.py), driven by
 uniws-load (closed-loop agents, each user's connections split over both nodes). Over the
 measured window it reads, from /proc and from the servers' own counters:
 
@@ -28,7 +28,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "support"))
 from redis_cluster import RedisCluster, ServerNode, cli, free_port  # noqa: E402
 
 

@@ -29,14 +29,8 @@ import urllib.request
 
 import websockets
 
-FIVE = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
-failures = []
-
-
-def check(condition, what):
-    print(("ok    " if condition else "FAIL  ") + what, flush=True)
-    if not condition:
-        failures.append(what)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import FIVE, check, failures  # noqa: E402
 
 
 class Server:

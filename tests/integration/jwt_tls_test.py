@@ -24,15 +24,10 @@ import time
 import jwt  # PyJWT
 import websockets
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import FIVE, check, failures  # noqa: E402
+
 SERVER = sys.argv[1]
-FIVE = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
-failures = []
-
-
-def check(condition, what):
-    print(("ok    " if condition else "FAIL  ") + what, flush=True)
-    if not condition:
-        failures.append(what)
 
 
 def openssl(*args):

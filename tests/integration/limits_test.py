@@ -21,15 +21,11 @@ import time
 import jwt  # PyJWT
 import websockets
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import check, failures  # noqa: E402
+
 SERVER = sys.argv[1]
 SECRET = "limits-test-secret-0123456789"
-failures = []
-
-
-def check(condition, what):
-    print(("ok    " if condition else "FAIL  ") + what, flush=True)
-    if not condition:
-        failures.append(what)
 
 
 def token(user):
@@ -313,7 +309,9 @@ def stalled_readers_are_bounded():
         ms = health_ms(s.port)
         check(ms is not None and ms < 100, f"/health during the stall in {ms and round(ms)} ms")
         loaded = asyncio.new_event_loop().run_until_complete(golden_path_seconds(s.port))
-        check(loaded < max(2 * unloaded, 0.25), f"bob's golden path {loaded:.3f} s under the stall ({unloaded:.3f} s unloaded)")
+        # A stall that blocked the server would cost seconds; 0.5 s leaves room for a machine
+        # whose two cores are busy compiling (0.36 s seen so, 0.25 s was too tight).
+        check(loaded < max(2 * unloaded, 0.5), f"bob's golden path {loaded:.3f} s under the stall ({unloaded:.3f} s unloaded)")
         deadline = time.monotonic() + 6
         while time.monotonic() < deadline and s.stats()["connections_closed_stalled"] < 40:
             time.sleep(0.2)

@@ -9,6 +9,7 @@ Rules checked: proto-S1 proto-H1 proto-W1 proto-W5 proto-W7 proto-W9 proto-S2 pr
 """
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,14 +18,8 @@ import urllib.request
 
 import websockets
 
-FIVE = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
-failures = []
-
-
-def check(condition, what):
-    print(("ok    " if condition else "FAIL  ") + what)
-    if not condition:
-        failures.append(what)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import FIVE, check, failures  # noqa: E402
 
 
 def post_json(base, path, body):
@@ -132,8 +127,6 @@ async def resume(uri, token):
         err = json.loads(await asyncio.wait_for(again.recv(), 10))
         check(err["type"] == "error" and err["code"] == "bad_request", "after_seq without epoch is a bad request")
         await again.close()
-
-
 
 
 def main():

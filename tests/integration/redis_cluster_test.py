@@ -37,20 +37,14 @@ import time
 import jwt  # PyJWT
 import websockets
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import FIVE, require as check  # noqa: E402
 from redis_cluster import RedisCluster, ServerNode, cli  # noqa: E402
 
 SERVER = sys.argv[1]
 SECTION = sys.argv[2] if len(sys.argv) > 2 else "spread"
 SECRET = "a-redis-cluster-secret-0123456789"
-FIVE = ["agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed"]
-
-
-def check(condition, what):
-    if not condition:
-        print("FAIL:", what, flush=True)
-        sys.exit(1)
-    print("ok:", what, flush=True)
 
 
 def Node(cluster):

@@ -10,7 +10,7 @@
 // its figures as text and as one JSON line, and exits 1 if any check failed.
 #include "../../examples/golden_path/async_client.hpp"
 
-#include "../integration/server_process.hpp"
+#include "../support/server_process.hpp"
 
 #include <sys/resource.h>
 

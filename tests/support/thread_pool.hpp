@@ -1,4 +1,4 @@
-// tests/thread_pool.hpp - a small pool whose schedule() awaitable moves a coroutine onto one
+// tests/support/thread_pool.hpp - a small pool whose schedule() awaitable moves a coroutine onto one
 // of its threads: lets a test run many coroutines truly concurrently.
 #pragma once
 

@@ -1,4 +1,4 @@
-// tests/envelope_field.hpp - one field of a received envelope, parsed the simple way: the
+// tests/support/envelope_field.hpp - one field of a received envelope, parsed the simple way: the
 // first "name": in the text, a string or a number (test data only, not a JSON parser).
 #pragma once
 

@@ -6,13 +6,13 @@ its section's heading says *pending*. A test cites a rule with `proto-ID` (a Cat
 [proto-H4], or a comment in a script). Fails, naming them, when an in-force rule has no
 citation or a citation names no rule.
 
-  tests/protocol_rows_cited.py [REPO_ROOT]
+  tests/docs/protocol_rows_cited.py [REPO_ROOT]
 """
 import pathlib
 import re
 import sys
 
-root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parent.parent)
+root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else pathlib.Path(__file__).resolve().parents[2])
 doc = (root / "docs" / "protocol.md").read_text()
 
 rules, pending = [], set()

@@ -6,7 +6,7 @@ Puts a wrong name into the failing line (the first identifier of the line inside
 and runs the same harness (cmake/check_compile.cmake, EXPECT=fail) on that mutant: it must
 not pass. A case whose typo could not change the diagnostic says `// typo: none (why)`.
 
-Usage: compile_fail_typo.py CMAKE CHECK_COMPILE_SCRIPT COMPILER FLAGS SOURCE WORK_DIR
+Usage: typo_check.py CMAKE CHECK_COMPILE_SCRIPT COMPILER FLAGS SOURCE WORK_DIR
 """
 import os
 import re

@@ -4,20 +4,17 @@
 Usage: prometheus_parse_test.py PATH/TO/prometheus_render
 Rules checked: proto-M1 (the format)
 """
+import os
 import subprocess
 import sys
 
 from prometheus_client.parser import text_string_to_metric_families
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checks import check, failures  # noqa: E402
+
 text = subprocess.run([sys.argv[1]], check=True, capture_output=True, text=True).stdout
 families = {f.name: f for f in text_string_to_metric_families(text)}
-failures = []
-
-
-def check(condition, what):
-    print(("ok    " if condition else "FAIL  ") + what)
-    if not condition:
-        failures.append(what)
 
 
 # The manager's list, in its order; prometheus_render sets field i to 1000 + i.

@@ -1,7 +1,7 @@
 // The Redis brokers' small parts: the cluster's key -> slot routing (detail/slot.hpp) against a real
 // redis-server in cluster mode (CLUSTER KEYSLOT, asked for every key, must agree), and the
 // parser of what the brokers publish on a channel.
-#include "integration/redis_process.hpp"
+#include "redis_process.hpp"
 
 #include <uniws/redis/detail/posted_broker.hpp>
 #include <uniws/redis/detail/slot.hpp>

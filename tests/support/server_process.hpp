@@ -1,4 +1,4 @@
-// tests/integration/server_process.hpp - runs uniws-golden-path as a child process on a free
+// tests/support/server_process.hpp - runs uniws-golden-path as a child process on a free
 // loopback port, reads its port from the first stdout line, and stops it with a signal.
 #pragma once
 

@@ -1,4 +1,4 @@
-// tests/integration/redis_process.hpp - a real redis-server for the cluster tests: on
+// tests/support/redis_process.hpp - a real redis-server for the cluster tests: on
 // 127.0.0.1, a free port, its own temporary directory, no persistence. It can be killed and
 // started again on the same port (the outage tests).
 #pragma once

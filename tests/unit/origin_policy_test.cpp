@@ -1,5 +1,5 @@
 // The Origin and CORS rules of the example server (docs/protocol.md §B), pure.
-#include "../examples/golden_path/origin_policy.hpp"
+#include "../../examples/golden_path/origin_policy.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-// tests/stress_scale.hpp - how much to divide stress-test iterations by: sanitizers slow
+// tests/support/stress_scale.hpp - how much to divide stress-test iterations by: sanitizers slow
 // everything 5-20x, and the loops must still interleave threads, not time out.
 #pragma once
 

@@ -1,4 +1,4 @@
-// tests/jthread.hpp - std::jthread where the standard library has it (libc++ 16 does not),
+// tests/support/jthread.hpp - std::jthread where the standard library has it (libc++ 16 does not),
 // else a joining std::thread with the same use in these tests.
 #pragma once
 
