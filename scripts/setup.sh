@@ -31,6 +31,7 @@ full=(
   prometheus                                # a real Prometheus scrapes /metrics
   chromium                                  # the demo page in a real browser (DevTools protocol)
   node-ws                                   # the Node.js peer of the end-to-end benchmark
+  zlib1g-dev                                # uWebSockets, its C++ peer (sources: UNIWS_UWEBSOCKETS_DIR)
   python3-fastapi python3-uvicorn           # its FastAPI peer, the seeds' own stack
   doxygen                                   # the API reference (docs target)
   debootstrap                               # the bare-Debian check of this script and the quick suite

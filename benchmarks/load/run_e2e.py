@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """End-to-end comparison: uniws-golden-path against the servers a user would write instead
-(uniws-load-baseline: Beast chat-multi's design; node_server.js: Node.js with `ws`, indexed by
-user; fastapi_server.py: FastAPI + uvicorn, the seeds' own stack) and against the floor
+(uniws-load-uws: uWebSockets, the fastest C++ users know, when built; uniws-load-baseline: Beast
+chat-multi's design; node_server.js: Node.js with `ws`, indexed by user; fastapi_server.py:
+FastAPI + uvicorn, the seeds' own stack) and against the floor
 (uniws-load-floor: the least work that delivers the same workload), driven by uniws-load over
 loopback in the same run, interleaved. Prints figures and the ratios; --json FILE writes them
 all. Benchmarks, not tests: it asserts nothing about speed (ctest runs it with --quick only to
@@ -201,17 +202,20 @@ def main():
         "baseline": os.path.join(a.bin_dir, "benchmarks", "uniws-load-baseline"),
         "baseline-indexed": os.path.join(a.bin_dir, "benchmarks", "uniws-load-baseline"),
         "floor": os.path.join(a.bin_dir, "benchmarks", "uniws-load-floor"),
+        "uws": os.path.join(a.bin_dir, "benchmarks", "uniws-load-uws"),
         "node": os.path.join(HERE, "node_server.js"),
         "fastapi": os.path.join(HERE, "fastapi_server.py"),
     }
     # The floor, then chat-multi's design with a per-user index, and as it is (a scan).
     peers = ["floor", "baseline-indexed", "baseline"]
-    for peer, why_not in (("node", node_missing()), ("fastapi", fastapi_missing())):
+    uws_missing = None if os.path.exists(binaries["uws"]) else \
+        "not built (configure with UNIWS_UWEBSOCKETS_DIR naming uWebSockets' and uSockets' sources)"
+    for peer, why_not in (("uws", uws_missing), ("node", node_missing()), ("fastapi", fastapi_missing())):
         if why_not:
             print(f"skipped    {peer}: {why_not}", flush=True)
         else:
             peers.append(peer)
-    single_process = {"floor", "node", "fastapi"}  # one thread each: run at --threads 1 only
+    single_process = {"floor", "uws", "node", "fastapi"}  # one thread each: run at --threads 1 only
     load = os.path.join(a.bin_dir, "benchmarks", "uniws-load")
     results = {"throughput": [], "latency": {}, "idle": {}, "stalled": {}, "cluster": {}}
 
@@ -238,6 +242,25 @@ def main():
                     results["throughput"].append(res)
                     print(f"throughput {name:16} threads={threads} round={r + 1}: "
                           f"{res['deliveries_per_s']:10.0f} deliveries/s  p99 {res['p99_ms']:.1f} ms  "
+                          f"server {res['server_cpu_us_per_delivery']:.2f} us CPU/delivery, busy {res['server_busy']:.0%}; "
+                          f"client busy {res['client_busy']:.0%}" + ("  CLIENT-BOUND" if res["client_bound"] else ""),
+                          flush=True)
+
+        # 1a. Paced: the same agents with a pause between two events of a run (an LLM streams its
+        #     thinking over time), 1 and 2 ms, one server thread: server CPU per delivery of
+        #     uniws (history on, as it ships), uWebSockets and the floor, alternating.
+        results["paced"] = []
+        paced_peers = [p for p in ("uws", "floor") if p in peers]
+        for delay in ("1", "2"):
+            for r in range(1 if quick else 3):
+                for name in ["uniws"] + paced_peers:
+                    with Server(binaries[name], users_file, ["--threads", "1", "--agent-delay-ms", delay]) as s:
+                        res = run_load(load, s.port, ["--mode", "agents", "--users", "100", "--connections", "10",
+                                                      "--steps", "8", "--seconds", seconds, "--warmup", warmup],
+                                       server=s, warmup=float(warmup), seconds=float(seconds))
+                    res.update(server=name, agent_delay_ms=int(delay), round=r + 1)
+                    results["paced"].append(res)
+                    print(f"paced      {name:16} pause {delay} ms round={r + 1}: {res['deliveries_per_s']:10.0f} deliveries/s  "
                           f"server {res['server_cpu_us_per_delivery']:.2f} us CPU/delivery, busy {res['server_busy']:.0%}; "
                           f"client busy {res['client_busy']:.0%}" + ("  CLIENT-BOUND" if res["client_bound"] else ""),
                           flush=True)
@@ -409,6 +432,24 @@ def main():
         ratios[f"history_on_off_threads_{threads}"] = u / n if n else 0
         print(f"ratio uniws with/without history deliveries/s, {threads} server thread(s): "
               f"{ratios[f'history_on_off_threads_{threads}']:.2f}x")
+    # uniws against uWebSockets: server CPU per delivery at each pause, idle memory per connection.
+    if "uws" in peers:
+        def paced_cpu(name, delay):
+            xs = [r["server_cpu_us_per_delivery"] for r in results["paced"]
+                  if r["server"] == name and r["agent_delay_ms"] == delay]
+            return sum(xs) / len(xs) if xs else 0
+        pauses = {0: (mean_cpu("uniws", 1), mean_cpu("uws", 1))}
+        pauses.update({d: (paced_cpu("uniws", d), paced_cpu("uws", d)) for d in (1, 2)})
+        for d, (u, w) in pauses.items():
+            ratios[f"cpu_per_delivery_uniws_over_uws_pause_{d}ms"] = u / w if w else 0
+            print(f"ratio uniws/uWebSockets server CPU per delivery, pause {d} ms: {u:.2f} / {w:.2f} us = "
+                  f"{u / w if w else 0:.2f}x")
+        for key in results["idle"].get("uniws", {}):
+            if key.startswith("kib_per_connection_") and results["idle"].get("uws", {}).get(key):
+                ratio = results["idle"]["uniws"][key] / results["idle"]["uws"][key]
+                ratios[f"idle_uniws_over_uws_{key[len('kib_per_connection_'):]}"] = ratio
+                print(f"ratio uniws/uWebSockets idle KiB per connection at {key[len('kib_per_connection_'):]}: "
+                      f"{results['idle']['uniws'][key]:.2f} / {results['idle']['uws'][key]:.2f} = {ratio:.2f}x")
     results["ratios"] = ratios
     if a.json:
         with open(a.json, "w") as f:
