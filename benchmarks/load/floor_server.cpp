@@ -40,6 +40,7 @@ class floor_connection;
 struct floor_state {
   front login;
   std::chrono::milliseconds agent_delay{0};
+  bool agent_burst = false;  // with agent_delay 0: a run emitted without yielding
   std::unordered_map<std::string, std::vector<floor_connection*>> by_user;
   std::unordered_map<std::string, std::int64_t> seq;
   std::uint64_t next_run = 1, connections = 0, frames_sent = 0;
@@ -186,6 +187,7 @@ struct agent_run : std::enable_shared_from_this<agent_run> {
       return;
     }
     ++step;
+    if (s.agent_delay.count() == 0 && s.agent_burst) return next();
     if (s.agent_delay.count() == 0) {
       net::post(executor, [self = shared_from_this()] { self->next(); });
       return;
@@ -255,6 +257,7 @@ int main(int argc, char** argv) try {
   if (o.threads != 1) throw std::invalid_argument("the floor runs on one thread (--threads 1)");
   auto s = std::make_unique<floor_state>();
   s->agent_delay = o.agent_delay;
+  s->agent_burst = o.agent_burst;
   s->login.users = o.users_file.empty() ? golden_path::user_directory::demo()
                                         : golden_path::user_directory::from_file(o.users_file);
   return serve(o, [&s](tcp::socket socket) {

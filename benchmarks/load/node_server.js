@@ -20,6 +20,8 @@ for (let i = 2; i + 1 < process.argv.length; i += 2) flags[process.argv[i]] = pr
 const port = Number(flags['--port'] || 8080);
 const address = flags['--address'] || '127.0.0.1';
 const agentDelay = Number(flags['--agent-delay-ms'] ?? 50);
+// With --agent-burst 1 and no delay, a run is emitted without yielding to the event loop.
+const agentBurst = flags['--agent-burst'] === '1';
 const secret = flags['--jwt-secret'] || crypto.randomBytes(32).toString('hex');
 const users = new Map([['alice', 'alice-pw'], ['bob', 'bob-pw']]);
 if (flags['--users']) {
@@ -82,7 +84,8 @@ function emit(user, thread, runId, type, payload) {
 }
 
 // --- the demo agent ------------------------------------------------------------------------------
-const pause = (ms) => new Promise((resolve) => (ms > 0 ? setTimeout(resolve, ms) : setImmediate(resolve)));
+const pause = (ms) =>
+  ms === 0 && agentBurst ? null : new Promise((resolve) => (ms > 0 ? setTimeout(resolve, ms) : setImmediate(resolve)));
 let nextRun = 1;
 async function runAgent(user, thread, message, steps, pad) {
   const runId = 'r-' + nextRun++;

@@ -36,6 +36,7 @@ struct options {
   unsigned short port = 0;
   unsigned threads = 1;
   std::chrono::milliseconds agent_delay{50};
+  bool agent_burst = false;  // with agent_delay 0: a run emitted without yielding
   bool index_by_user = false;
 };
 
@@ -61,6 +62,8 @@ inline options parse_options(int argc, char** argv) {
       o.users_file = value;
     else if (flag == "--agent-delay-ms")
       o.agent_delay = std::chrono::milliseconds(number(value));
+    else if (flag == "--agent-burst")
+      o.agent_burst = number(value) != 0;
     else if (flag == "--index-by-user")
       o.index_by_user = number(value) != 0;
     else

@@ -247,20 +247,22 @@ def main():
                           flush=True)
 
         # 1a. Paced: the same agents with a pause between two events of a run (an LLM streams its
-        #     thinking over time), 1 and 2 ms, one server thread: server CPU per delivery of
+        #     thinking over time), 1 and 2 ms; and bursts: no pause and no yield, a whole run
+        #     emitted at once (--agent-burst 1). One server thread: server CPU per delivery of
         #     uniws (history on, as it ships), uWebSockets and the floor, alternating.
         results["paced"] = []
         paced_peers = [p for p in ("uws", "floor") if p in peers]
-        for delay in ("1", "2"):
+        for delay, agent in (("0", "burst"), ("1", "paced"), ("2", "paced")):
             for r in range(1 if quick else 3):
                 for name in ["uniws"] + paced_peers:
-                    with Server(binaries[name], users_file, ["--threads", "1", "--agent-delay-ms", delay]) as s:
+                    args = ["--threads", "1", "--agent-delay-ms", delay] + (["--agent-burst", "1"] if agent == "burst" else [])
+                    with Server(binaries[name], users_file, args) as s:
                         res = run_load(load, s.port, ["--mode", "agents", "--users", "100", "--connections", "10",
                                                       "--steps", "8", "--seconds", seconds, "--warmup", warmup],
                                        server=s, warmup=float(warmup), seconds=float(seconds))
-                    res.update(server=name, agent_delay_ms=int(delay), round=r + 1)
+                    res.update(server=name, agent_delay_ms=int(delay), agent=agent, round=r + 1)
                     results["paced"].append(res)
-                    print(f"paced      {name:16} pause {delay} ms round={r + 1}: {res['deliveries_per_s']:10.0f} deliveries/s  "
+                    print(f"{agent:10} {name:16} pause {delay} ms round={r + 1}: {res['deliveries_per_s']:10.0f} deliveries/s  "
                           f"server {res['server_cpu_us_per_delivery']:.2f} us CPU/delivery, busy {res['server_busy']:.0%}; "
                           f"client busy {res['client_busy']:.0%}" + ("  CLIENT-BOUND" if res["client_bound"] else ""),
                           flush=True)
@@ -434,15 +436,17 @@ def main():
               f"{ratios[f'history_on_off_threads_{threads}']:.2f}x")
     # uniws against uWebSockets: server CPU per delivery at each pause, idle memory per connection.
     if "uws" in peers:
-        def paced_cpu(name, delay):
+        def paced_cpu(name, delay, agent):
             xs = [r["server_cpu_us_per_delivery"] for r in results["paced"]
-                  if r["server"] == name and r["agent_delay_ms"] == delay]
+                  if r["server"] == name and r["agent_delay_ms"] == delay and r["agent"] == agent]
             return sum(xs) / len(xs) if xs else 0
-        pauses = {0: (mean_cpu("uniws", 1), mean_cpu("uws", 1))}
-        pauses.update({d: (paced_cpu("uniws", d), paced_cpu("uws", d)) for d in (1, 2)})
+        # pause 0: the agent yields between events (the throughput runs); burst: it does not.
+        pauses = {"0ms": (mean_cpu("uniws", 1), mean_cpu("uws", 1)),
+                  "burst": (paced_cpu("uniws", 0, "burst"), paced_cpu("uws", 0, "burst"))}
+        pauses.update({f"{d}ms": (paced_cpu("uniws", d, "paced"), paced_cpu("uws", d, "paced")) for d in (1, 2)})
         for d, (u, w) in pauses.items():
-            ratios[f"cpu_per_delivery_uniws_over_uws_pause_{d}ms"] = u / w if w else 0
-            print(f"ratio uniws/uWebSockets server CPU per delivery, pause {d} ms: {u:.2f} / {w:.2f} us = "
+            ratios[f"cpu_per_delivery_uniws_over_uws_pause_{d}"] = u / w if w else 0
+            print(f"ratio uniws/uWebSockets server CPU per delivery, {d}: {u:.2f} / {w:.2f} us = "
                   f"{u / w if w else 0:.2f}x")
         for key in results["idle"].get("uniws", {}):
             if key.startswith("kib_per_connection_") and results["idle"].get("uws", {}).get(key):

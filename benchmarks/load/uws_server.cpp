@@ -7,9 +7,10 @@
 //
 // Each run's pauses are a uSockets timer of its own (as setTimeout per run in Node); with
 // --agent-delay-ms 0 the next event is deferred to the loop's next pass (a yield between two
-// events, as the other peers' agents do). uWebSockets' own defaults otherwise (no compression,
-// 64 KiB back-pressure, 120 s idle timeout); frames from clients up to 64 KiB. No history, no
-// limits, no metrics: what it lacks, uniws pays for. A benchmark peer, not a server to copy.
+// events, as the other peers' agents do), or, with --agent-burst 1, emitted at once: the whole
+// run in one pass, which uWebSockets corks into one send per connection. uWebSockets' own defaults otherwise
+// (no compression, 64 KiB back-pressure, 120 s idle timeout); frames from clients up to 64 KiB. No history,
+// no limits, no metrics: what it lacks, uniws pays for. A benchmark peer, not a server to copy.
 //
 // Built only when UNIWS_UWEBSOCKETS_DIR names the sources (benchmarks/CMakeLists.txt).
 #include "../../examples/golden_path/protocol.hpp"
@@ -34,6 +35,7 @@ using websocket = uWS::WebSocket<false, true, socket_data>;
 struct server {
   peer::front login;
   std::chrono::milliseconds agent_delay{0};
+  bool agent_burst = false;
   std::unordered_map<std::string, std::int64_t> seq;  ///< per user
   std::uint64_t next_run = 1;
   std::string epoch = "00000000000000000000000000000000";
@@ -99,7 +101,10 @@ void on_timer(us_timer_t* t) { advance(*static_cast<agent_run**>(us_timer_ext(t)
 
 // Emits the run's next event, then waits its pause (or ends it).
 void advance(agent_run* run) {
-  if (!run->emit_next()) {
+  const bool burst = the_server->agent_burst && the_server->agent_delay.count() == 0;
+  bool more = run->emit_next();
+  while (more && burst) more = run->emit_next();
+  if (!more) {
     if (run->timer) us_timer_close(run->timer);
     delete run;
     return;
@@ -161,6 +166,7 @@ int main(int argc, char** argv) try {
   auto s = std::make_unique<server>();
   the_server = s.get();
   s->agent_delay = o.agent_delay;
+  s->agent_burst = o.agent_burst;
   s->login.users = o.users_file.empty() ? golden_path::user_directory::demo()
                                         : golden_path::user_directory::from_file(o.users_file);
   app_type app;

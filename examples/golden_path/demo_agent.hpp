@@ -19,8 +19,10 @@ using uniws::json_text;
 using demo_run = uniws::agent_run<uniws::run_lease<manager_ref>>;
 
 // The pause between two events. A pause of 0 still yields, so that a run of many steps shares
-// its thread with every other session instead of holding it until the run ends.
-inline net::awaitable<void> pause(std::chrono::milliseconds d) {
+// its thread with every other session instead of holding it until the run ends; unless `burst`
+// (--agent-burst): a model that has its whole answer at once emits it in one go.
+inline net::awaitable<void> pause(std::chrono::milliseconds d, bool burst) {
+  if (d.count() == 0 && burst) co_return;
   const auto executor = co_await net::this_coro::executor;
   if (d.count() == 0) {
     co_await net::post(executor, net::use_awaitable);
@@ -62,8 +64,9 @@ inline net::awaitable<void> demo_agent(server_state& s, manager_ref mgr, demo_ru
                                        int steps, std::size_t pad) {
   reader_watch watch(std::move(mgr), run.thread_id(), s.opts.orphan_run);
   const auto delay = s.opts.agent_delay;
+  const bool burst = s.opts.agent_burst;
   for (int i = 1; i <= steps; ++i) {
-    co_await pause(watch.watched() ? delay : std::max(delay, unwatched_step));
+    co_await pause(watch.watched() ? delay : std::max(delay, unwatched_step), burst);
     if (watch.abandoned()) {
       s.stats.add<&server_stats::runs_cancelled>();
       std::move(run).cancel(orphan_reason);
@@ -73,11 +76,11 @@ inline net::awaitable<void> demo_agent(server_state& s, manager_ref mgr, demo_ru
                                     {"text", json_text::string("thinking about: " + text)},
                                     {"pad", json_text::string(std::string(pad, '.'))}}));
   }
-  co_await pause(delay);
+  co_await pause(delay, burst);
   auto call = std::move(run).execute_tool("echo", json_text::object({{"input", json_text::string(text)}}));
-  co_await pause(delay);
+  co_await pause(delay, burst);
   auto after = std::move(call).finish(json_text::string(text));
-  co_await pause(delay);
+  co_await pause(delay, burst);
   std::move(after).complete("You said: " + text);
 }
 

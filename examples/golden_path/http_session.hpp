@@ -41,7 +41,8 @@ class deadline {
   void disarm() { timer_.cancel(); }
 
  private:
-  net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>, strand>
+  net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>,
+                            connection_executor>
       timer_;
   std::weak_ptr<server_stream> stream_;
 };

@@ -1,7 +1,8 @@
-// listener.hpp - binds the port and accepts connections, each handed to an HTTP session on a
-// strand from a fixed pool.
+// listener.hpp - binds the port and accepts connections, each handed to an HTTP session on one
+// of the event loops, in turn.
 #pragma once
 
+#include "event_loops.hpp"
 #include "http_session.hpp"
 #include "server_state.hpp"
 
@@ -79,23 +80,15 @@ inline void refuse_one(server_state& s, tcp::acceptor& acceptor, spare_descripto
   spare.take();
 }
 
-inline net::awaitable<void> listen(server_state& s, tcp::acceptor& acceptor, net::io_context& io,
-                                   audience a) {
-  // Connections take their strand from a fixed pool, as io_context::strand does: a strand of
-  // its own would be another block per idle connection, and sharing one only orders handlers
-  // that could have run in parallel. (A strand of the acceptor's any_io_executor would not fit
-  // any_io_executor's inline storage: every copy of it, one per timer and work guard, was a
-  // heap block, ~1 KB per idle connection.)
-  std::vector<strand> strands;
-  for (int i = 0; i < 193; ++i) strands.push_back(net::make_strand(io));
+inline net::awaitable<void> listen(server_state& s, tcp::acceptor& acceptor, event_loops& loops, audience a) {
   spare_descriptor spare;
-  net::steady_timer backoff(io);
+  net::steady_timer backoff(acceptor.get_executor());
   // Connections over --max-connections being answered 503: bounded too, past it they are closed.
   static constexpr std::size_t max_refusing = 64;
   auto refusing = std::make_shared<std::atomic<std::size_t>>(0);
-  for (std::size_t next = 0;; ++next) {
+  for (;;) {
     auto [ec, socket] =
-        co_await acceptor.async_accept(strands[next % strands.size()], net::as_tuple(net::use_awaitable));
+        co_await acceptor.async_accept(loops.next_for_connection(), net::as_tuple(net::use_awaitable));
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
       s.stats.add<&server_stats::accept_failures>();

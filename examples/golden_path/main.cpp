@@ -4,6 +4,7 @@
 // One uniws::manager_factory (server_state.hpp) holds a manager per user; each WebSocket is a
 // uniws::beast::websocket_connection added to its user's manager (websocket_session.hpp); the
 // demo agent emits through a uniws::agent_run, so its events always follow the grammar.
+#include "event_loops.hpp"
 #include "listener.hpp"
 #include "options.hpp"
 #include "server_state.hpp"
@@ -19,8 +20,6 @@
 #include <iostream>
 #include <variant>
 #include <memory>
-#include <thread>
-#include <vector>
 
 namespace {
 
@@ -34,8 +33,8 @@ void raise_open_file_limit() {
 }
 
 // A handler that throws leaves run(): the session it belonged to is gone with it, and the
-// io_context may be run again. Counted and logged; every other connection goes on.
-void run_io(boost::asio::io_context& io, golden_path::server_state& s) {
+// loop may be run again. Counted and logged; every other connection goes on.
+void run_loop(boost::asio::io_context& io, golden_path::server_state& s) {
   for (;;) {
     try {
       io.run();
@@ -60,11 +59,12 @@ int main(int argc, char** argv) {
   const gp::options opts = std::get<gp::options>(std::move(parsed));
   raise_open_file_limit();
 
-  // The io_context outlives the server state: sockets die before their executor does; and what
+  // The loops outlive the server state: sockets die before their executor does; and what
   // connections count themselves in (the queues' budget, the open connections) outlives both.
   uniws::queue_budget queued(opts.max_queued_bytes);
   std::atomic<std::size_t> open_connections{0};
-  net::io_context io(static_cast<int>(opts.threads));
+  gp::event_loops loops(opts.threads);
+  net::io_context& io = loops.first();
   std::unique_ptr<gp::server_state> state;
   std::optional<gp::tcp::acceptor> acceptor, admin_acceptor;
   try {
@@ -84,16 +84,17 @@ int main(int argc, char** argv) {
   auto sweeper = gp::idle_sweeper(io, *state);
   auto stalls = gp::stall_sweeper(io, *state);
   // The listeners stay open through the drain: a new connection is answered 503, not refused.
-  gp::graceful_shutdown shutdown(io, *state, [&] {
+  gp::graceful_shutdown shutdown(loops, *state, [&] {
     sweeper.cancel();
     stalls.cancel();
   });
   // Without an admin port, one listener serves everyone; with one, operators' routes move there.
   net::co_spawn(
-      io, gp::listen(*state, *acceptor, io, admin_acceptor ? gp::audience::clients : gp::audience::everyone),
+      io,
+      gp::listen(*state, *acceptor, loops, admin_acceptor ? gp::audience::clients : gp::audience::everyone),
       net::detached);
   if (admin_acceptor)
-    net::co_spawn(io, gp::listen(*state, *admin_acceptor, io, gp::audience::operators), net::detached);
+    net::co_spawn(io, gp::listen(*state, *admin_acceptor, loops, gp::audience::operators), net::detached);
 
   // Announced only now that SIGTERM is handled: a script may signal as soon as it reads this.
   const auto bound = acceptor->local_endpoint();
@@ -104,13 +105,8 @@ int main(int argc, char** argv) {
     std::cout << "admin on " << scheme << admin.address().to_string() << ":" << admin.port() << std::endl;
   }
 
-  {
-    std::vector<std::jthread> pool;
-    for (unsigned i = 1; i < opts.threads; ++i) pool.emplace_back([&] { run_io(io, *state); });
-    run_io(io, *state);
-    io.stop();
-  }
-  // The managers (and the connections they hold) go before the io_context; the factory
+  loops.run([&](net::io_context& loop) { run_loop(loop, *state); });
+  // The managers (and the connections they hold) go before the loops; the factory
   // reclaims what they retired as it is destroyed.
   state.reset();
   return 0;

@@ -61,7 +61,7 @@ inline std::string metrics_body(server_state& s) {
   w.stats(server_stats_now(s));
   w.histogram("delivery_seconds", "an event emitted -> its frame written to the socket, per delivery",
               s.metrics.delivery_seconds.read());
-  w.histogram("queue_bytes", "bytes in a connection's send queue when a write starts",
+  w.histogram("queue_bytes", "bytes in a connection's send queue when a batch of it is written",
               s.metrics.queue_bytes.read());
   return out;
 }

@@ -45,6 +45,7 @@ struct options {
   int redis_port = 6379;
   std::vector<std::string> redis_cluster;  // HOST:PORT of Redis Cluster nodes to read the slot map from
   std::chrono::milliseconds agent_delay{50};
+  bool agent_burst = false;  // with agent_delay 0: no yield between events
   std::size_t max_message_size = 64 * 1024;
   std::size_t queue_messages = 1024;
   std::size_t queue_bytes = 8 << 20;
@@ -130,8 +131,8 @@ inline const std::vector<flag>& flags() {
        [](options& o, std::string_view v) { o.admin_port = parse_number<unsigned short>(v, 0, 65535); }},
       {"--admin-address", "A", "address of the admin port (default 127.0.0.1)",
        [](options& o, std::string_view v) { o.admin_address = v; }},
-      {"--threads", "N", "I/O threads", number<unsigned, &options::threads>(1, 256), "threads",
-       show_count<&options::threads>},
+      {"--threads", "N", "event loops, one thread each", number<unsigned, &options::threads>(1, 256),
+       "threads", show_count<&options::threads>},
       {"--allow-origin", "ORIGIN",
        "pages from this origin (scheme://host[:port]) may call the API; repeatable",
        [](options& o, std::string_view v) {
@@ -216,6 +217,8 @@ inline const std::vector<flag>& flags() {
        "redis_cluster_nodes", [](const options& o) -> boost::json::value { return o.redis_cluster.size(); }},
       {"--agent-delay-ms", "N", "the demo agent's pause between events",
        number<ms, &options::agent_delay>(0, 60000), "agent_delay_ms", show_count<&options::agent_delay>},
+      {"--agent-burst", "0|1", "with --agent-delay-ms 0, 1 emits a run without yielding between events",
+       number<bool, &options::agent_burst>(0, 1), "agent_burst", show_count<&options::agent_burst>},
       {"--max-message-size", "BYTES", "larger client frames close with 1009",
        number<std::size_t, &options::max_message_size>(64, 64 << 20), "max_message_size",
        show_count<&options::max_message_size>},

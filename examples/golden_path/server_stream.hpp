@@ -9,6 +9,8 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include <cstddef>
+#include <optional>
 #include <utility>
 #include <variant>
 
@@ -17,18 +19,18 @@ namespace golden_path {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-// Each connection's handlers run on a strand (from a pool: see listener.hpp). Naming its type,
-// rather than any_io_executor, keeps every operation an idle connection has pending smaller (the
-// executor and its work guards are stored in each), and a type-erased strand is a heap block.
-using strand = net::strand<net::io_context::executor_type>;
-using socket_type = net::basic_stream_socket<tcp, strand>;
+// Each connection's handlers run on its loop, one thread (event_loops.hpp). Naming the executor's
+// type, rather than any_io_executor, keeps every operation an idle connection has pending smaller
+// (the executor and its work guards are stored in each).
+using connection_executor = net::io_context::executor_type;
+using socket_type = net::basic_stream_socket<tcp, connection_executor>;
 using tls_stream = boost::beast::ssl_stream<socket_type>;
 
 /// An AsyncStream over a socket, plain or TLS. Beast's ssl_stream keeps its state behind one
 /// pointer, so a plain connection pays a word for the choice.
 class server_stream {
  public:
-  using executor_type = strand;
+  using executor_type = connection_executor;
   using next_layer_type = socket_type;
 
   explicit server_stream(socket_type socket) : stream_(std::in_place_index<0>, std::move(socket)) {}
@@ -54,6 +56,19 @@ class server_stream {
             std::get<0>(stream_).async_read_some(b, std::move(handler));
         },
         token, buffers);
+  }
+
+  /// What the socket takes now without waiting (uniws::beast writes at once with it); nullopt
+  /// under TLS, whose records only the asynchronous path writes.
+  template <class ConstBuffers>
+  std::optional<std::size_t> try_write_some(const ConstBuffers& buffers, boost::beast::error_code& ec) {
+    if (is_tls()) return std::nullopt;
+    auto& s = socket();
+    if (!s.non_blocking()) {
+      s.non_blocking(true, ec);
+      if (ec) return std::nullopt;
+    }
+    return s.write_some(buffers, ec);
   }
 
   template <class ConstBuffers, class Token>

@@ -1,7 +1,8 @@
 // shutdown.hpp - SIGINT/SIGTERM: answer new upgrades 503, close every WebSocket with 1001 after what it
-// has queued, wait for them (up to --drain-timeout-ms), then stop the io_context.
+// has queued, wait for them (up to --drain-timeout-ms), then stop the event loops.
 #pragma once
 
+#include "event_loops.hpp"
 #include "server_state.hpp"
 
 #include <boost/asio.hpp>
@@ -17,8 +18,12 @@ namespace golden_path {
 class graceful_shutdown {
  public:
   /// `on_stop` runs first when the signal comes (cancel timers).
-  graceful_shutdown(net::io_context& io, server_state& s, std::function<void()> on_stop)
-      : io_(io), s_(s), on_stop_(std::move(on_stop)), signals_(io, SIGINT, SIGTERM), drain_timer_(io) {
+  graceful_shutdown(event_loops& loops, server_state& s, std::function<void()> on_stop)
+      : loops_(loops),
+        s_(s),
+        on_stop_(std::move(on_stop)),
+        signals_(loops.first(), SIGINT, SIGTERM),
+        drain_timer_(loops.first()) {
     signals_.async_wait([this](const boost::system::error_code& ec, int) {
       if (!ec) begin();
     });
@@ -39,14 +44,14 @@ class graceful_shutdown {
 
   void wait_drained() {
     if (s_.open_websockets.load() == 0 || std::chrono::steady_clock::now() >= deadline_) {
-      io_.stop();
+      loops_.stop();
       return;
     }
     drain_timer_.expires_after(std::chrono::milliseconds(10));
     drain_timer_.async_wait([this](const boost::system::error_code&) { wait_drained(); });
   }
 
-  net::io_context& io_;
+  event_loops& loops_;
   server_state& s_;
   std::function<void()> on_stop_;
   net::signal_set signals_;
@@ -89,7 +94,7 @@ inline every idle_sweeper(net::io_context& io, server_state& s) {
 /// Cuts off the connections whose peer has taken none of what waits for it for --stall-timeout:
 /// a peer that stopped reading holds its queue until then, however small. Each connection is
 /// checked once a second, a tenth of them every 100 ms: a check is a handler and two system
-/// calls on the connection's strand, and all of them at once held up deliveries (the golden
+/// calls on the connection's loop, and all of them at once held up deliveries (the golden
 /// path's p99 was 3 ms higher at 1k connections).
 inline every stall_sweeper(net::io_context& io, server_state& s) {
   constexpr std::uint64_t slices = 10;

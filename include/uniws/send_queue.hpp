@@ -83,7 +83,7 @@ struct send_queue_limits {
 
 /// Single-owner (not thread-safe): its connection serialises access, as a strand does.
 /// The ring grows by doubling up to max_messages and shrink_to_fit() frees it once empty, so
-/// an idle connection costs nothing.
+/// an idle connection costs nothing (or the few slots its writer keeps).
 class send_queue {
  public:
   /// An empty queue with these bounds (it allocates nothing yet).
@@ -98,7 +98,7 @@ class send_queue {
   /// queued: it is dropped (counted) under drop_oldest, or closes the connection under close.
   send_result push(message m) {
     if (closed_) return send_result::closed;
-    const bool fits_alone = m.size() <= limits_.max_bytes && limits_.max_messages > 0;
+    const bool fits_alone = fits(m.size());
     if (!fits_alone || full_for(m.size())) {
       if (limits_.policy == slow_consumer_policy::close) {
         closed_ = true;
@@ -149,9 +149,15 @@ class send_queue {
     --count_;
   }
 
-  /// Frees the ring if nothing is queued (a writer calls this when it has flushed a backlog).
-  void shrink_to_fit() noexcept {
-    if (count_ != 0) return;
+  /// Whether a message of `size` bytes could be queued at all (the queue empty).
+  [[nodiscard]] bool fits(std::size_t size) const noexcept {
+    return size <= limits_.max_bytes && limits_.max_messages > 0;
+  }
+
+  /// Frees the ring if nothing is queued and it has more than `keep` slots (a writer calls this
+  /// when it has flushed a backlog; a few slots kept spare an allocation per paced message).
+  void shrink_to_fit(std::size_t keep = 0) noexcept {
+    if (count_ != 0 || ring_.size() <= keep) return;
     ring_ = std::vector<message>();
     head_ = 0;
   }

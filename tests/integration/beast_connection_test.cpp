@@ -1,6 +1,8 @@
 // uniws::beast::websocket_connection over a real loopback socket, with try_send and close
 // called from several threads while the write loop runs on a strand of a two-thread
-// io_context. Runs under ThreadSanitizer (tsan preset) and ASan + UBSan (asan preset).
+// io_context; and the same adapter over a bare socket on a loop run by one thread (the golden
+// path's way), where sends made on the loop wait for the end of its pass. Runs under
+// ThreadSanitizer (tsan preset) and ASan + UBSan (asan preset).
 //
 // The invariant every test checks: each message try_send accepted is written, dropped by
 // the queue's bound, or discarded because the connection closed first, and each of those
@@ -34,17 +36,48 @@ using tcp = net::ip::tcp;
 using connection = uniws::beast::websocket_connection;
 using namespace std::chrono_literals;
 
+// Beast's tcp_stream on a strand of a two-thread io_context: every send is posted to it.
+struct on_strands {
+  using connection = uniws::beast::websocket_connection;
+  using accepted = tcp::socket;
+  static constexpr int threads = 2;
+  static auto executor(net::io_context& io) { return net::make_strand(io); }
+  static auto next_layer(auto socket) { return beast::tcp_stream(std::move(socket)); }
+};
+
+// A bare socket whose executor is its loop's, one thread: sends made on the loop are corked.
+struct on_one_loop {
+  using socket = net::basic_stream_socket<tcp, net::io_context::executor_type>;
+  using connection = uniws::beast::basic_websocket_connection<socket>;
+  using accepted = socket;
+  static constexpr int threads = 1;
+  static auto executor(net::io_context& io) { return io.get_executor(); }
+  static auto next_layer(socket s) { return s; }
+};
+
+template <class Stream>
+auto& lowest_socket(Stream& s) {
+  auto& lowest = beast::get_lowest_layer(s);
+  if constexpr (requires { lowest.socket(); })
+    return lowest.socket();
+  else
+    return lowest;
+}
+
 // A server-side connection and a blocking client stream, joined over 127.0.0.1.
-class loopback {
+template <class Way>
+class basic_loopback {
  public:
-  explicit loopback(uniws::beast::connection_options options) {
+  using connection = typename Way::connection;
+
+  explicit basic_loopback(uniws::beast::connection_options options) {
     tcp::acceptor acceptor(io_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
-    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
+    for (int i = 0; i < Way::threads; ++i) threads_.emplace_back([this] { io_.run(); });
 
     std::promise<beast::error_code> accepted;
-    acceptor.async_accept(net::make_strand(io_), [&](beast::error_code ec, tcp::socket socket) {
+    acceptor.async_accept(Way::executor(io_), [&](beast::error_code ec, typename Way::accepted socket) {
       if (ec) return accepted.set_value(ec);
-      server_ = connection::create(1, beast::tcp_stream(std::move(socket)), options);
+      server_ = connection::create(1, Way::next_layer(std::move(socket)), options);
       server_->stream().async_accept([&](beast::error_code e) { accepted.set_value(e); });
     });
     beast::get_lowest_layer(client_).connect(acceptor.local_endpoint());
@@ -52,17 +85,17 @@ class loopback {
     REQUIRE_FALSE(accepted.get_future().get());
   }
 
-  loopback(const loopback&) = delete;
-  loopback& operator=(const loopback&) = delete;
+  basic_loopback(const basic_loopback&) = delete;
+  basic_loopback& operator=(const basic_loopback&) = delete;
 
-  ~loopback() {
+  ~basic_loopback() {
     beast::error_code ignored;
     beast::get_lowest_layer(client_).socket().close(ignored);
     if (server_)
       net::post(server_->stream().get_executor(), [c = server_] {
         beast::error_code e;
         c->mark_closed();
-        beast::get_lowest_layer(c->stream()).socket().close(e);
+        lowest_socket(c->stream()).close(e);
       });
     server_.reset();
     work_.reset();
@@ -82,14 +115,28 @@ class loopback {
     return beast::buffers_to_string(buffer.data());
   }
 
+  /// Runs `f` on the connection's executor and waits for it.
+  template <class F>
+  void on_executor(F f) {
+    std::promise<void> done;
+    net::post(server_->stream().get_executor(), [&] {
+      f();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+
  private:
-  net::io_context io_{2};
+  net::io_context io_{Way::threads};
   net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(io_);
   net::io_context client_io_;
   websocket::stream<beast::tcp_stream> client_{client_io_};
   std::shared_ptr<connection> server_;
   std::vector<uniws_test::jthread> threads_;
 };
+
+using loopback = basic_loopback<on_strands>;
+using loop_link = basic_loopback<on_one_loop>;
 
 struct tally {
   std::atomic<std::uint64_t> accepted{0}, refused{0};
@@ -104,10 +151,19 @@ struct tally {
 std::string payload(int sender, int n) { return std::to_string(sender) + ":" + std::to_string(n); }
 
 // Waits (bounded) until `c` has settled: no message in flight, so the accounting is final.
-void wait_settled(const connection& c, const tally& t) {
+template <class Connection>
+void wait_settled(const Connection& c, const tally& t) {
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (c.messages_written() + c.dropped() + c.discarded() != t.accepted.load() &&
          std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+}
+
+// Waits (bounded) until `c` has counted `n` messages written.
+template <class Connection>
+void wait_written(const Connection& c, std::uint64_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (c.messages_written() < n && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(1ms);
 }
 
@@ -292,4 +348,88 @@ TEST_CASE(
   REQUIRE(link.server().try_send(uniws::message::copy_of("last")) == uniws::send_result::queued);
   REQUIRE(link.read() == "last");
   CHECK(pongs == pings);
+}
+
+TEST_CASE("on its loop, what one pass sends a connection goes out with one gathered write, in order") {
+  loop_link link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{1} << 20}});
+  link.on_executor([&] {
+    for (int n = 0; n < 12; ++n)
+      REQUIRE(link.server().try_send(uniws::message::copy_of(payload(0, n))) == uniws::send_result::queued);
+  });
+  for (int n = 0; n < 12; ++n) REQUIRE(link.read() == payload(0, n));
+  wait_written(link.server(), 12);  // the counts follow the system call the client read from
+  CHECK(link.server().messages_written() == 12);
+  CHECK(link.server().writes() == 1);
+}
+
+TEST_CASE("on its loop, a lone send is written when its pass ends, before the next handler runs") {
+  loop_link link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{1} << 20}});
+  std::promise<std::uint64_t> written_then;
+  link.on_executor([&] {
+    REQUIRE(link.server().try_send(uniws::message::copy_of("lone")) == uniws::send_result::queued);
+    CHECK(link.server().messages_written() == 0);  // corked for the rest of the pass
+    net::post(link.server().stream().get_executor(),
+              [&] { written_then.set_value(link.server().messages_written()); });
+  });
+  CHECK(written_then.get_future().get() == 1);
+  CHECK(link.read() == "lone");
+}
+
+TEST_CASE("on its loop, a pass that sends more than the socket takes: the rest follows, every frame whole") {
+  loop_link link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{64} << 20}});
+  constexpr int messages = 64;
+  constexpr std::size_t size = 100 * 1024;  // far more than the socket's buffer holds
+  const auto text = [](int n) { return std::string(size, static_cast<char>('a' + n % 26)); };
+  link.on_executor([&] {
+    // A small send buffer, and the client not reading yet: the first write is cut short.
+    lowest_socket(link.server().stream()).set_option(net::socket_base::send_buffer_size(16 * 1024));
+    for (int n = 0; n < messages; ++n)
+      REQUIRE(link.server().try_send(uniws::message::copy_of(text(n))) == uniws::send_result::queued);
+  });
+  std::this_thread::sleep_for(50ms);
+  for (int n = 0; n < messages; ++n) {
+    const auto got = link.read();
+    REQUIRE(got);
+    REQUIRE(*got == text(n));
+  }
+  wait_written(link.server(), messages);
+  CHECK(link.server().messages_written() == messages);
+}
+
+TEST_CASE(
+    "on its loop, sends from the loop and from two other threads: every message once, each sender's in "
+    "order") {
+  loop_link link({.queue = {.max_messages = 1 << 20, .max_bytes = std::size_t{1} << 30}});
+  static constexpr int per_sender = 3000, per_pass = 10;
+  tally t;
+  {
+    // Sender 0 sends from the loop, ten per pass; senders 1 and 2 from threads of their own.
+    std::function<void(int)> pass = [&](int from) {
+      for (int n = from; n < std::min(per_sender, from + per_pass); ++n)
+        t.count(link.server().try_send(uniws::message::copy_of(payload(0, n))));
+      if (from + per_pass < per_sender)
+        net::post(link.server().stream().get_executor(), [&pass, from] { pass(from + per_pass); });
+    };
+    net::post(link.server().stream().get_executor(), [&pass] { pass(0); });
+    std::vector<uniws_test::jthread> threads;
+    for (int s = 1; s <= 2; ++s)
+      threads.emplace_back([&, s] {
+        for (int n = 0; n < per_sender; ++n)
+          t.count(link.server().try_send(uniws::message::copy_of(payload(s, n))));
+      });
+    std::vector<int> next(3, 0);
+    int out_of_order = 0;
+    for (int received = 0; received < 3 * per_sender; ++received) {
+      auto m = link.read();
+      REQUIRE(m);
+      const auto colon = m->find(':');
+      const int s = std::stoi(m->substr(0, colon)), n = std::stoi(m->substr(colon + 1));
+      if (n != next[s]) ++out_of_order;
+      next[s] = n + 1;
+    }
+    CHECK(out_of_order == 0);
+  }
+  CHECK(t.accepted == 3 * per_sender);
+  wait_settled(link.server(), t);
+  CHECK(link.server().messages_written() == t.accepted);
 }

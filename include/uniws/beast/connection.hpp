@@ -2,18 +2,26 @@
 //
 // try_send may be called from any thread (the manager fans out from wherever the agent
 // runs). It only queues, under the connection's bound and slow-consumer policy; all I/O
-// happens on the stream's executor, which should be a strand: one write at a time, queued
-// messages flushed before a graceful close, the close frame sent after the last one.
+// happens on the stream's executor, which must run the connection's handlers one at a time (a
+// strand, or a loop run by one thread): one write at a time, queued messages flushed before a
+// graceful close, the close frame sent after the last one.
 //
 // Server side. Beast reads, answers pings and closes; the connection frames its text messages
-// itself and writes everything queued (up to 16 messages) with one gathered write: one system
-// call per batch where Beast's async_write takes one per message, which is most of what a
-// delivery costs (benchmarks/RESULTS.md, "End to end").
+// itself and writes what is queued (up to 16 messages) with one gathered write, at once when
+// the socket takes it (a system call and nothing else), asynchronously for the rest.
+// A send made on the stream's executor (the agent runs on the connection's loop) is corked
+// until the loop's current pass ends (detail/loop_pass.hpp): what a pass sends a connection,
+// one paced event or a whole burst, costs it one system call, with no post per connection and
+// no timer holding a lone event back. A send from elsewhere is posted to the executor.
+// (benchmarks/RESULTS.md, "End to end".)
 //
-// NextLayer is beast::tcp_stream by default. A server holding many idle connections does
-// better with a bare socket whose executor type is named, e.g.
-// basic_stream_socket<tcp, strand<io_context::executor_type>> (Beast's WebSocket keeps its
-// own timers): examples/golden_path/ does so (server_state.hpp; its cost: benchmarks/RESULTS.md).
+// NextLayer is beast::tcp_stream by default. A server does better with a bare socket whose
+// executor type is named, e.g. basic_stream_socket<tcp, io_context::executor_type> on a loop run
+// by one thread (Beast's WebSocket keeps its own timers): smaller while idle, and written at
+// once without a post. examples/golden_path/ does so (event_loops.hpp, server_stream.hpp; its
+// cost: benchmarks/RESULTS.md). Writes at once need the layer below to write without waiting:
+// a socket, or a layer with try_write_some (detail/turn_taking_stream.hpp); otherwise, as
+// under TLS, every write is asynchronous.
 //
 // What a peer can make it hold: one message of read_message_max (64 KiB; larger closes 1009)
 // and the send queue's bound (send_queue_limits, shared ones through queue_budget). The HTTP
@@ -27,6 +35,7 @@
 #include <uniws/histogram.hpp>
 #include <uniws/message.hpp>
 #include <uniws/send_queue.hpp>
+#include <uniws/beast/detail/loop_pass.hpp>
 #include <uniws/beast/detail/turn_taking_stream.hpp>
 
 #include <boost/asio/buffer.hpp>
@@ -46,6 +55,7 @@
 #include <sys/socket.h>
 #endif
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -53,6 +63,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <utility>
 
@@ -99,7 +110,9 @@ class basic_websocket_connection
   /// The stream, for the handshake and the read loop (on its executor).
   [[nodiscard]] stream_type& stream() noexcept { return ws_; }
 
-  /// Queues `m` for writing; never blocks, never throws on a closed connection.
+  /// Queues `m` for writing; never blocks, never throws on a closed connection. Called on the
+  /// stream's executor, the write waits for the end of this pass of the loop: what the pass
+  /// sends this connection goes out with one gathered write, at once if the socket takes it.
   send_result try_send(message m) {
     std::unique_lock lock(mutex_);
     if (state_ != state::open) return send_result::closed;
@@ -110,7 +123,7 @@ class basic_websocket_connection
       close_code_ = queue_.limits().slow_close_code;
       discard_queued_locked();
     }
-    kick_locked(lock);
+    start_writer_locked(lock);
     return r;
   }
 
@@ -120,7 +133,7 @@ class basic_websocket_connection
     if (state_ != state::open) return;
     state_ = state::closing;
     close_code_ = code;
-    kick_locked(lock);
+    start_writer_locked(lock);
   }
 
   /// The read loop saw the connection end: nothing more can be written. The descriptor is
@@ -188,6 +201,10 @@ class basic_websocket_connection
 
  private:
   enum class state : std::uint8_t { open, closing, close_sent, closed };
+  /// The write side: idle -> corked (on the stream's executor: waits for the end of the loop's
+  /// pass) -> writing (write_next runs, or a write is out) -> idle when the queue is empty.
+  /// From elsewhere, idle -> writing through a post. Sends while corked or writing only queue.
+  enum class writer : std::uint8_t { idle, corked, writing };
 
   struct private_tag {
     explicit private_tag() = default;
@@ -213,102 +230,151 @@ class basic_websocket_connection
     }
   }
 
-  /// Starts the write loop on the stream's executor unless it is already running.
-  void kick_locked(std::unique_lock<std::mutex>& lock) {
-    if (writing_) return;
-    writing_ = true;
-    lock.unlock();
-    boost::asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->write_next(false); });
+  /// Whether this thread runs the stream's executor now (for a strand: inside it), where the
+  /// socket may be written without a post.
+  [[nodiscard]] bool on_stream_executor() noexcept {
+    if constexpr (requires { ws_.get_executor().running_in_this_thread(); })
+      return ws_.get_executor().running_in_this_thread();
+    else
+      return false;
   }
 
-  /// Writes what is queued: up to write_batch::capacity messages, framed here, with one gathered
-  /// write. `after_write`: called as the previous write completed.
-  void write_next(bool after_write) {
-    std::unique_lock lock(mutex_);
-    if (queue_.empty()) {
-      queue_.shrink_to_fit();  // an idle connection keeps no ring
-      batch_.reset();          // nor a batch
-      set_corked(false);
-      if (state_ == state::closing) {
-        state_ = state::close_sent;  // writing_ stays set: nothing else starts
-        lock.unlock();
-        mark_write_started();
-        ws_.async_close(boost::beast::websocket::close_reason(static_cast<std::uint16_t>(close_code_)),
-                        [self = this->shared_from_this()](boost::beast::error_code) {
-                          self->write_started_.store(0, std::memory_order_relaxed);
-                          self->mark_closed();
-                        });
+  /// Has what is queued written unless the writer already runs or waits: at the end of this pass
+  /// of the loop when on the stream's executor (so the rest of the pass's sends join the write),
+  /// else through a post to it.
+  void start_writer_locked(std::unique_lock<std::mutex>& lock) {
+    if (writer_ != writer::idle) return;
+    const bool here = on_stream_executor();
+    writer_ = here ? writer::corked : writer::writing;
+    lock.unlock();
+    auto self = this->shared_from_this();
+    if (here)
+      detail::loop_pass::flush_at_end(ws_.get_executor(), std::move(self), [](void* c) {
+        static_cast<basic_websocket_connection*>(c)->end_of_pass();
+      });
+    else
+      boost::asio::post(ws_.get_executor(), [self = std::move(self)] { self->write_next(); });
+  }
+
+  /// The pass the connection was corked in has ended (normally on its executor).
+  void end_of_pass() {
+    {
+      std::lock_guard lock(mutex_);
+      writer_ = writer::writing;
+    }
+    if (on_stream_executor())
+      write_next();
+    else
+      boost::asio::post(ws_.get_executor(), [self = this->shared_from_this()] { self->write_next(); });
+  }
+
+  /// The writer, on the stream's executor: writes what is queued, up to write_batch::capacity
+  /// messages at a time, framed here, each batch with one gathered write. A batch the socket
+  /// takes whole at once (the usual case) costs that system call and nothing else; the rest of
+  /// one it does not take is written asynchronously from a batch on the heap, which stays
+  /// while a backlog lasts.
+  void write_next() {
+    for (;;) {
+      std::unique_lock lock(mutex_);
+      if (queue_.empty()) {
+        queue_.shrink_to_fit(4);  // a backlog's ring goes; a paced connection keeps its few slots
+        batch_.reset();
+        if (state_ == state::closing) {
+          state_ = state::close_sent;  // the writer stays `writing`: nothing else starts
+          lock.unlock();
+          mark_write_started();
+          ws_.async_close(boost::beast::websocket::close_reason(static_cast<std::uint16_t>(close_code_)),
+                          [self = this->shared_from_this()](boost::beast::error_code) {
+                            self->write_started_.store(0, std::memory_order_relaxed);
+                            self->mark_closed();
+                          });
+          return;
+        }
+        writer_ = writer::idle;
         return;
       }
-      writing_ = false;
+      if (metrics_) metrics_->queue_bytes.observe(static_cast<std::uint64_t>(queue_.bytes()));
+      write_batch batch;
+      while (!queue_.empty() && batch.size < write_batch::capacity) {
+        batch.add(queue_.front());
+        queue_.pop();
+      }
+      lock.unlock();
+      boost::beast::error_code ec;
+      const auto sent = ws_.next_layer().try_write_frames(batch.frames(0), ec);
+      if (sent && *sent == batch.bytes) {
+        written(batch);
+        continue;
+      }
+      if (sent && ec && ec != boost::asio::error::would_block && ec != boost::asio::error::try_again)
+        return failed(batch.size);
+      // The socket took part of it or cannot be written at once here: the rest asynchronously.
+      if (!batch_) batch_ = std::make_unique<write_batch>();
+      *batch_ = std::move(batch);
+      mark_write_started();
+      ws_.next_layer().async_write_frames(
+          batch_->frames(sent.value_or(0)),
+          [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t) {
+            self->on_write(ec);
+          });
       return;
     }
-    if (metrics_) metrics_->queue_bytes.observe(static_cast<std::uint64_t>(queue_.bytes()));
-    if (!batch_) batch_ = std::make_unique<write_batch>();
-    while (!queue_.empty() && batch_->size < write_batch::capacity) {
-      batch_->add(queue_.front());
-      queue_.pop();
-    }
-    lock.unlock();
-    // Messages that queued up while the last write was out are a backlog: corked, the kernel
-    // packs it and what follows into full segments; uncorking when the queue empties pushes
-    // the rest at once, so a lone message is never held back.
-    if (after_write) set_corked(true);
-    mark_write_started();
-    ws_.next_layer().async_write_frames(
-        batch_->buffers(),
-        [self = this->shared_from_this()](boost::beast::error_code ec, std::size_t) { self->on_write(ec); });
   }
 
-  /// A batch of messages as the frames a server sends (RFC 6455 5.2: FIN, text, unmasked; the
-  /// length in 7, 7+16 or 7+64 bits), their payloads not copied.
+  /// A server's frame header for a text message of `n` bytes (RFC 6455 5.2: FIN, text, unmasked;
+  /// the length in 7, 7+16 or 7+64 bits).
+  struct frame_header {
+    frame_header() = default;
+    explicit frame_header(std::size_t n) noexcept {
+      bytes[0] = 0x81;
+      if (n < 126) {
+        bytes[1] = static_cast<unsigned char>(n);
+      } else if (n < 65536) {
+        bytes[1] = 126;
+        bytes[2] = static_cast<unsigned char>(n >> 8);
+        bytes[3] = static_cast<unsigned char>(n);
+        size = 4;
+      } else {
+        bytes[1] = 127;
+        for (int i = 0; i < 8; ++i)
+          bytes[2 + i] = static_cast<unsigned char>(static_cast<std::uint64_t>(n) >> (56 - 8 * i));
+        size = 10;
+      }
+    }
+    [[nodiscard]] boost::asio::const_buffer buffer() const noexcept { return {bytes.data(), size}; }
+    std::array<unsigned char, 10> bytes{};
+    std::size_t size = 2;
+  };
+
+  /// A batch of messages as the frames a server sends, their payloads not copied.
   struct write_batch {
     static constexpr std::size_t capacity = 16;
     void add(message m) {
-      unsigned char* h = headers[size].data();
-      const std::size_t n = m.size();
-      std::size_t length = 2;
-      h[0] = 0x81;
-      if (n < 126) {
-        h[1] = static_cast<unsigned char>(n);
-      } else if (n < 65536) {
-        h[1] = 126;
-        h[2] = static_cast<unsigned char>(n >> 8);
-        h[3] = static_cast<unsigned char>(n);
-        length = 4;
-      } else {
-        h[1] = 127;
-        for (int i = 0; i < 8; ++i)
-          h[2 + i] = static_cast<unsigned char>(static_cast<std::uint64_t>(n) >> (56 - 8 * i));
-        length = 10;
-      }
-      list[2 * size] = boost::asio::const_buffer(h, length);
-      list[2 * size + 1] = boost::asio::const_buffer(m.data(), n);
+      headers[size] = frame_header(m.size());
+      bytes += headers[size].size + m.size();
       messages[size++] = std::move(m);
     }
-    [[nodiscard]] std::span<const boost::asio::const_buffer> buffers() const noexcept {
-      return {list.data(), 2 * size};
+    /// The frames as buffers, but their first `skip` bytes (written already); valid until the
+    /// next call.
+    [[nodiscard]] std::span<const boost::asio::const_buffer> frames(std::size_t skip) noexcept {
+      std::size_t n = 0;
+      for (std::size_t i = 0; i < size; ++i) {
+        const boost::asio::const_buffer parts[] = {
+            headers[i].buffer(), boost::asio::const_buffer(messages[i].data(), messages[i].size())};
+        for (const boost::asio::const_buffer& b : parts) {
+          const std::size_t drop = std::min(skip, b.size());
+          skip -= drop;
+          if (drop < b.size()) list[n++] = b + drop;
+        }
+      }
+      return {list.data(), n};
     }
     std::array<message, capacity> messages{};
-    std::array<std::array<unsigned char, 10>, capacity> headers{};
+    std::array<frame_header, capacity> headers{};
     std::array<boost::asio::const_buffer, 2 * capacity> list{};
     std::size_t size = 0;
+    std::size_t bytes = 0;  ///< of the frames
   };
-
-  /// While a backlog is being written, TCP_CORK lets the kernel put several writes into one
-  /// segment instead of sending each on its own (TCP_NODELAY would).
-  void set_corked(bool on) {
-#if defined(__linux__) && defined(TCP_CORK)
-    if constexpr (requires { lowest_socket().native_handle(); }) {
-      if (on == corked_) return;
-      corked_ = on;
-      const int value = on ? 1 : 0;
-      ::setsockopt(lowest_socket().native_handle(), IPPROTO_TCP, TCP_CORK, &value, sizeof value);
-    }
-#else
-    (void)on;
-#endif
-  }
 
   /// The socket under the WebSocket (and TLS, if any).
   auto& lowest_socket() {
@@ -353,29 +419,34 @@ class basic_websocket_connection
                          std::memory_order_relaxed);
   }
 
+  /// Counts a batch written.
+  void written(write_batch& batch) {
+    if (metrics_) {
+      const auto now = message::clock::now();
+      for (std::size_t i = 0; i < batch.size; ++i)
+        if (batch.messages[i].is_stamped())
+          metrics_->delivery_seconds.observe(now - batch.messages[i].emitted_at());
+    }
+    written_.fetch_add(batch.size, std::memory_order_relaxed);
+    writes_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /// A write failed: the peer is gone (the read loop sees it end); nothing more is written.
+  void failed(std::size_t in_flight) {
+    std::lock_guard lock(mutex_);
+    discarded_ += in_flight;
+    state_ = state::closed;
+    discard_queued_locked();
+    batch_.reset();
+    writer_ = writer::idle;
+  }
+
   void on_write(boost::beast::error_code ec) {
     write_started_.store(0, std::memory_order_relaxed);
-    const std::size_t n = batch_->size;
-    if (!ec && metrics_) {
-      const auto now = message::clock::now();
-      for (std::size_t i = 0; i < n; ++i)
-        if (batch_->messages[i].is_stamped())
-          metrics_->delivery_seconds.observe(now - batch_->messages[i].emitted_at());
-    }
-    for (std::size_t i = 0; i < n; ++i) batch_->messages[i] = message();
-    batch_->size = 0;
-    if (ec) {
-      std::lock_guard lock(mutex_);
-      discarded_ += n;  // the messages in flight
-      state_ = state::closed;
-      discard_queued_locked();
-      batch_.reset();
-      writing_ = false;
-      return;
-    }
-    written_.fetch_add(n, std::memory_order_relaxed);
-    writes_.fetch_add(1, std::memory_order_relaxed);
-    write_next(true);
+    if (ec) return failed(batch_->size);
+    written(*batch_);
+    *batch_ = write_batch();
+    write_next();
   }
 
   const connection_id id_;
@@ -383,11 +454,10 @@ class basic_websocket_connection
   mutable std::mutex mutex_;  ///< guards everything below but batch_ (owned by the write loop)
   send_queue queue_;
   state state_ = state::open;
+  writer writer_ = writer::idle;
   close_code close_code_ = close_code::normal;
-  bool writing_ = false;
   std::uint64_t discarded_ = 0;
-  std::unique_ptr<write_batch> batch_;  ///< owned by the write loop: what is being written
-  bool corked_ = false;                 ///< owned by the write loop
+  std::unique_ptr<write_batch> batch_;  ///< owned by the writer: what is being written asynchronously
   std::atomic<std::uint64_t> written_{0}, writes_{0};
   std::atomic<std::chrono::steady_clock::rep> write_started_{0};  ///< 0: no write pending
   /// Owned by the stream's executor: what cut_off_if_stalled compares.

@@ -11,9 +11,9 @@
 // as long as it is under Asio's 64 KiB per call: its control frames (125 bytes at most) and the
 // handshake's response are; the connection sends its messages itself.
 //
-// Everything runs on the stream's executor (a strand). A write's completion keeps the owner (the
-// connection that holds this stream) alive: Beast's keep-alive ping can still be completing when
-// the last other reference to the connection goes.
+// Everything runs on the stream's executor (a strand, or a loop run by one thread). A write's
+// completion keeps the owner (the connection that holds this stream) alive: Beast's keep-alive
+// ping can still be completing when the last other reference to the connection goes.
 #pragma once
 
 #include <boost/asio/associated_executor.hpp>
@@ -29,6 +29,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -88,6 +89,33 @@ class turn_taking_stream {
           start(b, std::move(handler));
         },
         token, buffers);
+  }
+
+  /// The connection's write when it can be made at once, on the stream's executor: what the layer
+  /// below takes now without waiting, if no write is out and Beast has not written its close
+  /// frame. nullopt when it cannot be tried here (a write is out, the stream is closed, or the
+  /// layer below cannot write without waiting): use async_write_frames. Otherwise the bytes
+  /// written, all or some; `ec` says why not all (would_block: the socket's buffer is full).
+  /// The layer below writes without waiting if it is a socket (put in non-blocking mode here)
+  /// or has `std::optional<std::size_t> try_write_some(buffers, ec)` (nullopt: not now).
+  template <class ConstBuffers>
+  std::optional<std::size_t> try_write_frames(const ConstBuffers& buffers, boost::beast::error_code& ec) {
+    if (writing_ || close_written_) return std::nullopt;
+    if constexpr (requires { next_.try_write_some(buffers, ec); }) {
+      return next_.try_write_some(buffers, ec);
+    } else if constexpr (requires {
+                           next_.native_handle();
+                           next_.non_blocking(true, ec);
+                           next_.write_some(buffers, ec);
+                         }) {
+      if (!next_.non_blocking()) {
+        next_.non_blocking(true, ec);
+        if (ec) return std::nullopt;
+      }
+      return next_.write_some(buffers, ec);
+    } else {
+      return std::nullopt;
+    }
   }
 
   // Beast's closing handshake ends the layer below: by then its close frame, the last write, has
