@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace uniws {
@@ -46,6 +47,26 @@ class histogram {
         static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
     counts_[bucket].fetch_add(1, std::memory_order_relaxed);
     sum_.fetch_add(value, std::memory_order_relaxed);
+  }
+
+  /// Counts several values: one atomic add per run of values in the same bucket, and one for
+  /// the sum (a batch of messages written together mostly falls in one bucket).
+  void observe(std::span<const std::uint64_t> values) noexcept {
+    std::size_t run_bucket = 0;
+    std::uint64_t run = 0, sum = 0;
+    for (const std::uint64_t value : values) {
+      const auto bucket =
+          static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+      if (run != 0 && bucket != run_bucket) {
+        counts_[run_bucket].fetch_add(run, std::memory_order_relaxed);
+        run = 0;
+      }
+      run_bucket = bucket;
+      ++run;
+      sum += value;
+    }
+    if (run != 0) counts_[run_bucket].fetch_add(run, std::memory_order_relaxed);
+    if (!values.empty()) sum_.fetch_add(sum, std::memory_order_relaxed);
   }
 
   /// Counts one duration, in microseconds.
@@ -89,7 +110,7 @@ class histogram {
 /// adapter, uniws/beast/connection.hpp, records it when each write completes).
 struct delivery_metrics {
   histogram delivery_seconds = histogram::latency();  ///< an event emitted -> its frame written out
-  histogram queue_bytes = histogram::bytes();         ///< bytes queued when each write starts
+  histogram queue_bytes = histogram::bytes();         ///< bytes queued when a batch of them is written
 };
 
 }  // namespace uniws

@@ -198,7 +198,10 @@ class event_history {
   static std::size_t cost(const entry& e) noexcept {
     return e.m.size() + (e.thread.capacity() > 15 ? e.thread.capacity() + 1 : 0);
   }
-  entry& at(std::size_t i) noexcept { return ring_[(head_ + i) % ring_.size()]; }
+  entry& at(std::size_t i) noexcept {  // i < ring_.size(): a subtraction, not a division
+    const std::size_t slot = head_ + i;
+    return ring_[slot < ring_.size() ? slot : slot - ring_.size()];
+  }
 
   /// The ring grows by doubling up to max_events, so a user with few events holds a small one
   /// and a user with none holds none.
@@ -213,7 +216,7 @@ class event_history {
     gone_through_ = oldest.seq;
     bytes_ -= cost(oldest);
     oldest = entry{};  // the message and the thread id go now, not when the slot is reused
-    head_ = (head_ + 1) % ring_.size();
+    head_ = head_ + 1 == ring_.size() ? 0 : head_ + 1;
     --count_;
   }
   void expire(clock::time_point now) {

@@ -5,7 +5,9 @@
 #include <uniws/connection.hpp>
 #include <uniws/message.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <span>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -139,6 +141,21 @@ class send_queue {
 
   /// The oldest queued message; the queue must not be empty.
   [[nodiscard]] const message& front() const noexcept { return ring_[head_]; }
+
+  /// Moves up to `out.size()` of the oldest messages into `out`, oldest first; answers how many.
+  std::size_t take_front(std::span<message> out) noexcept {
+    const std::size_t n = std::min(out.size(), count_);
+    std::size_t taken = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      taken += ring_[head_].size();
+      out[i] = std::move(ring_[head_]);
+      head_ = (head_ + 1) & (ring_.size() - 1);
+    }
+    count_ -= n;
+    bytes_ -= taken;
+    if (limits_.budget && taken != 0) limits_.budget->release(taken);  // once for them all
+    return n;
+  }
 
   /// Removes the oldest message; the queue must not be empty.
   void pop() noexcept {

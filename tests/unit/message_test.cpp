@@ -1,4 +1,5 @@
 #include <uniws/events.hpp>
+#include <uniws/histogram.hpp>
 #include <uniws/message.hpp>
 #include <uniws/send_queue.hpp>
 
@@ -144,6 +145,44 @@ TEST_CASE("send_queue: an emptied queue gives its ring back, a busy one keeps it
   REQUIRE(q.push(uniws::message::copy_of("again")) == uniws::send_result::queued);
   CHECK(q.front().text() == "again");
   CHECK(q.capacity() == 4);
+  q.pop();
+  q.shrink_to_fit(4);  // a writer keeps a few slots: the next message needs no allocation
+  CHECK(q.capacity() == 4);
+}
+
+TEST_CASE("send_queue: take_front moves the oldest out in order and gives their bytes back at once") {
+  uniws::queue_budget budget(1000);
+  uniws::send_queue q({.max_messages = 100, .max_bytes = 1000, .budget = &budget});
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(q.push(uniws::message::copy_of(std::to_string(i))) == uniws::send_result::queued);
+  q.pop();
+  q.pop();  // the ring's head is now past its start: what follows wraps around
+  for (int i = 3; i < 8; ++i)
+    REQUIRE(q.push(uniws::message::copy_of(std::to_string(i))) == uniws::send_result::queued);
+  std::vector<uniws::message> out(4);
+  REQUIRE(q.take_front(out) == 4);
+  for (int i = 0; i < 4; ++i) CHECK(out[static_cast<std::size_t>(i)].text() == std::to_string(i + 2));
+  CHECK(q.size() == 2);
+  CHECK(q.bytes() == 2);
+  CHECK(budget.bytes() == 2);
+  REQUIRE(q.take_front(out) == 2);  // fewer than asked: what there is
+  CHECK(out[0].text() == "6");
+  CHECK(out[1].text() == "7");
+  CHECK(q.empty());
+  CHECK(budget.bytes() == 0);
+}
+
+TEST_CASE("histogram: a batch of observations counts as each would on its own") {
+  const std::vector<std::uint64_t> values = {5, 5, 70'000, 70'000, 70'000, 5, 2'000'000'000, 120'000, 5};
+  uniws::histogram one_by_one = uniws::histogram::latency(), batched = uniws::histogram::latency();
+  for (const std::uint64_t v : values) one_by_one.observe(v);
+  batched.observe(std::span<const std::uint64_t>(values));
+  const auto a = one_by_one.read(), b = batched.read();
+  CHECK(b.count == values.size());
+  CHECK(b.cumulative == a.cumulative);
+  CHECK(b.sum == a.sum);
+  batched.observe(std::span<const std::uint64_t>());  // nothing: nothing changes
+  CHECK(batched.read().count == values.size());
 }
 
 TEST_CASE("send_queue: bounded in bytes") {

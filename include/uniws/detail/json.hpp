@@ -57,8 +57,18 @@ inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexc
 /// is not part of well-formed UTF-8 becomes U+FFFD, so the output is always valid JSON.
 inline void append_json_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
+  const auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7F && c != '"' && c != '\\'; };
+  out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
   for (std::size_t i = 0; i < s.size();) {
+    // A run of bytes that need no escape goes in with one append.
+    std::size_t end = i;
+    while (end < s.size() && plain(static_cast<unsigned char>(s[end]))) ++end;
+    if (end != i) {
+      out.append(s.data() + i, end - i);
+      i = end;
+      continue;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
