@@ -16,6 +16,7 @@ server was client-bound: its deliveries/s understate the server.
 import argparse
 import json
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -187,13 +188,23 @@ def host_timer_floor(seconds):
     return {f"p{q}_ms": took[min(len(took) - 1, int(len(took) * float(q) / 100))] for q in ("50", "99", "99.9")}
 
 
+SECTIONS = ("throughput", "paced", "load_curve", "latency", "idle", "stalled", "cluster")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin-dir", required=True, help="the build directory (build/gcc)")
     ap.add_argument("--quick", action="store_true", help="a few seconds each: prove it works")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--json", help="write every figure here")
+    ap.add_argument("--only", help="these sections only, comma-separated: " + ", ".join(SECTIONS))
     a = ap.parse_args()
+    only = set(a.only.split(",")) if a.only else set(SECTIONS)
+    if only - set(SECTIONS):
+        ap.error(f"unknown section {', '.join(sorted(only - set(SECTIONS)))}; known: {', '.join(SECTIONS)}")
+
+    def wanted(section):
+        return section in only
     quick = a.quick
     seconds = "1" if quick else str(a.seconds)
     warmup = "1" if quick else "2"
@@ -217,7 +228,8 @@ def main():
             peers.append(peer)
     single_process = {"floor", "uws", "node", "fastapi"}  # one thread each: run at --threads 1 only
     load = os.path.join(a.bin_dir, "benchmarks", "uniws-load")
-    results = {"throughput": [], "latency": {}, "idle": {}, "stalled": {}, "cluster": {}}
+    results = {"throughput": [], "paced": [], "load_curve": {}, "latency": {}, "idle": {}, "stalled": {}, "cluster": {},
+               "command": sys.argv, "host": platform.node(), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M")}
 
     with tempfile.NamedTemporaryFile("w", prefix="uniws-e2e-users-", delete=False) as f:
         for i in range(10000):
@@ -225,177 +237,184 @@ def main():
         users_file = f.name
     try:
         # 1. Deliveries/s at 1k connections (100 users x 10), closed-loop agents, interleaved.
-        rounds = 1 if quick else 2
-        for threads in (["1"] if quick else ["1", "2"]):
-            for r in range(rounds):
-                # uniws-no-history: the same server with --history-events 0 (what resume costs).
-                for name in ["uniws", "uniws-no-history"] + peers:
-                    if name in single_process and threads != "1":
-                        continue
-                    extra = ["--history-events", "0"] if name == "uniws-no-history" else []
-                    with Server(binaries[name.replace("-no-history", "")], users_file,
-                                ["--threads", threads, "--agent-delay-ms", "0"] + extra, indexed=name.endswith("-indexed")) as s:
-                        res = run_load(load, s.port, ["--mode", "agents", "--users", "100", "--connections", "10",
-                                                      "--steps", "8", "--seconds", seconds, "--warmup", warmup],
-                                       server=s, warmup=float(warmup), seconds=float(seconds))
-                    res.update(server=name, threads=int(threads), round=r + 1)
-                    results["throughput"].append(res)
-                    print(f"throughput {name:16} threads={threads} round={r + 1}: "
-                          f"{res['deliveries_per_s']:10.0f} deliveries/s  p99 {res['p99_ms']:.1f} ms  "
-                          f"server {res['server_cpu_us_per_delivery']:.2f} us CPU/delivery, busy {res['server_busy']:.0%}; "
-                          f"client busy {res['client_busy']:.0%}" + ("  CLIENT-BOUND" if res["client_bound"] else ""),
-                          flush=True)
+        if wanted("throughput"):
+            rounds = 1 if quick else 2
+            for threads in (["1"] if quick else ["1", "2"]):
+                for r in range(rounds):
+                    # uniws-no-history: the same server with --history-events 0 (what resume costs).
+                    for name in ["uniws", "uniws-no-history"] + peers:
+                        if name in single_process and threads != "1":
+                            continue
+                        extra = ["--history-events", "0"] if name == "uniws-no-history" else []
+                        with Server(binaries[name.replace("-no-history", "")], users_file,
+                                    ["--threads", threads, "--agent-delay-ms", "0"] + extra, indexed=name.endswith("-indexed")) as s:
+                            res = run_load(load, s.port, ["--mode", "agents", "--users", "100", "--connections", "10",
+                                                          "--steps", "8", "--seconds", seconds, "--warmup", warmup],
+                                           server=s, warmup=float(warmup), seconds=float(seconds))
+                        res.update(server=name, threads=int(threads), round=r + 1)
+                        results["throughput"].append(res)
+                        print(f"throughput {name:16} threads={threads} round={r + 1}: "
+                              f"{res['deliveries_per_s']:10.0f} deliveries/s  p99 {res['p99_ms']:.1f} ms  "
+                              f"server {res['server_cpu_us_per_delivery']:.2f} us CPU/delivery, busy {res['server_busy']:.0%}; "
+                              f"client busy {res['client_busy']:.0%}" + ("  CLIENT-BOUND" if res["client_bound"] else ""),
+                              flush=True)
 
         # 1a. Paced: the same agents with a pause between two events of a run (an LLM streams its
         #     thinking over time), 1 and 2 ms; and bursts: no pause and no yield, a whole run
         #     emitted at once (--agent-burst 1). One server thread: server CPU per delivery of
         #     uniws (history on, as it ships), uWebSockets and the floor, alternating.
-        results["paced"] = []
-        paced_peers = [p for p in ("uws", "floor") if p in peers]
-        for delay, agent in (("0", "burst"), ("1", "paced"), ("2", "paced")):
-            for r in range(1 if quick else 3):
-                for name in ["uniws"] + paced_peers:
-                    args = ["--threads", "1", "--agent-delay-ms", delay] + (["--agent-burst", "1"] if agent == "burst" else [])
-                    with Server(binaries[name], users_file, args) as s:
-                        res = run_load(load, s.port, ["--mode", "agents", "--users", "100", "--connections", "10",
-                                                      "--steps", "8", "--seconds", seconds, "--warmup", warmup],
-                                       server=s, warmup=float(warmup), seconds=float(seconds))
-                    res.update(server=name, agent_delay_ms=int(delay), agent=agent, round=r + 1)
-                    results["paced"].append(res)
-                    print(f"{agent:10} {name:16} pause {delay} ms round={r + 1}: {res['deliveries_per_s']:10.0f} deliveries/s  "
-                          f"server {res['server_cpu_us_per_delivery']:.2f} us CPU/delivery, busy {res['server_busy']:.0%}; "
-                          f"client busy {res['client_busy']:.0%}" + ("  CLIENT-BOUND" if res["client_bound"] else ""),
-                          flush=True)
+        if wanted("paced"):
+            results["paced"] = []
+            paced_peers = [p for p in ("uws", "floor") if p in peers]
+            for delay, agent in (("0", "burst"), ("1", "paced"), ("2", "paced")):
+                for r in range(1 if quick else 3):
+                    for name in ["uniws"] + paced_peers:
+                        args = ["--threads", "1", "--agent-delay-ms", delay] + (["--agent-burst", "1"] if agent == "burst" else [])
+                        with Server(binaries[name], users_file, args) as s:
+                            res = run_load(load, s.port, ["--mode", "agents", "--users", "100", "--connections", "10",
+                                                          "--steps", "8", "--seconds", seconds, "--warmup", warmup],
+                                           server=s, warmup=float(warmup), seconds=float(seconds))
+                        res.update(server=name, agent_delay_ms=int(delay), agent=agent, round=r + 1)
+                        results["paced"].append(res)
+                        print(f"{agent:10} {name:16} pause {delay} ms round={r + 1}: {res['deliveries_per_s']:10.0f} deliveries/s  "
+                              f"server {res['server_cpu_us_per_delivery']:.2f} us CPU/delivery, busy {res['server_busy']:.0%}; "
+                              f"client busy {res['client_busy']:.0%}" + ("  CLIENT-BOUND" if res["client_bound"] else ""),
+                              flush=True)
 
         # 1b. Latency under load, open loop: the same workload offered at 25, 50 and 90 % of each
         #     server's own best deliveries/s above (1 thread); run_agent -> agent_completed, agent
         #     delay 0. A run is 12 events to each of a user's 10 connections: 120 deliveries.
-        results["load_curve"] = {}
-        for name in ["uniws"] + (peers[:1] if quick else peers):  # quick: prove it works
-            best = max((r["deliveries_per_s"] for r in results["throughput"] if r["server"] == name and r["threads"] == 1), default=0)
-            if not best:
-                continue
-            curve = {}
-            for fraction in ((0.5,) if quick else (0.25, 0.5, 0.9)):
-                rate = max(1.0, fraction * best / 120)
-                with Server(binaries[name], users_file, ["--agent-delay-ms", "0"], indexed=name.endswith("-indexed")) as s:
+        if wanted("load_curve"):
+            results["load_curve"] = {}
+            for name in ["uniws"] + (peers[:1] if quick else peers):  # quick: prove it works
+                best = max((r["deliveries_per_s"] for r in results["throughput"] if r["server"] == name and r["threads"] == 1), default=0)
+                if not best:
+                    continue
+                curve = {}
+                for fraction in ((0.5,) if quick else (0.25, 0.5, 0.9)):
+                    rate = max(1.0, fraction * best / 120)
+                    with Server(binaries[name], users_file, ["--agent-delay-ms", "0"], indexed=name.endswith("-indexed")) as s:
+                        res = run_load(load, s.port, ["--mode", "broadcast", "--rate", f"{rate:.1f}", "--users", "100",
+                                                      "--connections", "10", "--steps", "8", "--seconds", seconds,
+                                                      "--warmup", warmup])
+                    curve[f"{int(fraction * 100)}%"] = {"runs_per_s": rate, "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
+                                                        "p999_ms": res["p999_ms"], "deliveries_per_s": res["deliveries_per_s"]}
+                results["load_curve"][name] = curve
+                print(f"curve      {name:16} " + "  ".join(f"{k} ({v['runs_per_s']:.0f} runs/s): p50 {v['p50_ms']:.1f} p99 {v['p99_ms']:.1f} "
+                                                          f"p99.9 {v['p999_ms']:.1f} ms" for k, v in curve.items()), flush=True)
+
+            # 1c. The latency target's comparison: uniws offered the same load as the best real peer
+            #     at 90 % of that peer's maximum (uniws is then below 90 % of its own).
+            real_peers = [p for p in peers if p != "floor" and p in results["load_curve"]]
+            if real_peers and not quick:
+                def best_of(name):
+                    return max(r["deliveries_per_s"] for r in results["throughput"] if r["server"] == name and r["threads"] == 1)
+                best = max(real_peers, key=best_of)
+                rate = 0.9 * best_of(best) / 120
+                with Server(binaries["uniws"], users_file, ["--agent-delay-ms", "0"]) as s:
                     res = run_load(load, s.port, ["--mode", "broadcast", "--rate", f"{rate:.1f}", "--users", "100",
                                                   "--connections", "10", "--steps", "8", "--seconds", seconds,
                                                   "--warmup", warmup])
-                curve[f"{int(fraction * 100)}%"] = {"runs_per_s": rate, "p50_ms": res["p50_ms"], "p99_ms": res["p99_ms"],
-                                                    "p999_ms": res["p999_ms"], "deliveries_per_s": res["deliveries_per_s"]}
-            results["load_curve"][name] = curve
-            print(f"curve      {name:16} " + "  ".join(f"{k} ({v['runs_per_s']:.0f} runs/s): p50 {v['p50_ms']:.1f} p99 {v['p99_ms']:.1f} "
-                                                      f"p99.9 {v['p999_ms']:.1f} ms" for k, v in curve.items()), flush=True)
-
-        # 1c. The latency target's comparison: uniws offered the same load as the best real peer
-        #     at 90 % of that peer's maximum (uniws is then below 90 % of its own).
-        real_peers = [p for p in peers if p != "floor" and p in results["load_curve"]]
-        if real_peers and not quick:
-            def best_of(name):
-                return max(r["deliveries_per_s"] for r in results["throughput"] if r["server"] == name and r["threads"] == 1)
-            best = max(real_peers, key=best_of)
-            rate = 0.9 * best_of(best) / 120
-            with Server(binaries["uniws"], users_file, ["--agent-delay-ms", "0"]) as s:
-                res = run_load(load, s.port, ["--mode", "broadcast", "--rate", f"{rate:.1f}", "--users", "100",
-                                              "--connections", "10", "--steps", "8", "--seconds", seconds,
-                                              "--warmup", warmup])
-            peer_p99 = results["load_curve"][best]["90%"]["p99_ms"]
-            results["latency_at_best_peer_90"] = {"peer": best, "runs_per_s": rate, "uniws_p99_ms": res["p99_ms"],
-                                                  "uniws_p50_ms": res["p50_ms"], "peer_p99_ms": peer_p99,
-                                                  "ratio": res["p99_ms"] / peer_p99 if peer_p99 else 0}
-            print(f"curve      uniws at 90 % of {best}'s maximum ({rate:.0f} runs/s): p50 {res['p50_ms']:.1f} p99 "
-                  f"{res['p99_ms']:.1f} ms; {best} p99 {peer_p99:.1f} ms: ratio {res['p99_ms'] / peer_p99 if peer_p99 else 0:.2f}x",
-                  flush=True)
+                peer_p99 = results["load_curve"][best]["90%"]["p99_ms"]
+                results["latency_at_best_peer_90"] = {"peer": best, "runs_per_s": rate, "uniws_p99_ms": res["p99_ms"],
+                                                      "uniws_p50_ms": res["p50_ms"], "peer_p99_ms": peer_p99,
+                                                      "ratio": res["p99_ms"] / peer_p99 if peer_p99 else 0}
+                print(f"curve      uniws at 90 % of {best}'s maximum ({rate:.0f} runs/s): p50 {res['p50_ms']:.1f} p99 "
+                      f"{res['p99_ms']:.1f} ms; {best} p99 {peer_p99:.1f} ms: ratio {res['p99_ms'] / peer_p99 if peer_p99 else 0:.2f}x",
+                      flush=True)
 
         # 2. Golden-path latency at 1k users: a run per user per second, agent delays 4 x 10 ms.
-        floor = host_timer_floor(int(seconds))
-        results["latency"]["host_floor"] = floor
-        print(f"latency    host floor, 4 x 10 ms sleeps in this script: p50 {floor['p50_ms']:.1f}  "
-              f"p99 {floor['p99_ms']:.1f}  p99.9 {floor['p99.9_ms']:.1f} ms", flush=True)
-        for name in ["uniws"] + peers:
-            with Server(binaries[name], users_file, ["--agent-delay-ms", "10"], indexed=name.endswith("-indexed")) as s:
-                res = run_load(load, s.port, ["--mode", "broadcast", "--rate", "1000", "--users", "1000",
-                                              "--connections", "1", "--steps", "1", "--seconds", seconds,
-                                              "--warmup", warmup])
-            res["agent_delays_ms"] = 40
-            results["latency"][name] = res
-            print(f"latency    {name:8} 1k users, 1k runs/s: p50 {res['p50_ms']:.1f}  p99 {res['p99_ms']:.1f}  "
-                  f"p99.9 {res['p999_ms']:.1f} ms (the agent's own delays: 40 ms)", flush=True)
+        if wanted("latency"):
+            floor = host_timer_floor(int(seconds))
+            results["latency"]["host_floor"] = floor
+            print(f"latency    host floor, 4 x 10 ms sleeps in this script: p50 {floor['p50_ms']:.1f}  "
+                  f"p99 {floor['p99_ms']:.1f}  p99.9 {floor['p99.9_ms']:.1f} ms", flush=True)
+            for name in ["uniws"] + peers:
+                with Server(binaries[name], users_file, ["--agent-delay-ms", "10"], indexed=name.endswith("-indexed")) as s:
+                    res = run_load(load, s.port, ["--mode", "broadcast", "--rate", "1000", "--users", "1000",
+                                                  "--connections", "1", "--steps", "1", "--seconds", seconds,
+                                                  "--warmup", warmup])
+                res["agent_delays_ms"] = 40
+                results["latency"][name] = res
+                print(f"latency    {name:8} 1k users, 1k runs/s: p50 {res['p50_ms']:.1f}  p99 {res['p99_ms']:.1f}  "
+                      f"p99.9 {res['p999_ms']:.1f} ms (the agent's own delays: 40 ms)", flush=True)
 
         # 3. Idle memory: RSS with 0, 1k and 10k authenticated, joined, idle connections.
-        sizes = [(100, 10)] if quick else [(100, 10), (1000, 10)]
-        for name in ["uniws"] + peers:
-            with Server(binaries[name], users_file, [], indexed=name.endswith("-indexed")) as s:
-                base = s.rss()
-                entry = {"rss_kib_0": base}
-                for users, per_user in sizes:
-                    n = users * per_user
-                    entry[f"rss_kib_{n}"] = idle_rss(s, load, users, per_user, 3)
-                    entry[f"kib_per_connection_{n}"] = (entry[f"rss_kib_{n}"] - base) / n
-            results["idle"][name] = entry
-            print(f"idle       {name:8} " + "  ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
-                                                   for k, v in entry.items()), flush=True)
+        if wanted("idle"):
+            sizes = [(100, 10)] if quick else [(100, 10), (1000, 10)]
+            for name in ["uniws"] + peers:
+                with Server(binaries[name], users_file, [], indexed=name.endswith("-indexed")) as s:
+                    base = s.rss()
+                    entry = {"rss_kib_0": base}
+                    for users, per_user in sizes:
+                        n = users * per_user
+                        entry[f"rss_kib_{n}"] = idle_rss(s, load, users, per_user, 3)
+                        entry[f"kib_per_connection_{n}"] = (entry[f"rss_kib_{n}"] - base) / n
+                results["idle"][name] = entry
+                print(f"idle       {name:8} " + "  ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                                                       for k, v in entry.items()), flush=True)
 
         # 4. Stalled readers: 10 connections that never read, 64 KB messages sent to them.
-        steps = "200" if quick else "4000"
-        queue_bytes = 8 << 20
-        for name in ("uniws", "baseline"):
-            args = ["--agent-delay-ms", "0"]
-            if name == "uniws":
-                args += ["--queue-bytes", str(queue_bytes)]
-            with Server(binaries[name], users_file, args) as s:
-                base = s.rss()
-                res = run_load(load, s.port, ["--mode", "stalled", "--connections", "10", "--steps", steps,
-                                              "--pad", "65536", "--seconds", "3" if not quick else "1",
-                                              "--warmup", "0"])
-                time.sleep(0.5)
-                peak = s.peak_rss()
-            entry = {"messages": int(steps), "message_kib": 64, "stalled_connections": 10, "rss_kib_idle": base,
-                     "peak_rss_kib": peak, "runs": res["runs_sent"]}
-            if name == "uniws":
-                entry["bound_kib"] = 10 * queue_bytes // 1024 + base
-            results["stalled"][name] = entry
-            print(f"stalled    {name:8} peak RSS {peak / 1024:.1f} MiB (idle {base / 1024:.1f} MiB)"
-                  + (f", bound {entry['bound_kib'] / 1024:.1f} MiB" if "bound_kib" in entry else ""), flush=True)
+        if wanted("stalled"):
+            steps = "200" if quick else "4000"
+            queue_bytes = 8 << 20
+            for name in ("uniws", "baseline"):
+                args = ["--agent-delay-ms", "0"]
+                if name == "uniws":
+                    args += ["--queue-bytes", str(queue_bytes)]
+                with Server(binaries[name], users_file, args) as s:
+                    base = s.rss()
+                    res = run_load(load, s.port, ["--mode", "stalled", "--connections", "10", "--steps", steps,
+                                                  "--pad", "65536", "--seconds", "3" if not quick else "1",
+                                                  "--warmup", "0"])
+                    time.sleep(0.5)
+                    peak = s.peak_rss()
+                entry = {"messages": int(steps), "message_kib": 64, "stalled_connections": 10, "rss_kib_idle": base,
+                         "peak_rss_kib": peak, "runs": res["runs_sent"]}
+                if name == "uniws":
+                    entry["bound_kib"] = 10 * queue_bytes // 1024 + base
+                results["stalled"][name] = entry
+                print(f"stalled    {name:8} peak RSS {peak / 1024:.1f} MiB (idle {base / 1024:.1f} MiB)"
+                      + (f", bound {entry['bound_kib'] / 1024:.1f} MiB" if "bound_kib" in entry else ""), flush=True)
         # 5. Two nodes through Redis: the added latency of a delivery on the other node, and
         #    deliveries/s when every event goes through Redis. The added latency is measured
         #    twice at 1,000 runs/s: with an agent that does not sleep, so run_agent ->
         #    agent_completed is the delivery path alone (the issue's figure: one node p99 vs
         #    the other node's p99), and with the 4 x 10 ms agent of step 2, whose timer jitter
         #    (the host floor above) lands in both sides of the difference.
-        def node_args(redis, delay_ms):
-            return ["--agent-delay-ms", delay_ms, "--redis", f"127.0.0.1:{redis.port}",
-                    "--jwt-secret", "e2e-cluster-secret-0123456789"]
+        if wanted("cluster"):
+            def node_args(redis, delay_ms):
+                return ["--agent-delay-ms", delay_ms, "--redis", f"127.0.0.1:{redis.port}",
+                        "--jwt-secret", "e2e-cluster-secret-0123456789"]
 
-        spread_load = ["--mode", "broadcast", "--rate", "1000", "--users", "1000", "--connections", "2",
-                       "--steps", "1", "--seconds", seconds, "--warmup", warmup]
-        flood_load = ["--mode", "agents", "--users", "100", "--connections", "10", "--steps", "8",
-                      "--seconds", seconds, "--warmup", warmup]
-        cluster = {}
-        with Redis() as redis:
-            # (name, agent delay, load, also measured on one node without Redis)
-            for key, delay_ms, mode, against_one_node in (("delivery", "0", spread_load, True),
-                                                          ("with_agent", "10", spread_load, True),
-                                                          ("agents", "0", flood_load, False)):
-                if against_one_node:
-                    with Server(binaries["uniws"], users_file, ["--agent-delay-ms", delay_ms]) as single:
-                        cluster[f"{key}_single_node"] = run_load(load, single.port, mode)
-                args = node_args(redis, delay_ms)
-                with Server(binaries["uniws"], users_file, args) as node_a, \
-                        Server(binaries["uniws"], users_file, args) as node_b:
-                    time.sleep(0.5)  # both nodes connect to Redis
-                    cluster[f"{key}_two_nodes"] = run_load(load, node_a.port, ["--second-port", node_b.port] + mode)
-        for key in ("delivery", "with_agent"):
-            alone, spread = cluster[f"{key}_single_node"], cluster[f"{key}_two_nodes"]
-            cluster[f"{key}_added_p99_ms"] = spread["remote_p99_ms"] - alone["p99_ms"]
-            what = "delivery alone (agent does not sleep)" if key == "delivery" else "with the 4 x 10 ms agent"
-            print(f"cluster    {what}, 1,000 runs/s: one node, no Redis p99 {alone['p99_ms']:.2f} ms; two nodes "
-                  f"through Redis: sender's node p99 {spread['p99_ms']:.2f} ms, other node p99 "
-                  f"{spread['remote_p99_ms']:.2f} ms: added p99 {cluster[f'{key}_added_p99_ms']:.2f} ms", flush=True)
-        print(f"cluster    closed-loop agents over two nodes: {cluster['agents_two_nodes']['deliveries_per_s']:.0f} "
-              f"deliveries/s", flush=True)
-        results["cluster"] = cluster
+            spread_load = ["--mode", "broadcast", "--rate", "1000", "--users", "1000", "--connections", "2",
+                           "--steps", "1", "--seconds", seconds, "--warmup", warmup]
+            flood_load = ["--mode", "agents", "--users", "100", "--connections", "10", "--steps", "8",
+                          "--seconds", seconds, "--warmup", warmup]
+            cluster = {}
+            with Redis() as redis:
+                # (name, agent delay, load, also measured on one node without Redis)
+                for key, delay_ms, mode, against_one_node in (("delivery", "0", spread_load, True),
+                                                              ("with_agent", "10", spread_load, True),
+                                                              ("agents", "0", flood_load, False)):
+                    if against_one_node:
+                        with Server(binaries["uniws"], users_file, ["--agent-delay-ms", delay_ms]) as single:
+                            cluster[f"{key}_single_node"] = run_load(load, single.port, mode)
+                    args = node_args(redis, delay_ms)
+                    with Server(binaries["uniws"], users_file, args) as node_a, \
+                            Server(binaries["uniws"], users_file, args) as node_b:
+                        time.sleep(0.5)  # both nodes connect to Redis
+                        cluster[f"{key}_two_nodes"] = run_load(load, node_a.port, ["--second-port", node_b.port] + mode)
+            for key in ("delivery", "with_agent"):
+                alone, spread = cluster[f"{key}_single_node"], cluster[f"{key}_two_nodes"]
+                cluster[f"{key}_added_p99_ms"] = spread["remote_p99_ms"] - alone["p99_ms"]
+                what = "delivery alone (agent does not sleep)" if key == "delivery" else "with the 4 x 10 ms agent"
+                print(f"cluster    {what}, 1,000 runs/s: one node, no Redis p99 {alone['p99_ms']:.2f} ms; two nodes "
+                      f"through Redis: sender's node p99 {spread['p99_ms']:.2f} ms, other node p99 "
+                      f"{spread['remote_p99_ms']:.2f} ms: added p99 {cluster[f'{key}_added_p99_ms']:.2f} ms", flush=True)
+            print(f"cluster    closed-loop agents over two nodes: {cluster['agents_two_nodes']['deliveries_per_s']:.0f} "
+                  f"deliveries/s", flush=True)
+            results["cluster"] = cluster
     finally:
         os.unlink(users_file)
 
@@ -445,7 +464,9 @@ def main():
                   "burst": (paced_cpu("uniws", 0, "burst"), paced_cpu("uws", 0, "burst"))}
         pauses.update({f"{d}ms": (paced_cpu("uniws", d, "paced"), paced_cpu("uws", d, "paced")) for d in (1, 2)})
         for d, (u, w) in pauses.items():
-            ratios[f"cpu_per_delivery_uniws_over_uws_pause_{d}"] = u / w if w else 0
+            if not (u and w):
+                continue  # that section did not run
+            ratios[f"cpu_per_delivery_uniws_over_uws_pause_{d}"] = u / w
             print(f"ratio uniws/uWebSockets server CPU per delivery, {d}: {u:.2f} / {w:.2f} us = "
                   f"{u / w if w else 0:.2f}x")
         for key in results["idle"].get("uniws", {}):
