@@ -26,6 +26,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -92,8 +93,18 @@ inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexc
 /// is not part of well-formed UTF-8 becomes U+FFFD, so the output is always valid JSON.
 inline void append_json_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
+  const auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7F && c != '"' && c != '\\'; };
+  out.reserve(out.size() + s.size() + 2);
   out.push_back('"');
   for (std::size_t i = 0; i < s.size();) {
+    // A run of bytes that need no escape goes in with one append.
+    std::size_t end = i;
+    while (end < s.size() && plain(static_cast<unsigned char>(s[end]))) ++end;
+    if (end != i) {
+      out.append(s.data() + i, end - i);
+      i = end;
+      continue;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
@@ -686,7 +697,10 @@ class event_history {
   static std::size_t cost(const entry& e) noexcept {
     return e.m.size() + (e.thread.capacity() > 15 ? e.thread.capacity() + 1 : 0);
   }
-  entry& at(std::size_t i) noexcept { return ring_[(head_ + i) % ring_.size()]; }
+  entry& at(std::size_t i) noexcept {  // i < ring_.size(): a subtraction, not a division
+    const std::size_t slot = head_ + i;
+    return ring_[slot < ring_.size() ? slot : slot - ring_.size()];
+  }
 
   /// The ring grows by doubling up to max_events, so a user with few events holds a small one
   /// and a user with none holds none.
@@ -701,7 +715,7 @@ class event_history {
     gone_through_ = oldest.seq;
     bytes_ -= cost(oldest);
     oldest = entry{};  // the message and the thread id go now, not when the slot is reused
-    head_ = (head_ + 1) % ring_.size();
+    head_ = head_ + 1 == ring_.size() ? 0 : head_ + 1;
     --count_;
   }
   void expire(clock::time_point now) {
@@ -3903,6 +3917,26 @@ class histogram {
     sum_.fetch_add(value, std::memory_order_relaxed);
   }
 
+  /// Counts several values: one atomic add per run of values in the same bucket, and one for
+  /// the sum (a batch of messages written together mostly falls in one bucket).
+  void observe(std::span<const std::uint64_t> values) noexcept {
+    std::size_t run_bucket = 0;
+    std::uint64_t run = 0, sum = 0;
+    for (const std::uint64_t value : values) {
+      const auto bucket =
+          static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+      if (run != 0 && bucket != run_bucket) {
+        counts_[run_bucket].fetch_add(run, std::memory_order_relaxed);
+        run = 0;
+      }
+      run_bucket = bucket;
+      ++run;
+      sum += value;
+    }
+    if (run != 0) counts_[run_bucket].fetch_add(run, std::memory_order_relaxed);
+    if (!values.empty()) sum_.fetch_add(sum, std::memory_order_relaxed);
+  }
+
   /// Counts one duration, in microseconds.
   void observe(std::chrono::steady_clock::duration d) noexcept {
     const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
@@ -3944,7 +3978,7 @@ class histogram {
 /// adapter, uniws/beast/connection.hpp, records it when each write completes).
 struct delivery_metrics {
   histogram delivery_seconds = histogram::latency();  ///< an event emitted -> its frame written out
-  histogram queue_bytes = histogram::bytes();         ///< bytes queued when each write starts
+  histogram queue_bytes = histogram::bytes();         ///< bytes queued when a batch of them is written
 };
 
 }  // namespace uniws
@@ -4169,7 +4203,7 @@ struct send_queue_limits {
 
 /// Single-owner (not thread-safe): its connection serialises access, as a strand does.
 /// The ring grows by doubling up to max_messages and shrink_to_fit() frees it once empty, so
-/// an idle connection costs nothing.
+/// an idle connection costs nothing (or the few slots its writer keeps).
 class send_queue {
  public:
   /// An empty queue with these bounds (it allocates nothing yet).
@@ -4184,7 +4218,7 @@ class send_queue {
   /// queued: it is dropped (counted) under drop_oldest, or closes the connection under close.
   send_result push(message m) {
     if (closed_) return send_result::closed;
-    const bool fits_alone = m.size() <= limits_.max_bytes && limits_.max_messages > 0;
+    const bool fits_alone = fits(m.size());
     if (!fits_alone || full_for(m.size())) {
       if (limits_.policy == slow_consumer_policy::close) {
         closed_ = true;
@@ -4226,6 +4260,21 @@ class send_queue {
   /// The oldest queued message; the queue must not be empty.
   [[nodiscard]] const message& front() const noexcept { return ring_[head_]; }
 
+  /// Moves up to `out.size()` of the oldest messages into `out`, oldest first; answers how many.
+  std::size_t take_front(std::span<message> out) noexcept {
+    const std::size_t n = std::min(out.size(), count_);
+    std::size_t taken = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      taken += ring_[head_].size();
+      out[i] = std::move(ring_[head_]);
+      head_ = (head_ + 1) & (ring_.size() - 1);
+    }
+    count_ -= n;
+    bytes_ -= taken;
+    if (limits_.budget && taken != 0) limits_.budget->release(taken);  // once for them all
+    return n;
+  }
+
   /// Removes the oldest message; the queue must not be empty.
   void pop() noexcept {
     bytes_ -= ring_[head_].size();
@@ -4235,9 +4284,15 @@ class send_queue {
     --count_;
   }
 
-  /// Frees the ring if nothing is queued (a writer calls this when it has flushed a backlog).
-  void shrink_to_fit() noexcept {
-    if (count_ != 0) return;
+  /// Whether a message of `size` bytes could be queued at all (the queue empty).
+  [[nodiscard]] bool fits(std::size_t size) const noexcept {
+    return size <= limits_.max_bytes && limits_.max_messages > 0;
+  }
+
+  /// Frees the ring if nothing is queued and it has more than `keep` slots (a writer calls this
+  /// when it has flushed a backlog; a few slots kept spare an allocation per paced message).
+  void shrink_to_fit(std::size_t keep = 0) noexcept {
+    if (count_ != 0 || ring_.size() <= keep) return;
     ring_ = std::vector<message>();
     head_ = 0;
   }
