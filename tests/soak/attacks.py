@@ -92,7 +92,10 @@ ATTACKS = [("trailer", trailer), ("endless chunk lines", endless_chunk_lines), (
 
 
 def main():
-    s = lt.Server("--agent-delay-ms", "0", "--max-connections-per-user", "64", "--max-threads-per-connection", "256",
+    # A 1 ms pause: a run of 10,000 steps then lasts 10 s or more, so the runs left to nobody are
+    # still going when their reader has left (at 0 ms, encoding as fast as it now is, a run could
+    # end before a loaded machine finished the closing handshake: none to cancel).
+    s = lt.Server("--agent-delay-ms", "1", "--max-connections-per-user", "64", "--max-threads-per-connection", "256",
                   "--max-frames-per-second", "100000", "--orphan-run-seconds", "1", "--stall-timeout", "1",
                   "--max-queued-bytes", str(64 << 20), "--handshake-timeout", "3", fd_limit=FD_LIMIT)
     loop = asyncio.new_event_loop()
