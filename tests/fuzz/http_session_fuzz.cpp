@@ -78,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   gp::tcp::socket peer(h.io);
   peer.connect(h.acceptor.local_endpoint());
-  gp::socket_type server(net::make_strand(h.io));
+  gp::socket_type server(h.io.get_executor());  // a connection lives on its loop (event_loops.hpp)
   h.acceptor.accept(server);
 
   bool session_done = false, peer_done = false;
