@@ -161,6 +161,24 @@ void wait_settled(const Connection& c, const tally& t) {
     std::this_thread::sleep_for(1ms);
 }
 
+// Reads `total` messages of `senders` senders ("sender:n"); answers how many came out of their
+// sender's order.
+template <class Link>
+int read_out_of_order(Link& link, int senders, int total) {
+  std::vector<int> next(static_cast<std::size_t>(senders), 0);
+  int out_of_order = 0;
+  for (int received = 0; received < total; ++received) {
+    auto m = link.read();
+    REQUIRE(m);
+    const auto colon = m->find(':');
+    const auto s = static_cast<std::size_t>(std::stoi(m->substr(0, colon)));
+    const int n = std::stoi(m->substr(colon + 1));
+    if (n != next[s]) ++out_of_order;
+    next[s] = n + 1;
+  }
+  return out_of_order;
+}
+
 // Waits (bounded) until `c` has counted `n` messages written.
 template <class Connection>
 void wait_written(const Connection& c, std::uint64_t n) {
@@ -183,18 +201,7 @@ TEST_CASE("try_send from four threads: every message arrives once, each sender's
           t.count(link.server().try_send(uniws::message::copy_of(payload(s, n))));
       });
 
-    std::vector<int> next(senders, 0);
-    int received = 0, out_of_order = 0;
-    while (received < senders * per_sender) {
-      auto m = link.read();
-      REQUIRE(m);
-      const auto colon = m->find(':');
-      const int s = std::stoi(m->substr(0, colon)), n = std::stoi(m->substr(colon + 1));
-      if (n != next[s]) ++out_of_order;
-      next[s] = n + 1;
-      ++received;
-    }
-    CHECK(out_of_order == 0);
+    CHECK(read_out_of_order(link, senders, senders * per_sender) == 0);
   }
   CHECK(t.accepted == senders * per_sender);
   CHECK(t.refused == 0);
@@ -427,17 +434,7 @@ TEST_CASE(
         for (int n = 0; n < per_sender; ++n)
           t.count(link.server().try_send(uniws::message::copy_of(payload(s, n))));
       });
-    std::vector<int> next(3, 0);
-    int out_of_order = 0;
-    for (int received = 0; received < 3 * per_sender; ++received) {
-      auto m = link.read();
-      REQUIRE(m);
-      const auto colon = m->find(':');
-      const int s = std::stoi(m->substr(0, colon)), n = std::stoi(m->substr(colon + 1));
-      if (n != next[s]) ++out_of_order;
-      next[s] = n + 1;
-    }
-    CHECK(out_of_order == 0);
+    CHECK(read_out_of_order(link, 3, 3 * per_sender) == 0);
   }
   CHECK(t.accepted == 3 * per_sender);
   wait_settled(link.server(), t);
