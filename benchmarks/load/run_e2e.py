@@ -173,6 +173,57 @@ def idle_rss(server, load, users, per_user, hold):
     return rss
 
 
+def ceiling(server, load, total, drivers, rest_seconds, probe=500, quick=False):
+    """The server at the per-process descriptor ceiling: `total` idle, joined connections, held
+    by `drivers` uniws-load processes (each with users of its own and a loopback address of its
+    own, so a range of ephemeral ports of its own), the last `probe` of them opened while the
+    rest are held. Returns the open rates, RSS per connection, the server's CPU at rest, and a
+    new user's run latency (agent without pauses) while all of them are held."""
+    held = total - probe
+    per_driver = held // drivers // 10  # users of 10 connections each
+    base = server.rss()
+    hold = str(rest_seconds + 60)  # the drivers outlive the measurement; they are killed after it
+
+    def driver(first_user, users, address):
+        return subprocess.Popen([load, "--port", server.port, "--mode", "idle", "--users", str(users),
+                                 "--connections", "10", "--seconds", hold, "--first-user", str(first_user),
+                                 "--bind", address], stdout=subprocess.PIPE, text=True)
+
+    def ready(p):
+        line = p.stdout.readline()
+        if not line.startswith("ready"):
+            raise RuntimeError(f"uniws-load idle said {line!r}")
+        return int(line.split()[1])
+
+    procs = []
+    try:
+        started = time.monotonic()
+        procs = [driver(k * per_driver, per_driver, f"127.0.0.{k + 2}") for k in range(drivers)]
+        opened = sum(ready(p) for p in procs)
+        open_seconds = time.monotonic() - started
+        time.sleep(0.5 if quick else 2.0)  # the server finishes its side of the last handshakes
+        c0, t0 = cpu_seconds(server.proc.pid), time.monotonic()
+        time.sleep(rest_seconds)
+        rest = (cpu_seconds(server.proc.pid) - c0) / (time.monotonic() - t0)
+        rss = server.rss()
+        started = time.monotonic()
+        procs.append(driver(drivers * per_driver, probe // 10, f"127.0.0.{drivers + 2}"))
+        probed = ready(procs[-1])
+        probe_seconds = time.monotonic() - started
+        run = run_load(load, server.port, ["--mode", "agents", "--users", "1", "--connections", "1", "--steps", "8",
+                                           "--first-user", str(drivers * per_driver + probe // 10),
+                                           "--seconds", "1" if quick else "3", "--warmup", "0" if quick else "1"])
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    return {"connections": opened + probed, "drivers": drivers + 1,
+            "opened_per_s": opened / open_seconds, "opened_per_s_while_holding": probed / probe_seconds,
+            "rss_kib": rss, "rss_kib_0": base, "kib_per_connection": (rss - base) / opened,
+            "rest_cpu_percent": 100 * rest, "rest_seconds": rest_seconds,
+            "new_user_run_p50_ms": run["p50_ms"], "new_user_run_p99_ms": run["p99_ms"]}
+
+
 def host_timer_floor(seconds):
     """What this host adds to an agent's four 10 ms pauses with no server at all: the same four
     sleeps in this process, repeated for `seconds`. A p99 over 40 ms here is scheduling noise
@@ -188,7 +239,7 @@ def host_timer_floor(seconds):
     return {f"p{q}_ms": took[min(len(took) - 1, int(len(took) * float(q) / 100))] for q in ("50", "99", "99.9")}
 
 
-SECTIONS = ("throughput", "paced", "load_curve", "latency", "idle", "stalled", "cluster")
+SECTIONS = ("throughput", "paced", "load_curve", "latency", "idle", "ceiling", "stalled", "cluster")
 
 
 def main():
@@ -228,11 +279,12 @@ def main():
             peers.append(peer)
     single_process = {"floor", "uws", "node", "fastapi"}  # one thread each: run at --threads 1 only
     load = os.path.join(a.bin_dir, "benchmarks", "uniws-load")
-    results = {"throughput": [], "paced": [], "load_curve": {}, "latency": {}, "idle": {}, "stalled": {}, "cluster": {},
+    results = {"throughput": [], "paced": [], "load_curve": {}, "latency": {}, "idle": {}, "ceiling": {}, "stalled": {},
+               "cluster": {},
                "command": sys.argv, "host": platform.node(), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M")}
 
     with tempfile.NamedTemporaryFile("w", prefix="uniws-e2e-users-", delete=False) as f:
-        for i in range(10000):
+        for i in range(20000):  # the ceiling's 19,000 connections are 1,900 users' and more
             f.write(f"u{i}:pw-{i}\n")
         users_file = f.name
     try:
@@ -353,6 +405,21 @@ def main():
                 results["idle"][name] = entry
                 print(f"idle       {name:8} " + "  ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
                                                        for k, v in entry.items()), flush=True)
+
+        # 3b. At the descriptor ceiling (a process here holds at most 20,000): 19,000 idle, joined
+        #     connections from three driver processes; the server's CPU at rest, RSS, open rates,
+        #     a new user's run latency meanwhile. uniws and uWebSockets (one thread each).
+        if wanted("ceiling"):
+            total, rest_seconds = (2000, 1) if quick else (19000, 10)
+            for name in ["uniws"] + [p for p in peers if p == "uws"]:
+                with Server(binaries[name], users_file, ["--agent-delay-ms", "0", "--threads", "1"]) as s:
+                    entry = ceiling(s, load, total, 2, rest_seconds, quick=quick)
+                results["ceiling"][name] = entry
+                print(f"ceiling    {name:8} {entry['connections']} idle connections: CPU at rest "
+                      f"{entry['rest_cpu_percent']:.2f} % of a core, {entry['kib_per_connection']:.2f} KiB each; opened "
+                      f"{entry['opened_per_s']:.0f}/s, {entry['opened_per_s_while_holding']:.0f}/s while holding them; "
+                      f"a new user's run p50 {entry['new_user_run_p50_ms']:.2f} p99 {entry['new_user_run_p99_ms']:.2f} ms",
+                      flush=True)
 
         # 4. Stalled readers: 10 connections that never read, 64 KB messages sent to them.
         if wanted("stalled"):

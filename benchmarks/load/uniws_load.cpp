@@ -5,6 +5,7 @@
 //
 //   uniws-load --port P [--second-port P2] [--users K] [--connections C] [--seconds D] [--warmup S]
 //              [--mode agents|broadcast|idle|stalled] [--rate R] [--steps N] [--pad BYTES]
+//              [--first-user U] [--bind ADDRESS]
 //
 //   agents     each user runs agents closed-loop: the next run starts when every one of its
 //              connections has the last one's agent_completed
@@ -15,7 +16,9 @@
 //              --steps thoughts of --pad bytes: the server's memory with stalled readers (the
 //              caller reads its peak RSS)
 //
-// Users are u0..u{K-1} with password pw-<i> (the servers' --users file). With --second-port,
+// Users are u{U}..u{U+K-1} (U: --first-user, 0 by default) with password pw-<i> (the servers'
+// --users file); several drivers hold disjoint users that way, each connecting from a loopback
+// address of its own (--bind 127.0.0.2) to have a range of ephemeral ports of its own. With --second-port,
 // each user's odd-numbered connections go to a second node of a cluster (same token secret,
 // same broker): runs are sent on connection 0, so latency is reported separately for the
 // connections on the sender's node and on the other one.
@@ -28,6 +31,7 @@
 #include <deque>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -47,6 +51,8 @@ struct options {
   double rate = 0;  // runs per second in all (broadcast)
   int steps = 8;
   std::size_t pad = 0;
+  std::size_t first_user = 0;
+  std::optional<net::ip::address> bind;  // the local address of the WebSocket connections
 };
 
 // What is wrong with the command line: main prints it with the usage and exits 2.
@@ -92,7 +98,13 @@ options parse(int argc, char** argv) {
       o.steps = static_cast<int>(number(flag, v));
     else if (flag == "--pad")
       o.pad = static_cast<std::size_t>(number(flag, v));
-    else
+    else if (flag == "--first-user")
+      o.first_user = static_cast<std::size_t>(number(flag, v));
+    else if (flag == "--bind") {
+      boost::system::error_code ec;
+      o.bind = net::ip::make_address(std::string(v), ec);
+      if (ec) usage("--bind expects an IP address");
+    } else
       usage("unknown option " + std::string(flag));
   }
   if (o.port == 0) usage("--port is required");
@@ -159,7 +171,8 @@ class load {
         [&](std::size_t) -> net::awaitable<void> {
           while (next < user_count) {
             const std::size_t u = next++;
-            tokens[u] = co_await login(server_, "u" + std::to_string(u), "pw-" + std::to_string(u));
+            const std::string n = std::to_string(o_.first_user + u);
+            tokens[u] = co_await login(server_, "u" + n, "pw-" + n);
           }
         },
         &why);
@@ -180,7 +193,7 @@ class load {
             conns_[i].user = i / per_user;
             conns_[i].remote = (i % per_user) % 2 == 1 && o_.second_port != 0;
             conns_[i].ws =
-                co_await open_websocket(conns_[i].remote ? second_ : server_, tokens[i / per_user]);
+                co_await open_websocket(conns_[i].remote ? second_ : server_, tokens[i / per_user], o_.bind);
             co_await send_json(*conns_[i].ws, join("load"));
             co_await send_json(*conns_[i].ws, ping());
             for (;;) {  // joined before anything is sent (uniws answers the join first: §R)
@@ -337,7 +350,7 @@ int main(int argc, char** argv) {
               << "usage: uniws-load --port P [--second-port P2] [--address A] [--users K] [--connections C] "
                  "[--seconds D]\n"
                  "                  [--warmup S] [--mode agents|broadcast|idle|stalled] [--rate R]\n"
-                 "                  [--steps N] [--pad BYTES]\n";
+                 "                  [--steps N] [--pad BYTES] [--first-user U] [--bind ADDRESS]\n";
     return 2;
   }
   rlimit limit{};

@@ -65,10 +65,16 @@ inline net::awaitable<json::object> stats(tcp::endpoint server) {
   co_return json::parse(r.body).as_object();
 }
 
-/// Opens /ws with the token as a bearer header; throws on refusal.
-inline net::awaitable<std::unique_ptr<ws_stream>> open_websocket(tcp::endpoint server, std::string token) {
+/// Opens /ws with the token as a bearer header; throws on refusal. `from`: the local address to
+/// connect from (a loopback address of its own gives a driver its own range of ports).
+inline net::awaitable<std::unique_ptr<ws_stream>> open_websocket(tcp::endpoint server, std::string token,
+                                                                 std::optional<net::ip::address> from = {}) {
   auto ws = std::make_unique<ws_stream>(co_await net::this_coro::executor);
   auto& lowest = beast::get_lowest_layer(*ws);
+  if (from) {
+    lowest.socket().open(server.protocol());
+    lowest.socket().bind(tcp::endpoint(*from, 0));
+  }
   lowest.expires_after(std::chrono::seconds(15));
   co_await lowest.async_connect(server, net::use_awaitable);
   lowest.socket().set_option(tcp::no_delay(true));

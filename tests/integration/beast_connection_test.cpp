@@ -413,6 +413,62 @@ TEST_CASE("on its loop, a pass that sends more than the socket takes: the rest f
   CHECK(link.server().messages_written() == messages);
 }
 
+TEST_CASE("stall checks: a connection whose peer took all it wrote is left alone until it writes again") {
+  loop_link link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{1} << 20}});
+  int cut = 0;
+  // One check, then a handler queued behind it: the check has run when on_executor returns.
+  const auto check = [&] {
+    link.server().cut_off_if_stalled(10s, [&] { ++cut; });
+    link.on_executor([] {});
+  };
+  CHECK_FALSE(link.server().has_unsettled_writes());  // nothing written yet
+  REQUIRE(link.server().try_send(uniws::message::copy_of("event")) == uniws::send_result::queued);
+  REQUIRE(link.read() == "event");
+  CHECK(link.server().has_unsettled_writes());
+  // The client's kernel acknowledges what it received (at once, or after a delayed ACK).
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (link.server().has_unsettled_writes() && std::chrono::steady_clock::now() < deadline) {
+    check();
+    std::this_thread::sleep_for(1ms);
+  }
+  CHECK_FALSE(link.server().has_unsettled_writes());
+  REQUIRE(link.server().try_send(uniws::message::copy_of("again")) == uniws::send_result::queued);
+  REQUIRE(link.read() == "again");
+  CHECK(link.server().has_unsettled_writes());
+  CHECK(cut == 0);
+}
+
+TEST_CASE("stall checks: a peer that stops taking what is sent is cut off after the timeout, not before") {
+  loop_link link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{64} << 20}});
+  std::atomic<int> cut{0};
+  const auto check = [&](std::chrono::milliseconds timeout) {
+    link.server().cut_off_if_stalled(timeout, [&] { ++cut; });
+    link.on_executor([] {});
+  };
+  // The client reads one message and then nothing: far more than the socket buffers hold waits
+  // (small buffers: the kernel's autotuning would otherwise take megabytes over a while).
+  lowest_socket(link.client()).set_option(net::socket_base::receive_buffer_size(16 * 1024));
+  link.on_executor([&] {
+    lowest_socket(link.server().stream()).set_option(net::socket_base::send_buffer_size(16 * 1024));
+  });
+  REQUIRE(link.server().try_send(uniws::message::copy_of("first")) == uniws::send_result::queued);
+  REQUIRE(link.read() == "first");
+  for (int n = 0; n < 16; ++n)
+    REQUIRE(link.server().try_send(uniws::message::copy_of(std::string(100 * 1024, 'x'))) ==
+            uniws::send_result::queued);
+  std::this_thread::sleep_for(200ms);  // the buffers fill
+  check(200ms);                        // sees the backlog: progress from here
+  check(200ms);
+  CHECK(cut == 0);
+  std::this_thread::sleep_for(300ms);
+  check(200ms);
+  REQUIRE(cut == 1);  // (else the reads below would wait for ever)
+  beast::flat_buffer rest;
+  beast::error_code ec;
+  while (!ec) link.client().read(rest, ec), rest.clear();  // the cut connection ends with an error
+  CHECK(ec);
+}
+
 TEST_CASE(
     "on its loop, sends from the loop and from two other threads: every message once, each sender's in "
     "order") {

@@ -173,14 +173,23 @@ class basic_websocket_connection
   /// Writes completed: each carries up to 16 messages with one gathered write.
   [[nodiscard]] std::uint64_t writes() const noexcept { return writes_.load(std::memory_order_relaxed); }
 
+  /// Whether bytes went to the socket since a stall check last found all of them acknowledged
+  /// with no write pending: only then does cut_off_if_stalled look at the connection.
+  [[nodiscard]] bool has_unsettled_writes() const noexcept {
+    return unsettled_.load(std::memory_order_relaxed);
+  }
+
   /// Checks, on the stream's executor, whether the peer has taken any of what was sent to it
   /// (the kernel's acknowledged bytes, not only what the socket buffered) since the last check
   /// that saw progress. If it has taken nothing for `timeout` while bytes were waiting for it,
   /// calls `on_cut()` and cuts the connection off with no close frame (a peer that reads
   /// nothing would never get one): pending operations end with an error, so the read loop and
   /// the write loop finish as for a lost peer. Call it periodically, from any thread.
+  /// A connection that has written nothing since a check found all it wrote acknowledged is
+  /// not checked again (no handler, no system call): at rest a call is one atomic load.
   template <class OnCut>
   void cut_off_if_stalled(std::chrono::steady_clock::duration timeout, OnCut on_cut) {
+    if (!has_unsettled_writes()) return;
     boost::asio::post(ws_.get_executor(), [self = this->shared_from_this(), timeout,
                                            on_cut = std::move(on_cut)]() mutable {
       auto& socket = self->lowest_socket();
@@ -191,6 +200,9 @@ class basic_websocket_connection
       if (!waiting || taken != self->bytes_taken_) {
         self->bytes_taken_ = taken;
         self->progress_at_ = now;
+        // The writer sets it on this executor too: no write can come between the look above
+        // and this store.
+        if (!waiting) self->unsettled_.store(false, std::memory_order_relaxed);
         return;
       }
       if (now - self->progress_at_ < timeout) return;
@@ -432,6 +444,7 @@ class basic_websocket_connection
   }
 
   void mark_write_started() noexcept {
+    unsettled_.store(true, std::memory_order_relaxed);
     write_started_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
                          std::memory_order_relaxed);
   }
@@ -452,6 +465,7 @@ class basic_websocket_connection
     }
     written_.fetch_add(batch.size, std::memory_order_relaxed);
     writes_.fetch_add(1, std::memory_order_relaxed);
+    unsettled_.store(true, std::memory_order_relaxed);
   }
 
   /// A write failed: the peer is gone (the read loop sees it end); nothing more is written.
@@ -483,6 +497,9 @@ class basic_websocket_connection
   std::unique_ptr<write_batch> batch_;  ///< owned by the writer: what is being written asynchronously
   std::atomic<std::uint64_t> written_{0}, writes_{0};
   std::atomic<std::chrono::steady_clock::rep> write_started_{0};  ///< 0: no write pending
+  /// Set (on the stream's executor) when bytes go to the socket; cleared by a stall check that
+  /// finds all of them acknowledged and no write pending: what makes a check worth its post.
+  std::atomic<bool> unsettled_{false};
   /// Owned by the stream's executor: what cut_off_if_stalled compares.
   std::uint64_t bytes_taken_ = 0;  ///< the peer's acknowledged bytes at the last progress
   std::chrono::steady_clock::time_point progress_at_{};
