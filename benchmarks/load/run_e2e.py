@@ -35,6 +35,30 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def build_of(bin_dir):
+    """Which build the figures are of: the source commit (with `+` if the tree had changes), the
+    build type and the compiler, from the build directory's CMake cache."""
+    cache = {}
+    try:
+        with open(os.path.join(bin_dir, "CMakeCache.txt")) as f:
+            for line in f:
+                key, sep, value = line.rstrip("\n").partition("=")
+                if sep and ":" in key:
+                    cache[key.split(":")[0]] = value
+    except OSError:
+        pass
+    source = cache.get("CMAKE_HOME_DIRECTORY", os.path.dirname(os.path.dirname(HERE)))
+
+    def git(*args):
+        r = subprocess.run(["git", "-C", source] + list(args), capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else ""
+    commit = git("rev-parse", "--short", "HEAD")
+    if commit and git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+"
+    return {"commit": commit or "unknown", "build_type": cache.get("CMAKE_BUILD_TYPE", "unknown"),
+            "compiler": os.path.basename(cache.get("CMAKE_CXX_COMPILER", "unknown"))}
+
+
 def node_missing():
     """Why the Node.js peer cannot run here, or None."""
     try:
@@ -281,7 +305,8 @@ def main():
     load = os.path.join(a.bin_dir, "benchmarks", "uniws-load")
     results = {"throughput": [], "paced": [], "load_curve": {}, "latency": {}, "idle": {}, "ceiling": {}, "stalled": {},
                "cluster": {},
-               "command": sys.argv, "host": platform.node(), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M")}
+               "command": sys.argv, "host": platform.node(), "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M"),
+               "build": build_of(a.bin_dir)}
 
     with tempfile.NamedTemporaryFile("w", prefix="uniws-e2e-users-", delete=False) as f:
         for i in range(20000):  # the ceiling's 19,000 connections are 1,900 users' and more
