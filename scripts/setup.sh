@@ -34,6 +34,7 @@ full=(
   zlib1g-dev                                # uWebSockets, its C++ peer (sources: UNIWS_UWEBSOCKETS_DIR)
   python3-fastapi python3-uvicorn           # its FastAPI peer, the seeds' own stack
   doxygen                                   # the API reference (docs target)
+  python3-matplotlib                        # benchmarks/render_results.py: RESULTS' plots
   debootstrap                               # the bare-Debian check of this script and the quick suite
 )
 
