@@ -319,13 +319,16 @@ TEST_CASE("graceful shutdown: every frame queued before SIGTERM arrives, in orde
           "[proto-S2]") {
   // The reader reads nothing until the signal: the whole run is queued (its socket buffers
   // full, the rest in its send queue) when SIGTERM comes. Every one of those frames must
-  // arrive, with its content, before the close.
+  // arrive, with its content, before the close. The client's receive buffer is capped (the
+  // kernel here lets one grow to 32 MiB), so the run outgrows the socket buffers for sure.
   constexpr int steps = 600;
+  constexpr std::size_t pad = 16384;
   server_process server({"--agent-delay-ms", "0", "--queue-messages", "100000", "--queue-bytes", "268435456",
                          "--drain-timeout-ms", "30000"});
   const auto port = server.port();
   ws_client ws(port, login(port, "alice", "alice-pw"));
-  ws.send(json::object{{"type", "run_agent"}, {"thread_id", "t1"}, {"steps", steps}, {"pad", 8192}});
+  ws.lowest().socket().set_option(net::socket_base::receive_buffer_size(64 * 1024));
+  ws.send(json::object{{"type", "run_agent"}, {"thread_id", "t1"}, {"steps", steps}, {"pad", pad}});
   json::value stats;
   for (int i = 0; i < 400; ++i) {  // the agent has emitted everything: it is all queued
     stats = http_request(port, http::verb::get, "/stats").json();
@@ -334,6 +337,7 @@ TEST_CASE("graceful shutdown: every frame queued before SIGTERM arrives, in orde
   }
   REQUIRE(stats.at("events_emitted").as_int64() == steps + 4);
   CHECK(stats.at("messages_dropped").as_int64() == 0);
+  REQUIRE(stats.at("queued_bytes").as_int64() > 0);  // part of the run waits in the send queue
 
   kill(server.pid(), SIGTERM);
   std::vector<json::object> frames;
@@ -345,7 +349,7 @@ TEST_CASE("graceful shutdown: every frame queued before SIGTERM arrives, in orde
     const auto& f = frames[static_cast<std::size_t>(i)];
     CHECK(f.at("type").as_string() == "agent_thinking");
     CHECK(f.at("payload").at("step").as_int64() == i);
-    CHECK(f.at("payload").at("pad").as_string().size() == 8192);
+    CHECK(f.at("payload").at("pad").as_string().size() == pad);
   }
   CHECK(frames.back().at("type").as_string() == "agent_completed");
   for (std::size_t i = 1; i < frames.size(); ++i)
