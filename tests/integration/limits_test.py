@@ -439,7 +439,9 @@ def get_text(port, path):
 # --- Work for nobody (finding 5) and the roster (finding 6) ----------------------------------------
 
 async def runs_for_nobody():
-    s = Server("--agent-delay-ms", "0", "--orphan-run-seconds", "1")
+    # The agent pauses 1 ms: a 10,000-step run is still going when its reader leaves (at 0 ms one
+    # could end before a loaded machine had seen the close: nothing left to cancel; CI saw it).
+    s = Server("--agent-delay-ms", "1", "--orphan-run-seconds", "1")
     try:
         unloaded = min([await golden_path_seconds(s.port) for _ in range(3)])
         m = await ws_connect(s.port, "mallory")
