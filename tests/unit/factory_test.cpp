@@ -1,4 +1,5 @@
 #include "jthread.hpp"
+#include "spin_barrier.hpp"
 #include "stress_scale.hpp"
 #include "thread_pool.hpp"
 
@@ -101,23 +102,13 @@ TEST_CASE("first access from 64 threads at once creates one manager") {
                                                std::vector<manager_type*>(users));
   std::vector<std::string> names;
   for (std::size_t i = 0; i < users; ++i) names.push_back("walker-" + std::to_string(i));
-  std::atomic<int> arrived{0};
-  std::atomic<std::size_t> generation{0};
-  auto meet = [&] {  // a spinning barrier: all start each user within nanoseconds of each other
-    const std::size_t g = generation.load();
-    if (arrived.fetch_add(1) + 1 == walkers) {
-      arrived.store(0);
-      generation.fetch_add(1);
-    } else {
-      while (generation.load() == g) std::this_thread::yield();
-    }
-  };
+  uniws_test::spin_barrier meet(walkers);  // all start each user within nanoseconds of each other
   {
     std::vector<uniws_test::jthread> threads;
     for (int t = 0; t < walkers; ++t)
       threads.emplace_back([&, t] {
         for (std::size_t i = 0; i < users; ++i) {
-          meet();
+          meet.arrive_and_wait();
           seen[static_cast<std::size_t>(t)][i] =
               factory.get_websocket_manager(basic_user_context(names[i])).get();
         }
@@ -312,10 +303,12 @@ TEST_CASE(
 TEST_CASE("max_runs holds when threads ask for the last slot at the same moment (stress)") {
   factory_type factory({.manager = {.max_runs = 1}});
   auto m = factory.get_websocket_manager(basic_user_context("alice"));
-  constexpr int racers = 4;
+  // One racer per core, released together by spinning: the window (a load, then an add) is a
+  // few instructions wide; std::barrier's wake-ups, microseconds apart, let it survive runs.
+  const int racers = static_cast<int>(std::max(2u, std::min(4u, std::thread::hardware_concurrency())));
   std::atomic<int> winners{0};
   int rounds_won = 0, rounds_overrun = 0;  // written by the barrier's completion only
-  std::barrier ask(racers);
+  uniws_test::spin_barrier ask(racers);
   std::barrier decided(racers, [&]() noexcept {
     rounds_won += winners.load() >= 1;
     rounds_overrun += winners.load() > 1;
