@@ -1,13 +1,18 @@
-// demo_page.hpp - the page GET / serves: the golden path in a browser (log in, open the
-// WebSocket with ?token=, run an agent, show its events), reconnecting by itself when the
-// connection drops. Plain HTML and JavaScript, no external resources.
+// demo_page.hpp - the page GET / serves: the golden path in a browser (log in, run an agent,
+// show its events), reconnecting and resuming when the connection drops. All of the protocol is
+// clients/js's module (client_module.hpp), inlined: this page only logs in and shows events.
+// Plain HTML and JavaScript, no external resources.
 #pragma once
 
+#include <string>
 #include <string_view>
+
+#include "client_module.hpp"
 
 namespace golden_path {
 
-inline constexpr std::string_view demo_page = R"page(<!doctype html>
+// The page up to its script, the client module, then the page's own code.
+inline constexpr std::string_view demo_page_head = R"page(<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -42,15 +47,19 @@ inline constexpr std::string_view demo_page = R"page(<!doctype html>
 <div id="state" data-state="idle">idle</div>
 <div id="notes"></div>
 <ol id="events"></ol>
-<script>
-"use strict";
+<script type="module">
+)page";
+
+inline constexpr std::string_view demo_page_script = R"page(
+// ---- the page: uniws-client.js above does the protocol ----
 // ?server=http://host:port talks to another server (it must --allow-origin this page's origin).
 const params = new URLSearchParams(location.search);
 const base = params.get("server") || "";
-const wsBase = (base || location.origin).replace(/^http/, "ws");
+const wsUrl = (base || location.origin).replace(/^http/, "ws") + "/ws";
 const $ = (id) => document.getElementById(id);
-const demo = window.uniwsDemo = { state: "idle", events: [], reconnects: 0, logins: 0, errors: [], resumes: [] };
-let token = null, tokenExpires = 0, run = null, attempt = 0;
+const demo = window.uniwsDemo = { state: "idle", events: [], reconnects: 0, logins: 0, errors: [], resumes: [], lost: [] };
+Object.assign(window, { UniwsClient, ReconnectPolicy });  // for the console, and the tests
+let token = null, client = null, run = null;
 
 function setState(state, detail) {
   demo.state = state;
@@ -70,11 +79,12 @@ async function login() {
   if (!res.ok) throw new Error("login refused (" + res.status + "): " + (body.error ? body.error.message : ""));
   token = body.token;
   demo.logins += 1;
-  tokenExpires = Date.now() + (body.expires_in || 60) * 1000 - 2000;
 }
 
-async function serverIsUp() {
-  try { return (await fetch(base + "/health", { cache: "no-store" })).ok; } catch (e) { return false; }
+// The client asks for a token to connect, and again when the server refused the last one.
+async function tokens({ refused }) {
+  if (!token || refused) await login();
+  return token;
 }
 
 function show(event) {
@@ -89,63 +99,29 @@ function show(event) {
   $("events").appendChild(li);
 }
 
-function connect() {
-  setState(attempt ? "reconnecting" : "connecting", attempt ? "attempt " + attempt : "");
-  const ws = new WebSocket(wsBase + "/ws?token=" + encodeURIComponent(token));
-  let opened = false;
-  ws.onopen = () => {
-    opened = true;
-    attempt = 0;
-    setState("open", "thread " + run.thread);
-    if (!run.started) {
-      run.started = true;
-      ws.send(JSON.stringify({ type: "run_agent", thread_id: run.thread, message: run.message, steps: run.steps }));
-    } else {
-      // Resume: the server replays what this page missed since its last seq, then goes live.
-      ws.send(JSON.stringify({ type: "join", thread_id: run.thread, epoch: run.epoch, after_seq: run.lastSeq }));
-    }
-  };
-  ws.onmessage = (m) => {
-    const frame = JSON.parse(m.data);
-    if (frame.type === "error") return fail(frame.code + ": " + frame.message);
-    if (frame.thread_id !== run.thread) return;
-    if (frame.type === "joined") {
-      run.epoch = frame.epoch;
-      run.lastSeq = Math.max(run.lastSeq, frame.seq);
-      if (frame.recovered === undefined) return;
-      demo.resumes.push(frame);
-      return note(frame.recovered
-        ? "Reconnected and resumed: " + frame.replayed + " missed event(s) replayed."
-        : "Reconnected, but the server no longer holds what was missed: events sent meanwhile are not shown.");
-    }
-    if (frame.run_id === undefined) return;
-    run.lastSeq = frame.seq;
-    show(frame);
-    if (frame.type === "agent_completed") {
+function onEvent(e) {
+  if (e.kind === "state_changed") {
+    if (e.state === "reconnecting" && demo.state === "open") demo.reconnects += 1;
+    if (e.state === "closed") return run.done || e.reason === "closed" ? undefined : fail(e.reason);
+    if (demo.state !== "done" && demo.state !== "error") setState(e.state, e.state === "open" ? "thread " + run.thread : e.reason);
+  } else if (e.kind === "server_error") {
+    fail(e.code + ": " + e.message);
+  } else if (e.threadId !== run.thread) {
+    return;
+  } else if (e.kind === "joined" && e.recovered !== undefined) {
+    demo.resumes.push({ recovered: e.recovered, replayed: e.replayed });
+    if (e.recovered) note("Reconnected and resumed: " + e.replayed + " missed event(s) replayed.");
+  } else if (e.kind === "state_lost") {
+    demo.lost.push(e);
+    note("Reconnected, but the server no longer holds what was missed: events sent meanwhile are not shown.");
+  } else if (e.kind === "agent_event") {
+    show(e);
+    if (e.type === "agent_completed") {
       run.done = true;
       setState("done", demo.events.length + " events");
-      ws.close(1000);
+      client.close();
     }
-  };
-  ws.onclose = (e) => { if (!run.done && demo.state !== "error") reconnectLater(opened, e.code); };
-}
-
-// Backs off 250 ms, 500 ms, ... up to 5 s. A server that is down is waited for; a token that
-// has expired (or an upgrade refused while the server is up) means logging in again.
-async function reconnectLater(opened, code) {
-  attempt += 1;
-  demo.reconnects += 1;
-  if (attempt > 10) return fail("gave up after 10 attempts");
-  const delay = Math.min(250 * 2 ** (attempt - 1), 5000);
-  if (!(await serverIsUp())) {
-    setState("reconnecting", "the server is down; attempt " + attempt + " in " + delay + " ms");
-  } else if (Date.now() > tokenExpires || (!opened && attempt > 1)) {
-    setState("reconnecting", "the token expired: logging in again");
-    try { await login(); } catch (e) { return fail(e.message); }
-  } else {
-    setState("reconnecting", "connection lost (code " + code + "); attempt " + attempt + " in " + delay + " ms");
   }
-  setTimeout(connect, delay);
 }
 
 $("form").addEventListener("submit", async (e) => {
@@ -153,18 +129,26 @@ $("form").addEventListener("submit", async (e) => {
   $("events").textContent = "";
   note("");
   demo.events = [];
-  run = { thread: $("thread").value, message: $("message").value, steps: Number($("steps").value), started: false, done: false, epoch: "", lastSeq: 0 };
-  attempt = 0;
+  if (client) await client.close();
+  run = { thread: $("thread").value, done: false };
   try {
-    if (!token || Date.now() > tokenExpires) await login();
-    connect();
+    if (!token) await login();
   } catch (err) {
-    fail(err.message);
+    return fail(err.message);
   }
+  client = new UniwsClient(wsUrl, tokens, { onEvent });
+  client.runAgent(run.thread, $("message").value, { steps: Number($("steps").value) });
 });
 </script>
 </body>
 </html>
 )page";
+
+inline std::string demo_page() {
+  std::string page;
+  page.reserve(demo_page_head.size() + client_module.size() + demo_page_script.size());
+  page.append(demo_page_head).append(client_module).append(demo_page_script);
+  return page;
+}
 
 }  // namespace golden_path

@@ -133,7 +133,7 @@ inline response handle_metrics(server_state& s, const request& req, std::string_
 
 // GET /: the demo page (demo_page.hpp).
 inline response handle_page(server_state&, const request& req, std::string_view) {
-  return make_response(req, http::status::ok, "text/html; charset=utf-8", std::string(demo_page));
+  return make_response(req, http::status::ok, "text/html; charset=utf-8", demo_page());
 }
 
 // Closes every WebSocket of ?user= with 1001 (they reconnect): an operator's action, served on

@@ -189,7 +189,8 @@ inline net::awaitable<void> http_session(server_state& s, socket_type socket, au
         }
       }
       if (refusal) {
-        co_await answer_and_close(*stream, timeout, std::move(*refusal));
+        // With CORS headers (B2): a page from an allowed origin can read why (clients/js asks).
+        co_await answer_and_close(*stream, timeout, with_cors(s, req, std::move(*refusal)));
         co_return;
       }
       timeout.disarm();  // the WebSocket's own timeouts take over

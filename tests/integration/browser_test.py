@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The demo page in a real browser: Debian's Chromium, headless, driven over the DevTools
-protocol (python3-websockets). Three scenarios, each against the real uniws-golden-path:
+protocol (python3-websockets). The page runs on clients/js's module (inlined); each scenario
+against the real uniws-golden-path:
 
 1. GET / serves the page; it logs in, runs an agent, shows the five events in order.
 2. The page served from another origin: without --allow-origin the browser blocks the login
@@ -8,6 +9,11 @@ protocol (python3-websockets). Three scenarios, each against the real uniws-gold
    the golden path works from there.
 3. The server drops the page's WebSocket mid-run (the admin port's /disconnect): the page
    reconnects by itself, resumes from its last seq, and shows every event of the run once.
+4. The server killed mid-run and restarted with a new token key: the page says the server is
+   down, its old token is refused (the client learns the 401 a browser hides with a plain GET),
+   it logs in again, reconnects and says the thread's history was lost (R3).
+5. clients/js used straight from the page: a wrong token ends with AuthenticationFailed after
+   two refusals, no storm; 10,000 events of one run reach the page, each once (events/s printed).
 
 Screenshots go to ARTEFACT_DIR (PNG).
 Usage: browser_test.py PATH/TO/uniws-golden-path ARTEFACT_DIR
@@ -34,8 +40,8 @@ from checks import FIVE, check, failures  # noqa: E402
 
 
 class Server:
-    def __init__(self, binary, *args):
-        self.proc = subprocess.Popen([binary, "--port", "0", *args], stdout=subprocess.PIPE, text=True)
+    def __init__(self, binary, *args, port=0):
+        self.proc = subprocess.Popen([binary, "--port", str(port), *args], stdout=subprocess.PIPE, text=True)
         self.port = int(self.proc.stdout.readline().strip().rsplit(":", 1)[1])
         self.base = f"http://127.0.0.1:{self.port}"
         self.admin = None
@@ -241,22 +247,78 @@ async def reconnect(browser, binary, out):
     check(server.stop() == 0, "the server exits 0")
 
 
-async def expired_and_down(browser, binary, out):
-    """A drop after the token expired: the page logs in again. The server gone: the page says so."""
-    server = Server(binary, "--agent-delay-ms", "40", "--admin-port", "0", "--token-ttl", "1")
+async def restart_and_refused_token(browser, binary, out):
+    """The server killed mid-run and restarted with a new key: the page says it cannot reach the
+    server, then its old token is refused (401, which a browser hides: the client asks with a plain
+    GET), the page logs in again, reconnects, and says what it could not recover (R3)."""
+    server = Server(binary, "--agent-delay-ms", "40")  # a random token key at each start
     page = await browser.page()
     await page.open(server.base + "/")
     await page.run_agent(steps=80)
     check(await page.wait_for("window.uniwsDemo.events.length >= 2"), "a long run has started")
-    await page.wait_for("false", 1.5)  # the 1 s token expires
-    urllib.request.urlopen(urllib.request.Request(server.admin + "/disconnect?user=alice", method="POST"), timeout=5)
-    check(await page.wait_for("window.uniwsDemo.logins >= 2"), "the token had expired: the page logged in again")
-    check(await page.wait_for("window.uniwsDemo.state === 'open'"), "and reconnected")
     server.proc.kill()  # no drain, no close frame: the server is simply gone
     server.proc.wait(10)
     check(await page.wait_for("document.getElementById('state').textContent.includes('server is down')", 15),
           "with the server gone the page says the server is down, and keeps trying")
     await page.screenshot(os.path.join(out, "server_down.png"))
+    server = Server(binary, "--agent-delay-ms", "40", port=server.port)
+    check(await page.wait_for("window.uniwsDemo.logins >= 2", 15), "the old token was refused: the page logged in again")
+    check(await page.wait_for("window.uniwsDemo.lost.length >= 1 && window.uniwsDemo.state === 'open'", 15),
+          "reconnected, and told that the thread's history was lost")
+    check("no longer holds" in await page.evaluate("document.getElementById('notes').textContent"),
+          "the page says events may be missing")
+    check(await page.evaluate("window.uniwsDemo.errors.length") == 0, "no error shown")
+    await page.screenshot(os.path.join(out, "state_lost.png"))
+    check(server.stop() == 0, "the server exits 0")
+
+
+async def client_in_page(browser, binary, out):
+    """clients/js straight from the page: a wrong token ends it with AuthenticationFailed after two
+    refusals; 10,000 events of one run reach the page, each once (events/s printed)."""
+    server = Server(binary, "--agent-delay-ms", "0", "--admin-port", "0")
+    page = await browser.page()
+    await page.open(server.base + "/")
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    before = server.stats()["auth_failures"]
+    result = await page.evaluate(f"""(async () => {{
+        let calls = 0;
+        const c = new UniwsClient('{url}', () => {{ calls += 1; return 'forged.token.value'; }},
+                                  {{ policy: new ReconnectPolicy({{ initial: 50, maximum: 500 }}), onEvent: () => {{}} }});
+        const error = await c.closed;
+        await new Promise(r => setTimeout(r, 1000));  // a storm would go on meanwhile
+        return {{ name: error && error.name, message: error && error.message, calls }};
+    }})()""")
+    check(result["name"] == "AuthenticationFailed" and "401" in result["message"],
+          f"a wrong token in the page: AuthenticationFailed ({result})")
+    check(result["calls"] == 2, f"the provider asked twice, no more ({result['calls']})")
+    check(server.stats()["auth_failures"] - before == 4, "two refused upgrades, each asked again by a plain GET, no storm")
+
+    token = json.loads(urllib.request.urlopen(urllib.request.Request(
+        server.base + "/login", data=b'{"user":"bob","password":"bob-pw"}',
+        headers={"Content-Type": "application/json"}), timeout=5).read())["token"]
+    result = await page.evaluate(f"""(async () => {{
+        const seqs = [];
+        let started = 0, done;
+        const finished = new Promise(r => done = r);
+        const c = new UniwsClient('{url}', () => '{token}', {{ onEvent: (e) => {{
+            if (e.kind !== 'agent_event') return;
+            seqs.push(e.seq);
+            if (e.type === 'agent_completed') done();
+        }} }});
+        started = performance.now();
+        c.runAgent('big', 'ten thousand', {{ steps: 9996 }});
+        await Promise.race([finished, new Promise(r => setTimeout(r, 60000))]);
+        const ms = performance.now() - started;
+        await c.close();
+        return {{ count: seqs.length, consecutive: seqs.every((s, i) => s === seqs[0] + i), ms,
+                 duplicates: c.stats.duplicatesDropped }};
+    }})()""")
+    check(result["count"] == 10000 and result["consecutive"], f"10,000 events in the page, each once, in order ({result['count']})")
+    check(result["duplicates"] == 0, "nothing twice")
+    check(server.stats()["messages_dropped"] == 0, "the server dropped none")
+    print(f"browser_test: 10,000 events in the page in {result['ms'] / 1000:.2f} s, "
+          f"{result['count'] / (result['ms'] / 1000):,.0f} events/s", flush=True)
+    check(server.stop() == 0, "the server exits 0")
 
 
 async def main(binary, out):
@@ -266,7 +328,8 @@ async def main(binary, out):
         await golden_path(browser, binary, out)
         await other_origin(browser, binary, out)
         await reconnect(browser, binary, out)
-        await expired_and_down(browser, binary, out)
+        await restart_and_refused_token(browser, binary, out)
+        await client_in_page(browser, binary, out)
     finally:
         browser.stop()
 

@@ -4,7 +4,9 @@
 Usage: python_client.py PATH/TO/uniws-golden-path
 Starts the server on a free port, walks docs/protocol.md's golden path with two tabs of
 alice and one of bob, checks the answers, then stops the server with SIGTERM.
-Then a tab drops mid-run and resumes from its last seq (§R).
+Then a tab drops mid-run and resumes from its last seq (§R), frame by frame: this checks the
+server's resume rules on the wire, as any client sees them. The client that reconnects and
+resumes by itself is clients/python (uniws_client), tested in client_python_test.py.
 Rules checked: proto-S1 proto-H1 proto-W1 proto-W5 proto-W7 proto-W9 proto-S2 proto-R1 proto-R2 proto-R3
 """
 import asyncio
@@ -100,7 +102,8 @@ async def scenario(port):
 
 
 async def resume(uri, token):
-    """A tab reads two events of a run, loses its connection, comes back with epoch and last seq."""
+    """A tab reads two events of a run, loses its connection, comes back with epoch and last seq
+    (the wire frames R1-R3; uniws_client does this for users)."""
     async with websockets.connect(uri + "?token=" + token) as runner:
         phone = await websockets.connect(uri + "?token=" + token)
         await phone.send(json.dumps({"type": "join", "thread_id": "t2"}))
