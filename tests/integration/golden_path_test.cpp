@@ -589,7 +589,9 @@ TEST_CASE("CORS and Origin: preflight, allowed answers, refused origins",
   const auto page = http_request(port, http::verb::get, "/");
   CHECK(page.status == 200);
   CHECK(page.headers[http::field::content_type] == "text/html; charset=utf-8");
-  CHECK(page.body.find("new WebSocket(") != std::string::npos);
+  // The page carries clients/js inlined (client_module.hpp) and is built on it.
+  CHECK(page.body.find("export class UniwsClient") != std::string::npos);
+  CHECK(page.body.find("new UniwsClient(") != std::string::npos);
 
   // The upgrade: no Origin, the server's own origin, or an allowed one; nothing else.
   const std::string token(login_answer.json().at("token").as_string());
