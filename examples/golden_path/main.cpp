@@ -9,6 +9,7 @@
 #include "options.hpp"
 #include "server_state.hpp"
 #include "shutdown.hpp"
+#include "sweepers.hpp"
 
 #include <boost/asio.hpp>
 
@@ -82,7 +83,7 @@ int main(int argc, char** argv) {
   }
 
   auto sweeper = gp::idle_sweeper(io, *state);
-  auto stalls = gp::stall_sweeper(io, *state);
+  gp::stall_sweeper stalls(io, *state);
   // The listeners stay open through the drain: a new connection is answered 503, not refused.
   gp::graceful_shutdown shutdown(loops, *state, [&] {
     sweeper.cancel();

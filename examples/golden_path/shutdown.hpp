@@ -7,10 +7,8 @@
 
 #include <boost/asio.hpp>
 
-#include <algorithm>
 #include <chrono>
 #include <csignal>
-#include <cstdint>
 #include <functional>
 
 namespace golden_path {
@@ -58,53 +56,5 @@ class graceful_shutdown {
   net::steady_timer drain_timer_;
   std::chrono::steady_clock::time_point deadline_;
 };
-
-/// Calls `work()` every `period` on the io_context until cancelled.
-class every {
- public:
-  every(net::io_context& io, std::chrono::steady_clock::duration period, std::function<void()> work)
-      : timer_(io), period_(period), work_(std::move(work)) {
-    schedule();
-  }
-  every(const every&) = delete;  // its timer's handler holds `this`
-  every& operator=(const every&) = delete;
-  void cancel() { timer_.cancel(); }
-
- private:
-  void schedule() {
-    timer_.expires_after(period_);
-    timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      work_();
-      schedule();
-    });
-  }
-
-  net::steady_timer timer_;
-  std::chrono::steady_clock::duration period_;
-  std::function<void()> work_;
-};
-
-/// Forgets users that have had no connection for --user-idle-ttl, every half of it.
-inline every idle_sweeper(net::io_context& io, server_state& s) {
-  return every(io, std::chrono::seconds(std::max<long>(1, s.opts.user_idle_ttl.count() / 2)),
-               [&s] { s.factory.sweep_idle(); });
-}
-
-/// Cuts off the connections whose peer has taken none of what waits for it for --stall-timeout:
-/// a peer that stopped reading holds its queue until then, however small. Once a second every
-/// connection is asked; only one that has written since its last settled check posts a check
-/// (a handler and two system calls on its loop), so connections at rest cost an atomic load
-/// each: 19,000 idle ones, about 0.2 % of a core (benchmarks/RESULTS.md, the ceiling).
-inline every stall_sweeper(net::io_context& io, server_state& s) {
-  return every(io, std::chrono::seconds(1), [&s] {
-    s.factory.for_each_manager([&s](std::string_view, auto& mgr) {
-      mgr.for_each_connection([&s](connection& c) {
-        c.cut_off_if_stalled(s.opts.stall_timeout,
-                             [&s] { s.stats.add<&server_stats::connections_closed_stalled>(); });
-      });
-    });
-  });
-}
 
 }  // namespace golden_path
