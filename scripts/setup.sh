@@ -35,6 +35,7 @@ full=(
   python3-fastapi python3-uvicorn           # its FastAPI peer, the seeds' own stack
   doxygen                                   # the API reference (docs target)
   python3-matplotlib                        # benchmarks/render_results.py: RESULTS' plots
+  heaptrack                                 # benchmarks/idle_bytes.py: an idle connection's bytes
   debootstrap                               # the bare-Debian check of this script and the quick suite
 )
 

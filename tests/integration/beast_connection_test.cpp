@@ -482,6 +482,31 @@ TEST_CASE("stall checks: a peer that stops taking what is sent is cut off after 
   CHECK(ec);
 }
 
+TEST_CASE("stall checks: a peer that stops reading is cut off when all that waits for it is in the kernel") {
+  loop_link link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{64} << 20}});
+  std::atomic<int> cut{0};
+  const auto check = [&](std::chrono::milliseconds timeout) {
+    link.server().cut_off_if_stalled(timeout, [&] { ++cut; });
+    link.on_executor([] {});
+  };
+  // A small receive buffer on the client and a large send buffer on the server: the socket
+  // takes the whole message at once, so no write of the connection's is pending; only the
+  // kernel knows that the peer has not taken it.
+  lowest_socket(link.client()).set_option(net::socket_base::receive_buffer_size(16 * 1024));
+  link.on_executor(
+      [&] { lowest_socket(link.server().stream()).set_option(net::socket_base::send_buffer_size(4 << 20)); });
+  REQUIRE(link.server().try_send(uniws::message::copy_of("first")) == uniws::send_result::queued);
+  REQUIRE(link.read() == "first");
+  REQUIRE(link.server().try_send(uniws::message::copy_of(std::string(512 * 1024, 'x'))) ==
+          uniws::send_result::queued);
+  wait_written(link.server(), 2);      // handed to the socket whole: nothing left to write
+  std::this_thread::sleep_for(200ms);  // the client's window closes
+  check(200ms);                        // sees bytes waiting in the kernel: progress from here
+  std::this_thread::sleep_for(300ms);
+  check(200ms);
+  REQUIRE(cut == 1);
+}
+
 TEST_CASE(
     "on its loop, sends from the loop and from two other threads: every message once, each sender's in "
     "order") {

@@ -49,9 +49,7 @@
 
 #if defined(__linux__)
 #include <netinet/in.h>
-#include <linux/sockios.h>
 #include <netinet/tcp.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #endif
 
@@ -190,26 +188,26 @@ class basic_websocket_connection
   template <class OnCut>
   void cut_off_if_stalled(std::chrono::steady_clock::duration timeout, OnCut on_cut) {
     if (!has_unsettled_writes()) return;
-    boost::asio::post(ws_.get_executor(), [self = this->shared_from_this(), timeout,
-                                           on_cut = std::move(on_cut)]() mutable {
-      auto& socket = self->lowest_socket();
-      const auto now = std::chrono::steady_clock::now();
-      const peer_progress p = progress_of(socket);
-      const bool waiting = p.unacknowledged > 0 || self->write_started_.load(std::memory_order_relaxed) != 0;
-      const std::uint64_t taken = p.acknowledged;
-      if (!waiting || taken != self->bytes_taken_) {
-        self->bytes_taken_ = taken;
-        self->progress_at_ = now;
-        // The writer sets it on this executor too: no write can come between the look above
-        // and this store.
-        if (!waiting) self->unsettled_.store(false, std::memory_order_relaxed);
-        return;
-      }
-      if (now - self->progress_at_ < timeout) return;
-      on_cut();
-      boost::beast::error_code ignored;
-      socket.close(ignored);
-    });
+    boost::asio::post(
+        ws_.get_executor(), [self = this->shared_from_this(), timeout, on_cut = std::move(on_cut)]() mutable {
+          auto& socket = self->lowest_socket();
+          const auto now = std::chrono::steady_clock::now();
+          const peer_progress p = progress_of(socket);
+          const bool waiting = p.waiting || self->write_started_.load(std::memory_order_relaxed) != 0;
+          const std::uint64_t taken = p.acknowledged;
+          if (!waiting || taken != self->bytes_taken_) {
+            self->bytes_taken_ = taken;
+            self->progress_at_ = now;
+            // The writer sets it on this executor too: no write can come between the look above
+            // and this store.
+            if (!waiting) self->unsettled_.store(false, std::memory_order_relaxed);
+            return;
+          }
+          if (now - self->progress_at_ < timeout) return;
+          on_cut();
+          boost::beast::error_code ignored;
+          socket.close(ignored);
+        });
   }
 
  private:
@@ -414,29 +412,34 @@ class basic_websocket_connection
       return lowest;
   }
 
-  /// What the peer has taken: the bytes its TCP acknowledged so far, and those it has not yet.
-  /// Linux; elsewhere both 0, so only a write pending in the application counts as waiting, and
+  /// What the peer has taken: the bytes its TCP acknowledged so far, and whether any wait.
+  /// Linux; elsewhere 0 and none, so only a write pending in the application counts as waiting, and
   /// a write that never completes as no progress.
   struct peer_progress {
-    std::uint64_t acknowledged = 0, unacknowledged = 0;
+    std::uint64_t acknowledged = 0;  ///< bytes the peer's TCP acknowledged so far
+    bool waiting = false;            ///< bytes it has not acknowledged yet
   };
   template <class Socket>
   static peer_progress progress_of(Socket& socket) noexcept {
     peer_progress p;
-#if defined(__linux__) && defined(SIOCOUTQ) && defined(TCP_INFO)
+#if defined(__linux__) && defined(TCP_INFO)
     if (!socket.is_open()) return p;
-    int queued = 0;
-    if (::ioctl(socket.native_handle(), SIOCOUTQ, &queued) == 0 && queued > 0)
-      p.unacknowledged = static_cast<std::uint64_t>(queued);
-    // The kernel's tcp_info only grows at its end: glibc's struct is its prefix (to
-    // tcpi_total_retrans), and tcpi_bytes_acked (Linux 4.1) follows two pacing rates.
+    // One system call (a stall check runs once a second for every connection that wrote). The
+    // kernel's tcp_info only grows at its end: glibc's struct is its prefix (to
+    // tcpi_total_retrans); tcpi_bytes_acked (Linux 4.1) and tcpi_notsent_bytes (4.6) follow.
     struct {
       ::tcp_info prefix;
-      std::uint64_t pacing_rate, max_pacing_rate, bytes_acked;
+      std::uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+      std::uint32_t segs_out, segs_in, notsent_bytes;
     } info{};
     socklen_t size = sizeof info;
-    if (::getsockopt(socket.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size) == 0 && size == sizeof info)
+    if (::getsockopt(socket.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &size) == 0 &&
+        size == sizeof info) {
       p.acknowledged = info.bytes_acked;
+      // Sent and not acknowledged (segments in flight), or not sent yet (the peer's window is
+      // shut): either way the peer has not taken it.
+      p.waiting = info.prefix.tcpi_unacked > 0 || info.notsent_bytes > 0;
+    }
 #else
     (void)socket;
 #endif
