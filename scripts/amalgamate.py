@@ -24,7 +24,7 @@ def amalgamate():
         if name in seen:
             return
         seen.add(name)
-        if name.startswith(("uniws/beast/", "uniws/redis/")):
+        if name.startswith(("uniws/asio/", "uniws/beast/", "uniws/redis/")):
             raise SystemExit(f"{name} needs Boost and cannot be amalgamated")
         lines = (INCLUDE / name).read_text().splitlines()
         own = []

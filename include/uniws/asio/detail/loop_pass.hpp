@@ -1,4 +1,4 @@
-// uniws/beast/detail/loop_pass.hpp - connections whose writes wait for the end of this pass of the
+// uniws/asio/detail/loop_pass.hpp - connections whose writes wait for the end of this pass of the
 // event loop, then go out each with one gathered write: what a run emits in one pass (a whole
 // burst, or one paced event to every connection of its user) costs each connection one system
 // call, and no event waits longer than the rest of the pass.
@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-namespace uniws::beast::detail {
+namespace uniws::asio::detail {
 
 class loop_pass {
  public:
@@ -83,4 +83,4 @@ class loop_pass {
   }
 };
 
-}  // namespace uniws::beast::detail
+}  // namespace uniws::asio::detail
