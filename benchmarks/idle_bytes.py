@@ -30,17 +30,17 @@ UNITS = {"B": 1, "K": 1e3, "M": 1e6, "G": 1e9}  # heaptrack_print's units are po
 # OpenSSL's start-up), left out.
 NAMES = [
     (r"thread_info_base::allocate", "pending operations (Asio's handler memory: the read, its handlers)"),
-    (r"make_shared<>\(golden_path::server_stream", "Beast's websocket::stream state (with its 1,536-byte read buffer)"),
-    (r"basic_websocket_connection<>::(create|private_tag)", "the connection (uniws::beast::basic_websocket_connection) and its count"),
+    (r"basic_websocket_connection<>::(create|private_tag)",
+     "the connection (uniws::asio::basic_websocket_connection, its session inside) and its count"),
     (r"epoll_reactor::register_descriptor", "Asio's descriptor state (epoll registration, op queues)"),
-    (r"^golden_path::websocket_session", "the read loop (websocket_reader) and its count"),
+    (r"basic_websocket_connection<>::on_readable", "the pending wait for readability (Asio's operation, its handler)"),
     (r"user_registry<>::.*get_or_create", "the user's manager and its registry entry (per user)"),
     (r"send_queue::push_back", "the send queue's ring, kept after the last write"),
     (r"add_to_thread", "the thread's membership (manager)"),
     (r"add_connection", "the manager's roster entry"),
     (r"vector<>::reserve", "a vector's storage (manager)"),
     (r"wait_handler<>::do_complete", "the stall sweep's list (a round was under way)"),
-    (r"epoll_reactor::schedule_timer", "Asio's timer heap (a slot per pending timer: Beast's idle timer)"),
+    (r"epoll_reactor::schedule_timer", "Asio's timer heap (a slot per pending timer)"),
     # Fixed costs, whatever the number of connections: not counted.
     (r"user_directory|CRYPTO_|OPENSSL_|make_key", None),
 ]
@@ -160,8 +160,9 @@ def main():
         rows[name] = rows.get(name, 0.0) + size / connections
     total = sum(rows.values())
     # Every connection holds these: missing, the report was not read right (or not written).
-    for must in ("the connection (uniws::beast::basic_websocket_connection) and its count",
-                 "Asio's descriptor state (epoll registration, op queues)"):
+    for must in ("the connection (uniws::asio::basic_websocket_connection, its session inside) and its count",
+                 "Asio's descriptor state (epoll registration, op queues)",
+                 "the pending wait for readability (Asio's operation, its handler)"):
         if rows.get(must, 0) < 16:
             sys.exit(f"no bytes found for {must!r}: heaptrack_print's report was not understood")
     print(f"{connections} idle joined connections ({a.users} users x {a.per_user}): the bytes per "

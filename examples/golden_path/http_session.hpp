@@ -6,6 +6,8 @@
 #include "server_state.hpp"
 #include "websocket_session.hpp"
 
+#include <uniws/beast/awaitable.hpp>
+
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 
@@ -19,6 +21,8 @@
 #include <utility>
 
 namespace golden_path {
+
+namespace websocket = boost::beast::websocket;
 
 // Cuts a peer off that takes too long over the TLS handshake or a request: the socket is closed,
 // which ends whatever operation is pending. The stream is shared with the timer's handler
@@ -177,29 +181,26 @@ inline net::awaitable<void> http_session(server_state& s, socket_type socket, au
                                    "this user has --max-connections-per-user WebSockets open");
         }
       }
-      std::string early;  // bytes behind the request: the client's first frames
-      if (!refusal && buffer.size() > 0) {
-        const std::string_view bytes(static_cast<const char*>(buffer.data().data()), buffer.size());
-        if (auto handover = upgrade_with_early_bytes(req, bytes)) {
-          early = std::move(*handover);
-        } else {
-          s.stats.add<&server_stats::requests_refused>();
-          refusal = error_response(req, http::status::bad_request, "bad_request",
-                                   "too many bytes sent before the upgrade was answered");
-        }
-      }
       if (refusal) {
         // With CORS headers (B2): a page from an allowed origin can read why (clients/js asks).
         co_await answer_and_close(*stream, timeout, with_cors(s, req, std::move(*refusal)));
         co_return;
       }
-      timeout.disarm();  // the WebSocket's own timeouts take over
-      auto conn =
-          connection::create(s.next_connection_id.fetch_add(1), std::move(*stream), s.connection_options());
-      stream.reset();                 // moved from: the deadline's handler must not find it
+      uniws::asio::upgrade_answer upgrade = uniws::asio::answer_upgrade(req, "uniws-golden-path");
+      if (!upgrade.accepted) {  // not a WebSocket handshake it can answer: 400 or 426, saying why
+        s.stats.add<&server_stats::requests_refused>();
+        co_await net::async_write(*stream, net::buffer(upgrade.response), net::as_tuple(net::use_awaitable));
+        end();
+        co_return;
+      }
+      timeout.disarm();  // the connection's own deadlines take over (sweepers.hpp)
+      // Bytes behind the request are the client's first frames: the WebSocket's.
+      std::string early(static_cast<const char*>(buffer.data().data()), buffer.size());
       buffer = beast::flat_buffer();  // give the request's bytes back for the WebSocket's lifetime
-      co_await websocket_session(s, std::move(conn), std::move(req), std::move(early), std::move(mgr),
-                                 std::move(*slot));
+      server_stream ws_stream = std::move(*stream);
+      stream.reset();  // moved from: the deadline's handler must not find it
+      open_websocket(s, std::move(ws_stream), std::move(upgrade.response), std::move(early), std::move(mgr),
+                     std::move(*slot));
       co_return;
     }
 

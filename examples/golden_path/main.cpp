@@ -2,7 +2,7 @@
 //
 // Log in over HTTP, open a WebSocket with the token, run an agent, receive its five events.
 // One uniws::manager_factory (server_state.hpp) holds a manager per user; each WebSocket is a
-// uniws::beast::websocket_connection added to its user's manager (websocket_session.hpp); the
+// uniws::asio connection (connection.hpp) added to its user's manager (websocket_session.hpp); the
 // demo agent emits through a uniws::agent_run, so its events always follow the grammar.
 #include "event_loops.hpp"
 #include "listener.hpp"
@@ -83,11 +83,11 @@ int main(int argc, char** argv) {
   }
 
   auto sweeper = gp::idle_sweeper(io, *state);
-  gp::stall_sweeper stalls(io, *state);
+  gp::connection_sweeper connections(io, *state);
   // The listeners stay open through the drain: a new connection is answered 503, not refused.
   gp::graceful_shutdown shutdown(loops, *state, [&] {
     sweeper.cancel();
-    stalls.cancel();
+    connections.cancel();
   });
   // Without an admin port, one listener serves everyone; with one, operators' routes move there.
   net::co_spawn(

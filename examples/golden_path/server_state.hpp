@@ -3,11 +3,11 @@
 #pragma once
 
 #include "auth.hpp"
+#include "connection.hpp"
 #include "options.hpp"
 #include "origin_policy.hpp"
 #include "server_stream.hpp"
 
-#include <uniws/beast/connection.hpp>
 #include <uniws/broker_variant.hpp>
 #include <uniws/factory.hpp>
 #include <uniws/redis/broker.hpp>
@@ -28,9 +28,6 @@
 
 namespace golden_path {
 
-// The WebSocket runs straight on the socket (or TLS over it: server_stream.hpp): Beast's stream
-// keeps its own handshake and idle timers, so basic_stream's three more timers are not needed.
-using connection = uniws::beast::basic_websocket_connection<server_stream>;
 // With --redis or --redis-cluster, a user's events reach its connections on every node;
 // without, one node.
 using broker_type = uniws::broker_variant<uniws::redis::broker, uniws::redis::cluster_broker>;
@@ -42,11 +39,12 @@ struct server_stats {
   // The fields: each is documented by its entry in fields() (kind and help, as /stats and
   // /metrics show them), so the API reference leaves them to that list.
   /// @cond stats_fields
-  std::uint64_t tcp_connections = 0, queued_bytes = 0, connections_closed_stalled = 0, http_requests = 0,
-                requests_refused = 0, connections_refused_server_full = 0, accept_failures = 0,
-                session_errors = 0, auth_failures = 0, logins_throttled = 0, tls_handshakes_failed = 0,
-                websocket_sessions = 0, upgrades_refused_user_full = 0, bad_frames = 0, rate_limited = 0,
-                closed_rate_limited = 0, runs_cancelled = 0, replies_dropped = 0, origins_refused = 0;
+  std::uint64_t tcp_connections = 0, queued_bytes = 0, connections_closed_stalled = 0,
+                connections_closed_idle = 0, http_requests = 0, requests_refused = 0,
+                connections_refused_server_full = 0, accept_failures = 0, session_errors = 0,
+                auth_failures = 0, logins_throttled = 0, tls_handshakes_failed = 0, websocket_sessions = 0,
+                upgrades_refused_user_full = 0, bad_frames = 0, rate_limited = 0, closed_rate_limited = 0,
+                runs_cancelled = 0, replies_dropped = 0, origins_refused = 0;
   /// @endcond
 
   /// The list the fields are declared once in: /stats, /metrics and += walk it.
@@ -60,6 +58,10 @@ struct server_stats {
           &s::queued_bytes},
         f{"connections_closed_stalled", counter,
           "connections cut off: the peer took nothing for --stall-timeout", &s::connections_closed_stalled},
+        f{"connections_closed_idle", counter,
+          "WebSockets cut off: nothing read for --idle-timeout, or a closing handshake not finished in "
+          "--handshake-timeout",
+          &s::connections_closed_idle},
         f{"http_requests", counter, "HTTP requests read", &s::http_requests},
         f{"requests_refused", counter,
           "requests answered 400, 413 or 431 for their size or syntax, then closed", &s::requests_refused},
@@ -109,20 +111,6 @@ inline jwt::key make_key(const options& o) {
   }
   return o.jwt_secret.empty() ? jwt::key::random_hs256() : jwt::key::hs256(o.jwt_secret);
 }
-
-// One of --max-connections, held from accept until the connection's last owner lets go.
-class connection_slot {
- public:
-  explicit connection_slot(std::atomic<std::size_t>& open) noexcept : open_(&open) { open.fetch_add(1); }
-  connection_slot(connection_slot&& o) noexcept : open_(std::exchange(o.open_, nullptr)) {}
-  connection_slot& operator=(connection_slot&&) = delete;
-  ~connection_slot() {
-    if (open_) open_->fetch_sub(1);
-  }
-
- private:
-  std::atomic<std::size_t>* open_;
-};
 
 inline broker_type make_broker(const options& o, net::any_io_executor ex) {
   if (!o.redis_cluster.empty())
@@ -181,17 +169,19 @@ struct server_state {
   // WebSockets added to a manager and not yet finished: the drain waits for this to reach 0.
   std::atomic<std::size_t> open_websockets{0};
 
-  uniws::beast::connection_options connection_options() {
+  uniws::asio::connection_options connection_options() {
     return {.queue = {.max_messages = opts.queue_messages,
                       .max_bytes = opts.queue_bytes,
                       .policy = opts.policy,
                       .slow_close_code = opts.slow_close_code,
                       .budget = &queued},
             .read_message_max = opts.max_message_size,
-            .handshake_timeout = opts.handshake_timeout,
-            .idle_timeout = opts.idle_timeout,
-            .keep_alive_pings = true,
             .metrics = &metrics};
+  }
+  // Enforced by the connection sweeper (sweepers.hpp): --idle-timeout, with a ping at half of it;
+  // a closing handshake gets --handshake-timeout.
+  uniws::asio::connection_timeouts connection_timeouts() const {
+    return {.idle = opts.idle_timeout, .closing = opts.handshake_timeout, .keep_alive_pings = true};
   }
 };
 

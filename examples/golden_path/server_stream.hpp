@@ -1,13 +1,12 @@
 // server_stream.hpp - the byte stream every session runs on: the accepted socket, or TLS over it
-// with --tls-cert (docs/protocol.md §T). Chosen per connection at run time, so the HTTP session,
-// the WebSocket session and uniws::beast::basic_websocket_connection have one type either way.
+// with --tls-cert (docs/protocol.md §T). Chosen per connection at run time, so the HTTP session
+// and the connection (connection.hpp) have one type either way.
 #pragma once
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
-#include <boost/beast/websocket.hpp>
 
 #include <cstddef>
 #include <optional>
@@ -58,17 +57,20 @@ class server_stream {
         token, buffers);
   }
 
-  /// What the socket takes now without waiting (uniws::beast writes at once with it); nullopt
+  /// What the socket has now, without waiting (the connection reads it so while idle it holds no
+  /// buffer and no pending read); nullopt under TLS, whose records OpenSSL reads.
+  template <class MutableBuffers>
+  std::optional<std::size_t> try_read_some(const MutableBuffers& buffers, boost::beast::error_code& ec) {
+    if (is_tls()) return std::nullopt;
+    return socket().read_some(buffers, ec);  // the connection put the socket in non-blocking mode
+  }
+
+  /// What the socket takes now without waiting (the connection writes at once with it); nullopt
   /// under TLS, whose records only the asynchronous path writes.
   template <class ConstBuffers>
   std::optional<std::size_t> try_write_some(const ConstBuffers& buffers, boost::beast::error_code& ec) {
     if (is_tls()) return std::nullopt;
-    auto& s = socket();
-    if (!s.non_blocking()) {
-      s.non_blocking(true, ec);
-      if (ec) return std::nullopt;
-    }
-    return s.write_some(buffers, ec);
+    return socket().write_some(buffers, ec);
   }
 
   template <class ConstBuffers, class Token>
@@ -81,23 +83,6 @@ class server_stream {
             std::get<0>(stream_).async_write_some(b, std::move(handler));
         },
         token, buffers);
-  }
-
-  // The WebSocket's closing handshake ends the layer below it: TCP's, or TLS's close_notify.
-  // For TLS that is what Beast's own ssl teardown does, a TLS shutdown; it is spelled out
-  // because Beast 1.81 declares ssl_stream's teardown twice, which clang finds ambiguous.
-  friend void teardown(boost::beast::role_type role, server_stream& s, boost::beast::error_code& ec) {
-    if (s.is_tls())
-      s.tls().shutdown(ec);
-    else
-      boost::beast::websocket::teardown(role, s.socket(), ec);
-  }
-  template <class Handler>
-  friend void async_teardown(boost::beast::role_type role, server_stream& s, Handler&& handler) {
-    if (s.is_tls())
-      s.tls().async_shutdown(std::forward<Handler>(handler));
-    else
-      boost::beast::websocket::async_teardown(role, s.socket(), std::forward<Handler>(handler));
   }
 
  private:

@@ -1,5 +1,5 @@
 // sweepers.hpp - the server's periodic work, on its first loop: forgetting users that left, and
-// cutting off connections whose peer takes nothing.
+// the connections' deadlines (quiet, silent, stalled, a closing handshake not finished).
 #pragma once
 
 #include "server_state.hpp"
@@ -48,15 +48,18 @@ inline every idle_sweeper(net::io_context& io, server_state& s) {
                [&s] { s.factory.sweep_idle(); });
 }
 
-/// Cuts off the connections whose peer has taken none of what waits for it for --stall-timeout:
-/// a peer that stopped reading holds its queue until then, however small. Once a second, the
-/// connections that wrote since a check last found them settled are listed (an atomic load each,
-/// so 19,000 idle ones cost about 0.2 % of a core: benchmarks/RESULTS.md, the ceiling), then
-/// checked a slice at a time, a short pause between slices. A check is a handler and a system call
+/// The connections' deadlines, once a second, with no timer per connection. Each connection's
+/// timeouts are checked (two atomic loads; a ping for a peer quiet for half --idle-timeout, a cut
+/// for one silent for all of it or one whose closing handshake takes over --handshake-timeout),
+/// and those that wrote since a check last found them settled are listed for the stall check:
+/// cut off if their peer has taken none of what waits for it for --stall-timeout (a peer that
+/// stopped reading holds its queue until then, however small). Listing 19,000 idle ones cost
+/// about 0.2 % of a core (benchmarks/RESULTS.md, the ceiling). The listed are checked a slice at
+/// a time, a short pause between slices. A check is a handler and a system call
 /// on the connection's loop: done all at once (and with two system calls then), 1,000 busy
 /// connections held their loop about 2.5 ms every second, and the light-load p99 was 3 ms over
 /// uWebSockets'.
-class stall_sweeper {
+class connection_sweeper {
  public:
   using clock = std::chrono::steady_clock;
   static constexpr clock::duration round = std::chrono::seconds(1);
@@ -64,11 +67,12 @@ class stall_sweeper {
   static constexpr std::size_t least_slice = 32;
   static constexpr std::size_t most_slices = 100;  ///< a round's slices take at most half of it
 
-  stall_sweeper(net::io_context& io, server_state& s) : timer_(io), s_(s) {
+  connection_sweeper(net::io_context& io, server_state& s)
+      : timer_(io), s_(s), timeouts_(s.connection_timeouts()) {
     wait_until(clock::now() + round);
   }
-  stall_sweeper(const stall_sweeper&) = delete;  // its timer's handler holds `this`
-  stall_sweeper& operator=(const stall_sweeper&) = delete;
+  connection_sweeper(const connection_sweeper&) = delete;  // its timer's handler holds `this`
+  connection_sweeper& operator=(const connection_sweeper&) = delete;
   void cancel() { timer_.cancel(); }
 
  private:
@@ -77,6 +81,9 @@ class stall_sweeper {
     due_.clear();
     s_.factory.for_each_manager([this](std::string_view, auto& mgr) {
       mgr.for_each_connection([this](connection& c) {
+        if (const auto done = c.check_timeouts(timeouts_, round_started_);
+            done == connection::timeout_action::cut_idle || done == connection::timeout_action::cut_closing)
+          s_.stats.add<&server_stats::connections_closed_idle>();
         if (c.has_unsettled_writes()) due_.push_back(c.weak_from_this());
       });
     });
@@ -111,6 +118,7 @@ class stall_sweeper {
 
   net::steady_timer timer_;
   server_state& s_;
+  const uniws::asio::connection_timeouts timeouts_;
   std::vector<std::weak_ptr<connection>> due_;  ///< this round's connections, checked from next_
   std::size_t next_ = 0, slice_ = least_slice;
   clock::time_point round_started_;

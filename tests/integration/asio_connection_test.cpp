@@ -60,11 +60,11 @@ using connection = uniws::asio::websocket_connection<echo_session>;
 class server {
  public:
   explicit server(uniws::asio::connection_options options = {}) {
-    acceptor_.async_accept([this, options](beast::error_code ec, connection::socket_type socket) {
+    acceptor_.async_accept([this, options](beast::error_code ec, connection::stream_type socket) {
       if (ec) return;
       auto buffer = std::make_shared<beast::flat_buffer>();
       auto req = std::make_shared<http::request<http::string_body>>();
-      auto s = std::make_shared<connection::socket_type>(std::move(socket));
+      auto s = std::make_shared<connection::stream_type>(std::move(socket));
       http::async_read(*s, *buffer, *req, [this, options, buffer, req, s](beast::error_code e, std::size_t) {
         if (e) return;
         uniws::asio::upgrade_answer a = uniws::asio::answer_upgrade(*req, "test");

@@ -4,7 +4,7 @@
 tokens from PyJWT; every check also asks whether the server is still alive and answering.
 
 Usage: limits_test.py PATH/TO/uniws-golden-path [SECTION...]   (sections: see SECTIONS; default all)
-Rules checked: proto-H11 proto-E5 proto-L1 proto-L2 proto-L3 proto-L4 proto-L5 proto-L6 proto-L7 proto-L8 proto-M2
+Rules checked: proto-H11 proto-L9 proto-E5 proto-L1 proto-L2 proto-L3 proto-L4 proto-L5 proto-L6 proto-L7 proto-L8 proto-M2
 """
 import asyncio
 import concurrent.futures
@@ -279,6 +279,50 @@ def drain_and_early_bytes():
         s.stop()
 
 
+# --- Quiet and silent WebSockets: --idle-timeout, no timer per connection (sweepers.hpp) ---------
+
+def recv_frames_until_closed(c, limit_s):
+    """What a raw client reads until the server ends the connection (or limit_s), and when it ended."""
+    start, data = time.monotonic(), b""
+    c.settimeout(0.2)
+    while time.monotonic() - start < limit_s:
+        try:
+            chunk = c.recv(4096)
+        except socket.timeout:
+            continue
+        if not chunk:
+            return data, time.monotonic() - start
+        data += chunk
+    return data, None
+
+
+async def answering_client_stays(port, seconds):
+    """python3-websockets answers the server's pings on its own: alive after `seconds`."""
+    async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token('carol')}", ping_interval=None) as ws:
+        await asyncio.sleep(seconds)
+        await ws.send('{"type":"ping"}')
+        frame = await next_frame(ws, "pong", timeout=5)
+        return frame is not None
+
+
+def idle_websockets_are_pinged_then_cut():
+    s = Server("--idle-timeout", "2")
+    try:
+        c, data = ping_behind_upgrade(s.port, "alice")
+        # From here alice reads and answers nothing: a ping at half the idle timeout, then the cut.
+        more, ended = recv_frames_until_closed(c, 8)
+        check(b"\x89\x00" in more, "a WebSocket quiet for half --idle-timeout is pinged")
+        check(ended is not None and 1.0 <= ended <= 4.5,
+              f"a WebSocket silent for --idle-timeout 2 is cut off ({ended} s after its last frame)")
+        c.close()
+        check(s.stats().get("connections_closed_idle") == 1, "the cut is counted (connections_closed_idle)")
+        stays = asyncio.new_event_loop().run_until_complete(answering_client_stays(s.port, 4))
+        check(stays, "a client that answers the pings stays open past --idle-timeout")
+        check(s.alive(), "the server is alive")
+    finally:
+        s.stop()
+
+
 # --- Readers that stop reading (finding 4) ---------------------------------------------------------
 
 def stalled_reader(port, user, frame):
@@ -513,6 +557,7 @@ SECTIONS = {
     "connections": connections_are_bounded,
     "drain": drain_and_early_bytes,
     "stalls": stalled_readers_are_bounded,
+    "idle": idle_websockets_are_pinged_then_cut,
     "user": lambda: asyncio.new_event_loop().run_until_complete(user_limits()),
     "nobody": lambda: asyncio.new_event_loop().run_until_complete(runs_for_nobody()),
     "roster": lambda: asyncio.new_event_loop().run_until_complete(crowded_roster()),

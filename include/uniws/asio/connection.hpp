@@ -1,6 +1,6 @@
-// uniws/asio/connection.hpp - a WebSocket connection on a bare Asio TCP socket, with uniws's own
-// RFC 6455 framing: the lean alternative to uniws/beast/connection.hpp for servers that hold
-// many idle connections.
+// uniws/asio/connection.hpp - a WebSocket connection on a bare Asio TCP socket (or a stream over
+// one, such as TLS), with uniws's own RFC 6455 framing: the lean alternative to
+// uniws/beast/connection.hpp for servers that hold many idle connections.
 //
 // Contract:
 // - The upgrade's HTTP request is the caller's to read and bound (uniws/asio/upgrade.hpp answers
@@ -21,6 +21,11 @@
 //   what the socket has into the thread's buffer. Because it waits with no read pending, the
 //   socket's executor must be run by one thread (an io_context per thread), which is the
 //   layout this type is for; use the Beast adapter with a strand over a thread pool.
+// - Stream is a TCP socket, or a stream over one with `socket()` (the TCP socket),
+//   async_read_some/async_write_some, and `std::optional<std::size_t> try_read_some(buffers, ec)`
+//   and `try_write_some(buffers, ec)`: what it reads or writes at once, or nullopt when it
+//   cannot now (TLS, whose records OpenSSL reads and writes: then a read is kept pending, with
+//   a 4 KiB buffer of the connection's own, and every write is asynchronous).
 // - What a peer can make it hold: one message of read_message_max (a longer one closes 1009)
 //   and the send queue's bound.
 #pragma once
@@ -32,6 +37,7 @@
 #include <uniws/asio/detail/frame_writer.hpp>
 #include <uniws/detail/websocket_reader.hpp>
 
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
@@ -76,6 +82,18 @@ struct connection_timeouts {
   bool keep_alive_pings = true;  ///< ping a peer quiet for half the idle timeout
 };
 
+/// Memory from operator new, exactly what is asked (for handlers that stay pending a long time).
+template <class T>
+struct exact_allocator {
+  using value_type = T;
+  exact_allocator() noexcept = default;
+  template <class U>
+  exact_allocator(const exact_allocator<U>&) noexcept {}  // NOLINT: rebinding converts implicitly
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p); }
+  friend bool operator==(const exact_allocator&, const exact_allocator&) noexcept { return true; }
+};
+
 /// What a connection needs of its Session.
 template <class S, class Connection>
 concept session_for = requires(S& s, Connection& c, std::string_view payload, message_kind kind) {
@@ -83,10 +101,10 @@ concept session_for = requires(S& s, Connection& c, std::string_view payload, me
   s.on_close(c);
 };
 
-template <class Socket, class Session>
+template <class Stream, class Session>
 class basic_websocket_connection
-    : public std::enable_shared_from_this<basic_websocket_connection<Socket, Session>>,
-      public detail::frame_writer<basic_websocket_connection<Socket, Session>> {
+    : public std::enable_shared_from_this<basic_websocket_connection<Stream, Session>>,
+      public detail::frame_writer<basic_websocket_connection<Stream, Session>> {
   using writer_base = detail::frame_writer<basic_websocket_connection>;
   friend writer_base;
   struct private_tag {
@@ -94,34 +112,34 @@ class basic_websocket_connection
   };
 
  public:
-  using socket_type = Socket;
-  using executor_type = typename Socket::executor_type;
+  using stream_type = Stream;
+  using executor_type = typename Stream::executor_type;
   using session_type = Session;
 
   /// A connection on an accepted socket whose upgrade request was read; Session is made from
   /// `session_args`. Connections live in shared_ptrs (one allocation with the count).
   template <class... SessionArgs>
-  static std::shared_ptr<basic_websocket_connection> create(connection_id id, Socket socket,
+  static std::shared_ptr<basic_websocket_connection> create(connection_id id, Stream stream,
                                                             connection_options options,
                                                             SessionArgs&&... session_args) {
     static_assert(session_for<Session, basic_websocket_connection>,
                   "Session needs on_message(connection&, std::string_view, message_kind) and "
                   "on_close(connection&)");
-    return std::make_shared<basic_websocket_connection>(private_tag{}, id, std::move(socket), options,
+    return std::make_shared<basic_websocket_connection>(private_tag{}, id, std::move(stream), options,
                                                         std::forward<SessionArgs>(session_args)...);
   }
 
   /// For create() only: the tag cannot be named outside.
   template <class... SessionArgs>
-  basic_websocket_connection(private_tag, connection_id id, Socket socket, const connection_options& options,
+  basic_websocket_connection(private_tag, connection_id id, Stream stream, const connection_options& options,
                              SessionArgs&&... session_args)
       : writer_base(options.queue, options.metrics),
         id_(id),
-        socket_(std::move(socket)),
+        stream_(std::move(stream)),
         reader_(options.read_message_max),
         session_(std::forward<SessionArgs>(session_args)...) {
     boost::system::error_code ignored;
-    socket_.non_blocking(true, ignored);  // the writer writes at once when the socket takes it
+    lowest_socket().non_blocking(true, ignored);  // written and read at once when the socket can
   }
 
   /// Its id (given at create).
@@ -129,40 +147,55 @@ class basic_websocket_connection
   /// The application's state for this connection.
   [[nodiscard]] Session& session() noexcept { return session_; }
   /// The socket's executor: where the session is called and the connection does its I/O.
-  [[nodiscard]] executor_type get_executor() noexcept { return socket_.get_executor(); }
+  [[nodiscard]] executor_type get_executor() noexcept { return stream_.get_executor(); }
+  /// The stream (for what it is: e.g. whether it is TLS).
+  [[nodiscard]] Stream& stream() noexcept { return stream_; }
 
   /// On the socket's executor, once: writes `response` (the upgrade's 101, from
   /// uniws/asio/upgrade.hpp), then reads the WebSocket, `early` (bytes read behind the request)
   /// first.
   void start(std::string response, std::string early = {}) {
     boost::system::error_code ec;
-    const std::size_t n = socket_.write_some(boost::asio::buffer(response), ec);
+    const boost::asio::const_buffer whole(response.data(), response.size());
+    const std::optional<std::size_t> n = write_now(std::span(&whole, 1), ec);
     if (ec && ec != boost::asio::error::would_block && ec != boost::asio::error::try_again) return end();
     if (n == response.size()) return begin_reading(early);
-    // The socket did not take ~130 bytes at once: rare, so the rest goes the simple way.
-    auto rest = std::make_shared<std::pair<std::string, std::string>>(response.substr(n), std::move(early));
+    // Not taken whole at once (TLS, or a full socket: rare): the rest the simple way.
+    auto rest = std::make_shared<std::pair<std::string, std::string>>(response.substr(n.value_or(0)),
+                                                                      std::move(early));
     boost::asio::async_write(
-        socket_, boost::asio::buffer(rest->first),
+        stream_, boost::asio::buffer(rest->first),
         [self = this->shared_from_this(), rest](boost::system::error_code e, std::size_t) {
           if (e) return self->end();
           self->begin_reading(rest->second);
         });
   }
 
+  /// What check_timeouts did.
+  enum class timeout_action : std::uint8_t { none, pinged, cut_idle, cut_closing };
+
   /// From any thread, periodically: pings a peer quiet for half of `t.idle`, cuts off one quiet
   /// for all of it, and one whose closing handshake takes longer than `t.closing`. Posts only
-  /// when there is something to do.
-  void check_timeouts(const connection_timeouts& t, std::chrono::steady_clock::time_point now) {
+  /// when there is something to do; says what it did (for the caller's counters).
+  timeout_action check_timeouts(const connection_timeouts& t, std::chrono::steady_clock::time_point now) {
     const phase p = phase_.load(std::memory_order_relaxed);
     const auto quiet = now - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(
                                  last_read_.load(std::memory_order_relaxed)));
     if (p == phase::open) {
-      if (quiet >= t.idle) return cut();
-      if (t.keep_alive_pings && quiet >= t.idle / 2 && !ping_sent_.exchange(true, std::memory_order_relaxed))
+      if (quiet >= t.idle) {
+        cut();
+        return timeout_action::cut_idle;
+      }
+      if (t.keep_alive_pings && quiet >= t.idle / 2 &&
+          !ping_sent_.exchange(true, std::memory_order_relaxed)) {
         this->send_control(detail::opcode::ping, message());
-    } else if (p == phase::peer_done || p == phase::close_written) {
-      if (quiet >= t.closing) cut();  // last_read_ stopped at the handshake's start
+        return timeout_action::pinged;
+      }
+    } else if ((p == phase::peer_done || p == phase::close_written) && quiet >= t.closing) {
+      cut();  // last_read_ stopped at the handshake's start
+      return timeout_action::cut_closing;
     }
+    return timeout_action::none;
   }
 
   /// Cuts the connection off with no close frame, from any thread: the read side ends and the
@@ -170,7 +203,7 @@ class basic_websocket_connection
   void cut() {
     boost::asio::post(get_executor(), [self = this->shared_from_this()] {
       boost::system::error_code ignored;
-      self->socket_.close(ignored);
+      self->lowest_socket().close(ignored);
     });
   }
 
@@ -184,11 +217,14 @@ class basic_websocket_connection
   // The shared write side's hooks (detail/frame_writer.hpp).
   std::optional<std::size_t> write_now(std::span<const boost::asio::const_buffer> frames,
                                        boost::system::error_code& ec) {
-    return socket_.write_some(frames, ec);
+    if constexpr (requires { stream_.try_write_some(frames, ec); })
+      return stream_.try_write_some(frames, ec);
+    else
+      return stream_.write_some(frames, ec);
   }
   template <class Handler>
   void write_later(std::span<const boost::asio::const_buffer> frames, Handler handler) {
-    boost::asio::async_write(socket_, frames, std::move(handler));
+    boost::asio::async_write(stream_, frames, std::move(handler));
   }
   void write_close_frame(close_code code) {
     const auto c = static_cast<std::uint16_t>(code);
@@ -200,7 +236,21 @@ class basic_websocket_connection
     if (phase_.load(std::memory_order_relaxed) == phase::peer_done) return teardown();
     enter(phase::close_written);
   }
-  Socket& lowest_socket() noexcept { return socket_; }
+  /// The TCP socket.
+  auto& lowest_socket() noexcept {
+    if constexpr (requires { stream_.socket().native_handle(); })
+      return stream_.socket();
+    else
+      return stream_;
+  }
+
+  /// What the stream reads at once: nullopt when it cannot (TLS).
+  std::optional<std::size_t> read_now(boost::asio::mutable_buffer b, boost::system::error_code& ec) {
+    if constexpr (requires { stream_.try_read_some(b, ec); })
+      return stream_.try_read_some(b, ec);
+    else
+      return stream_.read_some(b, ec);
+  }
 
   void enter(phase p) noexcept {
     if (p == phase::peer_done || p == phase::close_written)  // the closing handshake's clock
@@ -233,15 +283,33 @@ class basic_websocket_connection
         boost::asio::post(get_executor(), [self = this->shared_from_this()] { self->on_readable({}); });
         return;
       }
-      const std::size_t n = socket_.read_some(boost::asio::buffer(buffer), ec);
+      const std::optional<std::size_t> n = read_now(boost::asio::buffer(buffer), ec);
+      if (!n) return read_later();
       if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) break;
       if (ec) return end();  // the peer went (end of stream included), or the socket was cut
       if (phase_.load(std::memory_order_relaxed) == phase::open) mark_read();
-      if (!consume({buffer.data(), n})) return;
+      if (!consume({buffer.data(), *n})) return;
     }
-    socket_.async_wait(
+    // The wait's memory is exactly its size: Asio's default reuses the block the thread freed
+    // last, so an idle connection's wait would keep an HTTP read's (~290 bytes) while it waits.
+    lowest_socket().async_wait(
         boost::asio::socket_base::wait_read,
-        [self = this->shared_from_this()](boost::system::error_code e) { self->on_readable(e); });
+        boost::asio::bind_allocator(
+            exact_allocator<void>(),
+            [self = this->shared_from_this()](boost::system::error_code e) { self->on_readable(e); }));
+  }
+
+  /// For a stream that cannot be read at once (TLS): a read kept pending, into a buffer of the
+  /// connection's own.
+  void read_later() {
+    if (!pending_read_buffer_) pending_read_buffer_ = std::make_unique<std::array<unsigned char, 4096>>();
+    stream_.async_read_some(boost::asio::buffer(*pending_read_buffer_),
+                            [self = this->shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                              if (ec) return self->end();
+                              if (self->phase_.load(std::memory_order_relaxed) == phase::open)
+                                self->mark_read();
+                              if (self->consume({self->pending_read_buffer_->data(), n})) self->read_later();
+                            });
   }
 
   /// Acts on what the peer sent; false once the connection has ended.
@@ -291,7 +359,7 @@ class basic_websocket_connection
   /// Both close frames have passed: the server closes TCP first (RFC 6455 7.1.1).
   void teardown() {
     boost::system::error_code ignored;
-    socket_.shutdown(boost::asio::socket_base::shutdown_both, ignored);
+    lowest_socket().shutdown(boost::asio::socket_base::shutdown_both, ignored);
     end();
   }
 
@@ -303,8 +371,9 @@ class basic_websocket_connection
   }
 
   const connection_id id_;
-  Socket socket_;
+  Stream stream_;
   uniws::detail::websocket_reader reader_;
+  std::unique_ptr<std::array<unsigned char, 4096>> pending_read_buffer_;  ///< TLS only
   std::atomic<phase> phase_{phase::upgrading};
   std::atomic<bool> ping_sent_{false};  ///< since the last read
   /// steady_clock's count at the last read (open) or at the closing handshake's start.
