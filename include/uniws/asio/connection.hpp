@@ -82,6 +82,7 @@ struct connection_timeouts {
   bool keep_alive_pings = true;  ///< ping a peer quiet for half the idle timeout
 };
 
+namespace detail {
 /// Memory from operator new, exactly what is asked (for handlers that stay pending a long time).
 template <class T>
 struct exact_allocator {
@@ -93,6 +94,8 @@ struct exact_allocator {
   void deallocate(T* p, std::size_t) noexcept { ::operator delete(p); }
   friend bool operator==(const exact_allocator&, const exact_allocator&) noexcept { return true; }
 };
+
+}  // namespace detail
 
 /// What a connection needs of its Session.
 template <class S, class Connection>
@@ -295,7 +298,7 @@ class basic_websocket_connection
     lowest_socket().async_wait(
         boost::asio::socket_base::wait_read,
         boost::asio::bind_allocator(
-            exact_allocator<void>(),
+            detail::exact_allocator<void>(),
             [self = this->shared_from_this()](boost::system::error_code e) { self->on_readable(e); }));
   }
 
