@@ -451,31 +451,41 @@ TEST_CASE("stall checks: a connection whose peer took all it wrote is left alone
   CHECK(cut == 0);
 }
 
-TEST_CASE("stall checks: a peer that stops taking what is sent is cut off after the timeout, not before") {
-  loop_link link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{64} << 20}});
-  std::atomic<int> cut{0};
-  const auto check = [&](std::chrono::milliseconds timeout) {
-    link.server().cut_off_if_stalled(timeout, [&] { ++cut; });
+// A link whose client reads little (a 16 KiB receive buffer: the kernel's autotuning would
+// otherwise take megabytes over a while), the server's send buffer as given, and the stall check
+// run on the connection's loop and waited for.
+struct stall_probe {
+  explicit stall_probe(int server_send_buffer) {
+    lowest_socket(link.client()).set_option(net::socket_base::receive_buffer_size(16 * 1024));
+    link.on_executor([&] {
+      lowest_socket(link.server().stream())
+          .set_option(net::socket_base::send_buffer_size(server_send_buffer));
+    });
+  }
+  void check(std::chrono::milliseconds timeout) {
+    link.server().cut_off_if_stalled(timeout, [this] { ++cut; });
     link.on_executor([] {});
-  };
-  // The client reads one message and then nothing: far more than the socket buffers hold waits
-  // (small buffers: the kernel's autotuning would otherwise take megabytes over a while).
-  lowest_socket(link.client()).set_option(net::socket_base::receive_buffer_size(16 * 1024));
-  link.on_executor([&] {
-    lowest_socket(link.server().stream()).set_option(net::socket_base::send_buffer_size(16 * 1024));
-  });
+  }
+  loop_link link{{.queue = {.max_messages = 1024, .max_bytes = std::size_t{64} << 20}}};
+  std::atomic<int> cut{0};
+};
+
+TEST_CASE("stall checks: a peer that stops taking what is sent is cut off after the timeout, not before") {
+  // The client reads one message and then nothing: far more than the socket buffers hold waits.
+  stall_probe probe(16 * 1024);
+  auto& link = probe.link;
   REQUIRE(link.server().try_send(uniws::message::copy_of("first")) == uniws::send_result::queued);
   REQUIRE(link.read() == "first");
   for (int n = 0; n < 16; ++n)
     REQUIRE(link.server().try_send(uniws::message::copy_of(std::string(100 * 1024, 'x'))) ==
             uniws::send_result::queued);
   std::this_thread::sleep_for(200ms);  // the buffers fill
-  check(200ms);                        // sees the backlog: progress from here
-  check(200ms);
-  CHECK(cut == 0);
+  probe.check(200ms);                  // sees the backlog: progress from here
+  probe.check(200ms);
+  CHECK(probe.cut == 0);
   std::this_thread::sleep_for(300ms);
-  check(200ms);
-  REQUIRE(cut == 1);  // (else the reads below would wait for ever)
+  probe.check(200ms);
+  REQUIRE(probe.cut == 1);  // (else the reads below would wait for ever)
   beast::flat_buffer rest;
   beast::error_code ec;
   while (!ec) link.client().read(rest, ec), rest.clear();  // the cut connection ends with an error
@@ -483,28 +493,20 @@ TEST_CASE("stall checks: a peer that stops taking what is sent is cut off after 
 }
 
 TEST_CASE("stall checks: a peer that stops reading is cut off when all that waits for it is in the kernel") {
-  loop_link link({.queue = {.max_messages = 1024, .max_bytes = std::size_t{64} << 20}});
-  std::atomic<int> cut{0};
-  const auto check = [&](std::chrono::milliseconds timeout) {
-    link.server().cut_off_if_stalled(timeout, [&] { ++cut; });
-    link.on_executor([] {});
-  };
-  // A small receive buffer on the client and a large send buffer on the server: the socket
-  // takes the whole message at once, so no write of the connection's is pending; only the
-  // kernel knows that the peer has not taken it.
-  lowest_socket(link.client()).set_option(net::socket_base::receive_buffer_size(16 * 1024));
-  link.on_executor(
-      [&] { lowest_socket(link.server().stream()).set_option(net::socket_base::send_buffer_size(4 << 20)); });
+  // A large send buffer on the server: the socket takes the whole message at once, so no write
+  // of the connection's is pending; only the kernel knows that the peer has not taken it.
+  stall_probe probe(4 << 20);
+  auto& link = probe.link;
   REQUIRE(link.server().try_send(uniws::message::copy_of("first")) == uniws::send_result::queued);
   REQUIRE(link.read() == "first");
   REQUIRE(link.server().try_send(uniws::message::copy_of(std::string(512 * 1024, 'x'))) ==
           uniws::send_result::queued);
   wait_written(link.server(), 2);      // handed to the socket whole: nothing left to write
   std::this_thread::sleep_for(200ms);  // the client's window closes
-  check(200ms);                        // sees bytes waiting in the kernel: progress from here
+  probe.check(200ms);                  // sees bytes waiting in the kernel: progress from here
   std::this_thread::sleep_for(300ms);
-  check(200ms);
-  REQUIRE(cut == 1);
+  probe.check(200ms);
+  REQUIRE(probe.cut == 1);
 }
 
 TEST_CASE(
