@@ -282,7 +282,10 @@ class frame_writer {
         w.progress_at_ = now;
         // The writer sets it on this executor too: no write can come between the look above
         // and this store.
-        if (!waiting) w.unsettled_.store(false, std::memory_order_relaxed);
+        if (!waiting) {
+          w.unsettled_.store(false, std::memory_order_relaxed);
+          w.release_ring();  // settled: the ring kept for the next pass goes until a backlog
+        }
         return;
       }
       if (now - w.progress_at_ < timeout) return;
@@ -427,6 +430,13 @@ class frame_writer {
     else
       boost::asio::post(derived().get_executor(),
                         [self = derived().shared_from_this()] { self->write_next(); });
+  }
+
+  /// Frees the queue's ring if nothing is queued (a settled connection is idle: an idle one
+  /// holds no ring).
+  void release_ring() {
+    std::lock_guard lock(mutex_);
+    queue_.shrink_to_fit(0);
   }
 
   /// Counts a batch written.
