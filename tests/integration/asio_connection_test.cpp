@@ -328,10 +328,12 @@ TEST_CASE("check_timeouts: a quiet peer is pinged, a silent one cut, a close not
   connection& conn = s.conn();
   const auto now = std::chrono::steady_clock::now();
   SECTION("quiet for half the idle timeout: one ping, not two") {
-    conn.check_timeouts(t, now + 6s);
-    conn.check_timeouts(t, now + 7s);
-    conn.check_timeouts(t, now + 3s);  // not yet quiet: nothing
+    CHECK(conn.check_timeouts(t, now + 3s) == connection::timeout_action::none);  // not yet quiet
+    CHECK(conn.check_timeouts(t, now + 6s) == connection::timeout_action::pinged);
     CHECK(c.read_exactly(2) == std::string("\x89\x00", 2));
+    // The ping is out: a later check in the same quiet spell sends none.
+    CHECK(conn.check_timeouts(t, now + 7s) == connection::timeout_action::none);
+    s.on_loop([] {});
     c.send(client_frame(0x81, "close"));
     CHECK(c.read_exactly(4) == close_frame_from_server(1000));  // nothing between: one ping
     c.send(client_frame(0x88, ""));
@@ -342,7 +344,7 @@ TEST_CASE("check_timeouts: a quiet peer is pinged, a silent one cut, a close not
     s.on_loop([] {});
     s.on_loop([] {});
     CHECK(s.closes_so_far() == 0);
-    conn.check_timeouts(t, now + 11s);
+    CHECK(conn.check_timeouts(t, now + 11s) == connection::timeout_action::cut_idle);
     CHECK(c.read_to_end().empty());
   }
   SECTION("our close frame not answered within the closing timeout: cut off") {
@@ -354,7 +356,8 @@ TEST_CASE("check_timeouts: a quiet peer is pinged, a silent one cut, a close not
     std::this_thread::sleep_for(20ms);
     s.on_loop([] {});
     CHECK(s.closes_so_far() == 0);  // still waiting for the peer's close frame: not cut
-    conn.check_timeouts(t, std::chrono::steady_clock::now() + 3s);
+    CHECK(conn.check_timeouts(t, std::chrono::steady_clock::now() + 3s) ==
+          connection::timeout_action::cut_closing);
     CHECK(c.read_to_end().empty());
   }
   s.on_loop([] {});
