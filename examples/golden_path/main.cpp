@@ -21,6 +21,7 @@
 #include <iostream>
 #include <variant>
 #include <memory>
+#include <string_view>
 
 namespace {
 
@@ -107,6 +108,11 @@ int main(int argc, char** argv) {
   }
 
   loops.run([&](net::io_context& loop) { run_loop(loop, *state); });
+  // A connection whose peer never answered the drain's close is still in its user's manager, and
+  // holds that manager (its session's manager_ref): taken out, or neither is ever freed.
+  state->factory.for_each_manager([](std::string_view, auto& mgr) {
+    mgr.for_each_connection([&mgr](gp::connection& c) { mgr.remove_connection(c.id()); });
+  });
   // The managers (and the connections they hold) go before the loops; the factory
   // reclaims what they retired as it is destroyed.
   state.reset();
