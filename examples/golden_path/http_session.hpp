@@ -6,6 +6,7 @@
 #include "server_state.hpp"
 #include "websocket_session.hpp"
 
+#include <uniws/asio/upgrade.hpp>
 #include <uniws/beast/awaitable.hpp>
 
 #include <boost/asio.hpp>
@@ -22,6 +23,7 @@
 
 namespace golden_path {
 
+namespace beast = boost::beast;
 namespace websocket = boost::beast::websocket;
 
 // Cuts a peer off that takes too long over the TLS handshake or a request: the socket is closed,

@@ -1,5 +1,5 @@
-// websocket_session.hpp - one open WebSocket: answers the upgrade, adds the connection to its
-// user's manager, then acts on each frame the client sends until the connection ends.
+// websocket_session.hpp - one open WebSocket: adds the connection to its user's manager, writes
+// the upgrade's answer, then acts on each frame the client sends until the connection ends.
 #pragma once
 
 #include "connection.hpp"
@@ -7,10 +7,7 @@
 #include "protocol.hpp"
 #include "server_state.hpp"
 
-#include <uniws/asio/upgrade.hpp>
-
 #include <boost/asio.hpp>
-#include <boost/beast.hpp>
 
 #include <any>
 #include <exception>
@@ -22,8 +19,6 @@
 #include <variant>
 
 namespace golden_path {
-
-namespace beast = boost::beast;
 
 // Replies (errors, pongs) go straight to a connection, not through a manager: their drops are
 // counted here, so a client that floods faster than it reads loses nothing uncounted.

@@ -21,10 +21,12 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <exception>
 #include <chrono>
 #include <future>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,6 +46,7 @@ struct echo_session {
   template <class Connection>
   void on_message(Connection& c, std::string_view m, uniws::asio::message_kind kind) {
     if (m == "close") return c.close(uniws::close_code::normal);
+    if (m == "throw") throw std::runtime_error("the session failed");
     if (kind == uniws::asio::message_kind::binary)
       c.try_send(uniws::message::copy_of("binary:" + std::to_string(m.size())));
     else
@@ -68,7 +71,9 @@ class server {
       http::async_read(*s, *buffer, *req, [this, options, buffer, req, s](beast::error_code e, std::size_t) {
         if (e) return;
         uniws::asio::upgrade_answer a = uniws::asio::answer_upgrade(*req, "test");
-        REQUIRE(a.accepted);
+        // Not REQUIRE: Catch's assertions are the test thread's alone (ThreadSanitizer).
+        if (!a.accepted)
+          return started_.set_exception(std::make_exception_ptr(std::runtime_error(a.response)));
         conn_ = connection::create(1, std::move(*s), options, echo_session{&closes_});
         const auto early = buffer->data();
         conn_->start(std::move(a.response),
@@ -76,7 +81,17 @@ class server {
         started_.set_value();
       });
     });
-    thread_ = uniws_test::jthread([this] { io_.run(); });
+    // As a server's loop does: what a handler throws is counted, and the loop goes on.
+    thread_ = uniws_test::jthread([this] {
+      for (;;) {
+        try {
+          io_.run();
+          return;
+        } catch (const std::runtime_error&) {
+          thrown_.fetch_add(1);
+        }
+      }
+    });
   }
   server(const server&) = delete;
   server& operator=(const server&) = delete;
@@ -89,10 +104,12 @@ class server {
 
   unsigned short port() const { return acceptor_.local_endpoint().port(); }
   connection& conn() {
-    started_future_.wait();
+    started_future_.get();  // rethrows a refused upgrade
     return *conn_;
   }
   int closes_so_far() const { return closes_.load(); }
+  /// How many exceptions left the loop's run().
+  int thrown() const { return thrown_.load(); }
   /// How many times the session heard on_close, once the loop has had 2 s to finish what is
   /// under way (an aborted wait completes after the handler that closed its socket).
   int closes() {
@@ -118,6 +135,7 @@ class server {
       io_.get_executor(), tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)};
   std::shared_ptr<connection> conn_;
   std::atomic<int> closes_{0};
+  std::atomic<int> thrown_{0};
   std::promise<void> started_;
   std::shared_future<void> started_future_ = started_.get_future().share();
   uniws_test::jthread thread_;
@@ -297,6 +315,18 @@ TEST_CASE("what is queued when the peer's close arrives is discarded and counted
   CHECK(s.closes() == 1);
   CHECK(s.conn().discarded() == 1);
   CHECK(s.conn().messages_written() == 0);
+}
+
+TEST_CASE("a session that throws: its connection is cut off and on_close heard, then run() throws") {
+  server s;
+  raw_client c(s.port());
+  c.send(client_frame(0x81, "one"));
+  CHECK(c.read_exactly(5) == std::string("\x81\x03") + "one");
+  c.send(client_frame(0x81, "throw") + client_frame(0x81, "two"));
+  CHECK(c.read_to_end().empty());  // no close frame, and "two" was not read
+  CHECK(s.closes() == 1);
+  CHECK(s.thrown() == 1);
+  CHECK_FALSE(s.conn().is_open());
 }
 
 TEST_CASE("a peer that breaks the protocol gets the close code that says why, then TCP ends") {

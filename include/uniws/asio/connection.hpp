@@ -8,7 +8,8 @@
 //   that came behind the request first.
 // - Session, held inside the connection (one allocation for both), hears of each message
 //   (on_message: text or binary, whole) and, once, of the end (on_close), on the socket's
-//   executor. It may send and close from there or from anywhere else.
+//   executor. It may send and close from there or from anywhere else. If on_message throws,
+//   the connection is cut off and on_close heard before the exception leaves the loop's run().
 // - Sending, closing, the counters and the stall check are the write side's, shared with the
 //   Beast adapter (detail/frame_writer.hpp): bounded queue, one gathered write per loop pass.
 // - Pings are answered; the closing handshake is RFC 6455's either way round (the server
@@ -331,7 +332,7 @@ class basic_websocket_connection
         case event::binary: {
           const std::string m = reader_.take_message();
           if (p == phase::open)  // not once our close frame has gone
-            session_.on_message(*this, m, what == event::text ? message_kind::text : message_kind::binary);
+            deliver(m, what == event::text ? message_kind::text : message_kind::binary);
           break;
         }
         case event::ping:
@@ -349,6 +350,18 @@ class basic_websocket_connection
       }
     }
     return phase_.load(std::memory_order_relaxed) != phase::ended;
+  }
+
+  /// A session that throws leaves its connection unable to go on (no read is pending): the
+  /// connection ends first, cut off and on_close heard, so that the session's registrations go
+  /// with it; then the exception leaves the handler, and the loop's run(), as Asio's do.
+  void deliver(std::string_view m, message_kind kind) {
+    try {
+      session_.on_message(*this, m, kind);
+    } catch (...) {
+      end();  // closes the socket
+      throw;
+    }
   }
 
   void on_peer_close(std::uint16_t code) {
