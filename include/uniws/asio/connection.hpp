@@ -105,6 +105,8 @@ concept session_for = requires(S& s, Connection& c, std::string_view payload, me
   s.on_close(c);
 };
 
+/// A WebSocket on `Stream` (a TCP socket, or TLS over one) with the application's per-connection
+/// `Session` inside it: see the contract at the top of this header.
 template <class Stream, class Session>
 class basic_websocket_connection
     : public std::enable_shared_from_this<basic_websocket_connection<Stream, Session>>,
@@ -116,9 +118,9 @@ class basic_websocket_connection
   };
 
  public:
-  using stream_type = Stream;
-  using executor_type = typename Stream::executor_type;
-  using session_type = Session;
+  using stream_type = Stream;                            ///< what it reads and writes
+  using executor_type = typename Stream::executor_type;  ///< where its I/O and the session run
+  using session_type = Session;                          ///< the application's state inside it
 
   /// A connection on an accepted socket whose upgrade request was read; Session is made from
   /// `session_args`. Connections live in shared_ptrs (one allocation with the count).

@@ -18,7 +18,7 @@ namespace uniws::asio {
 /// An upgrade request's answer: the HTTP response's bytes, to write as they are.
 struct upgrade_answer {
   bool accepted = false;  ///< 101: the connection is a WebSocket once `response` is written
-  std::string response;
+  std::string response;   ///< the 101, or the 400/426 saying why it is refused
 };
 
 /// Answers `req`; `server` names the server in the response.
