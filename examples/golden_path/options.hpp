@@ -215,7 +215,8 @@ inline const std::vector<flag>& flags() {
          if (o.redis_cluster.empty()) throw bad_value("expects HOST:PORT[,HOST:PORT...]");
        },
        "redis_cluster_nodes", [](const options& o) -> boost::json::value { return o.redis_cluster.size(); }},
-      {"--agent-delay-ms", "N", "the demo agent's pause between events",
+      {"--agent-delay-ms", "N",
+       "the demo agent's pause between events (each due that long after the one before was due)",
        number<ms, &options::agent_delay>(0, 60000), "agent_delay_ms", show_count<&options::agent_delay>},
       {"--agent-burst", "0|1", "with --agent-delay-ms 0, 1 emits a run without yielding between events",
        number<bool, &options::agent_burst>(0, 1), "agent_burst", show_count<&options::agent_burst>},
