@@ -16,7 +16,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <poll.h>
+
 #include "jthread.hpp"
+#include "read_message.hpp"
 
 #include <array>
 #include <atomic>
@@ -149,13 +152,7 @@ struct beast_client {
     ws.next_layer().connect({net::ip::make_address("127.0.0.1"), port});
     ws.handshake("127.0.0.1", "/");
   }
-  std::optional<std::string> read() {
-    beast::flat_buffer b;
-    beast::error_code ec;
-    ws.read(b, ec);
-    if (ec) return std::nullopt;
-    return beast::buffers_to_string(b.data());
-  }
+  std::optional<std::string> read() { return uniws_test::read_message(ws); }
 };
 
 // A raw client: sends the upgrade and whatever bytes it likes.
@@ -187,17 +184,24 @@ struct raw_client {
     net::read(socket, net::buffer(got.data() + have, n - have));
     return got;
   }
-  /// Everything the server sends until it closes the connection (bounded wait).
+  /// Everything the server sends until it closes the connection; if it is still open after 5 s,
+  /// what came, then a mark that says so (so a check fails at once instead of hanging).
   std::string read_to_end() {
-    std::string all = pending;
+    std::string all = std::move(pending);
+    pending.clear();
     std::array<char, 4096> chunk;
-    beast::error_code ec;
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
     for (;;) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd readable{.fd = socket.native_handle(), .events = POLLIN, .revents = 0};
+      if (left.count() <= 0 || ::poll(&readable, 1, static_cast<int>(left.count())) == 0)
+        return all + "[still open after 5 s]";
+      beast::error_code ec;
       const std::size_t n = socket.read_some(net::buffer(chunk), ec);
-      if (ec) break;
+      if (ec) return all;
       all.append(chunk.data(), n);
     }
-    return all;
   }
   std::string pending;
 };
@@ -370,12 +374,37 @@ TEST_CASE("check_timeouts: a quiet peer is pinged, a silent one cut, a close not
     c.send(client_frame(0x88, ""));
     CHECK(c.read_to_end().empty());
   }
-  SECTION("silent for the idle timeout: cut off with no close frame") {
+  SECTION("silent for the idle timeout after a ping: cut off with no close frame") {
     conn.check_timeouts(t, now + 1s);
-    s.on_loop([] {});
+    CHECK(conn.check_timeouts(t, now + 6s) == connection::timeout_action::pinged);
+    CHECK(c.read_exactly(2) == std::string("\x89\x00", 2));
     s.on_loop([] {});
     CHECK(s.closes_so_far() == 0);
     CHECK(conn.check_timeouts(t, now + 11s) == connection::timeout_action::cut_idle);
+    CHECK(c.read_to_end().empty());  // no close frame
+  }
+  // The checks came 1 s apart against a 2 s timeout and one was late (a busy loop): the peer was
+  // never pinged, so it had no chance to show it is alive. It is pinged, not cut.
+  const auto late_check_pings = [&] {
+    CHECK(conn.check_timeouts(t, now + 11s) == connection::timeout_action::pinged);
+    CHECK(c.read_exactly(2) == std::string("\x89\x00", 2));
+    s.on_loop([] {});
+    CHECK(s.closes_so_far() == 0);
+  };
+  SECTION("a late check finds it silent past the idle timeout, never pinged: pinged; it answers, it stays") {
+    late_check_pings();
+    c.send(client_frame(0x8A, ""));  // the pong
+    c.send(client_frame(0x81, "hi"));
+    CHECK(c.read_exactly(4) == "\x81\x02hi");  // both read
+    CHECK(conn.check_timeouts(t, std::chrono::steady_clock::now() + 1s) == connection::timeout_action::none);
+    c.send(client_frame(0x81, "close"));
+    CHECK(c.read_exactly(4) == close_frame_from_server(1000));
+    c.send(client_frame(0x88, ""));
+    CHECK(c.read_to_end().empty());
+  }
+  SECTION("a late check finds it silent past the idle timeout, never pinged: pinged; no answer, cut next") {
+    late_check_pings();
+    CHECK(conn.check_timeouts(t, now + 12s) == connection::timeout_action::cut_idle);
     CHECK(c.read_to_end().empty());
   }
   SECTION("our close frame not answered within the closing timeout: cut off") {

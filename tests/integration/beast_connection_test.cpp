@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "jthread.hpp"
+#include "read_message.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -109,13 +110,7 @@ class basic_loopback {
   websocket::stream<beast::tcp_stream>& client() { return client_; }
 
   /// Reads one message; empty on close or error (the close code is then in reason()).
-  std::optional<std::string> read() {
-    beast::flat_buffer buffer;
-    beast::error_code ec;
-    client_.read(buffer, ec);
-    if (ec) return std::nullopt;
-    return beast::buffers_to_string(buffer.data());
-  }
+  std::optional<std::string> read() { return uniws_test::read_message(client_); }
 
   /// Runs `f` on the connection's executor and waits for it.
   template <class F>

@@ -181,21 +181,25 @@ class basic_websocket_connection
   enum class timeout_action : std::uint8_t { none, pinged, cut_idle, cut_closing };
 
   /// From any thread, periodically: pings a peer quiet for half of `t.idle`, cuts off one quiet
-  /// for all of it, and one whose closing handshake takes longer than `t.closing`. Posts only
-  /// when there is something to do; says what it did (for the caller's counters).
+  /// for all of it (with pings, only once a ping went unanswered until this check), and one
+  /// whose closing handshake takes longer than `t.closing`. Posts only when there is something
+  /// to do; says what it did (for the caller's counters).
   timeout_action check_timeouts(const connection_timeouts& t, std::chrono::steady_clock::time_point now) {
     const phase p = phase_.load(std::memory_order_relaxed);
     const auto quiet = now - std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(
                                  last_read_.load(std::memory_order_relaxed)));
     if (p == phase::open) {
-      if (quiet >= t.idle) {
-        cut();
-        return timeout_action::cut_idle;
-      }
+      // With pings, a peer is cut off only after one it left unanswered until a later check: a
+      // check that comes late (a busy loop) and finds it silent for all of t.idle, never pinged,
+      // pings it first. A peer that answers pings is never cut, however the checks fall.
       if (t.keep_alive_pings && quiet >= t.idle / 2 &&
           !ping_sent_.exchange(true, std::memory_order_relaxed)) {
         this->send_control(detail::opcode::ping, message());
         return timeout_action::pinged;
+      }
+      if (quiet >= t.idle) {
+        cut();
+        return timeout_action::cut_idle;
       }
     } else if ((p == phase::peer_done || p == phase::close_written) && quiet >= t.closing) {
       cut();  // last_read_ stopped at the handshake's start
