@@ -383,8 +383,8 @@ TEST_CASE("check_timeouts: a quiet peer is pinged, a silent one cut, a close not
     CHECK(conn.check_timeouts(t, now + 11s) == connection::timeout_action::cut_idle);
     CHECK(c.read_to_end().empty());  // no close frame
   }
-  // The checks came 1 s apart against a 2 s timeout and one was late (a busy loop): the peer was
-  // never pinged, so it had no chance to show it is alive. It is pinged, not cut.
+  // A check came late (a busy loop) and the one before found the peer not yet quiet: it was never
+  // pinged, so it had no chance to show it is alive. It is pinged, not cut.
   const auto late_check_pings = [&] {
     CHECK(conn.check_timeouts(t, now + 11s) == connection::timeout_action::pinged);
     CHECK(c.read_exactly(2) == std::string("\x89\x00", 2));
