@@ -109,12 +109,22 @@ inline response handle_login(server_state& s, const request& req, std::string_vi
                                                                   {"expires_in", s.tokens.ttl().count()}}));
 }
 
+// The broker as /health names it: "none", "up", "down", or "refused" (our credentials).
+inline std::string_view broker_health(server_state& s) {
+  if (!s.factory.get_broker().enabled()) return "none";
+  const uniws::broker_stats b = s.factory.get_broker().stats();
+  return b.connected ? "up" : b.refused ? "refused" : "down";
+}
+
 inline response handle_health(server_state& s, const request& req, std::string_view) {
   if (s.draining.load())
     return json_response(req, http::status::service_unavailable, R"({"status":"draining"})");
+  // A node whose broker is down still serves its own users (their events are delivered
+  // locally), so it stays 200: "broker" tells the operator why the cluster is split.
   return json_response(
       req, http::status::ok,
-      boost::json::serialize(boost::json::object{{"status", "ok"}, {"users", s.factory.user_count()}}));
+      boost::json::serialize(boost::json::object{
+          {"status", "ok"}, {"users", s.factory.user_count()}, {"broker", broker_health(s)}}));
 }
 
 inline response handle_config(server_state& s, const request& req, std::string_view) {

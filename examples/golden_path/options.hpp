@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <optional>
@@ -44,6 +45,9 @@ struct options {
   std::string redis_host;  // empty: no cluster (or a Redis Cluster, below)
   int redis_port = 6379;
   std::vector<std::string> redis_cluster;  // HOST:PORT of Redis Cluster nodes to read the slot map from
+  std::string redis_user;                  // an ACL user; empty: Redis' default user
+  std::optional<std::string> redis_password_file;  // read at start; or env UNIWS_REDIS_PASSWORD
+  std::string redis_password;                      // never shown: not in /config, logs or errors
   std::chrono::milliseconds agent_delay{50};
   bool agent_burst = false;  // with agent_delay 0: no yield between events
   std::size_t max_message_size = 64 * 1024;
@@ -215,6 +219,15 @@ inline const std::vector<flag>& flags() {
          if (o.redis_cluster.empty()) throw bad_value("expects HOST:PORT[,HOST:PORT...]");
        },
        "redis_cluster_nodes", [](const options& o) -> boost::json::value { return o.redis_cluster.size(); }},
+      {"--redis-user", "NAME",
+       "log in to Redis as this ACL user (with a password; default: the default user)",
+       [](options& o, std::string_view v) { o.redis_user = v; }, "redis_user",
+       [](const options& o) -> boost::json::value { return boost::json::string(o.redis_user); }},
+      {"--redis-password-file", "FILE",
+       "log in to Redis with the password in FILE (its first line), on every connection; or env "
+       "UNIWS_REDIS_PASSWORD. Never on the command line",
+       [](options& o, std::string_view v) { o.redis_password_file = std::string(v); }, "redis_auth",
+       [](const options& o) -> boost::json::value { return o.redis_password.empty() ? "none" : "password"; }},
       {"--agent-delay-ms", "N",
        "the demo agent's pause between events (each due that long after the one before was due)",
        number<ms, &options::agent_delay>(0, 60000), "agent_delay_ms", show_count<&options::agent_delay>},
@@ -349,6 +362,17 @@ inline std::variant<options, command_line_answer> parse_options(int argc, char**
     return usage_error("--tls-cert and --tls-key go together");
   if (!o.redis_host.empty() && !o.redis_cluster.empty())
     return usage_error("give --redis or --redis-cluster, not both");
+  if (o.redis_password_file) {
+    std::ifstream in(*o.redis_password_file);
+    if (!in || !std::getline(in, o.redis_password) || o.redis_password.empty())
+      return usage_error("--redis-password-file " + *o.redis_password_file +
+                         ": cannot read a password from it");
+    if (o.redis_password.ends_with('\r')) o.redis_password.pop_back();
+  } else if (const char* env = std::getenv("UNIWS_REDIS_PASSWORD")) {
+    o.redis_password = env;
+  }
+  if (!o.redis_user.empty() && o.redis_password.empty())
+    return usage_error("--redis-user needs a password (--redis-password-file or UNIWS_REDIS_PASSWORD)");
   return o;
 }
 

@@ -113,14 +113,17 @@ inline jwt::key make_key(const options& o) {
 }
 
 inline broker_type make_broker(const options& o, net::any_io_executor ex) {
+  uniws::redis::credentials login{.user = o.redis_user, .password = o.redis_password};
   if (!o.redis_cluster.empty())
-    return uniws::redis::cluster_broker(
-        std::move(ex),
-        {.seeds = o.redis_cluster, .history_events = o.history_events, .history_age = o.history_seconds});
+    return uniws::redis::cluster_broker(std::move(ex), {.seeds = o.redis_cluster,
+                                                        .history_events = o.history_events,
+                                                        .history_age = o.history_seconds,
+                                                        .login = std::move(login)});
   return uniws::redis::broker(std::move(ex), {.host = o.redis_host,
                                               .port = o.redis_port,
                                               .history_events = o.history_events,
-                                              .history_age = o.history_seconds});
+                                              .history_age = o.history_seconds,
+                                              .login = std::move(login)});
 }
 
 struct server_state {

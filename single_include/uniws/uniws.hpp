@@ -1195,8 +1195,9 @@ struct broker_stats {
   // The fields: each is documented by its entry in fields() (kind and help, as /stats and
   // /metrics show them), so the API reference leaves them to that list.
   /// @cond stats_fields
-  std::uint64_t connected = 0, published = 0, publish_failed = 0, received = 0, reconnects = 0,
-                resubscribes = 0, slot_map_refreshes = 0, events_recovered = 0, gaps_unrecovered = 0;
+  std::uint64_t connected = 0, refused = 0, published = 0, publish_failed = 0, received = 0, reconnects = 0,
+                resubscribes = 0, slot_map_refreshes = 0, events_recovered = 0, gaps_unrecovered = 0,
+                auth_failures = 0;
   /// @endcond
 
   /// The list the fields are declared once in: /stats, /metrics and += walk it.
@@ -1206,6 +1207,8 @@ struct broker_stats {
     using enum stat_kind;
     return std::array{
         f{"connected", gauge, "1 while the broker is connected to its store", &s::connected},
+        f{"refused", gauge, "1 while the store refuses this node's credentials (retried with backoff)",
+          &s::refused},
         f{"published", counter, "events the broker's store accepted", &s::published},
         f{"publish_failed", counter, "events refused while down or lost in flight (delivered locally)",
           &s::publish_failed},
@@ -1221,6 +1224,8 @@ struct broker_stats {
           &s::events_recovered},
         f{"gaps_unrecovered", counter,
           "resubscriptions after which the store no longer held every missed event", &s::gaps_unrecovered},
+        f{"auth_failures", counter,
+          "connections whose credentials the store refused (AUTH answered an error)", &s::auth_failures},
     };
   }
   /// Field by field (summing over users, nodes or shards).

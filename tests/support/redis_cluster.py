@@ -4,6 +4,10 @@ made with `redis-cli --cluster create`, killed by PID at the end.
 
 cluster-require-full-coverage is off: with Redis' default, every master refuses writes while
 any slot is uncovered, so one failing shard would stop all users (docs/protocol.md C3).
+
+RedisCluster(work, login=True) locks it as a managed Redis is: the default user has a password
+(ADMIN_PASSWORD; redis-cli here and the replicas use it) and the nodes log in as APP_USER, an
+ACL user with only uniws's keys, channels and commands (APP_ACL, docs/scaling.md's line).
 """
 import os
 import random
@@ -28,8 +32,22 @@ def free_port():
             continue
 
 
+ADMIN_PASSWORD = "uniws-test-admin-pw"
+APP_USER, APP_PASSWORD = "uniws", "uniws-test-app-pw"
+APP_ACL = ["on", ">" + APP_PASSWORD, "resetkeys", "~uniws:*", "resetchannels", "&uniws:*", "-@all",
+           "+eval", "+ssubscribe", "+sunsubscribe", "+cluster|slots", "+asking",
+           "+get", "+set", "+incr", "+del", "+exists", "+expire", "+time", "+xadd", "+xrange", "+spublish"]
+_cli_env = None  # REDISCLI_AUTH, once a cluster with a login is up
+
+
+def cli_env():
+    """The environment a redis-cli needs for the cluster made last (its admin password)."""
+    return _cli_env
+
+
 def cli(port, *args, check_rc=True):
-    r = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=30)
+    r = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=30,
+                       env=_cli_env)
     if check_rc and r.returncode != 0:
         raise RuntimeError(f"redis-cli -p {port} {' '.join(args)}: {r.stderr}")
     return r.stdout
@@ -38,8 +56,14 @@ def cli(port, *args, check_rc=True):
 class RedisCluster:
     """Six redis-server processes in cluster mode, three masters with a replica each."""
 
-    def __init__(self, work):
+    def __init__(self, work, login=False):
+        global _cli_env
         self.work = work
+        self.login = login
+        locked = []
+        if login:
+            locked = ["--requirepass", ADMIN_PASSWORD, "--masterauth", ADMIN_PASSWORD, "--user", APP_USER, *APP_ACL]
+            _cli_env = dict(os.environ, REDISCLI_AUTH=ADMIN_PASSWORD)
         self.ports = []
         while len(self.ports) < 6:
             p = free_port()
@@ -53,11 +77,12 @@ class RedisCluster:
                 ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                  "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
                  "--cluster-require-full-coverage", "no", "--save", "",
-                 "--appendonly", "no", "--dir", d, "--logfile", os.path.join(d, "log")])
+                 "--appendonly", "no", "--dir", d, "--logfile", os.path.join(d, "log"), *locked])
         for p in self.ports:
             self.wait(lambda: cli(p, "PING", check_rc=False).strip() == "PONG", f"redis-server on {p} answers")
         out = subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
-                              "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, text=True, timeout=60)
+                              "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, text=True, timeout=60,
+                             env=_cli_env)
         if out.returncode != 0:
             raise RuntimeError("cluster create failed: " + out.stdout + out.stderr)
         self.wait(self.healthy, "cluster ok, every replica in sync")
@@ -111,8 +136,9 @@ class RedisCluster:
 class ServerNode:
     """A uniws-golden-path process on a port of its own choosing, its /stats, SIGTERM to stop."""
 
-    def __init__(self, server, *flags):
-        self.proc = subprocess.Popen([server, "--port", "0", *flags], stdout=subprocess.PIPE, text=True)
+    def __init__(self, server, *flags, env=None):
+        self.proc = subprocess.Popen([server, "--port", "0", *flags], stdout=subprocess.PIPE, text=True,
+                                     env=None if env is None else dict(os.environ, **env))
         self.port = int(self.proc.stdout.readline().strip().rsplit(":", 1)[1])
 
     def stats(self):

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
@@ -63,31 +64,34 @@ class redis_process {
     if (!accepts()) throw std::runtime_error("redis-server did not start on port " + std::to_string(port_));
   }
 
+  /// Who the helpers below log in as (a Redis with `requirepass` or ACL users).
+  void log_in_as(std::string user, std::string password) {
+    user_ = std::move(user);
+    password_ = std::move(password);
+  }
+
+  /// redis-cli's answer to one command (its output, without the trailing newline).
+  [[nodiscard]] std::string cli(const std::vector<std::string>& args) const {
+    std::string command = "redis-cli --no-auth-warning -p " + std::to_string(port_);
+    if (!user_.empty()) command += " --user " + quoted(user_);
+    if (!password_.empty()) command = "REDISCLI_AUTH=" + quoted(password_) + " " + command;
+    for (const auto& a : args) command += " " + quoted(a);
+    FILE* out = popen(command.c_str(), "r");
+    if (!out) throw std::runtime_error("cannot run redis-cli");
+    std::string text;
+    char buffer[512];
+    while (const std::size_t n = fread(buffer, 1, sizeof buffer, out)) text.append(buffer, n);
+    pclose(out);
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return text;
+  }
+
   /// How many connections subscribe to `channel` (PUBSUB NUMSUB); -1 if Redis did not answer.
   [[nodiscard]] int subscribers(const std::string& channel) const {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port_);
-    int count = -1;
-    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
-      const std::string command = "*3\r\n$6\r\nPUBSUB\r\n$6\r\nNUMSUB\r\n$" + std::to_string(channel.size()) +
-                                  "\r\n" + channel + "\r\n";
-      std::string reply;
-      char buffer[512];
-      // The reply, *2 $len channel :count, ends with the count's CRLF.
-      if (write(fd, command.data(), command.size()) == static_cast<ssize_t>(command.size()))
-        while (reply.find(':') == std::string::npos || reply.back() != '\n') {
-          const ssize_t n = read(fd, buffer, sizeof buffer);
-          if (n <= 0) break;
-          reply.append(buffer, static_cast<std::size_t>(n));
-        }
-      if (const auto colon = reply.rfind(':'); colon != std::string::npos)
-        count = std::atoi(reply.c_str() + colon + 1);
-    }
-    close(fd);
-    return count;
+    const std::string answer = cli({"PUBSUB", "NUMSUB", channel});  // "channel\ncount"
+    const auto line = answer.rfind('\n');
+    if (line == std::string::npos || answer.substr(0, line) != channel) return -1;
+    return std::atoi(answer.c_str() + line + 1);
   }
 
   /// SIGKILL: Redis goes away as in a crash.
@@ -133,10 +137,18 @@ class redis_process {
     return ok;
   }
 
+  // For the shell: 'text', with each ' written as '\''.
+  static std::string quoted(const std::string& text) {
+    std::string out = "'";
+    for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+  }
+
   unsigned short port_;
   std::vector<std::string> extra_;
   std::filesystem::path dir_;
   pid_t pid_ = -1;
+  std::string user_, password_;
 };
 
 }  // namespace uniws_test

@@ -1,4 +1,4 @@
-// uniws/redis/broker.hpp - a uniws::broker on Redis pub/sub (hiredis), driven by an Asio
+// uniws/redis/broker.hpp - a uniws::broker on Redis pub/sub, driven by an Asio
 // executor: no thread of its own, nothing that blocks the event loop.
 //
 //   uniws::redis::broker b(net::make_strand(io), {.host = "127.0.0.1", .port = 6379});
@@ -16,22 +16,23 @@
 // user is confirmed, so every later event reaches the node live. While Redis is unreachable, publish() says
 // no (the node delivers locally); events in flight when the connection drops come back to this node's
 // receiver with seq 0 (re-stamped locally, so not lost); the broker reconnects with exponential backoff and
-// resubscribes. Needs Boost.Asio and hiredis (Debian: libhiredis-dev).
+// resubscribes. With `login`, every connection sends AUTH first (credentials.hpp). Needs Boost.Asio and
+// hiredis' RESP formatter and reader (Debian: libhiredis-dev).
 #pragma once
 
 #include <uniws/broker.hpp>
 #include <uniws/events.hpp>
 #include <uniws/message.hpp>
+#include <uniws/redis/credentials.hpp>
 #include <uniws/redis/detail/posted_broker.hpp>
+#include <uniws/redis/detail/resp_link.hpp>
 #include <uniws/redis/detail/scripts.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
@@ -61,122 +62,13 @@ struct broker_options {
   std::chrono::milliseconds backoff_max{5000};  ///< reconnects wait at most this long
   std::size_t history_events = 1024;            ///< per user, about (MAXLEN ~)
   std::chrono::seconds history_age{300};        ///< older events are not replayed; an idle history expires
+  credentials login;                            ///< AUTH on every connection, if a password is given
+  /// Connecting (and AUTH) longer than this fails the attempt; the next waits for the backoff.
+  std::chrono::milliseconds connect_timeout{2000};
 };
-
-namespace detail {
-
-/// One hiredis async context on an Asio executor: hiredis says when it wants to read or
-/// write; we wait for readiness on its descriptor and hand control back.
-class hiredis_link : public std::enable_shared_from_this<hiredis_link> {
- public:
-  using callback = std::function<void(bool up)>;
-
-  explicit hiredis_link(boost::asio::any_io_executor ex) : descriptor_(ex) {}
-
-  /// Starts connecting; `on_state(true)` once connected, `on_state(false)` once it is gone (or
-  /// never came). Both on the executor.
-  bool start(const std::string& host, int port, callback on_state) {
-    ctx_ = redisAsyncConnect(host.c_str(), port);
-    if (!ctx_ || ctx_->err) {
-      if (ctx_) redisAsyncFree(ctx_);
-      ctx_ = nullptr;
-      return false;
-    }
-    // The descriptor first: setting the connect callback already asks to wait for writing.
-    boost::system::error_code ec;
-    descriptor_.assign(ctx_->c.fd, ec);
-    if (ec) {
-      redisAsyncFree(ctx_);
-      ctx_ = nullptr;
-      return false;
-    }
-    on_state_ = std::move(on_state);
-    ctx_->data = this;
-    ctx_->ev.data = this;
-    ctx_->ev.addRead = [](void* p) { static_cast<hiredis_link*>(p)->want_read(true); };
-    ctx_->ev.delRead = [](void* p) { static_cast<hiredis_link*>(p)->want_read(false); };
-    ctx_->ev.addWrite = [](void* p) { static_cast<hiredis_link*>(p)->want_write(true); };
-    ctx_->ev.delWrite = [](void* p) { static_cast<hiredis_link*>(p)->want_write(false); };
-    ctx_->ev.cleanup = [](void* p) { static_cast<hiredis_link*>(p)->cleanup(); };
-    redisAsyncSetConnectCallback(ctx_, [](const redisAsyncContext* c, int status) {
-      auto* self = static_cast<hiredis_link*>(c->data);
-      if (status == REDIS_OK)
-        self->on_state_(true);
-      else
-        self->gone();
-    });
-    redisAsyncSetDisconnectCallback(
-        ctx_, [](const redisAsyncContext* c, int) { static_cast<hiredis_link*>(c->data)->gone(); });
-    self_ = shared_from_this();  // alive until hiredis cleans up
-    want_write(true);            // the connect completes when the socket is writable
-    return true;
-  }
-
-  [[nodiscard]] redisAsyncContext* context() const noexcept { return ctx_; }
-
-  /// Frees the context now: pending command callbacks run with a null reply.
-  void close() {
-    if (ctx_ && !reported_gone_) redisAsyncFree(ctx_);  // once gone, hiredis frees it itself
-  }
-
- private:
-  void gone() {
-    if (reported_gone_) return;
-    reported_gone_ = true;
-    if (on_state_) on_state_(false);
-  }
-
-  void want_read(bool on) {
-    reading_ = on;
-    if (on && !read_waiting_) wait(boost::asio::posix::stream_descriptor::wait_read);
-  }
-  void want_write(bool on) {
-    writing_ = on;
-    if (on && !write_waiting_) wait(boost::asio::posix::stream_descriptor::wait_write);
-  }
-
-  void wait(boost::asio::posix::stream_descriptor::wait_type type) {
-    const bool read = type == boost::asio::posix::stream_descriptor::wait_read;
-    (read ? read_waiting_ : write_waiting_) = true;
-    descriptor_.async_wait(type, [self = shared_from_this(), read](boost::system::error_code ec) {
-      (read ? self->read_waiting_ : self->write_waiting_) = false;
-      if (ec || !self->ctx_) return;
-      if (read && self->reading_)
-        redisAsyncHandleRead(self->ctx_);
-      else if (!read && self->writing_)
-        redisAsyncHandleWrite(self->ctx_);
-      // hiredis may have freed the context in there (cleanup() cleared ctx_).
-      if (!self->ctx_) return;
-      if (read && self->reading_ && !self->read_waiting_)
-        self->wait(boost::asio::posix::stream_descriptor::wait_read);
-      if (!read && self->writing_ && !self->write_waiting_)
-        self->wait(boost::asio::posix::stream_descriptor::wait_write);
-    });
-  }
-
-  /// hiredis is freeing the context: stop waiting, give the descriptor back (hiredis closes it).
-  void cleanup() {
-    ctx_ = nullptr;
-    reading_ = writing_ = false;
-    boost::system::error_code ec;
-    descriptor_.cancel(ec);
-    descriptor_.release();
-    gone();
-    boost::asio::post(descriptor_.get_executor(), [self = std::move(self_)] {});  // released after this call
-  }
-
-  boost::asio::posix::stream_descriptor descriptor_;
-  redisAsyncContext* ctx_ = nullptr;
-  callback on_state_;
-  std::shared_ptr<hiredis_link> self_;
-  bool reading_ = false, writing_ = false, read_waiting_ = false, write_waiting_ = false,
-       reported_gone_ = false;
-};
-
-}  // namespace detail
 
 /// A cluster's broker on one Redis (or a Sentinel-managed primary): Lua-stamped seqs,
-/// per-user history, pub/sub delivery. Network I/O on its own thread; see the top of this file.
+/// per-user history, pub/sub delivery. Network I/O on its executor; see the top of this file.
 class broker : public detail::posted_broker<broker> {
  public:
   /// `ex` should be a strand (or a one-thread io_context): all Redis I/O runs there.
@@ -221,7 +113,7 @@ class broker : public detail::posted_broker<broker> {
     broker_options options;
     broker_receiver receiver;
     boost::asio::steady_timer retry;
-    std::shared_ptr<detail::hiredis_link> commands, subscriber;
+    std::shared_ptr<detail::resp_link> commands, subscriber;
     bool commands_up = false, subscriber_up = false, stopping = false, ever_connected = false;
     std::chrono::milliseconds backoff{0};
     std::map<std::string, int, std::less<>> subscriptions;  ///< user -> subscribe count
@@ -231,7 +123,8 @@ class broker : public detail::posted_broker<broker> {
     std::multimap<std::string, history_read, std::less<>>
         waiting;  ///< reads until their SUBSCRIBE is confirmed
     std::atomic<bool> connected{false};
-    atomic_stats<broker_stats> stats;  ///< `connected` is read from the flag above
+    std::atomic<bool> refused{false};  ///< the last attempt's credentials were refused
+    atomic_stats<broker_stats> stats;  ///< `connected` and `refused` are read from the flags above
 
     std::string channel(std::string_view user) const { return options.prefix + ":u:" + std::string(user); }
     std::string key(std::string_view kind, std::string_view user) const {
@@ -240,28 +133,46 @@ class broker : public detail::posted_broker<broker> {
 
     void connect() {
       if (stopping) return;
-      commands = std::make_shared<detail::hiredis_link>(ex);
-      subscriber = std::make_shared<detail::hiredis_link>(ex);
-      auto self = shared_from_this();
-      const bool started =
-          commands->start(options.host, options.port,
-                          [self, link = commands.get()](bool up) { self->on_state(link, up); }) &&
-          subscriber->start(options.host, options.port,
-                            [self, link = subscriber.get()](bool up) { self->on_state(link, up); });
-      if (!started) down();
+      const std::weak_ptr<impl> weak = weak_from_this();
+      commands = std::make_shared<detail::resp_link>(ex, link_options());
+      subscriber = std::make_shared<detail::resp_link>(ex, link_options(), [weak](const redisReply* r) {
+        if (auto self = weak.lock()) self->on_push(r);
+      });
+      for (detail::resp_link* link : {commands.get(), subscriber.get()})
+        link->start(
+            options.host, options.port,
+            [weak, link] {
+              if (auto self = weak.lock()) self->on_up(link);
+            },
+            [weak, link](detail::link_end why) {
+              if (auto self = weak.lock()) self->on_down(link, why);
+            });
     }
 
-    void on_state(detail::hiredis_link* link, bool up) {
+    detail::link_options link_options() const {
+      return {.login = options.login, .connect_timeout = options.connect_timeout};
+    }
+
+    void on_up(const detail::resp_link* link) {
       if (link != commands.get() && link != subscriber.get()) return;  // an old connection
-      if (!up) return down();
       (link == commands.get() ? commands_up : subscriber_up) = true;
       if (!commands_up || !subscriber_up) return;
       backoff = std::chrono::milliseconds(0);
+      refused.store(false, std::memory_order_relaxed);
       if (ever_connected) stats.add<&broker_stats::reconnects>();
       ever_connected = true;
       for (const auto& [user, count] : subscriptions) send_subscribe(user);
       stats.add<&broker_stats::resubscribes>(subscriptions.size());
       connected.store(true, std::memory_order_release);
+    }
+
+    void on_down(const detail::resp_link* link, detail::link_end why) {
+      if (link != commands.get() && link != subscriber.get()) return;  // an old connection
+      if (why == detail::link_end::credentials_refused) {
+        stats.add<&broker_stats::auth_failures>();
+        refused.store(true, std::memory_order_relaxed);
+      }
+      down();
     }
 
     /// Either connection failed: drop both, retry later.
@@ -290,81 +201,59 @@ class broker : public detail::posted_broker<broker> {
       if (s) s->close();
     }
 
-    struct pending_publish {
-      std::shared_ptr<impl> owner;
-      std::string user, thread;
-      message encoded;
-    };
-
     void send_publish(std::string user, std::string thread, const message& encoded, std::uint64_t floor) {
       const std::string_view text(encoded.data(), encoded.size());
       constexpr std::string_view seq_field = ",\"seq\":0";
       const auto at = text.find(seq_field);
-      const std::string seq_key = key("seq", user), chan = channel(user);
-      const std::string floor_text = std::to_string(floor);
-      const std::string route = std::to_string(thread.size()) + " " + thread;
-      const std::string_view prefix = text.substr(0, at + seq_field.size() - 1),
-                             suffix = text.substr(at + seq_field.size());
-      auto* p = new pending_publish{shared_from_this(), std::move(user), std::move(thread), encoded};
-      redisAsyncContext* ctx = commands && commands_up ? commands->context() : nullptr;
-      const std::string stream = key("h", p->user), epoch_key = key("epoch", p->user);
-      const std::string new_epoch = history_epoch::random().to_string(),
+      if (!commands || !commands_up || at == std::string_view::npos)
+        return published(user, thread, encoded, nullptr);
+      const std::string seq_key = key("seq", user), chan = channel(user), stream = key("h", user),
+                        epoch_key = key("epoch", user), floor_text = std::to_string(floor),
+                        route = std::to_string(thread.size()) + " " + thread,
+                        new_epoch = history_epoch::random().to_string(),
                         limit = std::to_string(options.history_events),
                         age = std::to_string(options.history_age.count());
-      const std::string_view args[] = {"EVAL",    detail::publish_script,
-                                       "4",       seq_key,
-                                       chan,      stream,
-                                       epoch_key, floor_text,
-                                       route,     prefix,
-                                       suffix,    new_epoch,
-                                       limit,     p->thread,
-                                       age,       "PUBLISH"};
-      if (!ctx || at == std::string_view::npos || !command(ctx, &on_published, p, args))
-        on_published(nullptr, nullptr, p);
+      const std::string_view prefix = text.substr(0, at + seq_field.size() - 1),
+                             suffix = text.substr(at + seq_field.size());
+      commands->send({"EVAL", detail::publish_script, "4", seq_key, chan, stream, epoch_key, floor_text,
+                      route, prefix, suffix, new_epoch, limit, thread, age, "PUBLISH"},
+                     [self = shared_from_this(), user, thread, encoded](const redisReply* r) {
+                       self->published(user, thread, encoded, r);
+                     });
     }
 
-    /// One command from its arguments; false if hiredis refused it (the callback is not called).
-    template <std::size_t N>
-    static bool command(redisAsyncContext* ctx, redisCallbackFn* done, void* privdata,
-                        const std::string_view (&args)[N]) {
-      const char* argv[N];
-      std::size_t lens[N];
-      for (std::size_t i = 0; i < N; ++i) {
-        argv[i] = args[i].data();
-        lens[i] = args[i].size();
+    void published(const std::string& user, const std::string& thread, const message& encoded,
+                   const redisReply* r) {
+      if (r && r->type == REDIS_REPLY_INTEGER) {
+        stats.add<&broker_stats::published>();
+        return;
       }
-      return redisAsyncCommandArgv(ctx, done, privdata, static_cast<int>(N), argv, lens) == REDIS_OK;
+      // Lost in flight: this node still delivers it (seq 0: the manager re-stamps it).
+      stats.add<&broker_stats::publish_failed>();
+      if (!stopping && receiver) receiver(user, thread, 0, encoded);
     }
 
     /// A join's read: once the user's subscription is confirmed (so no later event can miss
     /// this node), else when it is; answered unanswered while Redis is down.
     void read(history_read q) {
-      if (!connected.load(std::memory_order_acquire) || !subscriptions.contains(q.user))
+      if (!connected.load(std::memory_order_acquire) || !subscriptions.contains(q.user) || !commands ||
+          !commands_up)
         return q.receiver(stored_history{});
       if (!confirmed.contains(q.user)) {
         std::string user = q.user;
         waiting.emplace(std::move(user), std::move(q));
         return;
       }
-      struct pending_read {
-        std::shared_ptr<impl> owner;
-        history_read q;
-      };
-      auto* p = new pending_read{shared_from_this(), std::move(q)};
-      const std::string seq_key = key("seq", p->q.user), stream = key("h", p->q.user),
-                        epoch_key = key("epoch", p->q.user);
-      const std::string after = p->q.after ? std::to_string(*p->q.after) : std::string(),
+      const std::string seq_key = key("seq", q.user), stream = key("h", q.user),
+                        epoch_key = key("epoch", q.user);
+      const std::string after = q.after ? std::to_string(*q.after) : std::string(),
                         new_epoch = history_epoch::random().to_string(),
                         age = std::to_string(options.history_age.count()),
                         limit = std::to_string(options.history_events);
-      const std::string_view args[] = {"EVAL", detail::read_script, "3",         seq_key, stream, epoch_key,
-                                       after,  new_epoch,           p->q.thread, age,     limit};
-      redisCallbackFn* done = [](redisAsyncContext*, void* r, void* privdata) {
-        std::unique_ptr<pending_read> p(static_cast<pending_read*>(privdata));
-        p->q.receiver(detail::parse_history(static_cast<const redisReply*>(r)));
-      };
-      if (!commands || !commands_up || !command(commands->context(), done, p, args))
-        done(nullptr, nullptr, p);
+      commands->send(
+          {"EVAL", detail::read_script, "3", seq_key, stream, epoch_key, after, new_epoch, q.thread, age,
+           limit},
+          [receiver = std::move(q.receiver)](const redisReply* r) { receiver(detail::parse_history(r)); });
     }
 
     /// Redis is gone (or we stop): the joins waiting for a confirmation are answered without it.
@@ -375,20 +264,8 @@ class broker : public detail::posted_broker<broker> {
       for (auto& [user, q] : reads) q.receiver(stored_history{});
     }
 
-    static void on_published(redisAsyncContext*, void* r, void* privdata) {
-      std::unique_ptr<pending_publish> p(static_cast<pending_publish*>(privdata));
-      const auto* reply = static_cast<const redisReply*>(r);
-      impl& self = *p->owner;
-      if (reply && reply->type == REDIS_REPLY_INTEGER) {
-        self.stats.add<&broker_stats::published>();
-        return;
-      }
-      // Lost in flight: this node still delivers it (seq 0: the manager re-stamps it).
-      self.stats.add<&broker_stats::publish_failed>();
-      if (!self.stopping && self.receiver) self.receiver(p->user, p->thread, 0, p->encoded);
-    }
-
     void on_confirmed(std::string_view user) {
+      if (!subscriptions.contains(user)) return;  // unsubscribed since
       confirmed.emplace(user);
       auto [first, last] = waiting.equal_range(user);
       std::vector<history_read> reads;
@@ -410,40 +287,29 @@ class broker : public detail::posted_broker<broker> {
       for (auto w = first; w != last; ++w) reads.push_back(std::move(w->second));
       waiting.erase(first, last);
       for (history_read& q : reads) q.receiver(stored_history{});
-      if (subscriber && subscriber_up) {
-        const std::string chan = channel(user);
-        const char* argv[] = {"UNSUBSCRIBE", chan.c_str()};
-        const std::size_t lens[] = {11, chan.size()};
-        redisAsyncCommandArgv(subscriber->context(), nullptr, nullptr, 2, argv, lens);
-      }
+      if (subscriber && subscriber_up) subscriber->send({"UNSUBSCRIBE", channel(user)}, nullptr);
     }
 
     void send_subscribe(const std::string& user) {
-      if (!subscriber || !subscriber_up) return;
-      const std::string chan = channel(user);
-      const char* argv[] = {"SUBSCRIBE", chan.c_str()};
-      const std::size_t lens[] = {9, chan.size()};
-      redisAsyncCommandArgv(subscriber->context(), &on_channel, this, 2, argv, lens);
+      if (subscriber && subscriber_up) subscriber->send({"SUBSCRIBE", channel(user)}, nullptr);
     }
 
-    /// ["message", channel, "<seq> <len> <thread><envelope>"] (and subscribe confirmations).
-    static void on_channel(redisAsyncContext*, void* r, void* privdata) {
-      const auto* reply = static_cast<const redisReply*>(r);
-      auto* self = static_cast<impl*>(privdata);
-      if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3 || self->stopping) return;
-      const std::string_view kind(reply->element[0]->str, reply->element[0]->len);
-      const std::string_view chan(reply->element[1]->str, reply->element[1]->len);
-      if (kind == "subscribe")
-        return self->on_confirmed(chan.substr(std::min(chan.size(), self->options.prefix.size() + 3)));
-      if (kind != "message") return;
-      const std::string_view user = chan.substr(std::min(chan.size(), self->options.prefix.size() + 3));
-      const auto m =
-          detail::parse_channel_message(std::string_view(reply->element[2]->str, reply->element[2]->len));
+    /// What the subscriber connection gets: ["subscribe", channel, count] confirmations and
+    /// ["message", channel, "<seq> <len> <thread><envelope>"].
+    void on_push(const redisReply* r) {
+      if (stopping || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+          r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+        return;
+      const std::string_view kind(r->element[0]->str, r->element[0]->len);
+      const std::string_view chan(r->element[1]->str, r->element[1]->len);
+      const std::string_view user = chan.substr(std::min(chan.size(), options.prefix.size() + 3));
+      if (kind == "subscribe") return on_confirmed(user);
+      if (kind != "message" || r->element[2]->type != REDIS_REPLY_STRING) return;
+      const auto m = detail::parse_channel_message(std::string_view(r->element[2]->str, r->element[2]->len));
       if (!m) return;
-      self->stats.add<&broker_stats::received>();
+      stats.add<&broker_stats::received>();
       // Stamped on arrival: delivery latency is measured on this node's clock, from here.
-      if (self->receiver)
-        self->receiver(user, m->thread, m->seq, message::copy_of(m->envelope, message::clock::now()));
+      if (receiver) receiver(user, m->thread, m->seq, message::copy_of(m->envelope, message::clock::now()));
     }
   };
 

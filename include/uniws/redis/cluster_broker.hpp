@@ -20,12 +20,14 @@
 //   delivered, in order, before any live one. If the stream no longer holds all of them (e.g.
 //   writes the failed master had not replicated), the node counts `gaps_unrecovered`: the
 //   user's next resume says recovered:false for the events that are gone.
+// - With `login`, every connection (slot-map reads, each shard's two) sends AUTH first.
 // Needs Boost.Asio and hiredis (its RESP formatter and reader only).
 #pragma once
 
 #include <uniws/broker.hpp>
 #include <uniws/events.hpp>
 #include <uniws/message.hpp>
+#include <uniws/redis/credentials.hpp>
 #include <uniws/redis/detail/posted_broker.hpp>
 #include <uniws/redis/detail/resp_link.hpp>
 #include <uniws/redis/detail/scripts.hpp>
@@ -65,6 +67,9 @@ struct cluster_options {
   /// Events kept per user for resumes.
   std::size_t history_events = 1024;
   std::chrono::seconds history_age{300};  ///< kept events expire after this
+  credentials login;                      ///< AUTH on every connection to every node, if a password is given
+  /// Connecting to a node (and AUTH) longer than this fails that attempt (a black-holed node).
+  std::chrono::milliseconds connect_timeout{2000};
 };
 
 /// What this node counts per master of the cluster.
@@ -209,6 +214,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
     std::map<std::string, feed, std::less<>> users;
     std::map<std::string, std::string, std::less<>> channel_users;
     std::atomic<bool> connected{false};
+    std::atomic<bool> refused{false};  ///< the last connection's credentials were refused
     atomic_stats<broker_stats> stats;
 
     std::string key(std::string_view kind, std::string_view user) const {
@@ -255,9 +261,10 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
       }
       const auto address = split_address((*candidates)[i]);
       if (!address) return ask_slots(std::move(candidates), i + 1);
-      auto link = std::make_shared<detail::resp_link>(ex);
+      auto link = std::make_shared<detail::resp_link>(ex, link_options());
       auto moved_on = std::make_shared<bool>(false);
-      auto next = [self = shared_from_this(), candidates, i, moved_on] {
+      auto next = [self = shared_from_this(), candidates, i, moved_on](detail::link_end why) {
+        self->count_end(why);
         if (std::exchange(*moved_on, true)) return;
         self->ask_slots(candidates, i + 1);
       };
@@ -266,9 +273,9 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
           [self = shared_from_this(), link, next, moved_on] {
             link->send({"CLUSTER", "SLOTS"}, [self, link, next, moved_on](const redisReply* r) {
               if (*moved_on) return;
-              if (!self->apply_map(r)) return next();
+              link->close();  // whichever way: a slot-map read is the link's only command
+              if (!self->apply_map(r)) return next(detail::link_end::lost);
               *moved_on = true;
-              link->close();
               self->refreshing = false;
               self->backoff = std::chrono::milliseconds(0);
               if (std::exchange(self->refresh_again, false)) self->refresh();
@@ -363,12 +370,12 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
     void open(const std::shared_ptr<shard>& s, bool subscriber) {
       std::weak_ptr<shard> weak = s;
       auto self = shared_from_this();
-      auto link = subscriber ? std::make_shared<detail::resp_link>(ex,
+      auto link = subscriber ? std::make_shared<detail::resp_link>(ex, link_options(),
                                                                    [self, weak](const redisReply* r) {
                                                                      if (auto locked = weak.lock())
                                                                        self->on_push(*locked, r);
                                                                    })
-                             : std::make_shared<detail::resp_link>(ex);
+                             : std::make_shared<detail::resp_link>(ex, link_options());
       (subscriber ? s->subscriber : s->commands) = link;
       auto current = [weak, raw = link.get(), subscriber]() -> std::shared_ptr<shard> {
         auto sh = weak.lock();
@@ -379,12 +386,25 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
           [self, current, subscriber] {
             if (auto sh = current()) self->link_up(*sh, subscriber);
           },
-          [self, current, subscriber] {
+          [self, current, subscriber](detail::link_end why) {
+            self->count_end(why);
             if (auto sh = current()) self->link_down(*sh, subscriber);
           });
     }
 
+    detail::link_options link_options() const {
+      return {.login = options.login, .connect_timeout = options.connect_timeout};
+    }
+
+    /// A refused login is counted, and shown until a connection logs in.
+    void count_end(detail::link_end why) {
+      if (why != detail::link_end::credentials_refused) return;
+      stats.add<&broker_stats::auth_failures>();
+      refused.store(true, std::memory_order_relaxed);
+    }
+
     void link_up(shard& s, bool subscriber) {
+      refused.store(false, std::memory_order_relaxed);
       (subscriber ? s.subscriber_up : s.commands_up) = true;
       if (std::exchange(subscriber ? s.subscriber_ever_up : s.commands_ever_up, true))
         stats.add<&broker_stats::reconnects>();

@@ -24,8 +24,9 @@ struct history_read {
   history_receiver receiver;
 };
 
-/// CRTP: `Derived` holds `std::shared_ptr<impl> impl_`, whose `ex`, `receiver`, `stats` and
-/// `connected` and whose add_subscription / drop_subscription / read / shut_down are used here.
+/// CRTP: `Derived` holds `std::shared_ptr<impl> impl_`, whose `ex`, `receiver`, `stats`,
+/// `connected` and `refused`, and whose add_subscription / drop_subscription / read / shut_down are used
+/// here.
 template <class Derived>
 class posted_broker {
  public:
@@ -57,6 +58,7 @@ class posted_broker {
     const auto& i = static_cast<const Derived&>(*this).impl_;
     broker_stats s = i->stats.snapshot();
     s.connected = i->connected.load(std::memory_order_acquire) ? 1 : 0;
+    s.refused = i->refused.load(std::memory_order_relaxed) ? 1 : 0;
     return s;
   }
 

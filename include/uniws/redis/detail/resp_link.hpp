@@ -8,18 +8,27 @@
 // (smessage, ssubscribe, sunsubscribe, message, subscribe, unsubscribe) to that handler
 // instead, since a subscribed connection gets those between its replies. Every callback runs
 // on the executor; a link that fails answers its pending commands with nullptr, then calls
-// `on_down` once.
+// `on_down` once, saying why (link_end).
+//
+// A link is up only once Redis answered its first command: AUTH with credentials, else PING
+// (a Redis that wants a password says NOAUTH there). Connecting and that answer together are
+// bounded by `connect_timeout` (a black-holed address does not wait for the kernel's minutes).
 #pragma once
+
+#include <uniws/redis/credentials.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 #include <hiredis/hiredis.h>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -33,30 +42,54 @@ namespace uniws::redis::detail {
 /// A reply hiredis parsed; freed when the handler returns.
 using reply_handler = std::function<void(const redisReply*)>;
 
+/// Why a link ended: on_down's argument.
+enum class link_end : std::uint8_t {
+  lost,                 ///< it was up; then a read or write failed, or Redis sent nonsense
+  unreachable,          ///< no address, or the connection was refused
+  timed_out,            ///< not up within connect_timeout (connecting, or waiting for the first answer)
+  credentials_refused,  ///< AUTH was answered with an error, or PING with NOAUTH
+};
+
+/// How a link connects.
+struct link_options {
+  credentials login;                                ///< AUTH first, if a password is given
+  std::chrono::milliseconds connect_timeout{2000};  ///< connecting and AUTH together, at most
+};
+
 class resp_link : public std::enable_shared_from_this<resp_link> {
  public:
-  resp_link(boost::asio::any_io_executor ex, reply_handler push_handler = {})
-      : socket_(ex), resolver_(ex), push_(std::move(push_handler)), reader_(redisReaderCreate()) {}
+  using down_handler = std::function<void(link_end)>;
+
+  resp_link(boost::asio::any_io_executor ex, link_options options, reply_handler push_handler = {})
+      : socket_(ex),
+        resolver_(ex),
+        deadline_(ex),
+        options_(std::move(options)),
+        push_(std::move(push_handler)),
+        reader_(redisReaderCreate()) {}
   resp_link(const resp_link&) = delete;
   resp_link& operator=(const resp_link&) = delete;
   ~resp_link() { redisReaderFree(reader_); }
 
-  /// Connects; `on_up` once connected, `on_down` once the link is gone (or never came).
-  void start(std::string host, int port, std::function<void()> on_up, std::function<void()> on_down) {
+  /// Connects (and logs in); `on_up` once Redis would take commands, `on_down` once the link
+  /// is gone (or never came).
+  void start(std::string host, int port, std::function<void()> on_up, down_handler on_down) {
     on_down_ = std::move(on_down);
+    deadline_.expires_after(options_.connect_timeout);
+    deadline_.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+      if (auto self = weak.lock(); self && !ec && !self->up_) self->fail(link_end::timed_out);
+    });
     resolver_.async_resolve(
         std::move(host), std::to_string(port),
         [self = shared_from_this(), on_up = std::move(on_up)](boost::system::error_code ec, auto endpoints) {
-          if (ec || self->closed_) return self->fail();
+          if (ec || self->closed_) return self->fail(link_end::unreachable);
           boost::asio::async_connect(
               self->socket_, endpoints, [self, on_up](boost::system::error_code e, const auto&) {
-                if (e || self->closed_) return self->fail();
+                if (e || self->closed_) return self->fail(link_end::unreachable);
                 boost::system::error_code ignored;
                 self->socket_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
-                self->up_ = true;
                 self->read();
-                self->flush();
-                if (on_up) on_up();
+                self->hand_shake(on_up);
               });
         });
   }
@@ -74,6 +107,55 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
       if (done) done(nullptr);
       return;
     }
+    if (!format(args, outgoing_)) {
+      if (done) done(nullptr);
+      return;
+    }
+    if (done || !push_) waiting_.push_back(std::move(done));
+    flush();
+  }
+
+  /// Closes the link: pending commands are answered with nullptr, `on_down` is not called.
+  void close() {
+    on_down_ = nullptr;
+    fail(link_end::lost);
+  }
+
+ private:
+  void now_up(const std::function<void()>& on_up) {
+    up_ = true;
+    deadline_.cancel();
+    flush();
+    if (on_up) on_up();
+  }
+
+  /// The first command, written alone: AUTH with credentials, else PING, so that a Redis which
+  /// wants a password says so now (NOAUTH) rather than to every later command. What was sent
+  /// before the link was up waits in `outgoing_` for the answer: a Redis without a password
+  /// answers AUTH with an error but would run the commands behind it.
+  void hand_shake(std::function<void()> on_up) {
+    const credentials& c = options_.login;
+    std::vector<std::string_view> args{"PING"};
+    if (!c.password.empty()) {
+      args = {"AUTH"};
+      if (!c.user.empty()) args.emplace_back(c.user);
+      args.emplace_back(c.password);
+    }
+    if (!format(args, in_flight_)) return fail(link_end::credentials_refused);
+    waiting_.push_front([self = shared_from_this(), on_up = std::move(on_up)](const redisReply* r) {
+      if (!r) return;  // the link failed first
+      if (r->type != REDIS_REPLY_ERROR) return self->now_up(on_up);
+      // AUTH refused (WRONGPASS, or a password given to a Redis without one), or NOAUTH to PING;
+      // anything else (LOADING: a restarting Redis) is worth another try soon.
+      const std::string_view error(r->str, r->len);
+      const bool refused = !self->options_.login.password.empty() || error.starts_with("NOAUTH");
+      self->fail(refused ? link_end::credentials_refused : link_end::lost);
+    });
+    write();
+  }
+
+  /// Appends the command in RESP to `out`; false if hiredis could not format it.
+  static bool format(const std::vector<std::string_view>& args, std::string& out) {
     std::vector<const char*> argv;
     std::vector<std::size_t> lens;
     for (std::string_view a : args) {
@@ -82,33 +164,27 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
     }
     char* formatted = nullptr;
     const int n = redisFormatCommandArgv(&formatted, static_cast<int>(argv.size()), argv.data(), lens.data());
-    if (n < 0) {
-      if (done) done(nullptr);
-      return;
-    }
-    outgoing_.append(formatted, static_cast<std::size_t>(n));
+    if (n < 0) return false;
+    out.append(formatted, static_cast<std::size_t>(n));
     redisFreeCommand(formatted);
-    if (done || !push_) waiting_.push_back(std::move(done));
-    flush();
+    return true;
   }
 
-  /// Closes the link: pending commands are answered with nullptr, `on_down` is not called.
-  void close() {
-    on_down_ = nullptr;
-    fail();
-  }
-
- private:
   void flush() {
     if (!up_ || closed_ || writing_ || outgoing_.empty()) return;
-    writing_ = true;
     in_flight_.swap(outgoing_);
     outgoing_.clear();
+    write();
+  }
+
+  /// Writes `in_flight_`, then whatever was sent meanwhile.
+  void write() {
+    writing_ = true;
     boost::asio::async_write(socket_, boost::asio::buffer(in_flight_),
                              [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                                self->writing_ = false;
                                self->in_flight_.clear();
-                               if (ec) return self->fail();
+                               if (ec) return self->fail(link_end::lost);
                                self->flush();
                              });
   }
@@ -116,11 +192,12 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
   void read() {
     socket_.async_read_some(boost::asio::buffer(buffer_), [self = shared_from_this()](
                                                               boost::system::error_code ec, std::size_t n) {
-      if (ec || self->closed_) return self->fail();
-      if (redisReaderFeed(self->reader_, self->buffer_.data(), n) != REDIS_OK) return self->fail();
+      if (ec || self->closed_) return self->fail(link_end::lost);
+      if (redisReaderFeed(self->reader_, self->buffer_.data(), n) != REDIS_OK)
+        return self->fail(link_end::lost);
       for (;;) {
         void* r = nullptr;
-        if (redisReaderGetReply(self->reader_, &r) != REDIS_OK) return self->fail();
+        if (redisReaderGetReply(self->reader_, &r) != REDIS_OK) return self->fail(link_end::lost);
         if (!r) break;
         std::unique_ptr<redisReply, void (*)(void*)> reply(static_cast<redisReply*>(r), freeReplyObject);
         self->dispatch(reply.get());
@@ -140,30 +217,33 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
 
   void dispatch(const redisReply* r) {
     if (push_ && is_push(r)) return push_(r);
-    if (waiting_.empty()) return push_ ? push_(r) : fail();  // a reply nobody asked for
+    if (waiting_.empty()) return push_ ? push_(r) : fail(link_end::lost);  // a reply nobody asked for
     reply_handler done = std::move(waiting_.front());
     waiting_.pop_front();
     if (done) done(r);
   }
 
-  void fail() {
+  void fail(link_end why) {
     if (closed_) return;
     closed_ = true;
     up_ = false;
     boost::system::error_code ignored;
     socket_.close(ignored);
     resolver_.cancel();
+    deadline_.cancel();
     auto waiting = std::move(waiting_);
     waiting_.clear();
     for (auto& done : waiting)
       if (done) done(nullptr);
-    if (auto down = std::move(on_down_)) down();
+    if (auto down = std::move(on_down_)) down(why);
   }
 
   boost::asio::ip::tcp::socket socket_;
   boost::asio::ip::tcp::resolver resolver_;
+  boost::asio::steady_timer deadline_;
+  link_options options_;
   reply_handler push_;
-  std::function<void()> on_down_;
+  down_handler on_down_;
   redisReader* reader_;
   std::deque<reply_handler> waiting_;
   std::string outgoing_, in_flight_;
