@@ -53,9 +53,9 @@ TEST_CASE("manager, factory and broker stats: fields, +=, names and help come fr
                                        "runs_in_flight",    "connections_refused",
                                        "runs_refused",      "joins_refused"});
   check_derived<uniws::factory_counters>({"users", "probe_failures", "unrouted", "broker_errors"});
-  check_derived<uniws::broker_stats>({"connected", "published", "publish_failed", "received", "reconnects",
-                                      "resubscribes", "slot_map_refreshes", "events_recovered",
-                                      "gaps_unrecovered"});
+  check_derived<uniws::broker_stats>({"connected", "refused", "published", "publish_failed", "received",
+                                      "reconnects", "resubscribes", "slot_map_refreshes", "events_recovered",
+                                      "gaps_unrecovered", "auth_failures"});
 }
 
 TEST_CASE("kinds: levels are gauges, everything that only grows is a counter") {
@@ -73,16 +73,17 @@ TEST_CASE("atomic_stats: each counter lands in its own field of the snapshot, an
   uniws::atomic_stats<uniws::broker_stats> live;
   live.add<&uniws::broker_stats::published>(5);
   live.add<&uniws::broker_stats::received>();
-  live.add<&uniws::broker_stats::gaps_unrecovered>(3);  // the last field, after a gauge and 7 counters
+  live.add<&uniws::broker_stats::auth_failures>(3);  // the last field, after two gauges and 8 counters
   const uniws::broker_stats s = live.snapshot();
   CHECK(s.published == 5);
   CHECK(s.received == 1);
-  CHECK(s.gaps_unrecovered == 3);
+  CHECK(s.auth_failures == 3);
+  CHECK(s.gaps_unrecovered == 0);
   CHECK(s.connected == 0);  // a gauge: the broker reads it where it lives, into its stats()
   CHECK(s.publish_failed == 0);
   CHECK(s.reconnects == 0);
   CHECK(live.get<&uniws::broker_stats::published>() == 5);
-  CHECK(live.get<&uniws::broker_stats::gaps_unrecovered>() == 3);
+  CHECK(live.get<&uniws::broker_stats::auth_failures>() == 3);
   // Counters only: one atomic per counter, none for the gauges.
   std::size_t counters = 0;
   for (const auto& f : uniws::broker_stats::fields()) counters += f.kind == uniws::stat_kind::counter ? 1 : 0;
