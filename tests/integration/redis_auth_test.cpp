@@ -1,15 +1,23 @@
 // Nodes log in to a Redis that asks for it: `requirepass`, an ACL user allowed only uniws's keys,
 // channels and commands (the least-privilege line docs/scaling.md gives), and a wrong password:
-// refused, counted, shown on /health, retried until Redis takes it.
+// refused, counted, shown on /health, retried until Redis takes it. And a Redis that never
+// answers is given up on after the connect timeout.
 #include "../../examples/golden_path/client.hpp"
 #include "redis_process.hpp"
 #include "server_process.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -159,6 +167,66 @@ TEST_CASE("redis login: no password given to a Redis that wants one is refused a
   server_process a({"--jwt-secret", secret, "--redis", redis.address()});
   wait_until([&] { return stats(a).at("broker_auth_failures").as_int64() >= 2; });
   CHECK(health(a) == "refused");
+  CHECK(stats(a).at("broker_connected").as_int64() == 0);
+  CHECK(a.stop() == 0);
+}
+
+namespace {
+
+// A "Redis" that accepts connections and never says a word (a black hole behind a proxy or a
+// hung server): counts what it accepted, holds them open until it goes.
+class silent_listener {
+ public:
+  silent_listener() : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd_, 64) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("cannot listen");
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        pollfd p{fd_, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        if (const int c = accept(fd_, nullptr, nullptr); c >= 0) {
+          held_.push_back(c);
+          ++accepted_;
+        }
+      }
+    });
+  }
+  silent_listener(const silent_listener&) = delete;
+  silent_listener& operator=(const silent_listener&) = delete;
+  ~silent_listener() {
+    stop_ = true;
+    thread_.join();
+    for (int c : held_) close(c);
+    close(fd_);
+  }
+  [[nodiscard]] std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] int accepted() const { return accepted_; }
+
+ private:
+  int fd_;
+  unsigned short port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::vector<int> held_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "redis connect: a Redis that accepts and never answers is given up on after the connect timeout, "
+    "and tried again") {
+  silent_listener hole;
+  server_process a({"--jwt-secret", secret, "--redis", hole.address()});
+  // Two connections an attempt; the second attempt comes after the 2 s timeout and a backoff.
+  wait_until([&] { return hole.accepted() >= 4; }, 10s);
+  CHECK(health(a) == "down");
   CHECK(stats(a).at("broker_connected").as_int64() == 0);
   CHECK(a.stop() == 0);
 }
