@@ -46,8 +46,9 @@ struct options {
   int redis_port = 6379;
   std::vector<std::string> redis_cluster;  // HOST:PORT of Redis Cluster nodes to read the slot map from
   std::string redis_user;                  // an ACL user; empty: Redis' default user
-  std::optional<std::string> redis_password_file;  // read at start; or env UNIWS_REDIS_PASSWORD
-  std::string redis_password;                      // never shown: not in /config, logs or errors
+  std::optional<std::string> redis_password_file;           // read at start; or env UNIWS_REDIS_PASSWORD
+  std::string redis_password;                               // never shown: not in /config, logs or errors
+  std::string redis_tls_ca, redis_tls_cert, redis_tls_key;  // PEM files; a CA turns TLS to Redis on
   std::chrono::milliseconds agent_delay{50};
   bool agent_burst = false;  // with agent_delay 0: no yield between events
   std::size_t max_message_size = 64 * 1024;
@@ -228,6 +229,16 @@ inline const std::vector<flag>& flags() {
        "UNIWS_REDIS_PASSWORD. Never on the command line",
        [](options& o, std::string_view v) { o.redis_password_file = std::string(v); }, "redis_auth",
        [](const options& o) -> boost::json::value { return o.redis_password.empty() ? "none" : "password"; }},
+      {"--redis-tls-ca", "FILE",
+       "connect to Redis over TLS, trusting the CA in this PEM file; the certificate must name the host or "
+       "address connected to",
+       [](options& o, std::string_view v) { o.redis_tls_ca = v; }, "redis_tls",
+       [](const options& o) -> boost::json::value { return !o.redis_tls_ca.empty(); }},
+      {"--redis-tls-cert", "FILE",
+       "this node's PEM certificate, for a Redis that checks clients' (with --redis-tls-key)",
+       [](options& o, std::string_view v) { o.redis_tls_cert = v; }},
+      {"--redis-tls-key", "FILE", "the PEM key of --redis-tls-cert",
+       [](options& o, std::string_view v) { o.redis_tls_key = v; }},
       {"--agent-delay-ms", "N",
        "the demo agent's pause between events (each due that long after the one before was due)",
        number<ms, &options::agent_delay>(0, 60000), "agent_delay_ms", show_count<&options::agent_delay>},
@@ -371,6 +382,10 @@ inline std::variant<options, command_line_answer> parse_options(int argc, char**
   } else if (const char* env = std::getenv("UNIWS_REDIS_PASSWORD")) {
     o.redis_password = env;
   }
+  if (o.redis_tls_cert.empty() != o.redis_tls_key.empty())
+    return usage_error("--redis-tls-cert and --redis-tls-key go together");
+  if (!o.redis_tls_cert.empty() && o.redis_tls_ca.empty())
+    return usage_error("--redis-tls-cert needs --redis-tls-ca");
   if (!o.redis_user.empty() && o.redis_password.empty())
     return usage_error("--redis-user needs a password (--redis-password-file or UNIWS_REDIS_PASSWORD)");
   return o;

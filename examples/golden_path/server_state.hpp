@@ -114,16 +114,20 @@ inline jwt::key make_key(const options& o) {
 
 inline broker_type make_broker(const options& o, net::any_io_executor ex) {
   uniws::redis::credentials login{.user = o.redis_user, .password = o.redis_password};
+  uniws::redis::tls_options tls{
+      .ca_file = o.redis_tls_ca, .cert_file = o.redis_tls_cert, .key_file = o.redis_tls_key};
   if (!o.redis_cluster.empty())
     return uniws::redis::cluster_broker(std::move(ex), {.seeds = o.redis_cluster,
                                                         .history_events = o.history_events,
                                                         .history_age = o.history_seconds,
-                                                        .login = std::move(login)});
+                                                        .login = std::move(login),
+                                                        .tls = std::move(tls)});
   return uniws::redis::broker(std::move(ex), {.host = o.redis_host,
                                               .port = o.redis_port,
                                               .history_events = o.history_events,
                                               .history_age = o.history_seconds,
-                                              .login = std::move(login)});
+                                              .login = std::move(login),
+                                              .tls = std::move(tls)});
 }
 
 struct server_state {

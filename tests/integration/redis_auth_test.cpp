@@ -1,7 +1,8 @@
 // Nodes log in to a Redis that asks for it: `requirepass`, an ACL user allowed only uniws's keys,
 // channels and commands (the least-privilege line docs/scaling.md gives), and a wrong password:
-// refused, counted, shown on /health, retried until Redis takes it. And a Redis that never
-// answers is given up on after the connect timeout.
+// refused, counted, shown on /health, retried until Redis takes it. Over TLS (Redis' own
+// tls-port, certificates made by openssl): a certificate from another CA or for another name is
+// refused the same way. And a Redis that never answers is given up on after the connect timeout.
 #include "../../examples/golden_path/client.hpp"
 #include "redis_process.hpp"
 #include "server_process.hpp"
@@ -15,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -228,5 +230,85 @@ TEST_CASE(
   wait_until([&] { return hole.accepted() >= 4; }, 10s);
   CHECK(health(a) == "down");
   CHECK(stats(a).at("broker_connected").as_int64() == 0);
+  CHECK(a.stop() == 0);
+}
+
+namespace {
+
+// Certificates made once per run by tests/support/make_redis_certs.sh, removed at exit.
+struct cert_dir {
+  cert_dir()
+      : path(std::filesystem::temp_directory_path() / ("uniws-redis-certs-" + std::to_string(getpid()))) {
+    const std::string command = "sh '" UNIWS_TEST_SUPPORT_DIR "/make_redis_certs.sh' '" + path.string() + "'";
+    if (std::system(command.c_str()) != 0) throw std::runtime_error("make_redis_certs.sh failed");
+  }
+  cert_dir(const cert_dir&) = delete;
+  cert_dir& operator=(const cert_dir&) = delete;
+  ~cert_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::filesystem::path path;
+};
+const std::filesystem::path& certs() {
+  static const cert_dir dir;
+  return dir.path;
+}
+std::string cert(const std::string& name) { return (certs() / name).string(); }
+
+// Redis on TLS only, with the certificate `server` (and its key), checking clients' certificates.
+std::vector<std::string> tls_redis(const std::string& server) {
+  return {"--port",
+          "0",
+          "--tls-port",
+          "{port}",
+          "--tls-cert-file",
+          cert(server + ".pem"),
+          "--tls-key-file",
+          cert(server + ".key"),
+          "--tls-ca-cert-file",
+          cert("ca.pem"),
+          "--tls-auth-clients",
+          "yes"};
+}
+
+std::vector<std::string> tls_node(const redis_process& redis) {
+  return {"--agent-delay-ms", "1",
+          "--jwt-secret",     secret,
+          "--redis",          redis.address(),
+          "--redis-tls-ca",   cert("ca.pem"),
+          "--redis-tls-cert", cert("client.pem"),
+          "--redis-tls-key",  cert("client.key")};
+}
+
+}  // namespace
+
+TEST_CASE("redis TLS: nodes verify Redis' certificate, show their own, and log in over it", "[proto-C2]") {
+  auto redis_args = tls_redis("redis");
+  redis_args.insert(redis_args.end(), {"--requirepass", "over-tls"});
+  redis_process redis(redis_args);
+  password_file pw("over-tls");
+  auto args = tls_node(redis);
+  args.insert(args.end(), {"--redis-password-file", pw.path.string()});
+  server_process a(args), b(args);
+  wait_until([&] { return health(a) == "up" && health(b) == "up"; });
+  check_cross_node(a, b);
+  CHECK(stats(a).at("broker_tls_failures").as_int64() == 0);
+  CHECK(http_request(a.port(), http::verb::get, "/config").json().at("redis_tls").as_bool());
+  CHECK(a.stop() == 0);
+  CHECK(b.stop() == 0);
+}
+
+TEST_CASE("redis TLS: a certificate from another CA, or for another name, is refused, counted and retried",
+          "[proto-C2][proto-H4]") {
+  std::string server;
+  SECTION("another CA") { server = "other-ca-redis"; }
+  SECTION("another name") { server = "wrong-name-redis"; }
+  redis_process redis(tls_redis(server));
+  server_process a(tls_node(redis));
+  wait_until([&] { return stats(a).at("broker_tls_failures").as_int64() >= 2; });
+  CHECK(health(a) == "refused");
+  CHECK(stats(a).at("broker_connected").as_int64() == 0);
+  CHECK(stats(a).at("broker_auth_failures").as_int64() == 0);
   CHECK(a.stop() == 0);
 }

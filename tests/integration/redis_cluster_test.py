@@ -6,8 +6,9 @@ python3-websockets with tokens minted by PyJWT.
 Usage: redis_cluster_test.py PATH/TO/uniws-golden-path SECTION   (spread, cut, reshard, failover)
 Rules checked: proto-C3
 
-Every section runs on a cluster locked as a managed one is (redis_cluster.py): the nodes log in
-to each shard as an ACL user allowed only uniws's keys, channels and commands.
+Every section runs on a cluster locked as a managed one is (redis_cluster.py): TLS only (the
+nodes check each shard's certificate and show their own), and the nodes log in to each shard as
+an ACL user allowed only uniws's keys, channels and commands.
 
   spread    1,000 users, a connection of each on both nodes, runs started on either node:
             every event exactly once and in one seq order on both connections of its user; the
@@ -43,7 +44,7 @@ import websockets
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from checks import FIVE, require as check  # noqa: E402
-from redis_cluster import APP_PASSWORD, APP_USER, RedisCluster, ServerNode, cli, cli_env  # noqa: E402
+from redis_cluster import APP_PASSWORD, APP_USER, RedisCluster, ServerNode, cli, cli_command, cli_env  # noqa: E402
 
 SERVER = sys.argv[1]
 SECTION = sys.argv[2] if len(sys.argv) > 2 else "spread"
@@ -52,9 +53,10 @@ SECRET = "a-redis-cluster-secret-0123456789"
 
 def Node(cluster):
     seeds = ",".join(f"127.0.0.1:{p}" for p in cluster.ports[:2])
-    # Logged in as the least-privilege ACL user, its password from the environment.
+    # Over TLS, logged in as the least-privilege ACL user, its password from the environment.
     return ServerNode(SERVER, "--agent-delay-ms", "2", "--jwt-secret", SECRET, "--redis-cluster", seeds,
-                      "--max-runs-per-user", "64", "--redis-user", APP_USER, env={"UNIWS_REDIS_PASSWORD": APP_PASSWORD})
+                      "--max-runs-per-user", "64", "--redis-user", APP_USER, *cluster.node_flags(),
+                      env={"UNIWS_REDIS_PASSWORD": APP_PASSWORD})
 
 
 def token(user):
@@ -202,7 +204,7 @@ def owners(cluster, users):
     redis-cli (CLUSTER KEYSLOT each), the owners from CLUSTER NODES' slot ranges."""
     master = cluster.masters()[0]
     script = "".join(f'CLUSTER KEYSLOT "uniws:u:{{{u}}}"\n' for u in users)
-    out = subprocess.run(["redis-cli", "-p", str(master)], input=script, capture_output=True, text=True, timeout=60,
+    out = subprocess.run(cli_command("-p", str(master)), input=script, capture_output=True, text=True, timeout=60,
                          env=cli_env())
     slots = [int(x) for x in out.stdout.split()]
     ranges = []
@@ -260,8 +262,8 @@ async def reshard(cluster, a, b):
     async def mover():
         await asyncio.sleep(1.5)
         out = await asyncio.get_running_loop().run_in_executor(None, lambda: subprocess.run(
-            ["redis-cli", "--cluster", "reshard", f"127.0.0.1:{source}", "--cluster-from", ids[source],
-             "--cluster-to", ids[target], "--cluster-slots", "5461", "--cluster-yes"],
+            cli_command("--cluster", "reshard", f"127.0.0.1:{source}", "--cluster-from", ids[source],
+                        "--cluster-to", ids[target], "--cluster-slots", "5461", "--cluster-yes"),
             capture_output=True, text=True, timeout=120, env=cli_env()))
         print("reshard:", out.returncode, out.stdout.strip().splitlines()[-1:], out.stderr.strip()[-300:], flush=True)
 
@@ -344,7 +346,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     work = tempfile.mkdtemp(prefix="uniws-redis-cluster-")
-    cluster = RedisCluster(work, login=True)
+    cluster = RedisCluster(work, login=True, tls=True)
     nodes = []
     try:
         nodes = [Node(cluster), Node(cluster)]

@@ -7,7 +7,9 @@ any slot is uncovered, so one failing shard would stop all users (docs/protocol.
 
 RedisCluster(work, login=True) locks it as a managed Redis is: the default user has a password
 (ADMIN_PASSWORD; redis-cli here and the replicas use it) and the nodes log in as APP_USER, an
-ACL user with only uniws's keys, channels and commands (APP_ACL, docs/scaling.md's line).
+ACL user with only uniws's keys, channels and commands (APP_ACL, docs/scaling.md's line); and
+with tls=True every connection, the cluster bus and replication included, is TLS only, clients
+showing a certificate (make_redis_certs.sh; node_flags() gives a uniws node its files).
 """
 import os
 import random
@@ -38,6 +40,12 @@ APP_ACL = ["on", ">" + APP_PASSWORD, "resetkeys", "~uniws:*", "resetchannels", "
            "+eval", "+ssubscribe", "+sunsubscribe", "+cluster|slots", "+asking",
            "+get", "+set", "+incr", "+del", "+exists", "+expire", "+time", "+xadd", "+xrange", "+spublish"]
 _cli_env = None  # REDISCLI_AUTH, once a cluster with a login is up
+_cli_tls = []  # redis-cli's TLS flags, once a cluster with TLS is up
+
+
+def cli_command(*args):
+    """A redis-cli command line for the cluster made last (TLS flags included)."""
+    return ["redis-cli", *_cli_tls, *args]
 
 
 def cli_env():
@@ -46,7 +54,7 @@ def cli_env():
 
 
 def cli(port, *args, check_rc=True):
-    r = subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=30,
+    r = subprocess.run(cli_command("-p", str(port), *args), capture_output=True, text=True, timeout=30,
                        env=_cli_env)
     if check_rc and r.returncode != 0:
         raise RuntimeError(f"redis-cli -p {port} {' '.join(args)}: {r.stderr}")
@@ -56,13 +64,22 @@ def cli(port, *args, check_rc=True):
 class RedisCluster:
     """Six redis-server processes in cluster mode, three masters with a replica each."""
 
-    def __init__(self, work, login=False):
-        global _cli_env
+    def __init__(self, work, login=False, tls=False):
+        global _cli_env, _cli_tls
         self.work = work
         self.login = login
+        self.certs = os.path.join(work, "certs") if tls else None
         locked = []
+        if tls:
+            subprocess.run(["sh", os.path.join(os.path.dirname(os.path.abspath(__file__)), "make_redis_certs.sh"),
+                            self.certs], check=True, timeout=60)
+            c = lambda name: os.path.join(self.certs, name)  # noqa: E731
+            locked += ["--tls-cluster", "yes", "--tls-replication", "yes", "--tls-cert-file", c("redis.pem"),
+                       "--tls-key-file", c("redis.key"), "--tls-ca-cert-file", c("ca.pem"),
+                       "--tls-auth-clients", "yes"]
+            _cli_tls = ["--tls", "--cacert", c("ca.pem"), "--cert", c("client.pem"), "--key", c("client.key")]
         if login:
-            locked = ["--requirepass", ADMIN_PASSWORD, "--masterauth", ADMIN_PASSWORD, "--user", APP_USER, *APP_ACL]
+            locked += ["--requirepass", ADMIN_PASSWORD, "--masterauth", ADMIN_PASSWORD, "--user", APP_USER, *APP_ACL]
             _cli_env = dict(os.environ, REDISCLI_AUTH=ADMIN_PASSWORD)
         self.ports = []
         while len(self.ports) < 6:
@@ -73,19 +90,27 @@ class RedisCluster:
         for p in self.ports:
             d = os.path.join(work, str(p))
             os.makedirs(d)
+            ports = ["--port", "0", "--tls-port", str(p)] if tls else ["--port", str(p)]
             self.procs[p] = subprocess.Popen(
-                ["redis-server", "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                ["redis-server", *ports, "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                  "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
                  "--cluster-require-full-coverage", "no", "--save", "",
                  "--appendonly", "no", "--dir", d, "--logfile", os.path.join(d, "log"), *locked])
         for p in self.ports:
             self.wait(lambda: cli(p, "PING", check_rc=False).strip() == "PONG", f"redis-server on {p} answers")
-        out = subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
+        out = subprocess.run(cli_command("--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports]) + [
                               "--cluster-replicas", "1", "--cluster-yes"], capture_output=True, text=True, timeout=60,
                              env=_cli_env)
         if out.returncode != 0:
             raise RuntimeError("cluster create failed: " + out.stdout + out.stderr)
         self.wait(self.healthy, "cluster ok, every replica in sync")
+
+    def node_flags(self):
+        """What a uniws node needs to reach this cluster over TLS (nothing without)."""
+        if not self.certs:
+            return []
+        return ["--redis-tls-ca", os.path.join(self.certs, "ca.pem"), "--redis-tls-cert",
+                os.path.join(self.certs, "client.pem"), "--redis-tls-key", os.path.join(self.certs, "client.key")]
 
     def role(self, port):
         return cli(port, "ROLE").split("\n")[0].strip()

@@ -25,7 +25,8 @@ namespace uniws_test {
 
 class redis_process {
  public:
-  /// `extra`: more redis-server arguments (e.g. --cluster-enabled yes).
+  /// `extra`: more redis-server arguments (e.g. --cluster-enabled yes); "{port}" stands for the
+  /// port (e.g. --port 0 --tls-port {port}: TLS only).
   explicit redis_process(std::vector<std::string> extra = {}) : port_(free_port()), extra_(std::move(extra)) {
     dir_ = std::filesystem::temp_directory_path() /
            ("uniws-redis-" + std::to_string(getpid()) + "-" + std::to_string(port_));
@@ -47,7 +48,7 @@ class redis_process {
     std::vector<std::string> args{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
                                   "--save",       "",       "--appendonly",        "no",     "--dir",
                                   dir_.string()};
-    args.insert(args.end(), extra_.begin(), extra_.end());
+    for (std::string a : extra_) args.push_back(a == "{port}" ? std::to_string(port_) : a);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -55,7 +55,7 @@ TEST_CASE("manager, factory and broker stats: fields, +=, names and help come fr
   check_derived<uniws::factory_counters>({"users", "probe_failures", "unrouted", "broker_errors"});
   check_derived<uniws::broker_stats>({"connected", "refused", "published", "publish_failed", "received",
                                       "reconnects", "resubscribes", "slot_map_refreshes", "events_recovered",
-                                      "gaps_unrecovered", "auth_failures"});
+                                      "gaps_unrecovered", "auth_failures", "tls_failures"});
 }
 
 TEST_CASE("kinds: levels are gauges, everything that only grows is a counter") {
@@ -73,7 +73,7 @@ TEST_CASE("atomic_stats: each counter lands in its own field of the snapshot, an
   uniws::atomic_stats<uniws::broker_stats> live;
   live.add<&uniws::broker_stats::published>(5);
   live.add<&uniws::broker_stats::received>();
-  live.add<&uniws::broker_stats::auth_failures>(3);  // the last field, after two gauges and 8 counters
+  live.add<&uniws::broker_stats::auth_failures>(3);  // after two gauges and 8 counters
   const uniws::broker_stats s = live.snapshot();
   CHECK(s.published == 5);
   CHECK(s.received == 1);

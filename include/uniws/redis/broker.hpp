@@ -16,7 +16,8 @@
 // user is confirmed, so every later event reaches the node live. While Redis is unreachable, publish() says
 // no (the node delivers locally); events in flight when the connection drops come back to this node's
 // receiver with seq 0 (re-stamped locally, so not lost); the broker reconnects with exponential backoff and
-// resubscribes. With `login`, every connection sends AUTH first (credentials.hpp). Needs Boost.Asio and
+// resubscribes. With `login`, every connection sends AUTH first (credentials.hpp); with `tls`, it runs
+// over TLS (tls_options.hpp; the constructor throws if the files cannot be used). Needs Boost.Asio and
 // hiredis' RESP formatter and reader (Debian: libhiredis-dev).
 #pragma once
 
@@ -24,6 +25,7 @@
 #include <uniws/events.hpp>
 #include <uniws/message.hpp>
 #include <uniws/redis/credentials.hpp>
+#include <uniws/redis/tls_options.hpp>
 #include <uniws/redis/detail/posted_broker.hpp>
 #include <uniws/redis/detail/resp_link.hpp>
 #include <uniws/redis/detail/scripts.hpp>
@@ -63,6 +65,7 @@ struct broker_options {
   std::size_t history_events = 1024;            ///< per user, about (MAXLEN ~)
   std::chrono::seconds history_age{300};        ///< older events are not replayed; an idle history expires
   credentials login;                            ///< AUTH on every connection, if a password is given
+  tls_options tls;                              ///< TLS on every connection, if a CA file is given
   /// Connecting (and AUTH) longer than this fails the attempt; the next waits for the backoff.
   std::chrono::milliseconds connect_timeout{2000};
 };
@@ -107,10 +110,14 @@ class broker : public detail::posted_broker<broker> {
 
   struct impl : std::enable_shared_from_this<impl> {
     impl(boost::asio::any_io_executor e, broker_options o)
-        : ex(std::move(e)), options(std::move(o)), retry(ex) {}
+        : ex(std::move(e)),
+          options(std::move(o)),
+          tls(options.tls.ca_file.empty() ? nullptr : detail::make_tls_context(options.tls)),
+          retry(ex) {}
 
     boost::asio::any_io_executor ex;
     broker_options options;
+    std::shared_ptr<boost::asio::ssl::context> tls;  ///< null: plain TCP
     broker_receiver receiver;
     boost::asio::steady_timer retry;
     std::shared_ptr<detail::resp_link> commands, subscriber;
@@ -150,7 +157,7 @@ class broker : public detail::posted_broker<broker> {
     }
 
     detail::link_options link_options() const {
-      return {.login = options.login, .connect_timeout = options.connect_timeout};
+      return {.login = options.login, .connect_timeout = options.connect_timeout, .tls = tls};
     }
 
     void on_up(const detail::resp_link* link) {
@@ -168,10 +175,10 @@ class broker : public detail::posted_broker<broker> {
 
     void on_down(const detail::resp_link* link, detail::link_end why) {
       if (link != commands.get() && link != subscriber.get()) return;  // an old connection
-      if (why == detail::link_end::credentials_refused) {
-        stats.add<&broker_stats::auth_failures>();
+      if (why == detail::link_end::credentials_refused) stats.add<&broker_stats::auth_failures>();
+      if (why == detail::link_end::tls_refused) stats.add<&broker_stats::tls_failures>();
+      if (why == detail::link_end::credentials_refused || why == detail::link_end::tls_refused)
         refused.store(true, std::memory_order_relaxed);
-      }
       down();
     }
 

@@ -20,7 +20,9 @@
 //   delivered, in order, before any live one. If the stream no longer holds all of them (e.g.
 //   writes the failed master had not replicated), the node counts `gaps_unrecovered`: the
 //   user's next resume says recovered:false for the events that are gone.
-// - With `login`, every connection (slot-map reads, each shard's two) sends AUTH first.
+// - With `login`, every connection (slot-map reads, each shard's two) sends AUTH first; with
+//   `tls`, each runs over TLS and checks the node's certificate against the address CLUSTER
+//   SLOTS announced (the constructor throws if the files cannot be used).
 // Needs Boost.Asio and hiredis (its RESP formatter and reader only).
 #pragma once
 
@@ -28,6 +30,7 @@
 #include <uniws/events.hpp>
 #include <uniws/message.hpp>
 #include <uniws/redis/credentials.hpp>
+#include <uniws/redis/tls_options.hpp>
 #include <uniws/redis/detail/posted_broker.hpp>
 #include <uniws/redis/detail/resp_link.hpp>
 #include <uniws/redis/detail/scripts.hpp>
@@ -68,6 +71,7 @@ struct cluster_options {
   std::size_t history_events = 1024;
   std::chrono::seconds history_age{300};  ///< kept events expire after this
   credentials login;                      ///< AUTH on every connection to every node, if a password is given
+  tls_options tls;                        ///< TLS on every connection to every node, if a CA file is given
   /// Connecting to a node (and AUTH) longer than this fails that attempt (a black-holed node).
   std::chrono::milliseconds connect_timeout{2000};
 };
@@ -156,6 +160,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
     impl(boost::asio::any_io_executor e, cluster_options o)
         : ex(std::move(e)),
           options(std::move(o)),
+          tls(options.tls.ca_file.empty() ? nullptr : detail::make_tls_context(options.tls)),
           retry(ex),
           slot_up(new std::atomic<bool>[detail::slot_count]),
           owner(detail::slot_count) {
@@ -203,6 +208,7 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
 
     boost::asio::any_io_executor ex;
     cluster_options options;
+    std::shared_ptr<boost::asio::ssl::context> tls;  ///< null: plain TCP
     broker_receiver receiver;
     boost::asio::steady_timer retry;
     std::chrono::milliseconds backoff{0};
@@ -393,14 +399,15 @@ class cluster_broker : public detail::posted_broker<cluster_broker> {
     }
 
     detail::link_options link_options() const {
-      return {.login = options.login, .connect_timeout = options.connect_timeout};
+      return {.login = options.login, .connect_timeout = options.connect_timeout, .tls = tls};
     }
 
-    /// A refused login is counted, and shown until a connection logs in.
+    /// A refused login or certificate is counted, and shown until a connection is up.
     void count_end(detail::link_end why) {
-      if (why != detail::link_end::credentials_refused) return;
-      stats.add<&broker_stats::auth_failures>();
-      refused.store(true, std::memory_order_relaxed);
+      if (why == detail::link_end::credentials_refused) stats.add<&broker_stats::auth_failures>();
+      if (why == detail::link_end::tls_refused) stats.add<&broker_stats::tls_failures>();
+      if (why == detail::link_end::credentials_refused || why == detail::link_end::tls_refused)
+        refused.store(true, std::memory_order_relaxed);
     }
 
     void link_up(shard& s, bool subscriber) {

@@ -13,13 +13,20 @@
 // A link is up only once Redis answered its first command: AUTH with credentials, else PING
 // (a Redis that wants a password says NOAUTH there). Connecting and that answer together are
 // bounded by `connect_timeout` (a black-holed address does not wait for the kernel's minutes).
+// With a TLS context, the TLS handshake comes first and verifies the server's certificate
+// (its CA, and the host or IP address connected to); the link is then one OpenSSL stream.
 #pragma once
 
 #include <uniws/redis/credentials.hpp>
+#include <uniws/redis/tls_options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
@@ -32,9 +39,11 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace uniws::redis::detail {
@@ -48,12 +57,33 @@ enum class link_end : std::uint8_t {
   unreachable,          ///< no address, or the connection was refused
   timed_out,            ///< not up within connect_timeout (connecting, or waiting for the first answer)
   credentials_refused,  ///< AUTH was answered with an error, or PING with NOAUTH
+  tls_refused,          ///< the TLS handshake failed: a certificate from another CA or for another name
 };
+
+/// The client side of TLS from `o`, made once per broker; throws std::runtime_error naming the
+/// file it could not use.
+inline std::shared_ptr<boost::asio::ssl::context> make_tls_context(const tls_options& o) {
+  namespace ssl = boost::asio::ssl;
+  auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
+  context->set_options(ssl::context::default_workarounds | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  boost::system::error_code ec;
+  if (context->load_verify_file(o.ca_file, ec); ec)
+    throw std::runtime_error("redis TLS: cannot load the CA file " + o.ca_file + ": " + ec.message());
+  if (!o.cert_file.empty()) {
+    if (context->use_certificate_chain_file(o.cert_file, ec); ec)
+      throw std::runtime_error("redis TLS: cannot load the certificate " + o.cert_file + ": " + ec.message());
+    if (context->use_private_key_file(o.key_file, ssl::context::pem, ec); ec)
+      throw std::runtime_error("redis TLS: cannot load the key " + o.key_file + ": " + ec.message());
+  }
+  context->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  return context;
+}
 
 /// How a link connects.
 struct link_options {
   credentials login;                                ///< AUTH first, if a password is given
-  std::chrono::milliseconds connect_timeout{2000};  ///< connecting and AUTH together, at most
+  std::chrono::milliseconds connect_timeout{2000};  ///< connecting, TLS and AUTH together, at most
+  std::shared_ptr<boost::asio::ssl::context> tls;   ///< TLS with this context; null: plain TCP
 };
 
 class resp_link : public std::enable_shared_from_this<resp_link> {
@@ -61,7 +91,8 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
   using down_handler = std::function<void(link_end)>;
 
   resp_link(boost::asio::any_io_executor ex, link_options options, reply_handler push_handler = {})
-      : socket_(ex),
+      : stream_(options.tls ? stream(std::in_place_type<tls_stream>, ex, *options.tls)
+                            : stream(std::in_place_type<plain_stream>, ex)),
         resolver_(ex),
         deadline_(ex),
         options_(std::move(options)),
@@ -84,12 +115,14 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
         [self = shared_from_this(), on_up = std::move(on_up)](boost::system::error_code ec, auto endpoints) {
           if (ec || self->closed_) return self->fail(link_end::unreachable);
           boost::asio::async_connect(
-              self->socket_, endpoints, [self, on_up](boost::system::error_code e, const auto&) {
+              self->socket(), endpoints,
+              [self, on_up, host = endpoints.begin()->host_name()](boost::system::error_code e, const auto&) {
                 if (e || self->closed_) return self->fail(link_end::unreachable);
                 boost::system::error_code ignored;
-                self->socket_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
-                self->read();
-                self->hand_shake(on_up);
+                self->socket().set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+                auto* tls = std::get_if<tls_stream>(&self->stream_);
+                if (!tls) return self->connected(on_up);
+                self->secure(*tls, host, on_up);
               });
         });
   }
@@ -122,6 +155,41 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
   }
 
  private:
+  using plain_stream = boost::asio::ip::tcp::socket;
+  using tls_stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+  using stream = std::variant<plain_stream, tls_stream>;
+
+  boost::asio::ip::tcp::socket& socket() {
+    return std::visit(
+        [](auto& s) -> boost::asio::ip::tcp::socket& {
+          if constexpr (std::is_same_v<std::decay_t<decltype(s)>, tls_stream>)
+            return s.next_layer();
+          else
+            return s;
+        },
+        stream_);
+  }
+
+  /// The TLS handshake: the certificate must chain to the CA and name `host` (a name, sent as
+  /// SNI too, or an IP address).
+  void secure(tls_stream& tls, const std::string& host, std::function<void()> on_up) {
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(host, ec);
+    if (ec) SSL_set_tlsext_host_name(tls.native_handle(), host.c_str());  // SNI is for names only
+    tls.set_verify_callback(boost::asio::ssl::host_name_verification(host));
+    tls.async_handshake(boost::asio::ssl::stream_base::client,
+                        [self = shared_from_this(), on_up = std::move(on_up)](boost::system::error_code e) {
+                          if (self->closed_) return;
+                          if (e) return self->fail(link_end::tls_refused);
+                          self->connected(on_up);
+                        });
+  }
+
+  void connected(std::function<void()> on_up) {
+    read();
+    hand_shake(std::move(on_up));
+  }
+
   void now_up(const std::function<void()>& on_up) {
     up_ = true;
     deadline_.cancel();
@@ -180,31 +248,42 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
   /// Writes `in_flight_`, then whatever was sent meanwhile.
   void write() {
     writing_ = true;
-    boost::asio::async_write(socket_, boost::asio::buffer(in_flight_),
-                             [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
-                               self->writing_ = false;
-                               self->in_flight_.clear();
-                               if (ec) return self->fail(link_end::lost);
-                               self->flush();
-                             });
+    std::visit(
+        [this](auto& s) {
+          boost::asio::async_write(s, boost::asio::buffer(in_flight_),
+                                   [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                                     self->writing_ = false;
+                                     self->in_flight_.clear();
+                                     if (ec) return self->fail(link_end::lost);
+                                     self->flush();
+                                   });
+        },
+        stream_);
   }
 
   void read() {
-    socket_.async_read_some(boost::asio::buffer(buffer_), [self = shared_from_this()](
-                                                              boost::system::error_code ec, std::size_t n) {
-      if (ec || self->closed_) return self->fail(link_end::lost);
-      if (redisReaderFeed(self->reader_, self->buffer_.data(), n) != REDIS_OK)
-        return self->fail(link_end::lost);
-      for (;;) {
-        void* r = nullptr;
-        if (redisReaderGetReply(self->reader_, &r) != REDIS_OK) return self->fail(link_end::lost);
-        if (!r) break;
-        std::unique_ptr<redisReply, void (*)(void*)> reply(static_cast<redisReply*>(r), freeReplyObject);
-        self->dispatch(reply.get());
-        if (self->closed_) return;
-      }
-      self->read();
-    });
+    std::visit(
+        [this](auto& s) {
+          s.async_read_some(boost::asio::buffer(buffer_),
+                            [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                              self->received(ec, n);
+                            });
+        },
+        stream_);
+  }
+
+  void received(boost::system::error_code ec, std::size_t n) {
+    if (ec || closed_) return fail(link_end::lost);
+    if (redisReaderFeed(reader_, buffer_.data(), n) != REDIS_OK) return fail(link_end::lost);
+    for (;;) {
+      void* r = nullptr;
+      if (redisReaderGetReply(reader_, &r) != REDIS_OK) return fail(link_end::lost);
+      if (!r) break;
+      std::unique_ptr<redisReply, void (*)(void*)> reply(static_cast<redisReply*>(r), freeReplyObject);
+      dispatch(reply.get());
+      if (closed_) return;
+    }
+    read();
   }
 
   static bool is_push(const redisReply* r) {
@@ -228,7 +307,7 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
     closed_ = true;
     up_ = false;
     boost::system::error_code ignored;
-    socket_.close(ignored);
+    socket().close(ignored);  // TLS too: no close_notify, the link is gone either way
     resolver_.cancel();
     deadline_.cancel();
     auto waiting = std::move(waiting_);
@@ -238,7 +317,7 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
     if (auto down = std::move(on_down_)) down(why);
   }
 
-  boost::asio::ip::tcp::socket socket_;
+  stream stream_;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer deadline_;
   link_options options_;
