@@ -1197,7 +1197,7 @@ struct broker_stats {
   /// @cond stats_fields
   std::uint64_t connected = 0, refused = 0, published = 0, publish_failed = 0, received = 0, reconnects = 0,
                 resubscribes = 0, slot_map_refreshes = 0, events_recovered = 0, gaps_unrecovered = 0,
-                auth_failures = 0;
+                auth_failures = 0, tls_failures = 0;
   /// @endcond
 
   /// The list the fields are declared once in: /stats, /metrics and += walk it.
@@ -1207,7 +1207,9 @@ struct broker_stats {
     using enum stat_kind;
     return std::array{
         f{"connected", gauge, "1 while the broker is connected to its store", &s::connected},
-        f{"refused", gauge, "1 while the store refuses this node's credentials (retried with backoff)",
+        f{"refused", gauge,
+          "1 while the store refuses this node's credentials or fails its certificate check (retried with "
+          "backoff)",
           &s::refused},
         f{"published", counter, "events the broker's store accepted", &s::published},
         f{"publish_failed", counter, "events refused while down or lost in flight (delivered locally)",
@@ -1226,6 +1228,9 @@ struct broker_stats {
           "resubscriptions after which the store no longer held every missed event", &s::gaps_unrecovered},
         f{"auth_failures", counter,
           "connections whose credentials the store refused (AUTH answered an error)", &s::auth_failures},
+        f{"tls_failures", counter,
+          "TLS handshakes with the store that failed (a certificate from another CA or for another name)",
+          &s::tls_failures},
     };
   }
   /// Field by field (summing over users, nodes or shards).
