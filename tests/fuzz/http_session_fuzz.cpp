@@ -77,7 +77,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string input = with_token(std::string_view(reinterpret_cast<const char*>(data), size), h.token);
 
   gp::tcp::socket peer(h.io);
-  peer.connect(h.acceptor.local_endpoint());
+  // libFuzzer's timeout alarm (SIGALRM) may interrupt the blocking connect; the kernel goes on
+  // connecting, so ask again until it says connected.
+  boost::system::error_code ec;
+  do peer.connect(h.acceptor.local_endpoint(), ec);
+  while (ec == boost::asio::error::interrupted || ec == boost::asio::error::already_started);
+  if (ec == boost::asio::error::already_connected) ec = {};
+  if (ec) throw boost::system::system_error(ec, "connect");
   gp::socket_type server(h.io.get_executor());  // a connection lives on its loop (event_loops.hpp)
   h.acceptor.accept(server);
 

@@ -210,8 +210,11 @@ class resp_link : public std::enable_shared_from_this<resp_link> {
       args.emplace_back(c.password);
     }
     if (!format(args, in_flight_)) return fail(link_end::credentials_refused);
-    waiting_.push_front([self = shared_from_this(), on_up = std::move(on_up)](const redisReply* r) {
-      if (!r) return;  // the link failed first
+    // Weak: a handler the link keeps must not keep the link (a Redis that never answers and a
+    // loop that stops would leak it); the pending read keeps it alive while it runs.
+    waiting_.push_front([weak = weak_from_this(), on_up = std::move(on_up)](const redisReply* r) {
+      auto self = weak.lock();
+      if (!r || !self) return;  // the link failed first
       if (r->type != REDIS_REPLY_ERROR) return self->now_up(on_up);
       // AUTH refused (WRONGPASS, or a password given to a Redis without one), or NOAUTH to PING;
       // anything else (LOADING: a restarting Redis) is worth another try soon.
